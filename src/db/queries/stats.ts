@@ -1,0 +1,106 @@
+import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { SOURCES, type Source } from "../../config";
+import { toRun } from "../../ingest/runs";
+import type { RunStatus } from "../../schemas/runs";
+import type { Db } from "../client";
+import { ingestionRuns } from "../schema";
+
+export type SourceStats = {
+  source: Source;
+  records: number;
+  runs: number;
+  finished: number;
+  succeeded: number;
+  failed: number;
+  accepted: number;
+  rejected: number;
+  written: number;
+  mean_duration_ms: number | null;
+  duration_ms_sum: number;
+  last_success_at: string | null;
+};
+
+/** Totals and per-source aggregates, from D1 only (so they mean the same in every isolate). */
+export async function collectStats(db: Db) {
+  const [totals, byStatus, bySource, quotes, dead, ambiguous] = (await db.batch([
+    db.all<{ assets: number; history_points: number }>(sql`
+      SELECT (SELECT COUNT(*) FROM assets WHERE price_usd IS NOT NULL) AS assets, (SELECT COUNT(*) FROM quote_history) AS history_points`),
+    db.all<{ status: RunStatus; n: number }>(sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`),
+    db.all<Omit<SourceStats, "records" | "mean_duration_ms"> & { mean: number | null }>(sql`
+      SELECT source, COUNT(*) AS runs,
+        SUM(status IN ('succeeded', 'partial', 'failed')) AS finished,
+        SUM(status IN ('succeeded', 'partial')) AS succeeded, SUM(status = 'failed') AS failed,
+        SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(written) AS written,
+        AVG(duration_ms) AS mean, COALESCE(SUM(duration_ms), 0) AS duration_ms_sum,
+        MAX(CASE WHEN status IN ('succeeded', 'partial') THEN finished_at END) AS last_success_at
+      FROM ingestion_runs GROUP BY source`),
+    db.all<{ source: Source; n: number }>(sql`SELECT source, COUNT(*) AS n FROM source_quotes GROUP BY source`),
+    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM dead_letters`),
+    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM ambiguous_matches`),
+  ])) as unknown as [
+    { assets: number; history_points: number }[],
+    { status: RunStatus; n: number }[],
+    (Omit<SourceStats, "records" | "mean_duration_ms"> & { mean: number | null })[],
+    { source: Source; n: number }[],
+    { n: number }[],
+    { n: number }[],
+  ];
+  const runs = { total: 0, queued: 0, running: 0, succeeded: 0, partial: 0, failed: 0 };
+  for (const r of byStatus) {
+    runs[r.status] = r.n;
+    runs.total += r.n;
+  }
+  const sources = {} as Record<Source, SourceStats>;
+  for (const source of SOURCES) {
+    const s = bySource.find((x) => x.source === source);
+    sources[source] = {
+      source,
+      records: quotes.find((q) => q.source === source)?.n ?? 0,
+      runs: s?.runs ?? 0,
+      finished: s?.finished ?? 0,
+      succeeded: s?.succeeded ?? 0,
+      failed: s?.failed ?? 0,
+      accepted: s?.accepted ?? 0,
+      rejected: s?.rejected ?? 0,
+      written: s?.written ?? 0,
+      mean_duration_ms: s?.mean == null ? null : Math.round(s.mean),
+      duration_ms_sum: s?.duration_ms_sum ?? 0,
+      last_success_at: s?.last_success_at ?? null,
+    };
+  }
+  return {
+    totals: { assets: totals[0].assets, quotes: quotes.reduce((n, q) => n + q.n, 0), history_points: totals[0].history_points },
+    runs,
+    sources,
+    deadLetters: dead[0].n,
+    ambiguous: ambiguous[0].n,
+  };
+}
+
+export async function listRuns(db: Db, f: { source?: Source; status?: RunStatus; page: number; pageSize: number }) {
+  const conds: SQL[] = [];
+  if (f.source) conds.push(eq(ingestionRuns.source, f.source));
+  if (f.status) conds.push(eq(ingestionRuns.status, f.status));
+  const where = conds.length ? and(...conds) : undefined;
+  const [rows, [{ total }]] = await db.batch([
+    db.select().from(ingestionRuns).where(where).orderBy(desc(ingestionRuns.createdAt), desc(ingestionRuns.runId)).limit(f.pageSize).offset((f.page - 1) * f.pageSize),
+    db.select({ total: count() }).from(ingestionRuns).where(where),
+  ]);
+  return { runs: rows.map(toRun), total };
+}
+
+/** The newest run of each source, one batch. */
+export async function lastRuns(db: Db) {
+  const [a, b, c] = await db.batch(
+    SOURCES.map((source) =>
+      db.select().from(ingestionRuns).where(eq(ingestionRuns.source, source)).orderBy(desc(ingestionRuns.createdAt)).limit(1),
+    ) as [ReturnType<typeof latestOf>, ReturnType<typeof latestOf>, ReturnType<typeof latestOf>],
+  );
+  return Object.fromEntries(SOURCES.map((source, i) => [source, [a, b, c][i][0] ? toRun([a, b, c][i][0]) : null])) as Record<
+    Source,
+    ReturnType<typeof toRun> | null
+  >;
+  function latestOf(source: Source) {
+    return db.select().from(ingestionRuns).where(eq(ingestionRuns.source, source)).orderBy(desc(ingestionRuns.createdAt)).limit(1);
+  }
+}

@@ -1,0 +1,205 @@
+import { eq, sql } from "drizzle-orm";
+import { uploads } from "../db/schema";
+import type { Services } from "../jobs/context";
+import type { JobMessage } from "../jobs/messages";
+import { now, nowIso } from "../lib/clock";
+import { log } from "../lib/log";
+import {
+  CsvFormatError,
+  type CsvHeader,
+  isBlank,
+  lastRecordEnd,
+  MAX_HEADER_BYTES,
+  MAX_RECORD_BYTES,
+  parseHeader,
+  parseRecords,
+  rowToQuote,
+} from "../sources/csv";
+import type { Normalised } from "../sources/source-quote";
+import { completeRun } from "./finish";
+import { getRun, markRunning } from "./runs";
+import { storeNormalised } from "./store-chunk";
+
+type CsvUploadMessage = Extract<JobMessage, { type: "csv_upload" }>;
+type UploadRow = typeof uploads.$inferSelect;
+
+/** Rows are stored in blocks of about this many bytes: one D1 transaction each, with the resume point. */
+const BLOCK_BYTES = 512 * 1024;
+/** After this long, the job hands the rest of the file to a fresh message (Workers limit one invocation). */
+const TIME_BUDGET_MS = 60_000;
+const FINISHED = new Set(["succeeded", "partial", "failed"]);
+
+/**
+ * Streams one uploaded CSV from R2, from the byte offset and row count stored in D1 (the resume
+ * checkpoint), parses and validates it block by block, and stores each block in one transaction
+ * together with the new offset. A consumer that dies mid-file resumes exactly where the last
+ * committed block ended: no row is stored twice, none is skipped.
+ */
+export async function ingestUpload(s: Services, msg: CsvUploadMessage) {
+  const run = await getRun(s.db, msg.run_id);
+  let upload = await s.db.query.uploads.findFirst({ where: eq(uploads.uploadId, msg.upload_id) });
+  if (!run || !upload || FINISHED.has(run.status)) return;
+  await markRunning(s.db, run.runId);
+  await s.db.update(uploads).set({ status: "running", updatedAt: nowIso() }).where(eq(uploads.uploadId, upload.uploadId));
+
+  const head = await s.env.BUCKET.head(upload.key);
+  if (!head) return fail(s, upload, `the object ${upload.key} is no longer in R2`);
+  const size = head.size;
+  const fallbackTime = head.uploaded.toISOString();
+  const deadline = now() + TIME_BUDGET_MS;
+
+  let header: CsvHeader | null = upload.header ? JSON.parse(upload.header) : null;
+  let offset = upload.byteOffset;
+  let rowsDone = upload.rowsDone;
+  let carry: Uint8Array = new Uint8Array(0);
+  let skippingLongRecord = false;
+
+  const object = offset < size ? await s.env.BUCKET.get(upload.key, { range: { offset } }) : null;
+  if (offset < size && !object) return fail(s, upload, `the object ${upload.key} could not be read`);
+  const reader = object?.body.getReader();
+  let eof = !reader;
+
+  while (true) {
+    if (!eof) {
+      const { value, done } = await reader!.read();
+      if (done) eof = true;
+      else carry = concat(carry, value);
+    }
+
+    if (!header) {
+      const end = firstRecordEnd(carry);
+      if (end === 0 && !eof && carry.length <= MAX_HEADER_BYTES) continue;
+      const headerBytes = end === 0 ? carry : carry.subarray(0, end);
+      if (headerBytes.length > MAX_HEADER_BYTES) return fail(s, upload, "the header line is longer than 64 KiB: not a CSV this service accepts", reader);
+      if (headerBytes.length === 0) return fail(s, upload, "the file is empty: a header row is required", reader);
+      try {
+        header = parseHeader(new TextDecoder().decode(headerBytes));
+      } catch (e) {
+        if (e instanceof CsvFormatError) return fail(s, upload, e.message, reader);
+        throw e;
+      }
+      offset += headerBytes.length;
+      carry = carry.subarray(headerBytes.length);
+      await s.db
+        .update(uploads)
+        .set({ header: JSON.stringify(header), byteOffset: offset, updatedAt: nowIso() })
+        .where(eq(uploads.uploadId, upload.uploadId));
+    }
+
+    if (skippingLongRecord) {
+      const nl = carry.indexOf(0x0a);
+      if (nl < 0 && !eof) {
+        offset += carry.length;
+        carry = new Uint8Array(0);
+        continue;
+      }
+      const cut = nl < 0 ? carry.length : nl + 1;
+      offset += cut;
+      carry = carry.subarray(cut);
+      skippingLongRecord = false;
+    }
+
+    const end = eof ? carry.length : lastRecordEnd(carry);
+    if (end === 0 && !eof) {
+      if (carry.length > MAX_RECORD_BYTES) {
+        // Reject the oversized record and resynchronise on the next newline.
+        rowsDone += 1;
+        await storeBlock(s, upload, header, { quotes: [], rejected: [longRecord(rowsDone)] }, offset, offset, rowsDone, 0, 0);
+        skippingLongRecord = true;
+      }
+      continue;
+    }
+    if (end >= BLOCK_BYTES || eof) {
+      const block = carry.subarray(0, end);
+      const { normalised, rows } = parseBlock(block, header, rowsDone, fallbackTime);
+      rowsDone += rows;
+      await storeBlock(s, upload, header, normalised, offset, offset + end, rowsDone, normalised.quotes.length, normalised.rejected.length);
+      offset += end;
+      carry = carry.subarray(end);
+      upload = { ...upload, byteOffset: offset, rowsDone };
+      if (eof && carry.length === 0) break;
+      if (now() > deadline && !eof) {
+        await reader?.cancel();
+        await s.env.JOBS.send(msg);
+        log("info", "csv_continues", { run_id: run.runId, upload_id: upload.uploadId, byte_offset: offset, rows: rowsDone });
+        return;
+      }
+    }
+  }
+  await finishUpload(s, upload.uploadId, run.runId, null);
+}
+
+function parseBlock(block: Uint8Array, header: CsvHeader, rowsBefore: number, fallbackTime: string) {
+  const normalised: Normalised = { quotes: [], rejected: [] };
+  if (block.length === 0) return { normalised, rows: 0 };
+  const rows = parseRecords(new TextDecoder().decode(block), header);
+  rows.forEach((cells, i) => {
+    if (isBlank(cells)) return;
+    const result = rowToQuote(cells, header, rowsBefore + i + 1, fallbackTime);
+    if ("quote" in result) normalised.quotes.push(result.quote);
+    else normalised.rejected.push(result.rejection);
+  });
+  return { normalised, rows: rows.length };
+}
+
+async function storeBlock(
+  s: Services,
+  upload: UploadRow,
+  _header: CsvHeader,
+  normalised: Normalised,
+  from: number,
+  to: number,
+  rowsDone: number,
+  accepted: number,
+  rejected: number,
+) {
+  const progress = s.db.run(sql`
+    UPDATE uploads SET byte_offset = ${to}, rows_done = ${rowsDone}, accepted = accepted + ${accepted},
+      rejected = rejected + ${rejected}, updated_at = ${nowIso()}
+    WHERE upload_id = ${upload.uploadId} AND byte_offset = ${from}`);
+  await storeNormalised(s.db, s.env.KV, {
+    source: "csv",
+    runId: upload.runId!,
+    part: `bytes-${from}`,
+    fetched: accepted + rejected,
+    normalised,
+    extra: [progress],
+  });
+}
+
+const longRecord = (row: number) => ({
+  recordKey: `row:${row}`,
+  row,
+  sourceId: null,
+  reason: `row is longer than ${MAX_RECORD_BYTES / 1024} KiB (or has an unclosed quote); skipped`,
+});
+
+function firstRecordEnd(bytes: Uint8Array) {
+  let quoted = false;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0x22) quoted = !quoted;
+    else if (bytes[i] === 0x0a && !quoted) return i + 1;
+  }
+  return 0;
+}
+
+function concat(a: Uint8Array, b: Uint8Array) {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+async function fail(s: Services, upload: UploadRow, reason: string, reader?: ReadableStreamDefaultReader<Uint8Array>) {
+  await reader?.cancel().catch(() => {});
+  await finishUpload(s, upload.uploadId, upload.runId!, reason);
+}
+
+export async function finishUpload(s: Services, uploadId: string, runId: string, error: string | null) {
+  const run = await completeRun(s, runId, { error, cursor: uploadId, holdsLease: false });
+  await s.db
+    .update(uploads)
+    .set({ status: run?.status ?? "failed", updatedAt: nowIso() })
+    .where(eq(uploads.uploadId, uploadId));
+}

@@ -1,0 +1,96 @@
+import type { Services } from "../jobs/context";
+import type { JobMessage } from "../jobs/messages";
+import { now } from "../lib/clock";
+import { log } from "../lib/log";
+import { httpSources } from "../sources";
+import { PayloadError } from "../sources/source";
+import { archiveRaw, setRawRecordCount } from "./archive";
+import { completeRun } from "./finish";
+import { fetchUpstream, UpstreamError } from "./http-client";
+import { acquireLease, sourceLeaseName } from "./lease";
+import { deferRequests, reserveRequestSlot } from "./request-budget";
+import { getPart, getRun, markRunning } from "./runs";
+import { SOURCE_LEASE_MS } from "./start-run";
+import { storeNormalised } from "./store-chunk";
+
+type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
+const FINISHED = new Set(["succeeded", "partial", "failed"]);
+
+/**
+ * One upstream page: fetch (budgeted, retried) -> archive raw bytes -> parse -> normalise ->
+ * unify -> upsert; then either enqueue the next page or close the run. Upstream failures close
+ * the run as failed with the reason; anything else throws so the queue retries the message.
+ */
+export async function fetchPage(s: Services, msg: FetchPage) {
+  const adapter = httpSources[msg.source];
+  const run = await getRun(s.db, msg.run_id);
+  if (!run || FINISHED.has(run.status)) return;
+  const part = `page-${msg.page}`;
+  const done = await getPart(s.db, msg.run_id, part);
+  if (done) return continueOrFinish(s, msg, done.fetched);
+  await markRunning(s.db, msg.run_id);
+  await acquireLease(s.db, sourceLeaseName(msg.source), msg.run_id, SOURCE_LEASE_MS); // heartbeat
+
+  const { url, headers } = adapter.request(s.config, msg.page);
+  let body: Awaited<ReturnType<typeof fetchUpstream>>;
+  try {
+    body = await fetchUpstream(
+      url,
+      headers,
+      {
+        timeoutMs: s.config.UPSTREAM_TIMEOUT_MS,
+        maxAttempts: 4,
+        baseDelayMs: 500,
+        maxDelayMs: 8_000,
+        beforeAttempt: () => reserveRequestSlot(s.db, msg.source, adapter.requestsPerMinute(s.config)),
+        onRateLimited: (until) => deferRequests(s.db, msg.source, until),
+      },
+      s.fetch,
+    );
+  } catch (e) {
+    if (!(e instanceof UpstreamError)) throw e;
+    await completeRun(s, msg.run_id, { error: `${msg.source} page ${msg.page}: ${e.message}`, holdsLease: true });
+    return;
+  }
+
+  const raw = await archiveRaw(s.env.BUCKET, s.db, {
+    source: msg.source,
+    runId: msg.run_id,
+    part,
+    bytes: body.bytes,
+    contentType: body.contentType,
+    origin: s.config.DATA_ORIGIN,
+  });
+  let records: unknown;
+  try {
+    records = JSON.parse(new TextDecoder().decode(body.bytes));
+  } catch (e) {
+    const error = `${msg.source} page ${msg.page}: malformed JSON (${body.bytes.byteLength} bytes; ${(e as Error).message}); archived as ${raw.id}`;
+    await completeRun(s, msg.run_id, { error, holdsLease: true });
+    return;
+  }
+  let normalised: ReturnType<typeof adapter.normalise>;
+  try {
+    normalised = adapter.normalise(records, raw.fetchedAt);
+  } catch (e) {
+    if (!(e instanceof PayloadError)) throw e;
+    await completeRun(s, msg.run_id, { error: `${msg.source} page ${msg.page}: ${e.message}; archived as ${raw.id}`, holdsLease: true });
+    return;
+  }
+  const fetched = Array.isArray(records) ? records.length : 0;
+  await setRawRecordCount(s.db, raw.id, fetched);
+  const t0 = now();
+  const stored = await storeNormalised(s.db, s.env.KV, { source: msg.source, runId: msg.run_id, part, fetched, normalised });
+  log("info", "page_stored", { run_id: msg.run_id, source: msg.source, page: msg.page, fetched, ...stored, store_ms: now() - t0 });
+  await continueOrFinish(s, msg, fetched);
+}
+
+/** A full page means there may be more; the last page is short or empty (or the page limit is reached). */
+async function continueOrFinish(s: Services, msg: FetchPage, fetched: number) {
+  const perPage = httpSources[msg.source].perPage;
+  if (perPage && fetched >= perPage && msg.page < s.config.SOURCE_PAGE_LIMIT) {
+    await s.env.JOBS.send({ ...msg, page: msg.page + 1 });
+    return;
+  }
+  await completeRun(s, msg.run_id, { cursor: perPage ? `page ${msg.page}` : null, holdsLease: true });
+}

@@ -1,0 +1,47 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { now, sleep } from "../lib/clock";
+
+/**
+ * Exclusive, expiring locks in D1 (not KV: a stale KV read would let two holders in). A holder
+ * that dies simply lets its lease expire, and the next taker proceeds.
+ */
+export async function acquireLease(db: Db, name: string, holder: string, ttlMs: number) {
+  const t = now();
+  const row = await db.get<{ holder: string }>(sql`
+    INSERT INTO leases (name, holder, expires_at) VALUES (${name}, ${holder}, ${t + ttlMs})
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.expires_at < ${t} OR leases.holder = excluded.holder
+    RETURNING holder`);
+  return row?.holder === holder;
+}
+
+export async function releaseLease(db: Db, name: string, holder: string) {
+  await db.run(sql`DELETE FROM leases WHERE name = ${name} AND holder = ${holder}`);
+}
+
+export async function leaseHolder(db: Db, name: string) {
+  const row = await db.get<{ holder: string }>(
+    sql`SELECT holder FROM leases WHERE name = ${name} AND expires_at >= ${now()}`,
+  );
+  return row?.holder ?? null;
+}
+
+/** Runs `fn` holding `name`, waiting for it up to `waitMs`. */
+export async function withLease<T>(db: Db, name: string, ttlMs: number, waitMs: number, fn: () => Promise<T>) {
+  const holder = crypto.randomUUID();
+  const deadline = now() + waitMs;
+  let delay = 25;
+  while (!(await acquireLease(db, name, holder, ttlMs))) {
+    if (now() > deadline) throw new Error(`timed out waiting for lease ${name}`);
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 500);
+  }
+  try {
+    return await fn();
+  } finally {
+    await releaseLease(db, name, holder);
+  }
+}
+
+export const sourceLeaseName = (source: string) => `source:${source}`;

@@ -1,0 +1,86 @@
+import { desc, eq, inArray, sql } from "drizzle-orm";
+import type { Source } from "../config";
+import { ingestionRuns, rawPayloads } from "../db/schema";
+import type { Services } from "../jobs/context";
+import type { JobMessage } from "../jobs/messages";
+import { log } from "../lib/log";
+import { httpSources } from "../sources";
+import { PayloadError } from "../sources/source";
+import { completeRun } from "./finish";
+import { getPart, getRun, markRunning, newRunRow } from "./runs";
+import { storeNormalised } from "./store-chunk";
+
+type ReplayMessage = Extract<JobMessage, { type: "replay" }>;
+
+/**
+ * Which archived payloads a replay re-normalises: the given one, or, per source, every page of
+ * that source's latest run that archived anything.
+ */
+export async function payloadsToReplay(s: Services, source?: Source, rawId?: string) {
+  if (rawId) {
+    const row = await s.db.query.rawPayloads.findFirst({ where: eq(rawPayloads.id, rawId) });
+    return row ? [row] : [];
+  }
+  const sources = source ? [source] : (["coingecko", "coinpaprika"] as Source[]);
+  const out: (typeof rawPayloads.$inferSelect)[] = [];
+  for (const src of sources) {
+    const latest = await s.db.query.rawPayloads.findFirst({
+      where: eq(rawPayloads.source, src),
+      orderBy: desc(rawPayloads.fetchedAt),
+    });
+    if (!latest) continue;
+    out.push(...(await s.db.select().from(rawPayloads).where(eq(rawPayloads.runId, latest.runId))));
+  }
+  return out;
+}
+
+/** Creates one replay run per source and enqueues it; no upstream is called. */
+export async function startReplays(s: Services, payloads: (typeof rawPayloads.$inferSelect)[]) {
+  const bySource = new Map<string, string[]>();
+  for (const p of payloads) bySource.set(p.source, [...(bySource.get(p.source) ?? []), p.id]);
+  const runIds: string[] = [];
+  for (const [source, ids] of bySource) {
+    const row = newRunRow(source as Source, "replay", s.config.DATA_ORIGIN);
+    await s.db.insert(ingestionRuns).values(row);
+    await s.env.JOBS.send({ type: "replay", run_id: row.runId, raw_ids: ids.sort() });
+    runIds.push(row.runId);
+  }
+  return runIds.length ? s.db.select().from(ingestionRuns).where(inArray(ingestionRuns.runId, runIds)) : [];
+}
+
+export async function replay(s: Services, msg: ReplayMessage) {
+  const run = await getRun(s.db, msg.run_id);
+  if (!run || ["succeeded", "partial", "failed"].includes(run.status)) return;
+  await markRunning(s.db, msg.run_id);
+  const errors: string[] = [];
+  for (const rawId of msg.raw_ids) {
+    const part = `replay-${rawId}`;
+    if (await getPart(s.db, msg.run_id, part)) continue;
+    const meta = await s.db.query.rawPayloads.findFirst({ where: eq(rawPayloads.id, rawId) });
+    const adapter = meta ? httpSources[meta.source as keyof typeof httpSources] : undefined;
+    const object = meta ? await s.env.BUCKET.get(meta.key) : null;
+    if (!meta || !adapter || !object) {
+      errors.push(`${rawId}: archived payload not found`);
+      continue;
+    }
+    try {
+      const body = JSON.parse(await object.text());
+      const normalised = adapter.normalise(body, meta.fetchedAt);
+      await storeNormalised(s.db, s.env.KV, {
+        source: meta.source,
+        runId: msg.run_id,
+        part,
+        fetched: Array.isArray(body) ? body.length : 0,
+        normalised,
+      });
+    } catch (e) {
+      if (!(e instanceof SyntaxError || e instanceof PayloadError)) throw e;
+      errors.push(`${rawId}: ${e.message}`);
+    }
+  }
+  const stored = await s.db.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM run_parts WHERE run_id = ${msg.run_id}`);
+  // Replaying a payload that was malformed when fetched fails again, but only the whole run fails if nothing was stored.
+  const error = errors.length && !stored?.n ? errors.join("; ") : null;
+  if (errors.length) log("warn", "replay_skipped", { run_id: msg.run_id, errors });
+  await completeRun(s, msg.run_id, { error, holdsLease: false });
+}

@@ -1,0 +1,25 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { now, sleep } from "../lib/clock";
+
+/**
+ * Spaces calls to one upstream at 60 000 / requestsPerMinute ms, across every isolate: each caller
+ * atomically reserves the next free slot in D1, then waits for it.
+ */
+export async function reserveRequestSlot(db: Db, source: string, requestsPerMinute: number) {
+  const interval = Math.ceil(60_000 / requestsPerMinute);
+  const t = now();
+  const row = await db.get<{ slot: number }>(sql`
+    INSERT INTO request_budgets (source, next_at) VALUES (${source}, ${t + interval})
+    ON CONFLICT (source) DO UPDATE SET next_at = MAX(request_budgets.next_at, ${t}) + ${interval}
+    RETURNING next_at - ${interval} AS slot`);
+  const wait = (row?.slot ?? t) - t;
+  if (wait > 0) await sleep(wait);
+}
+
+/** After a 429 the upstream tells us when it will take calls again; nobody calls before that. */
+export async function deferRequests(db: Db, source: string, until: number) {
+  await db.run(sql`
+    INSERT INTO request_budgets (source, next_at) VALUES (${source}, ${until})
+    ON CONFLICT (source) DO UPDATE SET next_at = MAX(request_budgets.next_at, ${until})`);
+}

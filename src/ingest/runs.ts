@@ -1,0 +1,70 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { Source } from "../config";
+import type { Db } from "../db/client";
+import { ingestionRuns, runParts } from "../db/schema";
+import { now, nowIso } from "../lib/clock";
+import { newId } from "../lib/ids";
+import type { Run, Trigger } from "../schemas/runs";
+
+type RunRow = typeof ingestionRuns.$inferSelect;
+export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
+
+export function toRun(r: RunRow): Run {
+  return {
+    run_id: r.runId,
+    source: r.source as Source,
+    trigger: r.trigger,
+    status: r.status,
+    started_at: r.startedAt,
+    finished_at: r.finishedAt,
+    duration_ms: r.durationMs,
+    records: { fetched: r.fetched, accepted: r.accepted, rejected: r.rejected, written: r.written },
+    error: r.error,
+    origin: r.origin === "recorded" ? "recorded" : "live",
+  };
+}
+
+export function newRunRow(source: Source, trigger: Trigger, origin: string, runId = newId("run")) {
+  return { runId, source, trigger, status: "queued" as const, createdAt: nowIso(), origin };
+}
+
+export async function getRun(db: Db, runId: string) {
+  return db.query.ingestionRuns.findFirst({ where: eq(ingestionRuns.runId, runId) });
+}
+
+/** queued -> running, once; later deliveries keep the first start time. */
+export async function markRunning(db: Db, runId: string) {
+  await db
+    .update(ingestionRuns)
+    .set({ status: "running", startedAt: sql`COALESCE(${ingestionRuns.startedAt}, ${nowIso()})` })
+    .where(and(eq(ingestionRuns.runId, runId), eq(ingestionRuns.status, "queued")));
+}
+
+export async function getPart(db: Db, runId: string, part: string) {
+  return db.query.runParts.findFirst({ where: and(eq(runParts.runId, runId), eq(runParts.part, part)) });
+}
+
+/** Sums the parts into the run and closes it: `partial` when records were rejected, `failed` with an error. */
+export async function finishRun(db: Db, runId: string, error: string | null = null) {
+  const run = await getRun(db, runId);
+  if (!run || ["succeeded", "partial", "failed"].includes(run.status)) return run;
+  const totals = await db.get<PartCounts>(sql`
+    SELECT COALESCE(SUM(fetched), 0) AS fetched, COALESCE(SUM(accepted), 0) AS accepted,
+      COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(written), 0) AS written
+    FROM run_parts WHERE run_id = ${runId}`);
+  const finishedAt = nowIso();
+  const startedAt = run.startedAt ?? run.createdAt;
+  const status = error ? "failed" : (totals?.rejected ?? 0) > 0 ? "partial" : "succeeded";
+  await db
+    .update(ingestionRuns)
+    .set({
+      ...(totals ?? {}),
+      status,
+      error: error?.slice(0, 1000) ?? null,
+      startedAt,
+      finishedAt,
+      durationMs: Math.max(0, now() - Date.parse(startedAt)),
+    })
+    .where(eq(ingestionRuns.runId, runId));
+  return getRun(db, runId);
+}

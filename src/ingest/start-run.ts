@@ -1,0 +1,39 @@
+import { eq } from "drizzle-orm";
+import { HTTP_SOURCES, type Source } from "../config";
+import { ingestionRuns } from "../db/schema";
+import type { Services } from "../jobs/context";
+import type { JobMessage } from "../jobs/messages";
+import { log } from "../lib/log";
+import type { Trigger } from "../schemas/runs";
+import { acquireLease, releaseLease, sourceLeaseName } from "./lease";
+import { getRun, newRunRow } from "./runs";
+
+/** A source run holds its lease this long without a heartbeat before another run may take over. */
+export const SOURCE_LEASE_MS = 10 * 60_000;
+
+export type StartResult = { started: true; run: typeof ingestionRuns.$inferSelect } | { started: false; runningRunId: string | null };
+
+/**
+ * Takes the source's lease (so no two runs of one source overlap), records the run as queued and
+ * enqueues its first message. The lease is held by the run id until the run finishes or expires.
+ */
+export async function startSourceRun(s: Services, source: Source, trigger: Trigger): Promise<StartResult> {
+  const row = newRunRow(source, trigger, s.config.DATA_ORIGIN);
+  if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS))) {
+    const holder = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
+    return { started: false, runningRunId: holder?.holder ?? null };
+  }
+  try {
+    await s.db.insert(ingestionRuns).values(row);
+    const first: JobMessage = (HTTP_SOURCES as readonly string[]).includes(source)
+      ? { type: "fetch_page", run_id: row.runId, source: source as (typeof HTTP_SOURCES)[number], page: 1 }
+      : { type: "csv_sweep", run_id: row.runId };
+    await s.env.JOBS.send(first);
+  } catch (e) {
+    await releaseLease(s.db, sourceLeaseName(source), row.runId);
+    await s.db.update(ingestionRuns).set({ status: "failed", error: "could not enqueue the run" }).where(eq(ingestionRuns.runId, row.runId));
+    throw e;
+  }
+  log("info", "run_queued", { run_id: row.runId, source, trigger });
+  return { started: true, run: (await getRun(s.db, row.runId))! };
+}

@@ -1,0 +1,67 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { nowIso } from "../lib/clock";
+import type { Normalised } from "../sources/source-quote";
+import { searchTerms } from "../unify/keys";
+import { matchKey } from "../unify/matcher";
+import { resolveAssets } from "../unify/resolve";
+import { quoteStatements, rejectionStatement, type ResolvedQuote, termsStatement, totalsStatement } from "./store";
+
+type Statement = ReturnType<Db["run"]>;
+/** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
+const CHUNK = 2000;
+
+/**
+ * unify -> upsert for one part of a run (a page, a CSV block, a replayed payload). Each slice is one
+ * D1 batch (a transaction) that also records the part's counts and `extra` (e.g. the CSV resume
+ * offset), so a crash leaves either all of a slice or none of it.
+ */
+export async function storeNormalised(
+  db: Db,
+  kv: KVNamespace,
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: Statement[] },
+) {
+  const now = nowIso();
+  // The newest record wins when one id appears twice in a payload.
+  const byId = new Map(p.normalised.quotes.map((q) => [q.sourceId, q]));
+  const quotes = [...byId.values()];
+  const resolution = await resolveAssets(db, kv, p.source, quotes);
+  let written = 0;
+  const slices = Math.max(1, Math.ceil(quotes.length / CHUNK));
+  for (let s = 0; s < slices; s++) {
+    const slice: ResolvedQuote[] = quotes
+      .slice(s * CHUNK, (s + 1) * CHUNK)
+      .map((q) => ({ ...q, assetUid: resolution.get(matchKey(q))!.assetUid }));
+    const last = s === slices - 1;
+    const { statements, upsertIndex } = quoteStatements(db, p.source, p.runId, slice, now);
+    const terms = slice.flatMap((q) => searchTerms(q.symbol, q.name).map((t): [string, string] => [t, q.assetUid]));
+    const tail: Statement[] = [termsStatement(db, terms)];
+    if (last) {
+      if (p.normalised.rejected.length) tail.push(rejectionStatement(db, p.source, p.runId, p.normalised.rejected, now));
+      tail.push(totalsStatement(db));
+      tail.push(...(p.extra ?? []));
+      tail.push(partStatement(db, p, quotes.map((q) => q.sourceId), now));
+    }
+    const results = (await db.batch([...statements, ...tail] as [Statement, ...Statement[]])) as D1Result[];
+    written += results[upsertIndex]?.meta?.changes ?? 0;
+  }
+  return { accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
+}
+
+/**
+ * Counts the part once. `written` is the number of its quotes that now carry this run's id, which
+ * is the same whether the part's message was delivered once or again after a crash.
+ */
+function partStatement(
+  db: Db,
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised },
+  ids: string[],
+  now: string,
+) {
+  return db.run(sql`
+    INSERT INTO run_parts (run_id, part, fetched, accepted, rejected, written, finished_at)
+    VALUES (${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length},
+      (SELECT COUNT(*) FROM source_quotes WHERE source = ${p.source} AND run_id = ${p.runId}
+        AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))), ${now})
+    ON CONFLICT DO NOTHING`);
+}

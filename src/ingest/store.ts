@@ -1,0 +1,151 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import type { Rejection, SourceQuote } from "../sources/source-quote";
+
+export type ResolvedQuote = SourceQuote & { assetUid: string };
+type Statement = ReturnType<Db["run"]>;
+
+/** Unknown ranks sort after every known one. */
+export const RANK_SENTINEL = 2_147_483_647;
+
+const quoteRows = (quotes: ResolvedQuote[]) =>
+  JSON.stringify(
+    quotes.map((q) => [
+      q.sourceId,
+      q.assetUid,
+      q.symbol,
+      q.name,
+      q.rank,
+      q.priceUsd,
+      q.marketCapUsd,
+      q.volume24hUsd,
+      q.change24hPct,
+      q.circulatingSupply,
+      q.totalSupply,
+      q.maxSupply,
+      q.sourceUpdatedAt,
+    ]),
+  );
+
+const col = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
+
+/**
+ * Statements that store one chunk of quotes. Rows travel as one JSON parameter read with
+ * json_each, which sidesteps D1's limit of 100 bound parameters per statement. A quote whose
+ * source timestamp is not newer than the stored one is neither rewritten nor added to history.
+ * Returns the statements; the quote upsert is at index `upsertIndex` (its `changes` = rows written).
+ */
+export function quoteStatements(db: Db, source: string, runId: string, quotes: ResolvedQuote[], now: string) {
+  const rows = quoteRows(quotes);
+  const history = db.run(sql`
+    INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd, market_cap_usd, volume_24h_usd)
+    SELECT ${source}, ${col(0)}, 'raw', ${col(12)}, ${col(1)}, ${col(5)}, ${col(6)}, ${col(7)}
+    FROM json_each(${rows}) j
+    WHERE NOT EXISTS (
+      SELECT 1 FROM source_quotes q
+      WHERE q.source = ${source} AND q.source_id = ${col(0)} AND q.source_updated_at >= ${col(12)})
+    ON CONFLICT DO NOTHING`);
+  const upsert = db.run(sql`
+    INSERT INTO source_quotes (source, source_id, asset_uid, symbol, name, rank, price_usd, market_cap_usd,
+      volume_24h_usd, change_24h_pct, circulating_supply, total_supply, max_supply, source_updated_at, ingested_at, run_id)
+    SELECT ${source}, ${col(0)}, ${col(1)}, ${col(2)}, ${col(3)}, ${col(4)}, ${col(5)}, ${col(6)},
+      ${col(7)}, ${col(8)}, ${col(9)}, ${col(10)}, ${col(11)}, ${col(12)}, ${now}, ${runId}
+    FROM json_each(${rows}) j WHERE true
+    ON CONFLICT (source, source_id) DO UPDATE SET
+      asset_uid = excluded.asset_uid, symbol = excluded.symbol, name = excluded.name, rank = excluded.rank,
+      price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
+      change_24h_pct = excluded.change_24h_pct, circulating_supply = excluded.circulating_supply,
+      total_supply = excluded.total_supply, max_supply = excluded.max_supply,
+      source_updated_at = excluded.source_updated_at, ingested_at = excluded.ingested_at, run_id = excluded.run_id
+    WHERE excluded.source_updated_at > source_quotes.source_updated_at`);
+  // Assets whose quotes this run wrote, within this chunk.
+  const touched = sql`SELECT DISTINCT q.asset_uid FROM source_quotes q
+    WHERE q.source = ${source} AND q.run_id = ${runId}
+      AND q.source_id IN (SELECT json_extract(value, '$[0]') FROM json_each(${rows}))`;
+  return { statements: [history, upsert, ...refreshAssetStatements(db, touched, now)], upsertIndex: 1 };
+}
+
+export function rejectionStatement(db: Db, source: string, runId: string, rejected: Rejection[], now: string) {
+  const rows = JSON.stringify(rejected.map((r) => [r.recordKey, r.row, r.sourceId, r.reason.slice(0, 500)]));
+  return db.run(sql`
+    INSERT INTO rejected_records (run_id, record_key, source, row, source_id, reason, created_at)
+    SELECT ${runId}, ${col(0)}, ${source}, ${col(1)}, ${col(2)}, ${col(3)}, ${now}
+    FROM json_each(${rows}) j WHERE true
+    ON CONFLICT DO NOTHING`);
+}
+
+/**
+ * Recomputes the asset rows and their /data read model for the assets selected by `target`
+ * (a subquery yielding asset_uid): consensus price = median of each source's latest price,
+ * spread = (max - min) / median x 100, descriptive fields from the first source that has them
+ * (coingecko, then coinpaprika, then csv).
+ */
+export function refreshAssetStatements(db: Db, target: SQL, now: string): Statement[] {
+  const targetCte = sql`target(uid) AS (${target})`;
+  const upsertAssets = db.run(sql`
+    INSERT INTO assets (asset_uid, symbol, name, rank, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct,
+      spread_pct, sources, source_ids, created_at, updated_at)
+    WITH ${targetCte},
+    latest AS (
+      SELECT q.*, CASE q.source WHEN 'coingecko' THEN 0 WHEN 'coinpaprika' THEN 1 ELSE 2 END AS pri
+      FROM source_quotes q
+      WHERE q.asset_uid IN (SELECT uid FROM target)
+        AND NOT EXISTS (SELECT 1 FROM source_quotes o WHERE o.asset_uid = q.asset_uid AND o.source = q.source
+          AND (o.source_updated_at > q.source_updated_at OR (o.source_updated_at = q.source_updated_at AND o.source_id < q.source_id)))
+    ),
+    ordered AS (
+      SELECT asset_uid, source, source_id, price_usd, source_updated_at, pri,
+        ROW_NUMBER() OVER (PARTITION BY asset_uid ORDER BY price_usd) AS i,
+        COUNT(*) OVER (PARTITION BY asset_uid) AS n,
+        FIRST_VALUE(symbol) OVER w AS f_symbol, FIRST_VALUE(name) OVER w AS f_name,
+        FIRST_VALUE(rank) OVER (PARTITION BY asset_uid ORDER BY rank IS NULL, pri) AS f_rank,
+        FIRST_VALUE(market_cap_usd) OVER (PARTITION BY asset_uid ORDER BY market_cap_usd IS NULL, pri) AS f_mcap,
+        FIRST_VALUE(volume_24h_usd) OVER (PARTITION BY asset_uid ORDER BY volume_24h_usd IS NULL, pri) AS f_vol,
+        FIRST_VALUE(change_24h_pct) OVER (PARTITION BY asset_uid ORDER BY change_24h_pct IS NULL, pri) AS f_chg
+      FROM latest
+      WINDOW w AS (PARTITION BY asset_uid ORDER BY symbol = '', pri)
+    ),
+    agg AS (
+      SELECT asset_uid, MAX(f_symbol) AS symbol, MAX(f_name) AS name, MAX(f_rank) AS rank,
+        AVG(CASE WHEN i IN ((n + 1) / 2, (n + 2) / 2) THEN price_usd END) AS median,
+        MIN(price_usd) AS lo, MAX(price_usd) AS hi, MAX(f_mcap) AS mcap, MAX(f_vol) AS vol, MAX(f_chg) AS chg,
+        json_group_array(source ORDER BY pri) AS sources,
+        json_group_object(source, source_id) AS source_ids,
+        MAX(source_updated_at) AS updated_at
+      FROM ordered GROUP BY asset_uid
+    )
+    SELECT asset_uid, symbol, name, rank, median, mcap, vol, chg,
+      CASE WHEN median > 0 THEN (hi - lo) / median * 100 END, sources, source_ids, ${now}, updated_at
+    FROM agg WHERE true
+    ON CONFLICT (asset_uid) DO UPDATE SET symbol = excluded.symbol, name = excluded.name, rank = excluded.rank,
+      price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
+      change_24h_pct = excluded.change_24h_pct, spread_pct = excluded.spread_pct, sources = excluded.sources,
+      source_ids = excluded.source_ids, updated_at = excluded.updated_at`);
+  const clearListing = db.run(sql`WITH ${targetCte} DELETE FROM asset_listing WHERE asset_uid IN (SELECT uid FROM target)`);
+  const fillListing = db.run(sql`
+    INSERT INTO asset_listing (scope, asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key)
+    WITH ${targetCte},
+    scoped AS (
+      SELECT 'all' AS scope, a.* FROM assets a WHERE a.asset_uid IN (SELECT uid FROM target)
+      UNION ALL
+      SELECT s.value, a.* FROM assets a, json_each(a.sources) s WHERE a.asset_uid IN (SELECT uid FROM target)
+    )
+    SELECT scope, asset_uid, COALESCE(rank, ${RANK_SENTINEL}), market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
+      lower(symbol), lower(name)
+    FROM scoped WHERE price_usd IS NOT NULL`);
+  return [upsertAssets, clearListing, fillListing];
+}
+
+/** `total` of GET /data for each scope, recounted once per stored chunk rather than on every read. */
+export function totalsStatement(db: Db) {
+  return db.run(sql`
+    INSERT OR REPLACE INTO listing_totals (scope, total)
+    SELECT s.scope, (SELECT COUNT(*) FROM asset_listing l WHERE l.scope = s.scope)
+    FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`);
+}
+
+export function termsStatement(db: Db, terms: [string, string][]) {
+  return db.run(sql`
+    INSERT OR IGNORE INTO asset_terms (term, asset_uid)
+    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j`);
+}

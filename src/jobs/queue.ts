@@ -1,0 +1,72 @@
+import type { Env } from "../env";
+import { ingestUpload } from "../ingest/csv-upload";
+import { sweepUploads } from "../ingest/csv-sweep";
+import { fetchPage } from "../ingest/fetch-page";
+import { completeRun } from "../ingest/finish";
+import { replay } from "../ingest/replay";
+import { nowIso } from "../lib/clock";
+import { log } from "../lib/log";
+import { deadLetters } from "../db/schema";
+import { type Services, servicesFor } from "./context";
+import { type JobMessage, JobMessageSchema } from "./messages";
+
+export const DEAD_LETTER_QUEUE = "coinfuse-dlq";
+
+export async function runJob(s: Services, job: JobMessage) {
+  switch (job.type) {
+    case "fetch_page":
+      return fetchPage(s, job);
+    case "csv_upload":
+      return ingestUpload(s, job);
+    case "csv_sweep":
+      return sweepUploads(s, job);
+    case "replay":
+      return replay(s, job);
+  }
+}
+
+/**
+ * Acks or retries each message on its own: one bad message never holds back the others. A
+ * message that keeps failing is retried with growing delays, then moves to the dead-letter queue.
+ */
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchImpl?: typeof fetch) {
+  if (batch.queue === DEAD_LETTER_QUEUE) return handleDeadLetters(batch, env);
+  const s = servicesFor(env, fetchImpl);
+  for (const message of batch.messages) {
+    const parsed = JobMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      log("error", "job_invalid", { message_id: message.id, issues: parsed.error.issues.slice(0, 3) });
+      message.ack(); // retrying a malformed message cannot help
+      continue;
+    }
+    const job = parsed.data;
+    const t0 = performance.now();
+    try {
+      await runJob(s, job);
+      message.ack();
+      log("info", "job_done", { message_id: message.id, type: job.type, run_id: job.run_id, attempts: message.attempts, duration_ms: Math.round(performance.now() - t0) });
+    } catch (e) {
+      const delaySeconds = Math.min(300, 2 ** message.attempts);
+      log("error", "job_failed", { message_id: message.id, type: job.type, run_id: job.run_id, attempts: message.attempts, retry_in_s: delaySeconds, error: (e as Error).message });
+      message.retry({ delaySeconds });
+    }
+  }
+}
+
+/** Messages that exhausted their retries: kept in D1 for /stats, and their run closed as failed. */
+async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env) {
+  const s = servicesFor(env);
+  for (const message of batch.messages) {
+    await s.db
+      .insert(deadLetters)
+      .values({ messageId: message.id, body: JSON.stringify(message.body).slice(0, 10_000), attempts: message.attempts, receivedAt: nowIso() })
+      .onConflictDoNothing();
+    const parsed = JobMessageSchema.safeParse(message.body);
+    if (parsed.success) {
+      const holdsLease = parsed.data.type === "fetch_page" || parsed.data.type === "csv_sweep";
+      await completeRun(s, parsed.data.run_id, { error: "dead-lettered: the job kept failing after every retry", holdsLease });
+    }
+    log("error", "job_dead_lettered", { message_id: message.id, body: message.body });
+    message.ack();
+  }
+}

@@ -1,0 +1,47 @@
+import type { RouteHandler } from "@hono/zod-openapi";
+import { SOURCES } from "../../config";
+import { payloadsToReplay, startReplays } from "../../ingest/replay";
+import { getRun as findRun, toRun } from "../../ingest/runs";
+import { startSourceRun } from "../../ingest/start-run";
+import { servicesOf } from "../../lib/services";
+import { ApiError } from "../../lib/errors";
+import { type AppEnv, envelope } from "../../lib/router";
+import type { GetRunRoute, ReplayRoute, RunAllRoute, RunOneRoute } from "./etl.routes";
+
+export const runOne: RouteHandler<RunOneRoute, AppEnv> = async (c) => {
+  const { source } = c.req.valid("param");
+  const result = await startSourceRun(servicesOf(c), source, "manual");
+  if (!result.started) {
+    throw new ApiError("conflict", `${source} is already running${result.runningRunId ? ` (run ${result.runningRunId})` : ""}`, [
+      { running_run_id: result.runningRunId },
+    ]);
+  }
+  return c.json(envelope(c, toRun(result.run)), 202);
+};
+
+export const runAll: RouteHandler<RunAllRoute, AppEnv> = async (c) => {
+  const s = servicesOf(c);
+  const runs = [];
+  for (const source of SOURCES) {
+    const result = await startSourceRun(s, source, "manual");
+    const run = result.started ? result.run : result.runningRunId ? await findRun(s.db, result.runningRunId) : undefined;
+    if (run) runs.push(toRun(run));
+  }
+  return c.json(envelope(c, { runs }), 202);
+};
+
+export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
+  const body = c.req.valid("json") ?? {};
+  const s = servicesOf(c);
+  const payloads = await payloadsToReplay(s, body.source, body.raw_id);
+  if (!payloads.length) throw new ApiError("not_found", body.raw_id ? `no archived payload "${body.raw_id}"` : "no archived payloads to replay");
+  const runs = await startReplays(s, payloads);
+  return c.json(envelope(c, { runs: runs.map(toRun) }), 202);
+};
+
+export const getRun: RouteHandler<GetRunRoute, AppEnv> = async (c) => {
+  const { run_id } = c.req.valid("param");
+  const run = await findRun(c.get("db"), run_id);
+  if (!run) throw new ApiError("not_found", `no run "${run_id}"`);
+  return c.json(envelope(c, toRun(run)), 200);
+};

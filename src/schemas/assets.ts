@@ -1,0 +1,75 @@
+import { z } from "@hono/zod-openapi";
+import { SourceSchema } from "../config";
+
+const money = z.number().nullable();
+
+export const SourceIdsSchema = z.object({
+  coingecko: z.string().optional(),
+  coinpaprika: z.string().optional(),
+  csv: z.string().optional(),
+});
+
+export const AssetSchema = z
+  .object({
+    asset_uid: z.string().openapi({ example: "bitcoin" }),
+    symbol: z.string().openapi({ example: "BTC" }),
+    name: z.string().openapi({ example: "Bitcoin" }),
+    rank: z.number().int().nullable(),
+    price_usd: money.openapi({ description: "Consensus price: the median of each source's latest price." }),
+    market_cap_usd: money,
+    volume_24h_usd: money,
+    change_24h_pct: money,
+    sources: z.array(SourceSchema),
+    source_ids: SourceIdsSchema,
+    updated_at: z.string(),
+  })
+  .openapi("Asset");
+
+export const QuoteSchema = z
+  .object({
+    source: SourceSchema,
+    source_id: z.string(),
+    price_usd: z.number(),
+    market_cap_usd: money,
+    volume_24h_usd: money,
+    change_24h_pct: money,
+    circulating_supply: money,
+    total_supply: money,
+    max_supply: money,
+    rank: z.number().int().nullable(),
+    source_updated_at: z.string(),
+    ingested_at: z.string(),
+  })
+  .openapi("Quote");
+
+export const MappingSchema = z
+  .object({ source: SourceSchema, source_id: z.string(), rule: z.string(), pinned: z.boolean() })
+  .openapi("Mapping");
+
+export const ConsensusSchema = z.object({
+  price_usd: money,
+  spread_pct: money.openapi({ description: "(max - min) / median x 100 over the sources' latest prices." }),
+  sources: z.number().int(),
+});
+
+export const AssetDetailSchema = AssetSchema.extend({
+  quotes: z.array(QuoteSchema),
+  consensus: ConsensusSchema,
+  mappings: z.array(MappingSchema),
+  aliases: z.array(z.string()),
+}).openapi("AssetDetail");
+
+export const HistoryPointSchema = z
+  .object({
+    source: SourceSchema,
+    at: z.string(),
+    price_usd: z.number(),
+    market_cap_usd: money,
+    volume_24h_usd: money,
+    resolution: z.enum(["raw", "hour", "day"]),
+  })
+  .openapi("HistoryPoint");
+
+export type Asset = z.infer<typeof AssetSchema>;
+export type Quote = z.infer<typeof QuoteSchema>;
+export type AssetDetail = z.infer<typeof AssetDetailSchema>;

@@ -1,0 +1,69 @@
+import { z } from "@hono/zod-openapi";
+import { SourceSchema } from "../config";
+
+export const RunStatusSchema = z.enum(["queued", "running", "succeeded", "partial", "failed"]);
+export const TriggerSchema = z.enum(["cron", "manual", "upload", "replay"]);
+export const FINISHED_STATUSES = ["succeeded", "partial", "failed"] as const;
+
+export const RunSchema = z
+  .object({
+    run_id: z.string(),
+    source: SourceSchema,
+    trigger: TriggerSchema,
+    status: RunStatusSchema,
+    started_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+    duration_ms: z.number().int().nullable(),
+    records: z.object({
+      fetched: z.number().int(),
+      accepted: z.number().int(),
+      rejected: z.number().int(),
+      written: z.number().int(),
+    }),
+    error: z.string().nullable(),
+    origin: z.enum(["live", "recorded"]).openapi({ description: "`recorded` when the upstream was the bundled sample data." }),
+  })
+  .openapi("Run");
+
+export const UploadSchema = z
+  .object({
+    upload_id: z.string(),
+    key: z.string(),
+    filename: z.string(),
+    bytes: z.number().int(),
+    status: RunStatusSchema,
+    run_id: z.string().nullable(),
+    records: z.object({ accepted: z.number().int(), rejected: z.number().int() }),
+    rejected_rows: z.array(z.object({ row: z.number().int(), reason: z.string() })),
+    created_at: z.string(),
+  })
+  .openapi("Upload");
+
+export const RawPayloadSchema = z
+  .object({
+    id: z.string(),
+    source: SourceSchema,
+    run_id: z.string(),
+    fetched_at: z.string(),
+    bytes: z.number().int(),
+    records: z.number().int().nullable(),
+    content_type: z.string(),
+    origin: z.enum(["live", "recorded"]),
+  })
+  .openapi("RawPayload");
+
+export const CheckpointSchema = z
+  .object({
+    source: SourceSchema,
+    cursor: z.string().nullable(),
+    last_run_id: z.string().nullable(),
+    last_success_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
+  })
+  .openapi("Checkpoint");
+
+export type Run = z.infer<typeof RunSchema>;
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+export type Trigger = z.infer<typeof TriggerSchema>;
+export type Upload = z.infer<typeof UploadSchema>;
+export type Checkpoint = z.infer<typeof CheckpointSchema>;

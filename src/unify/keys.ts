@@ -1,0 +1,53 @@
+/** Normalised keys the matcher compares. Pure, shared by ingestion and tests. */
+
+export const symbolKey = (symbol: string) => symbol.normalize("NFKC").trim().toLowerCase();
+
+function fold(s: string) {
+  return s
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/&/g, " and ");
+}
+
+/** Exact name key: case, accents, spacing and punctuation do not count ("Act I : The AI Prophecy" = "Act I The AI Prophecy"). */
+export const nameKey = (name: string) => fold(name).replace(/[^a-z0-9]/g, "");
+
+/** Words that providers add or drop around the same name ("FTX" / "FTX Token", "Mina" / "Mina Protocol"). */
+const FILLER_WORDS = new Set(["token", "coin", "network", "protocol", "project", "the", "official", "finance", "chain"]);
+
+export function looseNameKey(name: string) {
+  const words = fold(name).split(/[^a-z0-9]+/).filter(Boolean);
+  const kept = words.filter((w) => !FILLER_WORDS.has(w));
+  return (kept.length ? kept : words).join("");
+}
+
+/**
+ * Provider ids reduced to their name part: CoinPaprika ids are usually `{symbol}-{name-slug}`
+ * ("bnb-binance-coin" -> "binancecoin"), CoinGecko and CoinCap ids are name slugs ("binancecoin").
+ */
+export function idKey(source: string, sourceId: string, symbol: string) {
+  let id = sourceId.toLowerCase();
+  const prefix = `${symbolKey(symbol)}-`;
+  if (source === "coinpaprika" && id.startsWith(prefix) && id.length > prefix.length) id = id.slice(prefix.length);
+  return id.replace(/[^a-z0-9]/g, "");
+}
+
+/** Readable asset_uid candidates: the name's slug, then qualified by symbol. */
+export function slugify(s: string) {
+  return fold(s)
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 60);
+}
+
+/** Search terms for `q`: the symbol, the whole name, and each word of the name. */
+export function searchTerms(symbol: string, name: string) {
+  const terms = new Set<string>();
+  const sym = nameKey(symbol);
+  if (sym) terms.add(sym);
+  const whole = nameKey(name);
+  if (whole) terms.add(whole);
+  for (const w of fold(name).split(/[^a-z0-9]+/)) if (w) terms.add(w);
+  return [...terms].map((t) => t.slice(0, 64));
+}

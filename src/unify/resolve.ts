@@ -1,0 +1,164 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { withLease } from "../ingest/lease";
+import { nowIso } from "../lib/clock";
+import type { SourceQuote } from "../sources/source-quote";
+import { idKey, nameKey, slugify, symbolKey } from "./keys";
+import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
+import { readMapCache } from "./map-cache";
+
+type MappingRow = {
+  source: string;
+  source_id: string;
+  asset_uid: string;
+  name: string;
+  symbol_key: string;
+  price_usd: number | null;
+  rank: number | null;
+  market_cap_usd: number | null;
+};
+
+const toKnown = (m: MappingRow): KnownMapping => ({
+  source: m.source,
+  sourceId: m.source_id,
+  assetUid: m.asset_uid,
+  symbol: m.symbol_key,
+  name: m.name,
+  priceUsd: m.price_usd,
+  rank: m.rank,
+  marketCapUsd: m.market_cap_usd,
+});
+
+export type Resolution = Map<string, { assetUid: string; rule: string }>;
+
+/**
+ * Finds the asset of every quote. Known ids come from the KV map (hot path) or D1; new ids are
+ * matched under the D1 "unify" lease, so concurrent consumers cannot both create the same coin.
+ * Pinned mappings are read from D1 every time: they win over everything, including a stale KV map.
+ */
+export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
+  const out: Resolution = new Map();
+  const [pinnedRows, cache] = await Promise.all([
+    db.all<{ source_id: string; asset_uid: string }>(
+      sql`SELECT source_id, asset_uid FROM asset_mappings WHERE source = ${source} AND pinned = 1`,
+    ),
+    readMapCache(kv, source),
+  ]);
+  const pinned = new Map(pinnedRows.map((r) => [r.source_id, r.asset_uid]));
+  let unknown: SourceQuote[] = [];
+  for (const q of quotes) {
+    const uid = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
+    if (uid) out.set(matchKey(q), { assetUid: uid, rule: pinned.has(q.sourceId) ? "pinned" : "known" });
+    else unknown.push(q);
+  }
+  if (unknown.length) {
+    for (const m of await mappingsOf(db, source, unknown.map((q) => q.sourceId))) {
+      out.set(matchKey({ source, sourceId: m.source_id }), { assetUid: m.asset_uid, rule: "known" });
+    }
+    unknown = unknown.filter((q) => !out.has(matchKey(q)));
+  }
+  if (unknown.length) {
+    const created = await withLease(db, "unify", 60_000, 45_000, () => matchAndCreate(db, source, unknown));
+    for (const [k, v] of created) out.set(k, v);
+  }
+  // A uid that was merged away answers through its alias; write quotes to where it points.
+  const uids = [...new Set([...out.values()].map((v) => v.assetUid))];
+  const aliases = await db.all<{ alias_uid: string; asset_uid: string }>(
+    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${JSON.stringify(uids)}))`,
+  );
+  if (aliases.length) {
+    const to = new Map(aliases.map((a) => [a.alias_uid, a.asset_uid]));
+    for (const v of out.values()) v.assetUid = to.get(v.assetUid) ?? v.assetUid;
+  }
+  return out;
+}
+
+async function mappingsOf(db: Db, source: string, ids: string[]) {
+  return db.all<{ source_id: string; asset_uid: string }>(sql`
+    SELECT source_id, asset_uid FROM asset_mappings
+    WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`);
+}
+
+async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
+  const out: Resolution = new Map();
+  // Another consumer may have mapped some of these while we waited for the lease.
+  const mapped = new Map((await mappingsOf(db, source, quotes.map((q) => q.sourceId))).map((m) => [m.source_id, m.asset_uid]));
+  const todo = quotes.filter((q) => {
+    const uid = mapped.get(q.sourceId);
+    if (uid) out.set(matchKey(q), { assetUid: uid, rule: "known" });
+    return !uid;
+  });
+  if (!todo.length) return out;
+
+  const known = (await candidatesFor(db, todo)).map(toKnown);
+  const decisions = decide(todo, known, new Map());
+  const now = nowIso();
+  const takenUids = await existingUids(db, todo.flatMap((q) => uidCandidates(q)));
+  const newAssets: unknown[][] = [];
+  const mappings: unknown[][] = [];
+  const ambiguous: unknown[][] = [];
+  const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
+  for (const q of ordered) {
+    const d = decisions.get(matchKey(q)) as Decision;
+    let uid = d.assetUid;
+    if (!uid) {
+      uid = uidCandidates(q).find((u) => !takenUids.has(u)) ?? `${uidCandidates(q)[0]}-${crypto.randomUUID().slice(0, 8)}`;
+      takenUids.add(uid);
+      newAssets.push([uid, q.symbol, q.name]);
+    }
+    out.set(matchKey(q), { assetUid: uid, rule: d.rule });
+    mappings.push([q.sourceId, uid, d.rule, symbolKey(q.symbol), nameKey(q.name), idKey(source, q.sourceId, q.symbol), q.name]);
+    if (d.ambiguous) ambiguous.push([q.sourceId, uid, JSON.stringify(d.ambiguous), d.rule]);
+  }
+  const j = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
+  await db.batch([
+    db.run(sql`
+      INSERT INTO assets (asset_uid, symbol, name, sources, source_ids, created_at, updated_at)
+      SELECT ${j(0)}, ${j(1)}, ${j(2)}, '[]', '{}', ${now}, ${now} FROM json_each(${JSON.stringify(newAssets)}) j WHERE true
+      ON CONFLICT DO NOTHING`),
+    db.run(sql`
+      INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
+      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${now}, ${now}
+      FROM json_each(${JSON.stringify(mappings)}) j WHERE true
+      ON CONFLICT DO NOTHING`),
+    db.run(sql`
+      INSERT INTO ambiguous_matches (source, source_id, asset_uid, candidates, reason, seen_at)
+      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, ${j(3)}, ${now} FROM json_each(${JSON.stringify(ambiguous)}) j WHERE true
+      ON CONFLICT DO UPDATE SET asset_uid = excluded.asset_uid, candidates = excluded.candidates, reason = excluded.reason, seen_at = excluded.seen_at`),
+  ]);
+  return out;
+}
+
+/** Mappings that could match: same symbol, name or id key, plus every other mapping of those assets. */
+async function candidatesFor(db: Db, quotes: SourceQuote[]) {
+  const symbols = JSON.stringify([...new Set(quotes.map((q) => symbolKey(q.symbol)).filter(Boolean))]);
+  const names = JSON.stringify([...new Set(quotes.map((q) => nameKey(q.name)).filter(Boolean))]);
+  const ids = JSON.stringify([...new Set(quotes.map((q) => idKey(q.source, q.sourceId, q.symbol)).filter(Boolean))]);
+  return db.all<MappingRow>(sql`
+    WITH hit AS (
+      SELECT asset_uid FROM asset_mappings WHERE symbol_key IN (SELECT value FROM json_each(${symbols}))
+      UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${names}))
+      UNION SELECT asset_uid FROM asset_mappings WHERE id_key IN (SELECT value FROM json_each(${ids}))
+    )
+    SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, q.price_usd, q.rank, q.market_cap_usd
+    FROM asset_mappings m LEFT JOIN source_quotes q ON q.source = m.source AND q.source_id = m.source_id
+    WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`);
+}
+
+/** Readable uid choices for a new asset: name slug, then qualified by symbol, then by source id. */
+function uidCandidates(q: SourceQuote) {
+  const name = slugify(q.name) || slugify(q.symbol) || slugify(q.sourceId) || "asset";
+  const sym = slugify(q.symbol);
+  const out = [name];
+  if (sym && sym !== name) out.push(`${name}-${sym}`);
+  out.push(`${name}-${slugify(q.sourceId) || "x"}`.slice(0, 80));
+  return out;
+}
+
+async function existingUids(db: Db, uids: string[]) {
+  const list = JSON.stringify([...new Set(uids)]);
+  const rows = await db.all<{ uid: string }>(sql`
+    SELECT asset_uid AS uid FROM assets WHERE asset_uid IN (SELECT value FROM json_each(${list}))
+    UNION SELECT alias_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${list}))`);
+  return new Set(rows.map((r) => r.uid));
+}
