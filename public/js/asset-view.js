@@ -1,0 +1,246 @@
+// Asset page: consensus, per-source quotes side by side, price history chart, mappings.
+import { getData } from "./api.js";
+import { errorBox, h, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
+import { fmtCompact, fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
+import { alignHistory, drawPriceChart } from "./price-chart.js";
+
+const RANGES = [
+  { key: "all", label: "All", seconds: 0 },
+  { key: "30d", label: "30 d", seconds: 30 * 86400 },
+  { key: "7d", label: "7 d", seconds: 7 * 86400 },
+  { key: "24h", label: "24 h", seconds: 86400 },
+];
+
+export function renderAsset(root, uid) {
+  document.title = `coinfuse · ${uid}`;
+  const ac = new AbortController();
+  let destroyChart = null;
+  let range = "all";
+  let current = null;
+
+  const title = h("h1", { tabindex: "-1" }, uid);
+  const body = h("div", { id: "asset-body", "aria-busy": "true" });
+  root.append(h("a.back", { href: "#/" }, "← Market"), title, body);
+  setStatus(`Loading ${uid}…`);
+
+  getData(`/data/${encodeURIComponent(uid)}`, { signal: ac.signal })
+    .then((asset) => {
+      body.removeAttribute("aria-busy");
+      document.title = `coinfuse · ${asset.name} (${(asset.symbol ?? "").toUpperCase()})`;
+      title.textContent = asset.name || asset.asset_uid;
+      if (asset.asset_uid !== uid) history.replaceState(null, "", `#/asset/${encodeURIComponent(asset.asset_uid)}`);
+      current = asset;
+      body.append(...assetSections(asset));
+      setStatus(`Loaded ${asset.name}.`);
+      loadHistory(asset);
+    })
+    .catch((err) => {
+      if (err.name === "AbortError") return;
+      body.removeAttribute("aria-busy");
+      body.append(errorBox(err));
+      if (err.status === 404) title.textContent = "Asset not found";
+      setStatus(`Could not load ${uid}: ${err.message}`, { error: true });
+    });
+
+  function loadHistory(asset) {
+    const box = body.querySelector("#price-chart");
+    const caption = body.querySelector("#chart-caption");
+    const tableSlot = body.querySelector("#history-table");
+    const r = RANGES.find((x) => x.key === range);
+    const from = r.seconds ? new Date(Date.now() - r.seconds * 1000).toISOString() : undefined;
+    box.setAttribute("aria-busy", "true");
+    caption.textContent = "Loading price history…";
+    getData(`/data/${encodeURIComponent(asset.asset_uid)}/history`, { signal: ac.signal, query: { from } })
+      .then(async (points) => {
+        destroyChart?.();
+        destroyChart = null;
+        box.replaceChildren();
+        const aligned = alignHistory(points ?? []);
+        if (!aligned.xs.length) {
+          box.dataset.seriesCount = "0";
+          caption.textContent = "No price history in this range yet.";
+          tableSlot.replaceChildren();
+          return;
+        }
+        const first = new Date(aligned.xs[0] * 1000).toISOString();
+        const last = new Date(aligned.xs.at(-1) * 1000).toISOString();
+        caption.textContent = `${asset.name} price in USD from ${aligned.sources.length} source${aligned.sources.length === 1 ? "" : "s"} (${aligned.sources.join(", ")}), ${points.length} points, ${first.slice(0, 16).replace("T", " ")} to ${last.slice(0, 16).replace("T", " ")} UTC.`;
+        tableSlot.replaceChildren(historyTable(aligned));
+        destroyChart = await drawPriceChart(box, aligned);
+      })
+      .catch((err) => {
+        if (err.name === "AbortError") return;
+        box.replaceChildren(errorBox(err));
+        caption.textContent = "Price history could not be loaded.";
+      })
+      .finally(() => box.removeAttribute("aria-busy"));
+  }
+
+  function rangeButtons(asset) {
+    const group = h("div.range-group", { role: "group", "aria-label": "History range" });
+    for (const r of RANGES) {
+      group.append(
+        h("button.btn", {
+          type: "button",
+          "aria-pressed": String(r.key === range),
+          onclick: (e) => {
+            range = r.key;
+            for (const b of group.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
+            loadHistory(asset);
+          },
+        }, r.label),
+      );
+    }
+    return group;
+  }
+
+  function assetSections(asset) {
+    const c = asset.consensus ?? {};
+    const change = fmtPct(asset.change_24h_pct);
+    const spread = fmtPct(c.spread_pct, { signed: false });
+    const consensusSources = c.sources ?? asset.sources ?? [];
+    return [
+      h(
+        "div.asset-head",
+        {},
+        h(
+          "div",
+          {},
+          h("p.asset-title", {}, h("span.symbol.mono", {}, (asset.symbol ?? "").toUpperCase()), asset.rank != null ? h("span.muted", {}, `Rank #${asset.rank}`) : null, h("span.muted.mono.small", {}, asset.asset_uid)),
+          h("div.badges", { "aria-label": "Quoted by" }, (asset.sources ?? []).map(sourceBadge)),
+        ),
+        h(
+          "div",
+          {},
+          h("div.price-big", { id: "consensus-price" }, fmtPrice(c.price_usd ?? asset.price_usd)),
+          h("p.small", {}, h("span", { class: change.dir }, change.text), h("span.muted", {}, ` 24h · consensus of ${consensusSources.length} source${consensusSources.length === 1 ? "" : "s"}`)),
+        ),
+      ),
+      h(
+        "dl.kpis",
+        {},
+        kpi("Spread between sources", spread.text, "Highest minus lowest source price, relative to the consensus"),
+        kpi("Market cap", fmtUsdCompact(asset.market_cap_usd)),
+        kpi("Volume 24h", fmtUsdCompact(asset.volume_24h_usd)),
+        kpi("Updated", timeAgo(asset.updated_at)),
+      ),
+      h("section", { "aria-labelledby": "quotes-h" }, h("h2", { id: "quotes-h" }, "Quotes by source"), quotesTable(asset)),
+      h(
+        "section",
+        { "aria-labelledby": "history-h" },
+        h("div.section-head", {}, h("h2", { id: "history-h" }, "Price history"), rangeButtons(asset)),
+        h(
+          "figure.chart-fig",
+          {},
+          h("div.chart-box", { id: "price-chart" }),
+          h("figcaption.muted.small", { id: "chart-caption", "aria-live": "polite" }),
+        ),
+        h("div", { id: "history-table" }),
+      ),
+      h(
+        "section",
+        { "aria-labelledby": "mappings-h" },
+        h("h2", { id: "mappings-h" }, "Source mappings"),
+        mappingsTable(asset.mappings ?? []),
+        asset.aliases?.length ? h("p.small", {}, "Also answers to: ", h("ul.alias-list", {}, asset.aliases.map((a) => h("li.mono", {}, a)))) : null,
+      ),
+    ];
+  }
+
+  // Chart colours come from CSS variables, so redraw when the colour scheme flips.
+  const onScheme = () => current && destroyChart && loadHistory(current);
+  const mq = window.matchMedia("(prefers-color-scheme: dark)");
+  mq.addEventListener("change", onScheme);
+
+  return () => {
+    ac.abort();
+    mq.removeEventListener("change", onScheme);
+    destroyChart?.();
+  };
+}
+
+function kpi(label, value, hint) {
+  return h("div.kpi", {}, h("dt", { title: hint }, label), h("dd", {}, value));
+}
+
+function quotesTable(asset) {
+  const quotes = asset.quotes ?? [];
+  if (!quotes.length) return h("p.muted", {}, "No quotes stored for this asset.");
+  const consensus = asset.consensus?.price_usd;
+  const rows = [
+    ["Price", (q) => fmtPrice(q.price_usd)],
+    ["vs consensus", (q) => {
+      if (typeof q.price_usd !== "number" || typeof consensus !== "number" || !consensus) return "—";
+      const d = fmtPct(((q.price_usd - consensus) / consensus) * 100);
+      return h("span", { class: d.dir }, d.text);
+    }],
+    ["24h change", (q) => { const d = fmtPct(q.change_24h_pct); return h("span", { class: d.dir }, d.text); }],
+    ["Market cap", (q) => fmtUsdCompact(q.market_cap_usd)],
+    ["Volume 24h", (q) => fmtUsdCompact(q.volume_24h_usd)],
+    ["Circulating supply", (q) => fmtCompact(q.circulating_supply)],
+    ["Total supply", (q) => fmtCompact(q.total_supply)],
+    ["Max supply", (q) => fmtCompact(q.max_supply)],
+    ["Source rank", (q) => fmtInt(q.rank)],
+    ["Source id", (q) => h("span.mono", {}, q.source_id ?? "—")],
+    ["Source time", (q) => timeAgo(q.source_updated_at)],
+    ["Ingested", (q) => timeAgo(q.ingested_at)],
+  ];
+  return h(
+    "div.table-scroll",
+    { role: "region", "aria-labelledby": "quotes-h", tabindex: "0" },
+    h(
+      "table.quote-table",
+      { id: "quotes-table" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, h("span.visually-hidden", {}, "Field")), quotes.map((q) => h("th.num", { scope: "col", dataset: { source: q.source } }, q.source)))),
+      h("tbody", {}, rows.map(([label, fn]) => h("tr", {}, h("th", { scope: "row" }, label), quotes.map((q) => h("td.num", {}, fn(q)))))),
+    ),
+  );
+}
+
+function mappingsTable(mappings) {
+  if (!mappings.length) return h("p.muted", {}, "No mappings recorded.");
+  return h(
+    "div.table-scroll",
+    { role: "region", "aria-labelledby": "mappings-h", tabindex: "0" },
+    h(
+      "table",
+      { id: "mappings-table" },
+      h("thead", {}, h("tr", {}, ["Source", "Source id", "Rule", "Pinned"].map((l) => h("th", { scope: "col" }, l)))),
+      h(
+        "tbody",
+        {},
+        mappings.map((m) =>
+          h(
+            "tr",
+            {},
+            h("th", { scope: "row" }, sourceBadge(m.source)),
+            h("td.mono", {}, m.source_id),
+            h("td", {}, m.rule ?? "—"),
+            h("td", {}, m.pinned ? statusPill("pinned") : h("span.muted", {}, "no")),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function historyTable({ sources, xs, ys }) {
+  const n = Math.min(xs.length, 50);
+  const idx = Array.from({ length: n }, (_, i) => xs.length - 1 - i);
+  return h(
+    "details",
+    {},
+    h("summary", {}, `Show the latest ${n} points as a table`),
+    h(
+      "div.table-scroll",
+      {},
+      h(
+        "table",
+        {},
+        h("caption", {}, "Latest price points, newest first (USD)"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s)))),
+        h("tbody", {}, idx.map((i) => h("tr", {}, h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")), ys.map((col) => h("td.num", {}, fmtPrice(col[i])))))),
+      ),
+    ),
+  );
+}
