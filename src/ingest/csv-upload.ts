@@ -153,10 +153,10 @@ async function storeBlock(
   accepted: number,
   rejected: number,
 ) {
-  const progress = s.db.run(sql`
+  const progress = sql`
     UPDATE uploads SET byte_offset = ${to}, rows_done = ${rowsDone}, accepted = accepted + ${accepted},
       rejected = rejected + ${rejected}, updated_at = ${nowIso()}
-    WHERE upload_id = ${upload.uploadId} AND byte_offset = ${from}`);
+    WHERE upload_id = ${upload.uploadId} AND byte_offset = ${from}`;
   await storeNormalised(s.db, s.env.KV, {
     source: "csv",
     runId: upload.runId!,

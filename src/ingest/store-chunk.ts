@@ -1,4 +1,5 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
 import { nowIso } from "../lib/clock";
 import type { Normalised } from "../sources/source-quote";
@@ -7,7 +8,6 @@ import { matchKey } from "../unify/matcher";
 import { resolveAssets } from "../unify/resolve";
 import { quoteStatements, rejectionStatement, type ResolvedQuote, termsStatement, totalsStatement } from "./store";
 
-type Statement = ReturnType<Db["run"]>;
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
 const CHUNK = 2000;
 
@@ -19,7 +19,7 @@ const CHUNK = 2000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: Statement[] },
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[] },
 ) {
   const now = nowIso();
   // The newest record wins when one id appears twice in a payload.
@@ -33,16 +33,16 @@ export async function storeNormalised(
       .slice(s * CHUNK, (s + 1) * CHUNK)
       .map((q) => ({ ...q, assetUid: resolution.get(matchKey(q))!.assetUid }));
     const last = s === slices - 1;
-    const { statements, upsertIndex } = quoteStatements(db, p.source, p.runId, slice, now);
+    const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, now);
     const terms = slice.flatMap((q) => searchTerms(q.symbol, q.name).map((t): [string, string] => [t, q.assetUid]));
-    const tail: Statement[] = [termsStatement(db, terms)];
+    const tail: SQL[] = [termsStatement(terms)];
     if (last) {
-      if (p.normalised.rejected.length) tail.push(rejectionStatement(db, p.source, p.runId, p.normalised.rejected, now));
-      tail.push(totalsStatement(db));
+      if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, now));
+      tail.push(totalsStatement());
       tail.push(...(p.extra ?? []));
-      tail.push(partStatement(db, p, quotes.map((q) => q.sourceId), now));
+      tail.push(partStatement(p, quotes.map((q) => q.sourceId), now));
     }
-    const results = (await db.batch([...statements, ...tail] as [Statement, ...Statement[]])) as D1Result[];
+    const results = await runBatch(db, [...statements, ...tail]);
     written += results[upsertIndex]?.meta?.changes ?? 0;
   }
   return { accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
@@ -53,15 +53,14 @@ export async function storeNormalised(
  * is the same whether the part's message was delivered once or again after a crash.
  */
 function partStatement(
-  db: Db,
   p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised },
   ids: string[],
   now: string,
 ) {
-  return db.run(sql`
+  return sql`
     INSERT INTO run_parts (run_id, part, fetched, accepted, rejected, written, finished_at)
     VALUES (${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length},
       (SELECT COUNT(*) FROM source_quotes WHERE source = ${p.source} AND run_id = ${p.runId}
         AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))), ${now})
-    ON CONFLICT DO NOTHING`);
+    ON CONFLICT DO NOTHING`;
 }

@@ -1,9 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "../db/client";
 import type { Rejection, SourceQuote } from "../sources/source-quote";
 
 export type ResolvedQuote = SourceQuote & { assetUid: string };
-type Statement = ReturnType<Db["run"]>;
 
 /** Unknown ranks sort after every known one. */
 export const RANK_SENTINEL = 2_147_483_647;
@@ -35,17 +33,17 @@ const col = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
  * source timestamp is not newer than the stored one is neither rewritten nor added to history.
  * Returns the statements; the quote upsert is at index `upsertIndex` (its `changes` = rows written).
  */
-export function quoteStatements(db: Db, source: string, runId: string, quotes: ResolvedQuote[], now: string) {
+export function quoteStatements(source: string, runId: string, quotes: ResolvedQuote[], now: string) {
   const rows = quoteRows(quotes);
-  const history = db.run(sql`
+  const history = sql`
     INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd, market_cap_usd, volume_24h_usd)
     SELECT ${source}, ${col(0)}, 'raw', ${col(12)}, ${col(1)}, ${col(5)}, ${col(6)}, ${col(7)}
     FROM json_each(${rows}) j
     WHERE NOT EXISTS (
       SELECT 1 FROM source_quotes q
       WHERE q.source = ${source} AND q.source_id = ${col(0)} AND q.source_updated_at >= ${col(12)})
-    ON CONFLICT DO NOTHING`);
-  const upsert = db.run(sql`
+    ON CONFLICT DO NOTHING`;
+  const upsert = sql`
     INSERT INTO source_quotes (source, source_id, asset_uid, symbol, name, rank, price_usd, market_cap_usd,
       volume_24h_usd, change_24h_pct, circulating_supply, total_supply, max_supply, source_updated_at, ingested_at, run_id)
     SELECT ${source}, ${col(0)}, ${col(1)}, ${col(2)}, ${col(3)}, ${col(4)}, ${col(5)}, ${col(6)},
@@ -57,21 +55,21 @@ export function quoteStatements(db: Db, source: string, runId: string, quotes: R
       change_24h_pct = excluded.change_24h_pct, circulating_supply = excluded.circulating_supply,
       total_supply = excluded.total_supply, max_supply = excluded.max_supply,
       source_updated_at = excluded.source_updated_at, ingested_at = excluded.ingested_at, run_id = excluded.run_id
-    WHERE excluded.source_updated_at > source_quotes.source_updated_at`);
+    WHERE excluded.source_updated_at > source_quotes.source_updated_at`;
   // Assets whose quotes this run wrote, within this chunk.
   const touched = sql`SELECT DISTINCT q.asset_uid FROM source_quotes q
     WHERE q.source = ${source} AND q.run_id = ${runId}
       AND q.source_id IN (SELECT json_extract(value, '$[0]') FROM json_each(${rows}))`;
-  return { statements: [history, upsert, ...refreshAssetStatements(db, touched, now)], upsertIndex: 1 };
+  return { statements: [history, upsert, ...refreshAssetStatements(touched, now)], upsertIndex: 1 };
 }
 
-export function rejectionStatement(db: Db, source: string, runId: string, rejected: Rejection[], now: string) {
+export function rejectionStatement(source: string, runId: string, rejected: Rejection[], now: string) {
   const rows = JSON.stringify(rejected.map((r) => [r.recordKey, r.row, r.sourceId, r.reason.slice(0, 500)]));
-  return db.run(sql`
+  return sql`
     INSERT INTO rejected_records (run_id, record_key, source, row, source_id, reason, created_at)
     SELECT ${runId}, ${col(0)}, ${source}, ${col(1)}, ${col(2)}, ${col(3)}, ${now}
     FROM json_each(${rows}) j WHERE true
-    ON CONFLICT DO NOTHING`);
+    ON CONFLICT DO NOTHING`;
 }
 
 /**
@@ -80,9 +78,9 @@ export function rejectionStatement(db: Db, source: string, runId: string, reject
  * spread = (max - min) / median x 100, descriptive fields from the first source that has them
  * (coingecko, then coinpaprika, then csv).
  */
-export function refreshAssetStatements(db: Db, target: SQL, now: string): Statement[] {
+export function refreshAssetStatements(target: SQL, now: string): SQL[] {
   const targetCte = sql`target(uid) AS (${target})`;
-  const upsertAssets = db.run(sql`
+  const upsertAssets = sql`
     INSERT INTO assets (asset_uid, symbol, name, rank, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct,
       spread_pct, sources, source_ids, created_at, updated_at)
     WITH ${targetCte},
@@ -120,9 +118,9 @@ export function refreshAssetStatements(db: Db, target: SQL, now: string): Statem
     ON CONFLICT (asset_uid) DO UPDATE SET symbol = excluded.symbol, name = excluded.name, rank = excluded.rank,
       price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
       change_24h_pct = excluded.change_24h_pct, spread_pct = excluded.spread_pct, sources = excluded.sources,
-      source_ids = excluded.source_ids, updated_at = excluded.updated_at`);
-  const clearListing = db.run(sql`WITH ${targetCte} DELETE FROM asset_listing WHERE asset_uid IN (SELECT uid FROM target)`);
-  const fillListing = db.run(sql`
+      source_ids = excluded.source_ids, updated_at = excluded.updated_at`;
+  const clearListing = sql`WITH ${targetCte} DELETE FROM asset_listing WHERE asset_uid IN (SELECT uid FROM target)`;
+  const fillListing = sql`
     INSERT INTO asset_listing (scope, asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key)
     WITH ${targetCte},
     scoped AS (
@@ -132,20 +130,20 @@ export function refreshAssetStatements(db: Db, target: SQL, now: string): Statem
     )
     SELECT scope, asset_uid, COALESCE(rank, ${RANK_SENTINEL}), market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
       lower(symbol), lower(name)
-    FROM scoped WHERE price_usd IS NOT NULL`);
+    FROM scoped WHERE price_usd IS NOT NULL`;
   return [upsertAssets, clearListing, fillListing];
 }
 
 /** `total` of GET /data for each scope, recounted once per stored chunk rather than on every read. */
-export function totalsStatement(db: Db) {
-  return db.run(sql`
+export function totalsStatement() {
+  return sql`
     INSERT OR REPLACE INTO listing_totals (scope, total)
     SELECT s.scope, (SELECT COUNT(*) FROM asset_listing l WHERE l.scope = s.scope)
-    FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`);
+    FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`;
 }
 
-export function termsStatement(db: Db, terms: [string, string][]) {
-  return db.run(sql`
+export function termsStatement(terms: [string, string][]) {
+  return sql`
     INSERT OR IGNORE INTO asset_terms (term, asset_uid)
-    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j`);
+    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j`;
 }

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Source } from "../config";
+import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
 import { refreshAssetStatements, totalsStatement } from "../ingest/store";
 import { nowIso } from "../lib/clock";
@@ -22,18 +23,18 @@ export async function pinMapping(db: Db, assetUid: string, source: Source, sourc
   const name = quote?.name ?? "";
   const previous = before?.asset_uid ?? null;
   const affected = sql`SELECT value FROM json_each(${JSON.stringify([assetUid, previous].filter(Boolean))})`;
-  await db.batch([
-    db.run(sql`
+  await runBatch(db, [
+    sql`
       INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
       VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${symbolKey(symbol)}, ${nameKey(name)}, ${idKey(source, sourceId, symbol)}, ${name}, ${now}, ${now})
-      ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`),
-    db.run(sql`UPDATE source_quotes SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`),
-    db.run(sql`UPDATE quote_history SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`),
-    db.run(sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`),
-    ...refreshAssetStatements(db, affected, now),
+      ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`,
+    sql`UPDATE source_quotes SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`,
+    sql`UPDATE quote_history SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`,
+    sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`,
+    ...refreshAssetStatements(affected, now),
   ]);
   if (previous && previous !== assetUid) await retireIfEmpty(db, previous, assetUid, now);
-  await db.batch([totalsStatement(db)]);
+  await runBatch(db, [totalsStatement()]);
   return { source, source_id: sourceId, asset_uid: assetUid, pinned: true as const, previous_asset_uid: previous };
 }
 
@@ -41,12 +42,12 @@ export async function pinMapping(db: Db, assetUid: string, source: Source, sourc
 async function retireIfEmpty(db: Db, uid: string, into: string, now: string) {
   const left = await db.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM asset_mappings WHERE asset_uid = ${uid}`);
   if (left?.n) return;
-  await db.batch([
-    db.run(sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`),
-    db.run(sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`),
-    db.run(sql`UPDATE OR IGNORE asset_terms SET asset_uid = ${into} WHERE asset_uid = ${uid}`),
-    db.run(sql`DELETE FROM asset_terms WHERE asset_uid = ${uid}`),
-    db.run(sql`DELETE FROM asset_listing WHERE asset_uid = ${uid}`),
-    db.run(sql`DELETE FROM assets WHERE asset_uid = ${uid}`),
+  await runBatch(db, [
+    sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`,
+    sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
+    sql`UPDATE OR IGNORE asset_terms SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
+    sql`DELETE FROM asset_terms WHERE asset_uid = ${uid}`,
+    sql`DELETE FROM asset_listing WHERE asset_uid = ${uid}`,
+    sql`DELETE FROM assets WHERE asset_uid = ${uid}`,
   ]);
 }

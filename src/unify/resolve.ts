@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
 import { withLease } from "../ingest/lease";
 import { nowIso } from "../lib/clock";
@@ -111,20 +112,20 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     if (d.ambiguous) ambiguous.push([q.sourceId, uid, JSON.stringify(d.ambiguous), d.rule]);
   }
   const j = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
-  await db.batch([
-    db.run(sql`
+  await runBatch(db, [
+    sql`
       INSERT INTO assets (asset_uid, symbol, name, sources, source_ids, created_at, updated_at)
       SELECT ${j(0)}, ${j(1)}, ${j(2)}, '[]', '{}', ${now}, ${now} FROM json_each(${JSON.stringify(newAssets)}) j WHERE true
-      ON CONFLICT DO NOTHING`),
-    db.run(sql`
+      ON CONFLICT DO NOTHING`,
+    sql`
       INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
       SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${now}, ${now}
       FROM json_each(${JSON.stringify(mappings)}) j WHERE true
-      ON CONFLICT DO NOTHING`),
-    db.run(sql`
+      ON CONFLICT DO NOTHING`,
+    sql`
       INSERT INTO ambiguous_matches (source, source_id, asset_uid, candidates, reason, seen_at)
       SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, ${j(3)}, ${now} FROM json_each(${JSON.stringify(ambiguous)}) j WHERE true
-      ON CONFLICT DO UPDATE SET asset_uid = excluded.asset_uid, candidates = excluded.candidates, reason = excluded.reason, seen_at = excluded.seen_at`),
+      ON CONFLICT DO UPDATE SET asset_uid = excluded.asset_uid, candidates = excluded.candidates, reason = excluded.reason, seen_at = excluded.seen_at`,
   ]);
   return out;
 }

@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Source } from "../../config";
 import type { Asset, AssetDetail, Quote } from "../../schemas/assets";
 import { nameKey } from "../../unify/keys";
+import { runBatch } from "../batch";
 import type { Db } from "../client";
 
 export const SORT_COLUMNS = {
@@ -74,19 +75,19 @@ export async function listAssets(db: Db, f: AssetFilter) {
   const cond = sql.join(where, sql` AND `);
   const dir = sql.raw(f.order === "desc" ? "DESC" : "ASC");
   const col = sql.raw(`l.${SORT_COLUMNS[f.sort]}`);
-  const page = db.all<AssetRow>(sql`
+  const page = sql`
     SELECT a.asset_uid, a.symbol, a.name, a.rank, a.price_usd, a.market_cap_usd, a.volume_24h_usd, a.change_24h_pct,
       a.spread_pct, a.sources, a.source_ids, a.updated_at
     FROM asset_listing l JOIN assets a ON a.asset_uid = l.asset_uid
     WHERE ${cond}
     ORDER BY ${col} ${dir}, l.asset_uid ${dir}
-    LIMIT ${f.pageSize} OFFSET ${(f.page - 1) * f.pageSize}`);
+    LIMIT ${f.pageSize} OFFSET ${(f.page - 1) * f.pageSize}`;
   const filtered = f.symbol !== undefined || f.q !== undefined;
   const total = filtered
-    ? db.all<{ total: number }>(sql`SELECT COUNT(*) AS total FROM asset_listing l WHERE ${cond}`)
-    : db.all<{ total: number }>(sql`SELECT total FROM listing_totals WHERE scope = ${scope}`);
-  const [rows, count] = (await db.batch([page, total])) as unknown as [AssetRow[], { total: number }[]];
-  return { items: rows.map(toAsset), total: count[0]?.total ?? 0 };
+    ? sql`SELECT COUNT(*) AS total FROM asset_listing l WHERE ${cond}`
+    : sql`SELECT total FROM listing_totals WHERE scope = ${scope}`;
+  const [rows, count] = await runBatch(db, [page, total]);
+  return { items: (rows.results as AssetRow[]).map(toAsset), total: (count.results[0]?.total as number) ?? 0 };
 }
 
 type QuoteRow = {
@@ -114,18 +115,20 @@ export function median(xs: number[]) {
 /** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings. */
 export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail | null> {
   const target = sql`COALESCE((SELECT asset_uid FROM asset_aliases WHERE alias_uid = ${uid}), ${uid})`;
-  const [assetRows, quoteRows, mappingRows, aliasRows] = (await db.batch([
-    db.all<AssetRow>(sql`SELECT * FROM assets WHERE asset_uid = ${target}`),
-    db.all<QuoteRow>(sql`
+  const [assetRes, quoteRes, mappingRes, aliasRes] = await runBatch(db, [
+    sql`SELECT * FROM assets WHERE asset_uid = ${target}`,
+    sql`
       SELECT source, source_id, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct, circulating_supply,
         total_supply, max_supply, rank, source_updated_at, ingested_at
       FROM source_quotes WHERE asset_uid = ${target}
-      ORDER BY source, source_updated_at DESC, source_id`),
-    db.all<{ source: Source; source_id: string; rule: string; pinned: number }>(
-      sql`SELECT source, source_id, rule, pinned FROM asset_mappings WHERE asset_uid = ${target} ORDER BY source, source_id`,
-    ),
-    db.all<{ alias_uid: string }>(sql`SELECT alias_uid FROM asset_aliases WHERE asset_uid = ${target} ORDER BY alias_uid`),
-  ])) as unknown as [AssetRow[], QuoteRow[], { source: Source; source_id: string; rule: string; pinned: number }[], { alias_uid: string }[]];
+      ORDER BY source, source_updated_at DESC, source_id`,
+    sql`SELECT source, source_id, rule, pinned FROM asset_mappings WHERE asset_uid = ${target} ORDER BY source, source_id`,
+    sql`SELECT alias_uid FROM asset_aliases WHERE asset_uid = ${target} ORDER BY alias_uid`,
+  ]);
+  const assetRows = assetRes.results as AssetRow[];
+  const quoteRows = quoteRes.results as QuoteRow[];
+  const mappingRows = mappingRes.results as { source: Source; source_id: string; rule: string; pinned: number }[];
+  const aliasRows = aliasRes.results as { alias_uid: string }[];
   const row = assetRows[0];
   if (!row) return null;
   const quotes: Quote[] = [];

@@ -2,6 +2,7 @@ import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
 import { toRun } from "../../ingest/runs";
 import type { RunStatus } from "../../schemas/runs";
+import { runBatch } from "../batch";
 import type { Db } from "../client";
 import { ingestionRuns } from "../schema";
 
@@ -22,22 +23,23 @@ export type SourceStats = {
 
 /** Totals and per-source aggregates, from D1 only (so they mean the same in every isolate). */
 export async function collectStats(db: Db) {
-  const [totals, byStatus, bySource, quotes, dead, ambiguous] = (await db.batch([
-    db.all<{ assets: number; history_points: number }>(sql`
-      SELECT (SELECT COUNT(*) FROM assets WHERE price_usd IS NOT NULL) AS assets, (SELECT COUNT(*) FROM quote_history) AS history_points`),
-    db.all<{ status: RunStatus; n: number }>(sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`),
-    db.all<Omit<SourceStats, "records" | "mean_duration_ms"> & { mean: number | null }>(sql`
+  const results = await runBatch(db, [
+    sql`
+      SELECT (SELECT COUNT(*) FROM assets WHERE price_usd IS NOT NULL) AS assets, (SELECT COUNT(*) FROM quote_history) AS history_points`,
+    sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`,
+    sql`
       SELECT source, COUNT(*) AS runs,
         SUM(status IN ('succeeded', 'partial', 'failed')) AS finished,
         SUM(status IN ('succeeded', 'partial')) AS succeeded, SUM(status = 'failed') AS failed,
         SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(written) AS written,
         AVG(duration_ms) AS mean, COALESCE(SUM(duration_ms), 0) AS duration_ms_sum,
         MAX(CASE WHEN status IN ('succeeded', 'partial') THEN finished_at END) AS last_success_at
-      FROM ingestion_runs GROUP BY source`),
-    db.all<{ source: Source; n: number }>(sql`SELECT source, COUNT(*) AS n FROM source_quotes GROUP BY source`),
-    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM dead_letters`),
-    db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM ambiguous_matches`),
-  ])) as unknown as [
+      FROM ingestion_runs GROUP BY source`,
+    sql`SELECT source, COUNT(*) AS n FROM source_quotes GROUP BY source`,
+    sql`SELECT COUNT(*) AS n FROM dead_letters`,
+    sql`SELECT COUNT(*) AS n FROM ambiguous_matches`,
+  ]);
+  const [totals, byStatus, bySource, quotes, dead, ambiguous] = results.map((r) => r.results) as unknown as [
     { assets: number; history_points: number }[],
     { status: RunStatus; n: number }[],
     (Omit<SourceStats, "records" | "mean_duration_ms"> & { mean: number | null })[],

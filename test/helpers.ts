@@ -1,0 +1,48 @@
+import { env, exports } from "cloudflare:workers";
+import type { Env } from "../src/env";
+import { registerUpload } from "../src/ingest/csv-sweep";
+import { type Services, servicesFor } from "../src/jobs/context";
+import type { JobMessage } from "../src/jobs/messages";
+
+export const TOKEN = "test-admin-token";
+
+/** A queue that records instead of delivering, so a test decides when each job runs. */
+export function recordingQueue() {
+  const sent: JobMessage[] = [];
+  const queue = {
+    send: async (m: JobMessage) => {
+      sent.push(m);
+    },
+    sendBatch: async (ms: Iterable<MessageSendRequest<JobMessage>>) => {
+      for (const m of ms) sent.push(m.body);
+    },
+  } as unknown as Queue<JobMessage>;
+  return { queue, sent };
+}
+
+/** Services over the test's real D1/KV/R2 with a recording queue and an injectable upstream fetch. */
+export function testServices(opts: { fetch?: typeof fetch; vars?: Partial<Env> } = {}) {
+  const { queue, sent } = recordingQueue();
+  const e = { ...(env as unknown as Env), ...opts.vars, JOBS: queue } as Env;
+  const s: Services = servicesFor(e, opts.fetch ?? (() => Promise.reject(new Error("no upstream in tests"))));
+  return { s, sent };
+}
+
+/** Puts a CSV in R2 and registers it the way the upload endpoint does; returns ids and the queued message. */
+export async function stageCsv(s: Services, sent: JobMessage[], name: string, text: string | Uint8Array) {
+  const key = `uploads/test-${crypto.randomUUID()}/${name}`;
+  const obj = await s.env.BUCKET.put(key, text);
+  const ids = await registerUpload(s, { key, filename: name, bytes: obj!.size, etag: obj!.etag });
+  const message = sent.at(-1)!;
+  return { ...ids, key, message };
+}
+
+export function api(path: string, init: RequestInit & { token?: string } = {}) {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  return exports.default.fetch(new Request(`http://coinfuse.test${path}`, { ...init, headers }));
+}
+
+export async function rows<T = Record<string, unknown>>(query: string, ...binds: unknown[]) {
+  return (await env.DB.prepare(query).bind(...binds).all<T>()).results;
+}
