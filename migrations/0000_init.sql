@@ -56,7 +56,6 @@ CREATE INDEX `mappings_id_idx` ON `asset_mappings` (`id_key`);--> statement-brea
 CREATE TABLE `asset_terms` (
 	`term` text NOT NULL,
 	`asset_uid` text NOT NULL,
-	`rank_key` integer NOT NULL,
 	PRIMARY KEY(`term`, `asset_uid`)
 );
 --> statement-breakpoint

@@ -46,3 +46,35 @@ export function api(path: string, init: RequestInit & { token?: string } = {}) {
 export async function rows<T = Record<string, unknown>>(query: string, ...binds: unknown[]) {
   return (await env.DB.prepare(query).bind(...binds).all<T>()).results;
 }
+
+/** Runs queued jobs (and the jobs they queue) until none is left. */
+export async function drain(s: Services, sent: JobMessage[], max = 100) {
+  const { runJob } = await import("../src/jobs/queue");
+  for (let i = 0; i < max && sent.length; i++) await runJob(s, sent.shift()!);
+  if (sent.length) throw new Error(`queue not drained after ${max} jobs`);
+}
+
+type Reply = Response | (() => Response | Promise<Response>);
+/** A stand-in upstream: answers by URL substring, records each call with its time and headers. */
+export function stubUpstream(routes: (url: URL) => Reply | Reply[] | undefined) {
+  const calls: { url: URL; at: number; headers: Headers }[] = [];
+  const queues = new Map<string, Reply[]>();
+  const impl = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+    calls.push({ url, at: Date.now(), headers: new Headers(init?.headers) });
+    let reply = routes(url);
+    if (Array.isArray(reply)) {
+      const key = url.pathname + url.search;
+      if (!queues.has(key)) queues.set(key, [...reply]);
+      const q = queues.get(key)!;
+      reply = q.length > 1 ? q.shift() : q[0];
+    }
+    if (!reply) return new Response("not found", { status: 404 });
+    const res = typeof reply === "function" ? await reply() : reply;
+    return res.clone();
+  }) as typeof fetch;
+  return { fetch: impl, calls };
+}
+
+export const json = (body: unknown, init: ResponseInit = {}) =>
+  new Response(typeof body === "string" ? body : JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" }, ...init });

@@ -29,8 +29,14 @@ export async function request(path, { method = "GET", headers = {}, body, signal
     try {
       json = JSON.parse(text);
     } catch {
-      if (!res.ok) throw new ApiError({ code: `http_${res.status}`, message: res.statusText || "Request failed", status: res.status, requestId });
-      throw new ApiError({ code: "bad_response", message: "The API answered with something that is not JSON.", status: res.status, requestId });
+      if (!res.ok)
+        throw new ApiError({ code: `http_${res.status}`, message: res.statusText || "Request failed", status: res.status, requestId });
+      throw new ApiError({
+        code: "bad_response",
+        message: "The API answered with something that is not JSON.",
+        status: res.status,
+        requestId,
+      });
     }
   }
   if (!res.ok && !(path === "/health" && json?.status)) {

@@ -1,8 +1,9 @@
 // Hash router: #/ (market), #/asset/<asset_uid>, #/runs. Each view renders into #view
 // and returns a cleanup function (timers, pending requests) run before the next view.
+
+import { renderAsset } from "./asset-view.js";
 import { h, setStatus, tickTimes } from "./dom.js";
 import { renderMarket } from "./market-view.js";
-import { renderAsset } from "./asset-view.js";
 import { renderRuns } from "./runs-view.js";
 
 const routes = [

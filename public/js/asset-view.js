@@ -80,15 +80,19 @@ export function renderAsset(root, uid) {
     const group = h("div.range-group", { role: "group", "aria-label": "History range" });
     for (const r of RANGES) {
       group.append(
-        h("button.btn", {
-          type: "button",
-          "aria-pressed": String(r.key === range),
-          onclick: (e) => {
-            range = r.key;
-            for (const b of group.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
-            loadHistory(asset);
+        h(
+          "button.btn",
+          {
+            type: "button",
+            "aria-pressed": String(r.key === range),
+            onclick: (e) => {
+              range = r.key;
+              for (const b of group.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
+              loadHistory(asset);
+            },
           },
-        }, r.label),
+          r.label,
+        ),
       );
     }
     return group;
@@ -98,7 +102,8 @@ export function renderAsset(root, uid) {
     const c = asset.consensus ?? {};
     const change = fmtPct(asset.change_24h_pct);
     const spread = fmtPct(c.spread_pct, { signed: false });
-    const consensusSources = c.sources ?? asset.sources ?? [];
+    // consensus.sources may be a count or the list of sources that went into the price
+    const nSources = typeof c.sources === "number" ? c.sources : (c.sources ?? asset.sources ?? []).length;
     return [
       h(
         "div.asset-head",
@@ -106,20 +111,31 @@ export function renderAsset(root, uid) {
         h(
           "div",
           {},
-          h("p.asset-title", {}, h("span.symbol.mono", {}, (asset.symbol ?? "").toUpperCase()), asset.rank != null ? h("span.muted", {}, `Rank #${asset.rank}`) : null, h("span.muted.mono.small", {}, asset.asset_uid)),
+          h(
+            "p.asset-title",
+            {},
+            h("span.symbol.mono", {}, (asset.symbol ?? "").toUpperCase()),
+            asset.rank != null ? h("span.muted", {}, `Rank #${asset.rank}`) : null,
+            h("span.muted.mono.small", {}, asset.asset_uid),
+          ),
           h("div.badges", { "aria-label": "Quoted by" }, (asset.sources ?? []).map(sourceBadge)),
         ),
         h(
           "div",
           {},
           h("div.price-big", { id: "consensus-price" }, fmtPrice(c.price_usd ?? asset.price_usd)),
-          h("p.small", {}, h("span", { class: change.dir }, change.text), h("span.muted", {}, ` 24h · consensus of ${consensusSources.length} source${consensusSources.length === 1 ? "" : "s"}`)),
+          h(
+            "p.small",
+            {},
+            h("span", { class: change.dir }, change.text),
+            h("span.muted", {}, ` 24h · consensus of ${nSources} source${nSources === 1 ? "" : "s"}`),
+          ),
         ),
       ),
       h(
         "dl.kpis",
         {},
-        kpi("Spread between sources", spread.text, "Highest minus lowest source price, relative to the consensus"),
+        kpi("Spread between sources", spread.text, "Highest minus lowest source price, relative to the median source price"),
         kpi("Market cap", fmtUsdCompact(asset.market_cap_usd)),
         kpi("Volume 24h", fmtUsdCompact(asset.volume_24h_usd)),
         kpi("Updated", timeAgo(asset.updated_at)),
@@ -142,7 +158,18 @@ export function renderAsset(root, uid) {
         { "aria-labelledby": "mappings-h" },
         h("h2", { id: "mappings-h" }, "Source mappings"),
         mappingsTable(asset.mappings ?? []),
-        asset.aliases?.length ? h("p.small", {}, "Also answers to: ", h("ul.alias-list", {}, asset.aliases.map((a) => h("li.mono", {}, a)))) : null,
+        asset.aliases?.length
+          ? h(
+              "div.small.aliases",
+              {},
+              "Also answers to: ",
+              h(
+                "ul.alias-list",
+                {},
+                asset.aliases.map((a) => h("li.mono", {}, a)),
+              ),
+            )
+          : null,
       ),
     ];
   }
@@ -169,12 +196,21 @@ function quotesTable(asset) {
   const consensus = asset.consensus?.price_usd;
   const rows = [
     ["Price", (q) => fmtPrice(q.price_usd)],
-    ["vs consensus", (q) => {
-      if (typeof q.price_usd !== "number" || typeof consensus !== "number" || !consensus) return "—";
-      const d = fmtPct(((q.price_usd - consensus) / consensus) * 100);
-      return h("span", { class: d.dir }, d.text);
-    }],
-    ["24h change", (q) => { const d = fmtPct(q.change_24h_pct); return h("span", { class: d.dir }, d.text); }],
+    [
+      "vs consensus",
+      (q) => {
+        if (typeof q.price_usd !== "number" || typeof consensus !== "number" || !consensus) return "—";
+        const d = fmtPct(((q.price_usd - consensus) / consensus) * 100);
+        return h("span", { class: d.dir }, d.text);
+      },
+    ],
+    [
+      "24h change",
+      (q) => {
+        const d = fmtPct(q.change_24h_pct);
+        return h("span", { class: d.dir }, d.text);
+      },
+    ],
     ["Market cap", (q) => fmtUsdCompact(q.market_cap_usd)],
     ["Volume 24h", (q) => fmtUsdCompact(q.volume_24h_usd)],
     ["Circulating supply", (q) => fmtCompact(q.circulating_supply)],
@@ -187,12 +223,32 @@ function quotesTable(asset) {
   ];
   return h(
     "div.table-scroll",
-    { role: "region", "aria-labelledby": "quotes-h", tabindex: "0" },
+    { role: "region", "aria-label": "Quotes table", tabindex: "0" },
     h(
       "table.quote-table",
       { id: "quotes-table" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, h("span.visually-hidden", {}, "Field")), quotes.map((q) => h("th.num", { scope: "col", dataset: { source: q.source } }, q.source)))),
-      h("tbody", {}, rows.map(([label, fn]) => h("tr", {}, h("th", { scope: "row" }, label), quotes.map((q) => h("td.num", {}, fn(q)))))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { scope: "col" }, h("span.visually-hidden", {}, "Field")),
+          quotes.map((q) => h("th.num", { scope: "col", dataset: { source: q.source } }, q.source)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        rows.map(([label, fn]) =>
+          h(
+            "tr",
+            {},
+            h("th", { scope: "row" }, label),
+            quotes.map((q) => h("td.num", {}, fn(q))),
+          ),
+        ),
+      ),
     ),
   );
 }
@@ -201,11 +257,19 @@ function mappingsTable(mappings) {
   if (!mappings.length) return h("p.muted", {}, "No mappings recorded.");
   return h(
     "div.table-scroll",
-    { role: "region", "aria-labelledby": "mappings-h", tabindex: "0" },
+    { role: "region", "aria-label": "Mappings table", tabindex: "0" },
     h(
       "table",
       { id: "mappings-table" },
-      h("thead", {}, h("tr", {}, ["Source", "Source id", "Rule", "Pinned"].map((l) => h("th", { scope: "col" }, l)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Source", "Source id", "Rule", "Pinned"].map((l) => h("th", { scope: "col" }, l)),
+        ),
+      ),
       h(
         "tbody",
         {},
@@ -238,8 +302,28 @@ function historyTable({ sources, xs, ys }) {
         "table",
         {},
         h("caption", {}, "Latest price points, newest first (USD)"),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s)))),
-        h("tbody", {}, idx.map((i) => h("tr", {}, h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")), ys.map((col) => h("td.num", {}, fmtPrice(col[i])))))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, "Time (UTC)"),
+            sources.map((s) => h("th.num", { scope: "col" }, s)),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          idx.map((i) =>
+            h(
+              "tr",
+              {},
+              h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")),
+              ys.map((col) => h("td.num", {}, fmtPrice(col[i]))),
+            ),
+          ),
+        ),
       ),
     ),
   );

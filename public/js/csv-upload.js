@@ -13,7 +13,15 @@ export function csvUploadCard({ onFinished }) {
   let pollTimer = 0;
   let stopped = false;
 
-  const token = h("input", { type: "password", id: "upload-token", name: "token", autocomplete: "off", required: true, "aria-describedby": "token-hint", value: sessionStorage.getItem(TOKEN_KEY) ?? "" });
+  const token = h("input", {
+    type: "password",
+    id: "upload-token",
+    name: "token",
+    autocomplete: "off",
+    required: true,
+    "aria-describedby": "token-hint",
+    value: sessionStorage.getItem(TOKEN_KEY) ?? "",
+  });
   const file = h("input", { type: "file", id: "csv-file", name: "file", accept: ".csv,.tsv,.txt,text/csv", required: true });
   const submit = h("button.btn.btn-primary", { type: "submit", id: "upload-submit" }, "Upload and ingest");
   const result = h("div.result", { id: "upload-result", "aria-live": "polite" });
@@ -26,12 +34,24 @@ export function csvUploadCard({ onFinished }) {
   const form = h(
     "form.upload-form",
     { id: "upload-form", "aria-labelledby": "upload-h", novalidate: true, onsubmit: onSubmit },
-    h("div.field", {}, h("label", { for: "upload-token" }, "Admin token"), token, h("p.hint", { id: "token-hint" }, "Sent as a Bearer token. Kept only in this browser tab (sessionStorage).")),
-    h("div.field", {}, h("label", { for: "csv-file" }, "CSV file"), file, h("p.hint", {}, "Header row required; comma, semicolon or tab separated.")),
-    h("div", {}, submit),
+    h(
+      "div.field",
+      {},
+      h("label", { for: "upload-token" }, "Admin token"),
+      token,
+      h("p.hint", { id: "token-hint" }, "Sent as a Bearer token. Kept only in this browser tab (sessionStorage)."),
+    ),
+    h(
+      "div.field",
+      {},
+      h("label", { for: "csv-file" }, "CSV file"),
+      file,
+      h("p.hint", {}, "Header row required; comma, semicolon or tab separated."),
+    ),
+    h("div.actions", {}, submit),
   );
 
-  const card = h("section.card", { "aria-labelledby": "upload-h" }, h("h2", { id: "upload-h" }, "Upload a CSV"), form, result);
+  const card = h("section.card.upload-card", { "aria-labelledby": "upload-h" }, h("h2", { id: "upload-h" }, "Upload a CSV"), form, result);
 
   async function onSubmit(e) {
     e.preventDefault();
@@ -127,7 +147,11 @@ function rejectedTable(rows, total) {
       { id: "rejected-rows" },
       h("caption", {}, `Rejected rows (first ${rows.length} of ${total}${total >= 100 ? "+" : ""})`),
       h("thead", {}, h("tr", {}, h("th.num", { scope: "col" }, "Row"), h("th", { scope: "col" }, "Reason"))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, h("th.num", { scope: "row" }, String(r.row ?? "—")), h("td", {}, r.reason ?? "")))),
+      h(
+        "tbody",
+        {},
+        rows.map((r) => h("tr", {}, h("th.num", { scope: "row" }, String(r.row ?? "—")), h("td", {}, r.reason ?? ""))),
+      ),
     ),
   );
 }

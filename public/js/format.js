@@ -3,17 +3,20 @@ const DASH = "—";
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const price2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const price4 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 4 });
 const priceSig = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 4 });
 
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
-/** $91,234.50, $1.0012, $0.00001234: at least 4 significant digits below $1. */
+/** $91,234.50, $1.0012, $0.00001234: cents above $10, up to 4 significant digits below. */
 export function fmtPrice(v) {
   if (!isNum(v)) return DASH;
   const abs = Math.abs(v);
-  if (abs >= 1) return `$${price2.format(v)}`;
-  if (abs === 0) return "$0";
-  return `$${priceSig.format(v)}`;
+  if (abs >= 10) return `$${price2.format(v)}`;
+  if (abs >= 1) return `$${price4.format(v)}`;
+  if (abs === 0) return "$0.00";
+  const text = priceSig.format(v);
+  return `$${/\.\d\d/.test(text) ? text : text.includes(".") ? `${text}0` : `${text}.00`}`;
 }
 
 /** $1.2B, $534.1M */
@@ -58,7 +61,10 @@ export function fmtBytes(n) {
   const units = ["KiB", "MiB", "GiB"];
   let v = n / 1024;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 

@@ -10,7 +10,7 @@ const PAGE_SIZES = [25, 50, 100, 250];
 const COLUMNS = [
   { key: "rank", label: "#", aria: "Rank", sort: "rank", num: true, first: "asc" },
   { key: "name", label: "Name", sort: "name", first: "asc" },
-  { key: "symbol", label: "Symbol", sort: "symbol", first: "asc" },
+  { key: "symbol", label: "Symbol", sort: "symbol", first: "asc", cls: "hide-sm" },
   { key: "price", label: "Price", sort: "price", num: true, first: "desc" },
   { key: "change", label: "24h", sort: "change_24h", num: true, first: "desc" },
   { key: "mcap", label: "Market cap", sort: "market_cap", num: true, first: "desc" },
@@ -52,17 +52,38 @@ export function renderMarket(root, query) {
 
   const tiles = sourceTilesSection();
 
-  const search = h("input", { type: "search", id: "asset-search", name: "q", autocomplete: "off", spellcheck: "false", placeholder: "Bitcoin, ETH…", value: state.q });
+  const search = h("input", {
+    type: "search",
+    id: "asset-search",
+    name: "q",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "Bitcoin, ETH…",
+    value: state.q,
+  });
   const sourceSelect = h(
     "select",
     { id: "source-filter", name: "source" },
     h("option", { value: "" }, "All sources"),
     SOURCES.map((s) => h("option", { value: s, selected: s === state.source }, s)),
   );
-  const sizeSelect = h("select", { id: "page-size", name: "page_size" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === state.page_size }, String(n))));
+  const sizeSelect = h(
+    "select",
+    { id: "page-size", name: "page_size" },
+    PAGE_SIZES.map((n) => h("option", { value: n, selected: n === state.page_size }, String(n))),
+  );
   const toolbar = h(
     "form.toolbar",
-    { role: "search", "aria-label": "Filter assets", onsubmit: (e) => { e.preventDefault(); clearTimeout(debounce); state.page = 1; load(); } },
+    {
+      role: "search",
+      "aria-label": "Filter assets",
+      onsubmit: (e) => {
+        e.preventDefault();
+        clearTimeout(debounce);
+        state.page = 1;
+        load();
+      },
+    },
     h("div.field.field-grow", {}, h("label", { for: "asset-search" }, "Search name or symbol"), search),
     h("div.field", {}, h("label", { for: "source-filter" }, "Quoted by"), sourceSelect),
     h("div.field", {}, h("label", { for: "page-size" }, "Rows"), sizeSelect),
@@ -74,12 +95,41 @@ export function renderMarket(root, query) {
   const table = h("table", { id: "market-table" }, caption, h("thead", {}, headRow), tbody);
   const errorSlot = h("div", { id: "market-error" });
   const summary = h("p.muted.small", { id: "market-summary" });
-  const prev = h("button.btn", { type: "button", id: "page-prev", onclick: () => { state.page--; load(); } }, "← Previous");
-  const next = h("button.btn", { type: "button", id: "page-next", onclick: () => { state.page++; load(); } }, "Next →");
+  const prev = h(
+    "button.btn",
+    {
+      type: "button",
+      id: "page-prev",
+      onclick: () => {
+        state.page--;
+        load();
+      },
+    },
+    "← Previous",
+  );
+  const next = h(
+    "button.btn",
+    {
+      type: "button",
+      id: "page-next",
+      onclick: () => {
+        state.page++;
+        load();
+      },
+    },
+    "Next →",
+  );
   const pageInfo = h("p", { id: "page-info", "aria-live": "polite" });
+  const originNote = h(
+    "p.notice",
+    { id: "data-origin", hidden: true },
+    h("strong", {}, "Recorded sample data. "),
+    "This instance ingests the bundled recorded CoinGecko and CoinPaprika payloads, not live markets: prices are not current.",
+  );
 
   root.append(
     h("h1", { tabindex: "-1" }, "Market"),
+    originNote,
     tiles.section,
     h(
       "section",
@@ -87,23 +137,46 @@ export function renderMarket(root, query) {
       h("div.section-head", {}, h("h2", { id: "assets-h" }, "Assets"), summary),
       toolbar,
       errorSlot,
-      h("div.table-scroll", { role: "region", "aria-labelledby": "assets-h", tabindex: "0" }, table),
+      h("div.table-scroll", { role: "region", "aria-label": "Assets table", tabindex: "0" }, table),
       h("nav.pager", { "aria-label": "Pagination" }, prev, pageInfo, next),
     ),
   );
 
   search.addEventListener("input", () => {
     clearTimeout(debounce);
-    debounce = setTimeout(() => { state.q = search.value.trim(); state.page = 1; load(); }, 250);
+    debounce = setTimeout(() => {
+      state.q = search.value.trim();
+      state.page = 1;
+      load();
+    }, 250);
   });
-  sourceSelect.addEventListener("change", () => { state.source = sourceSelect.value; state.page = 1; load(); });
-  sizeSelect.addEventListener("change", () => { state.page_size = Number(sizeSelect.value); state.page = 1; load(); });
+  sourceSelect.addEventListener("change", () => {
+    state.source = sourceSelect.value;
+    state.page = 1;
+    load();
+  });
+  sizeSelect.addEventListener("change", () => {
+    state.page_size = Number(sizeSelect.value);
+    state.page = 1;
+    load();
+  });
 
   headRow.append(
     ...COLUMNS.map((col) => {
-      const th = h("th", { scope: "col", class: col.num ? "num" : null, dataset: { col: col.key } });
+      const th = h("th", {
+        scope: "col",
+        class: [col.num ? "num" : "", col.cls ?? ""].join(" ").trim() || null,
+        dataset: { col: col.key },
+      });
       if (!col.sort) th.append(col.label);
-      else th.append(h("button.sort-btn", { type: "button", "aria-label": col.aria, dataset: { sort: col.sort }, onclick: () => sortBy(col) }, col.label));
+      else
+        th.append(
+          h(
+            "button.sort-btn",
+            { type: "button", "aria-label": col.aria, dataset: { sort: col.sort }, onclick: () => sortBy(col) },
+            col.label,
+          ),
+        );
       return th;
     }),
   );
@@ -118,7 +191,10 @@ export function renderMarket(root, query) {
 
   function sortBy(col) {
     if (state.sort === col.sort) state.order = state.order === "asc" ? "desc" : "asc";
-    else { state.sort = col.sort; state.order = col.first; }
+    else {
+      state.sort = col.sort;
+      state.order = col.first;
+    }
     state.page = 1;
     load();
   }
@@ -139,8 +215,12 @@ export function renderMarket(root, query) {
       const rows = body?.data ?? [];
       const meta = body?.metadata ?? {};
       const total = Number.isFinite(meta.total) ? meta.total : rows.length;
+      originNote.hidden = meta.data_origin !== "recorded";
       const pages = Math.max(1, Math.ceil(total / state.page_size));
-      if (state.page > pages && total > 0) { state.page = pages; return load(); }
+      if (state.page > pages && total > 0) {
+        state.page = pages;
+        return load();
+      }
       tbody.replaceChildren(...(rows.length ? rows.map(assetRow) : [emptyRow()]));
       const from = total ? (state.page - 1) * state.page_size + 1 : 0;
       const to = from ? from + rows.length - 1 : 0;
@@ -180,8 +260,17 @@ function assetRow(a) {
     "tr",
     { dataset: { assetUid: a.asset_uid } },
     h("td.num", {}, a.rank ?? "—"),
-    h("th", { scope: "row" }, h("div.asset-name", {}, h("a", { href: `#/asset/${encodeURIComponent(a.asset_uid)}` }, a.name || a.asset_uid))),
-    h("td.mono", {}, (a.symbol ?? "").toUpperCase()),
+    h(
+      "th",
+      { scope: "row" },
+      h(
+        "div.asset-name",
+        {},
+        h("a", { href: `#/asset/${encodeURIComponent(a.asset_uid)}` }, a.name || a.asset_uid),
+        h("span.show-sm.mono.muted.small", {}, (a.symbol ?? "").toUpperCase()),
+      ),
+    ),
+    h("td.mono.hide-sm", {}, (a.symbol ?? "").toUpperCase()),
     h("td.num", { title: a.price_usd != null ? `${a.price_usd} USD` : null }, fmtPrice(a.price_usd)),
     h("td.num", { class: `num ${change.dir}` }, change.text),
     h("td.num", { title: a.market_cap_usd != null ? `$${fmtInt(a.market_cap_usd)}` : null }, fmtUsdCompact(a.market_cap_usd)),

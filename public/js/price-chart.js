@@ -14,7 +14,10 @@ function loadUplot() {
     const js = document.createElement("script");
     js.src = "/vendor/uplot/uPlot.iife.min.js";
     js.onload = () => resolve(window.uPlot);
-    js.onerror = () => { uplotReady = null; reject(new Error("Could not load the chart library.")); };
+    js.onerror = () => {
+      uplotReady = null;
+      reject(new Error("Could not load the chart library."));
+    };
     document.head.append(js);
   });
   return uplotReady;
@@ -55,7 +58,12 @@ export async function drawPriceChart(box, aligned) {
   const muted = cssVar("--muted", "#57606a");
   const grid = cssVar("--grid", "rgba(0,0,0,.1)");
   const text = cssVar("--text", "#1f2328");
-  const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: `12px ${cssVar("--font", "system-ui")}` };
+  const axis = {
+    stroke: muted,
+    grid: { stroke: grid, width: 1 },
+    ticks: { stroke: grid, width: 1 },
+    font: `12px ${cssVar("--font", "system-ui")}`,
+  };
   const few = aligned.xs.length < 40;
   const height = () => (window.innerWidth < 640 ? 240 : 320);
 
@@ -70,7 +78,7 @@ export async function drawPriceChart(box, aligned) {
       { ...axis, size: 72, values: (_u, vals) => vals.map(axisValue) },
     ],
     series: [
-      { label: "Time", value: (_u, ts) => (ts == null ? "—" : new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC") },
+      { label: "Time", value: (_u, ts) => (ts == null ? "—" : `${new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 16)} UTC`) },
       ...aligned.sources.map((source, i) => ({
         label: source,
         stroke: cssVar(`--src-${source}`, FALLBACK_COLORS[i % FALLBACK_COLORS.length]),

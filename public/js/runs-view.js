@@ -1,8 +1,8 @@
 // Ingestion page: CSV upload card + recent runs (GET /stats/runs), refreshed automatically.
 import { getData } from "./api.js";
+import { csvUploadCard } from "./csv-upload.js";
 import { errorBox, h, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
 import { fmtDuration, fmtInt, shortId } from "./format.js";
-import { csvUploadCard } from "./csv-upload.js";
 
 const REFRESH_MS = 10_000;
 const ACTIVE_REFRESH_MS = 3_000;
@@ -21,8 +21,16 @@ export function renderRuns(root) {
   const auto = h("input", { type: "checkbox", id: "auto-refresh", checked: true });
   const refreshed = h("span.muted.small", { id: "runs-updated" });
   const select = (id, label, values, key) => {
-    const el = h("select", { id }, h("option", { value: "" }, `All`), values.map((v) => h("option", { value: v }, v)));
-    el.addEventListener("change", () => { filter[key] = el.value; refresh(); });
+    const el = h(
+      "select",
+      { id },
+      h("option", { value: "" }, `All`),
+      values.map((v) => h("option", { value: v }, v)),
+    );
+    el.addEventListener("change", () => {
+      filter[key] = el.value;
+      refresh();
+    });
     return h("div.field", {}, h("label", { for: id }, label), el);
   };
   const tbody = h("tbody", {});
@@ -30,32 +38,38 @@ export function renderRuns(root) {
     "table",
     { id: "runs-table" },
     h("caption.visually-hidden", {}, "Recent ingestion runs, newest first"),
-    h("thead", {}, h("tr", {}, ["Status", "Source", "Trigger", "Started", "Duration", "Fetched", "Accepted", "Rejected", "Written", "Error", "Run id"].map((l, i) => h("th", { scope: "col", class: i >= 4 && i <= 8 ? "num" : null }, l)))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Status", "Source", "Trigger", "Started", "Duration", "Fetched", "Accepted", "Rejected", "Written", "Run id", "Error"].map(
+          (l, i) => h("th", { scope: "col", class: i >= 4 && i <= 8 ? "num" : null }, l),
+        ),
+      ),
+    ),
     tbody,
   );
   const errorSlot = h("div", {});
 
   root.append(
     h("h1", { tabindex: "-1" }, "Ingestion"),
+    upload.card,
     h(
-      "div.grid-2",
-      {},
-      upload.card,
+      "section",
+      { "aria-labelledby": "runs-h" },
+      h("div.section-head", {}, h("h2", { id: "runs-h" }, "Recent runs"), refreshed),
       h(
-        "section",
-        { "aria-labelledby": "runs-h" },
-        h("div.section-head", {}, h("h2", { id: "runs-h" }, "Recent runs"), refreshed),
-        h(
-          "div.toolbar",
-          {},
-          select("runs-source", "Source", SOURCES, "source"),
-          select("runs-status", "Status", STATUSES, "status"),
-          h("label.check", { for: "auto-refresh" }, auto, "Auto-refresh"),
-          h("button.btn", { type: "button", id: "runs-refresh", onclick: () => refresh() }, "Refresh now"),
-        ),
-        errorSlot,
-        h("div.table-scroll", { role: "region", "aria-labelledby": "runs-h", tabindex: "0" }, table),
+        "div.toolbar",
+        {},
+        select("runs-source", "Source", SOURCES, "source"),
+        select("runs-status", "Status", STATUSES, "status"),
+        h("label.check", { for: "auto-refresh" }, auto, "Auto-refresh"),
+        h("button.btn", { type: "button", id: "runs-refresh", onclick: () => refresh() }, "Refresh now"),
       ),
+      errorSlot,
+      h("div.table-scroll", { role: "region", "aria-label": "Runs table", tabindex: "0" }, table),
     ),
   );
 
@@ -77,7 +91,11 @@ export function renderRuns(root) {
       errorSlot.replaceChildren();
       active = runs.some((r) => r.status === "queued" || r.status === "running");
       tbody.replaceChildren(...(runs.length ? runs.map(runRow) : [h("tr", {}, h("td.empty", { colspan: 11 }, "No runs recorded yet."))]));
-      refreshed.replaceChildren("Updated ", timeAgo(new Date().toISOString()), auto.checked ? ` · every ${(active ? ACTIVE_REFRESH_MS : REFRESH_MS) / 1000} s` : "");
+      refreshed.replaceChildren(
+        "Updated ",
+        timeAgo(new Date().toISOString()),
+        auto.checked ? ` · every ${(active ? ACTIVE_REFRESH_MS : REFRESH_MS) / 1000} s` : "",
+      );
       setStatus(`${runs.length} run${runs.length === 1 ? "" : "s"} shown${active ? ", some still in progress" : ""}.`);
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -105,14 +123,19 @@ function runRow(r) {
     { dataset: { runId: r.run_id, status: r.status } },
     h("td", {}, statusPill(r.status)),
     h("td", {}, sourceBadge(r.source)),
-    h("td", {}, r.trigger ?? "—"),
+    h(
+      "td",
+      {},
+      r.trigger ?? "—",
+      r.origin === "recorded" ? h("span.tag", { title: "Upstream was the bundled recorded sample data" }, "recorded") : null,
+    ),
     h("td", {}, r.started_at ? timeAgo(r.started_at) : h("span.muted", {}, "not yet")),
     h("td.num", {}, fmtDuration(r.duration_ms)),
     h("td.num", {}, fmtInt(rec.fetched)),
     h("td.num", {}, fmtInt(rec.accepted)),
     h("td.num", {}, fmtInt(rec.rejected)),
     h("td.num", {}, fmtInt(rec.written)),
-    h("td", {}, r.error ? h("div.cell-error", { title: r.error }, r.error) : h("span.muted", {}, "—")),
     h("td.mono", { title: r.run_id }, shortId(r.run_id)),
+    h("td", {}, r.error ? h("div.cell-error", { title: r.error }, r.error) : h("span.muted", {}, "—")),
   );
 }

@@ -7,7 +7,7 @@ const KNOWN = ["coingecko", "coinpaprika", "csv"];
 
 export function sourceTilesSection() {
   const healthLine = h("p.health-line", { id: "health-line" }, "Checking health…");
-  const list = h("ul.tiles", { id: "source-tiles", "aria-busy": "true" });
+  const list = h("ul.tiles", { id: "source-tiles", "aria-busy": "true", "aria-label": "Source status", tabindex: "0" });
   const section = h(
     "section",
     { "aria-labelledby": "sources-h" },
@@ -18,10 +18,7 @@ export function sourceTilesSection() {
 }
 
 async function loadTiles(list, healthLine, signal) {
-  const [health, stats] = await Promise.allSettled([
-    request("/health", { signal }),
-    getData("/stats", { signal }),
-  ]);
+  const [health, stats] = await Promise.allSettled([request("/health", { signal }), getData("/stats", { signal })]);
   const hv = health.status === "fulfilled" ? health.value : null;
   const sv = stats.status === "fulfilled" ? stats.value : null;
   list.removeAttribute("aria-busy");
@@ -43,7 +40,7 @@ function tile(name, health, stats) {
   let status = health?.status ?? "never";
   if (health?.stale && status === "ok") status = "stale";
   const lastRun = stats?.last_run;
-  const lastRunAt = typeof lastRun === "object" && lastRun ? lastRun.finished_at ?? lastRun.started_at : lastRun;
+  const lastRunAt = typeof lastRun === "object" && lastRun ? (lastRun.finished_at ?? lastRun.started_at) : lastRun;
   const lastSuccess = health?.last_success_at ?? stats?.last_success_at;
   const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
   return h(
@@ -56,7 +53,15 @@ function tile(name, health, stats) {
       row("Last success", timeAgo(lastSuccess)),
       row("Records", fmtInt(stats?.records)),
       row("Success rate", fmtRate(stats?.success_rate)),
-      row("Last run", lastRunAt ? [typeof lastRun === "object" ? `${lastRun.status} · ` : "", timeAgo(lastRunAt)] : h("span.muted", {}, "none")),
+      row(
+        "Last run",
+        lastRunAt
+          ? [
+              typeof lastRun === "object" ? `${lastRun.status}${lastRun.origin === "recorded" ? " (recorded)" : ""} · ` : "",
+              timeAgo(lastRunAt),
+            ]
+          : h("span.muted", {}, "none"),
+      ),
       stats?.mean_duration_ms != null ? row("Mean duration", fmtDuration(stats.mean_duration_ms)) : null,
     ),
     health?.last_error ? h("p.tile-error", { title: health.last_error }, health.last_error) : null,

@@ -35,7 +35,8 @@ const FINISHED = new Set(["succeeded", "partial", "failed"]);
  * together with the new offset. A consumer that dies mid-file resumes exactly where the last
  * committed block ended: no row is stored twice, none is skipped.
  */
-export async function ingestUpload(s: Services, msg: CsvUploadMessage) {
+export async function ingestUpload(s: Services, msg: CsvUploadMessage, opts: { blockBytes?: number; timeBudgetMs?: number } = {}) {
+  const blockBytes = opts.blockBytes ?? BLOCK_BYTES;
   const run = await getRun(s.db, msg.run_id);
   let upload = await s.db.query.uploads.findFirst({ where: eq(uploads.uploadId, msg.upload_id) });
   if (!run || !upload || FINISHED.has(run.status)) return;
@@ -46,7 +47,7 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage) {
   if (!head) return fail(s, upload, `the object ${upload.key} is no longer in R2`);
   const size = head.size;
   const fallbackTime = head.uploaded.toISOString();
-  const deadline = now() + TIME_BUDGET_MS;
+  const deadline = now() + (opts.timeBudgetMs ?? TIME_BUDGET_MS);
 
   let header: CsvHeader | null = upload.header ? JSON.parse(upload.header) : null;
   let offset = upload.byteOffset;
@@ -109,7 +110,7 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage) {
       }
       continue;
     }
-    if (end >= BLOCK_BYTES || eof) {
+    if (end >= blockBytes || eof) {
       const block = carry.subarray(0, end);
       const { normalised, rows } = parseBlock(block, header, rowsDone, fallbackTime);
       rowsDone += rows;

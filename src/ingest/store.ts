@@ -144,6 +144,7 @@ export function totalsStatement() {
 
 export function termsStatement(terms: [string, string][]) {
   return sql`
-    INSERT OR IGNORE INTO asset_terms (term, asset_uid)
-    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j`;
+    INSERT INTO asset_terms (term, asset_uid)
+    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j WHERE true
+    ON CONFLICT DO NOTHING`;
 }

@@ -1,0 +1,249 @@
+import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import geckoPage1 from "../data/coingecko/markets-page-1.json";
+import paprika from "../data/coinpaprika/tickers.json";
+import { startReplays, payloadsToReplay } from "../src/ingest/replay";
+import { startSourceRun } from "../src/ingest/start-run";
+import { handleQueue } from "../src/jobs/queue";
+import { handleScheduled } from "../src/jobs/scheduled";
+import { api, drain, json, rows, stubUpstream, TOKEN, testServices } from "./helpers";
+
+/** A CoinGecko of `total` coins built from the recorded page (ids made unique per test). */
+function geckoUniverse(total: number, tag: string) {
+  return Array.from({ length: total }, (_, i) => {
+    const base = geckoPage1[i % geckoPage1.length] as Record<string, unknown>;
+    return { ...base, id: `${tag}-${i}`, symbol: `${tag}${i}`, name: `${tag} coin ${i}`, market_cap_rank: i + 1 };
+  });
+}
+
+function geckoRoutes(coins: unknown[]) {
+  return (url: URL) => {
+    if (!url.pathname.endsWith("/coins/markets")) return undefined;
+    const page = Number(url.searchParams.get("page"));
+    return json(coins.slice((page - 1) * 250, page * 250));
+  };
+}
+
+async function clearLeases() {
+  await env.DB.prepare("DELETE FROM leases").run();
+  await env.DB.prepare("DELETE FROM request_budgets").run();
+}
+
+beforeEach(clearLeases);
+
+describe("HTTP sources", () => {
+  it("pages CoinGecko until the short page, archives each body byte for byte, and keys every call", async () => {
+    const coins = geckoUniverse(510, "pg");
+    const up = stubUpstream(geckoRoutes(coins));
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "6000" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("not started");
+    await drain(s, sent);
+    const [run] = await rows<{ status: string; fetched: number; accepted: number; written: number }>(
+      "SELECT status, fetched, accepted, written FROM ingestion_runs WHERE run_id = ?",
+      start.run.runId,
+    );
+    expect(run).toEqual({ status: "succeeded", fetched: 510, accepted: 510, written: 510 });
+    expect(up.calls.map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2", "3"]);
+    expect(up.calls.every((c) => c.headers.get("x-cg-demo-api-key") === "test-gecko-key")).toBe(true);
+    const raws = await rows<{ key: string; bytes: number }>("SELECT key, bytes FROM raw_payloads WHERE run_id = ? ORDER BY id", start.run.runId);
+    expect(raws).toHaveLength(3);
+    const third = await env.BUCKET.get(raws[2].key);
+    expect(await third!.text()).toBe(JSON.stringify(coins.slice(500)));
+    expect(await rows("SELECT holder FROM leases")).toEqual([]);
+  });
+
+  it("waits for Retry-After after a 429, then succeeds", async () => {
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? [new Response("slow down", { status: 429, headers: { "retry-after": "1" } }), json(paprika)] : undefined));
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const start = await startSourceRun(s, "coinpaprika", "manual");
+    await drain(s, sent);
+    expect(up.calls).toHaveLength(2);
+    expect(up.calls[1].at - up.calls[0].at).toBeGreaterThanOrEqual(950);
+    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    expect(run.status).toBe("partial");
+  });
+
+  it("waits until x-ratelimit-reset (CoinGecko's header) after a 429", async () => {
+    const coins = geckoUniverse(10, "rl");
+    const reset = () => new Response("{}", { status: 429, headers: { "x-ratelimit-reset": new Date(Date.now() + 1000).toUTCString(), "x-ratelimit-remaining": "0" } });
+    const up = stubUpstream((url) => (url.pathname.endsWith("/coins/markets") ? [reset, json(coins)] : undefined));
+    const { s, sent } = testServices({ fetch: up.fetch });
+    await startSourceRun(s, "coingecko", "manual");
+    await drain(s, sent);
+    expect(up.calls).toHaveLength(2);
+    expect(up.calls[1].at - up.calls[0].at).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("retries 5xx answers and succeeds", async () => {
+    const coins = geckoUniverse(5, "fx");
+    const up = stubUpstream((url) => (url.pathname.endsWith("/coins/markets") ? [json({ e: 1 }, { status: 500 }), json({ e: 1 }, { status: 503 }), json(coins)] : undefined));
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    await drain(s, sent);
+    expect(up.calls).toHaveLength(3);
+    const [run] = await rows<{ status: string; accepted: number }>("SELECT status, accepted FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    expect(run).toEqual({ status: "succeeded", accepted: 5 });
+  });
+
+  it("times out a silent upstream and retries", async () => {
+    const coins = geckoUniverse(3, "to");
+    let n = 0;
+    const hang = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      n++;
+      if (n === 1) {
+        return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
+      }
+      return json(coins);
+    }) as typeof fetch;
+    const { s, sent } = testServices({ fetch: hang, vars: { UPSTREAM_TIMEOUT_MS: "200" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    await drain(s, sent);
+    expect(n).toBe(2);
+    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    expect(run.status).toBe("succeeded");
+  });
+
+  for (const [kind, body] of [
+    ["malformed", '{"this is": not json'],
+    ["truncated", JSON.stringify(paprika).slice(0, 5000)],
+  ] as const) {
+    it(`fails the run on ${kind} JSON, archives the body, and keeps stored data intact`, async () => {
+      const good = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+      const first = testServices({ fetch: good.fetch });
+      await startSourceRun(first.s, "coinpaprika", "manual");
+      await drain(first.s, first.sent);
+      const before = await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id");
+
+      const bad = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(body) : undefined));
+      const { s, sent } = testServices({ fetch: bad.fetch });
+      const start = await startSourceRun(s, "coinpaprika", "manual");
+      await drain(s, sent);
+      const runId = start.started ? start.run.runId : "";
+      const [run] = await rows<{ status: string; error: string }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", runId);
+      expect(run.status).toBe("failed");
+      expect(run.error).toMatch(/malformed JSON/);
+      expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id")).toEqual(before);
+      const [raw] = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ?", runId);
+      expect(await (await env.BUCKET.get(raw.key))!.text()).toBe(body);
+      const health = await (await api("/health")).json<{ status: string; sources: Record<string, { status: string; last_error: string }> }>();
+      expect(health.status).toBe("degraded");
+      expect(health.sources.coinpaprika.last_error).toMatch(/malformed/);
+    });
+  }
+
+  it("refuses a second run of a running source: the lease is in D1", async () => {
+    const { s } = testServices();
+    const first = await startSourceRun(s, "coingecko", "manual");
+    const second = await startSourceRun(s, "coingecko", "manual");
+    expect(first.started).toBe(true);
+    expect(second).toEqual({ started: false, runningRunId: first.started ? first.run.runId : null });
+    const res = await api("/etl/run/coingecko", { method: "POST", token: TOKEN });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ error: { code: "conflict" } });
+  });
+
+  it("writes no quote rows when the same payload comes twice, and history only for newer quotes", async () => {
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const runs: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { s, sent } = testServices({ fetch: up.fetch });
+      const start = await startSourceRun(s, "coinpaprika", "manual");
+      runs.push(start.started ? start.run.runId : "");
+      await drain(s, sent);
+    }
+    const [second] = await rows<{ accepted: number; written: number }>("SELECT accepted, written FROM ingestion_runs WHERE run_id = ?", runs[1]);
+    expect(second.accepted).toBeGreaterThan(300);
+    expect(second.written).toBe(0);
+    const dupes = await rows("SELECT source_id, COUNT(*) n FROM quote_history WHERE source = 'coinpaprika' AND resolution = 'raw' GROUP BY source_id, at HAVING n > 1");
+    expect(dupes).toEqual([]);
+  });
+
+  it("ignores a page message delivered again after its part was stored", async () => {
+    const coins = geckoUniverse(20, "dd");
+    const up = stubUpstream(geckoRoutes(coins));
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    const message = sent[0];
+    await drain(s, sent);
+    const snapshot = await rows("SELECT * FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    sent.push(message);
+    await drain(s, sent);
+    expect(up.calls).toHaveLength(1);
+    expect(await rows("SELECT * FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "")).toEqual(snapshot);
+  });
+
+  it("replays archived payloads without calling upstream", async () => {
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const first = testServices({ fetch: up.fetch });
+    await startSourceRun(first.s, "coinpaprika", "manual");
+    await drain(first.s, first.sent);
+    const calls = up.calls.length;
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const [run] = await startReplays(s, await payloadsToReplay(s, "coinpaprika"));
+    await drain(s, sent);
+    expect(up.calls.length).toBe(calls);
+    const [done] = await rows<{ trigger: string; status: string; written: number; accepted: number }>(
+      "SELECT trigger, status, written, accepted FROM ingestion_runs WHERE run_id = ?",
+      run.runId,
+    );
+    expect(done).toMatchObject({ trigger: "replay", status: "partial", written: 0 });
+    expect(done.accepted).toBeGreaterThan(300);
+  });
+});
+
+describe("queue consumer", () => {
+  it("acks and retries each message on its own", async () => {
+    const { s } = testServices();
+    const start = await startSourceRun(s, "coingecko", "manual");
+    const runId = start.started ? start.run.runId : "";
+    const brokenR2 = { ...env, BUCKET: { put: () => Promise.reject(new Error("R2 unavailable")) } } as never;
+    const up = stubUpstream(() => json(geckoUniverse(3, "qq")));
+    const batch = createMessageBatch("coinfuse-jobs", [
+      { id: "ok", timestamp: new Date(), attempts: 1, body: { type: "replay", run_id: "run_missing", raw_ids: ["x"] } },
+      { id: "garbage", timestamp: new Date(), attempts: 1, body: { nope: true } },
+      { id: "r2-down", timestamp: new Date(), attempts: 3, body: { type: "fetch_page", run_id: runId, source: "coingecko", page: 1 } },
+    ]);
+    const ctx = createExecutionContext();
+    await handleQueue(batch, brokenR2, up.fetch);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["garbage", "ok"]);
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(["r2-down"]);
+    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", runId);
+    expect(run.status).toBe("running");
+  });
+
+  it("records dead-lettered messages and fails their run", async () => {
+    const { s } = testServices();
+    const start = await startSourceRun(s, "coinpaprika", "manual");
+    const runId = start.started ? start.run.runId : "";
+    const batch = createMessageBatch("coinfuse-dlq", [
+      { id: "dead-1", timestamp: new Date(), attempts: 6, body: { type: "fetch_page", run_id: runId, source: "coinpaprika", page: 1 } },
+    ]);
+    await handleQueue(batch, env as never);
+    expect(await rows("SELECT message_id, attempts FROM dead_letters WHERE message_id = 'dead-1'")).toEqual([{ message_id: "dead-1", attempts: 6 }]);
+    const [run] = await rows<{ status: string; error: string }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", runId);
+    expect(run).toEqual({ status: "failed", error: expect.stringMatching(/dead-lettered/) });
+    expect(await rows("SELECT * FROM leases")).toEqual([]);
+    const stats = await (await api("/stats")).json<{ data: { dead_letters: number } }>();
+    expect(stats.data.dead_letters).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("cron", () => {
+  it("fans out one message per due source, and an overlapping tick adds nothing", async () => {
+    await env.DB.prepare("DELETE FROM ingestion_runs").run();
+    const { s, sent } = testServices();
+    await handleScheduled(createScheduledController({ cron: "* * * * *" }), s.env);
+    expect(sent.map((m) => m.type === "fetch_page" ? `${m.type}:${m.source}:${m.page}` : m.type).sort()).toEqual([
+      "csv_sweep",
+      "fetch_page:coingecko:1",
+      "fetch_page:coinpaprika:1",
+    ]);
+    const queued = await rows<{ source: string; trigger: string; status: string }>("SELECT source, trigger, status FROM ingestion_runs ORDER BY source");
+    expect(queued.every((r) => r.trigger === "cron" && r.status === "queued")).toBe(true);
+    await handleScheduled(createScheduledController({ cron: "* * * * *" }), s.env);
+    expect(sent).toHaveLength(3);
+  });
+});
