@@ -21,6 +21,8 @@ export default defineConfig(async () => ({
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
     testTimeout: 30_000,
+    // Structured logs are shown for failing tests only.
+    silent: "passed-only",
     hookTimeout: 60_000,
   },
 }));

@@ -53,13 +53,6 @@ CREATE INDEX `mappings_asset_idx` ON `asset_mappings` (`asset_uid`);--> statemen
 CREATE INDEX `mappings_symbol_idx` ON `asset_mappings` (`symbol_key`);--> statement-breakpoint
 CREATE INDEX `mappings_name_idx` ON `asset_mappings` (`name_key`);--> statement-breakpoint
 CREATE INDEX `mappings_id_idx` ON `asset_mappings` (`id_key`);--> statement-breakpoint
-CREATE TABLE `asset_terms` (
-	`term` text NOT NULL,
-	`asset_uid` text NOT NULL,
-	PRIMARY KEY(`term`, `asset_uid`)
-);
---> statement-breakpoint
-CREATE INDEX `asset_terms_asset_idx` ON `asset_terms` (`asset_uid`);--> statement-breakpoint
 CREATE TABLE `assets` (
 	`asset_uid` text PRIMARY KEY NOT NULL,
 	`symbol` text NOT NULL,

@@ -13,7 +13,8 @@ const upstreamPort = Number(process.env.UPSTREAM_PORT ?? 8789);
 const token = process.env.ADMIN_TOKEN ?? "dev-admin-token";
 const base = `http://127.0.0.1:${port}`;
 const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false" };
+// wrangler needs Node >= 22: the project brings it (npm package "node") in node_modules/.bin.
+const env = { ...process.env, WRANGLER_SEND_METRICS: "false", PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}` };
 
 const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "coinfuse", "--local"], { cwd: root, stdio: "inherit", env });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);

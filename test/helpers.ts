@@ -78,3 +78,12 @@ export function stubUpstream(routes: (url: URL) => Reply | Reply[] | undefined) 
 
 export const json = (body: unknown, init: ResponseInit = {}) =>
   new Response(typeof body === "string" ? body : JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" }, ...init });
+
+/** The app with some variables overridden, as `wrangler dev --var` would. */
+export async function apiWith(vars: Partial<Env>, path: string, init: RequestInit & { token?: string } = {}) {
+  const { createApp } = await import("../src/app");
+  const { createExecutionContext } = await import("cloudflare:test");
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  return createApp().fetch(new Request(`http://coinfuse.test${path}`, { ...init, headers }), { ...env, ...vars } as Env, createExecutionContext());
+}

@@ -65,16 +65,6 @@ export const listingTotals = sqliteTable("listing_totals", {
   total: integer().notNull(),
 });
 
-/** Search terms (symbol, each name word, the whole name) for prefix search with `q`. */
-export const assetTerms = sqliteTable(
-  "asset_terms",
-  {
-    term: text().notNull(),
-    assetUid: text().notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.term, t.assetUid] }), index("asset_terms_asset_idx").on(t.assetUid)],
-);
-
 /** The record of the unification map: which asset a (source, source_id) belongs to, and why. */
 export const assetMappings = sqliteTable(
   "asset_mappings",

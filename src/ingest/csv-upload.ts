@@ -19,12 +19,14 @@ import type { Normalised } from "../sources/source-quote";
 import { completeRun } from "./finish";
 import { getRun, markRunning } from "./runs";
 import { storeNormalised } from "./store-chunk";
+import { totalsStatement } from "./store";
+import { runBatch } from "../db/batch";
 
 type CsvUploadMessage = Extract<JobMessage, { type: "csv_upload" }>;
 type UploadRow = typeof uploads.$inferSelect;
 
 /** Rows are stored in blocks of about this many bytes: one D1 transaction each, with the resume point. */
-const BLOCK_BYTES = 512 * 1024;
+const BLOCK_BYTES = 1024 * 1024;
 /** After this long, the job hands the rest of the file to a fresh message (Workers limit one invocation). */
 const TIME_BUDGET_MS = 60_000;
 const FINISHED = new Set(["succeeded", "partial", "failed"]);
@@ -165,6 +167,7 @@ async function storeBlock(
     fetched: accepted + rejected,
     normalised,
     extra: [progress],
+    deferTotals: true, // recounted once when the upload finishes
   });
 }
 
@@ -198,6 +201,7 @@ async function fail(s: Services, upload: UploadRow, reason: string, reader?: Rea
 }
 
 export async function finishUpload(s: Services, uploadId: string, runId: string, error: string | null) {
+  await runBatch(s.db, [totalsStatement()]);
   const run = await completeRun(s, runId, { error, cursor: uploadId, holdsLease: false });
   await s.db
     .update(uploads)

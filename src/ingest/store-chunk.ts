@@ -1,12 +1,12 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
-import { nowIso } from "../lib/clock";
+import { now, nowIso } from "../lib/clock";
+import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
-import { searchTerms } from "../unify/keys";
 import { matchKey } from "../unify/matcher";
 import { resolveAssets } from "../unify/resolve";
-import { quoteStatements, rejectionStatement, type ResolvedQuote, termsStatement, totalsStatement } from "./store";
+import { quoteStatements, rejectionStatement, type ResolvedQuote, totalsStatement } from "./store";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
 const CHUNK = 2000;
@@ -19,13 +19,15 @@ const CHUNK = 2000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[] },
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[]; deferTotals?: boolean },
 ) {
-  const now = nowIso();
+  const at = nowIso();
   // The newest record wins when one id appears twice in a payload.
   const byId = new Map(p.normalised.quotes.map((q) => [q.sourceId, q]));
   const quotes = [...byId.values()];
+  const t0 = now();
   const resolution = await resolveAssets(db, kv, p.source, quotes);
+  const t1 = now();
   let written = 0;
   const slices = Math.max(1, Math.ceil(quotes.length / CHUNK));
   for (let s = 0; s < slices; s++) {
@@ -33,18 +35,18 @@ export async function storeNormalised(
       .slice(s * CHUNK, (s + 1) * CHUNK)
       .map((q) => ({ ...q, assetUid: resolution.get(matchKey(q))!.assetUid }));
     const last = s === slices - 1;
-    const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, now);
-    const terms = slice.flatMap((q) => searchTerms(q.symbol, q.name).map((t): [string, string] => [t, q.assetUid]));
-    const tail: SQL[] = [termsStatement(terms)];
+    const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, at);
+    const tail: SQL[] = [];
     if (last) {
-      if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, now));
-      tail.push(totalsStatement());
+      if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, at));
+      if (!p.deferTotals) tail.push(totalsStatement());
       tail.push(...(p.extra ?? []));
-      tail.push(partStatement(p, quotes.map((q) => q.sourceId), now));
+      tail.push(partStatement(p, quotes.map((q) => q.sourceId), at));
     }
     const results = await runBatch(db, [...statements, ...tail]);
     written += results[upsertIndex]?.meta?.changes ?? 0;
   }
+  log("info", "chunk_stored", { run_id: p.runId, part: p.part, quotes: quotes.length, written, resolve_ms: t1 - t0, write_ms: now() - t1 });
   return { accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
 }
 

@@ -142,9 +142,3 @@ export function totalsStatement() {
     FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`;
 }
 
-export function termsStatement(terms: [string, string][]) {
-  return sql`
-    INSERT INTO asset_terms (term, asset_uid)
-    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(${JSON.stringify(terms)}) j WHERE true
-    ON CONFLICT DO NOTHING`;
-}

@@ -23,13 +23,18 @@ export function looseNameKey(name: string) {
 }
 
 /**
- * Provider ids reduced to their name part: CoinPaprika ids are usually `{symbol}-{name-slug}`
- * ("bnb-binance-coin" -> "binancecoin"), CoinGecko and CoinCap ids are name slugs ("binancecoin").
+ * Provider ids reduced to their name part. CoinPaprika ids are `{symbol}-{name-slug}`, with the
+ * symbol of the day the coin was listed ("bnb-binance-coin", but also "miota-iota",
+ * "rndr-render-token", "ust-terrausd"), so the first segment goes whatever it is; CoinGecko and
+ * CoinCap ids are name slugs ("binancecoin"); CSV rows without an id get `{symbol}:{name-slug}`.
  */
 export function idKey(source: string, sourceId: string, symbol: string) {
   let id = sourceId.toLowerCase();
-  const prefix = `${symbolKey(symbol)}-`;
-  if (source === "coinpaprika" && id.startsWith(prefix) && id.length > prefix.length) id = id.slice(prefix.length);
+  if (source === "coinpaprika") {
+    const prefix = `${symbolKey(symbol)}-`;
+    if (id.startsWith(prefix) && id.length > prefix.length) id = id.slice(prefix.length);
+    else if (/^[^-]+-./.test(id)) id = id.slice(id.indexOf("-") + 1);
+  } else if (source === "csv" && /^[^:]*:./.test(id)) id = id.slice(id.indexOf(":") + 1);
   return id.replace(/[^a-z0-9]/g, "");
 }
 
@@ -39,15 +44,4 @@ export function slugify(s: string) {
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 60);
-}
-
-/** Search terms for `q`: the symbol, the whole name, and each word of the name. */
-export function searchTerms(symbol: string, name: string) {
-  const terms = new Set<string>();
-  const sym = nameKey(symbol);
-  if (sym) terms.add(sym);
-  const whole = nameKey(name);
-  if (whole) terms.add(whole);
-  for (const w of fold(name).split(/[^a-z0-9]+/)) if (w) terms.add(w);
-  return [...terms].map((t) => t.slice(0, 64));
 }

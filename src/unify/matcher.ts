@@ -21,6 +21,10 @@ export type Decision = { assetUid: string | null; rule: Rule; ambiguous?: string
 const PRICE_TOLERANCE = 0.1;
 /** A name or id match is still refused when prices are this far apart (an old/new contract, a namesake). */
 const PRICE_SANITY = 0.5;
+/** Under the weak rules, one claimant must be this much closer in size (log ratio, 2x) than the next to be preferred. */
+const SIZE_MARGIN = Math.log(2);
+/** Provider ids shorter than this are too generic to stand as evidence without a matching symbol or name. */
+const MIN_ID_ONLY_LENGTH = 4;
 
 const recordKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
 
@@ -48,140 +52,241 @@ function sizeCorroborates(r: Identity, m: Identity) {
   return true;
 }
 
-type AssetView = { uid: string; mappings: KnownMapping[]; sources: Set<string> };
+/** Close prices (both known) and sizes that do not contradict each other. */
+function figuresAgree(r: Identity, m: Identity) {
+  const gap = priceGap(r.priceUsd, m.priceUsd);
+  return gap !== null && gap <= PRICE_TOLERANCE && sizeCorroborates(r, m);
+}
+
+/** How far apart two records are in size (|log| of the rank or market-cap ratio); null when unknown. */
+function sizeDistance(r: Identity, m: Identity) {
+  if (r.rank && m.rank) return Math.abs(Math.log(r.rank / m.rank));
+  if (r.marketCapUsd && m.marketCapUsd) return Math.abs(Math.log(r.marketCapUsd / m.marketCapUsd));
+  return null;
+}
+
+/** Normalised keys of a record, computed once. */
+type Keys = { sym: string; name: string; loose: string; id: string };
+type Rec = { r: Identity; k: Keys };
+
+function keysOf(r: Identity): Keys {
+  return {
+    sym: symbolKey(r.symbol),
+    name: nameKey(r.name),
+    loose: looseNameKey(r.name),
+    id: idKey(r.source, r.sourceId, r.symbol),
+  };
+}
+
+const same = (a: string, b: string) => a !== "" && a === b;
+const sameName = (a: Keys, b: Keys) => same(a.name, b.name) || same(a.loose, b.loose);
+/** A name that is another provider's id slug ("Binance Coin" / `binancecoin`, "Toncoin" / `toncoin`). */
+const nameIsId = (a: Keys, b: Keys) => same(a.name, b.id) || same(a.loose, b.id) || same(a.id, b.name) || same(a.id, b.loose);
+
+type Evidence = (x: Rec, m: Rec) => boolean;
+
+/**
+ * The rules, strongest first. Each pass runs over the whole batch before the next one starts, so
+ * a record with strong evidence for an asset always wins it over a record with weaker evidence.
+ */
+const PASSES: { rule: Rule; weak: boolean; matches: Evidence }[] = [
+  {
+    // Same provider id slug (CoinPaprika's `{symbol}-` prefix dropped) and the same symbol; or, for a
+    // coin whose ticker changed (MIOTA/IOTA), the same id and name with close price and size.
+    rule: "provider_id",
+    weak: false,
+    matches: (x, m) =>
+      same(x.k.id, m.k.id) &&
+      (same(x.k.sym, m.k.sym)
+        ? pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY)
+        : sameName(x.k, m.k) && figuresAgree(x.r, m.r)),
+  },
+  {
+    // Same symbol and the same name, or a name that is the other's id slug.
+    rule: "name_symbol",
+    weak: false,
+    matches: (x, m) =>
+      same(x.k.sym, m.k.sym) && (sameName(x.k, m.k) || nameIsId(x.k, m.k)) && pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY),
+  },
+  {
+    // A renamed and re-tickered coin (UST -> USTC "TerraClassicUSD") keeps its id slug: the same id
+    // with a close price and a size that does not contradict it.
+    rule: "provider_id",
+    weak: false,
+    matches: (x, m) => same(x.k.id, m.k.id) && x.k.id.length >= MIN_ID_ONLY_LENGTH && figuresAgree(x.r, m.r),
+  },
+  {
+    // Never the symbol alone: price and size must agree too, and the choice must be unambiguous.
+    rule: "symbol_corroborated",
+    weak: true,
+    matches: (x, m) => same(x.k.sym, m.k.sym) && figuresAgree(x.r, m.r),
+  },
+];
+
+type AssetView = { uid: string; mappings: Rec[]; sources: Set<string> };
 
 /**
  * Decides the asset of every record in `records`, given the mappings already known (the
  * records' own ones and those of every asset that could match). Rules run in order over the
- * whole batch, and ties are broken by price closeness then id, so the result does not depend on
- * the order of `records`. An asset takes at most one id per API source (CSV files may each name
- * the same coin differently, so CSV ids may share an asset).
+ * whole batch; within a rule, records propose their closest asset and each asset keeps its
+ * closest claimant, round after round, so the result does not depend on the order of `records`
+ * or `known`. An asset takes at most one id per API source (CSV files may each name the same coin
+ * differently, so CSV ids may share an asset).
  */
 export function decide(records: Identity[], known: KnownMapping[], pinned: Map<string, string>): Map<string, Decision> {
   const out = new Map<string, Decision>();
   const assets = new Map<string, AssetView>();
   const byRecord = new Map<string, KnownMapping>();
+  // Assets by every key one of their mappings carries, so candidates are found without a full scan.
+  const index = new Map<string, Set<string>>();
+  const addToIndex = (uid: string, k: Keys) => {
+    for (const key of [`s:${k.sym}`, `n:${k.name}`, `n:${k.loose}`, `i:${k.id}`]) {
+      if (key.length <= 2) continue;
+      const set = index.get(key) ?? new Set<string>();
+      set.add(uid);
+      index.set(key, set);
+    }
+  };
+  const join = (uid: string, x: Rec) => {
+    const a = assets.get(uid) ?? { uid, mappings: [], sources: new Set<string>() };
+    a.mappings.push(x);
+    a.sources.add(x.r.source);
+    assets.set(uid, a);
+    addToIndex(uid, x.k);
+  };
   for (const m of known) {
     byRecord.set(recordKey(m), m);
-    const a = assets.get(m.assetUid) ?? { uid: m.assetUid, mappings: [], sources: new Set<string>() };
-    a.mappings.push(m);
-    a.sources.add(m.source);
-    assets.set(m.assetUid, a);
+    join(m.assetUid, { r: m, k: keysOf(m) });
   }
 
-  let pending: Identity[] = [];
+  let pending: Rec[] = [];
+  const seen = new Set<string>();
   for (const r of records) {
     const key = recordKey(r);
+    if (seen.has(key)) continue; // listed twice in one batch: the first counts
+    seen.add(key);
     const pin = pinned.get(key);
-    if (pin) out.set(key, { assetUid: pin, rule: "pinned" });
-    else if (byRecord.has(key)) out.set(key, { assetUid: byRecord.get(key)!.assetUid, rule: "known" });
-    else pending.push(r);
+    if (pin) {
+      out.set(key, { assetUid: pin, rule: "pinned" });
+      join(pin, { r, k: keysOf(r) }); // the pin takes its source's place on that asset
+    } else if (byRecord.has(key)) out.set(key, { assetUid: byRecord.get(key)!.assetUid, rule: "known" });
+    else pending.push({ r, k: keysOf(r) });
   }
 
-  const canJoin = (r: Identity, a: AssetView) => r.source === "csv" || !a.sources.has(r.source);
-  const others = (r: Identity, a: AssetView) => a.mappings.filter((m) => m.source !== r.source);
-
-  const rules: [Rule, (r: Identity, m: KnownMapping) => boolean][] = [
-    [
-      "provider_id",
-      (r, m) =>
-        idKey(r.source, r.sourceId, r.symbol) === idKey(m.source, m.sourceId, m.symbol) &&
-        (symbolKey(r.symbol) === symbolKey(m.symbol) || looseNameKey(r.name) === looseNameKey(m.name)) &&
-        pricesCompatible(r.priceUsd, m.priceUsd, PRICE_SANITY),
-    ],
-    [
-      "name_symbol",
-      (r, m) =>
-        symbolKey(r.symbol) === symbolKey(m.symbol) &&
-        (nameKey(r.name) === nameKey(m.name) || looseNameKey(r.name) === looseNameKey(m.name)) &&
-        pricesCompatible(r.priceUsd, m.priceUsd, PRICE_SANITY),
-    ],
-    [
-      "symbol_corroborated",
-      (r, m) =>
-        symbolKey(r.symbol) !== "" &&
-        symbolKey(r.symbol) === symbolKey(m.symbol) &&
-        priceGap(r.priceUsd, m.priceUsd) !== null &&
-        priceGap(r.priceUsd, m.priceUsd)! <= PRICE_TOLERANCE &&
-        sizeCorroborates(r, m),
-    ],
-  ];
-
-  for (const [rule, matches] of rules) {
-    // Every record proposes the assets this rule allows; each asset then goes to its closest claimant.
-    const claims = new Map<string, { r: Identity; gap: number }[]>();
-    const options = new Map<string, string[]>();
-    for (const r of pending) {
-      const uids: string[] = [];
-      for (const a of assets.values()) {
-        if (!canJoin(r, a)) continue;
-        const hits = others(r, a).filter((m) => matches(r, m));
-        if (hits.length) uids.push(a.uid);
-      }
-      if (!uids.length) continue;
-      options.set(recordKey(r), uids.sort());
-      const best = pickClosest(r, uids, assets);
-      const list = claims.get(best) ?? [];
-      list.push({ r, gap: closestGap(r, assets.get(best)!) });
-      claims.set(best, list);
+  const canJoin = (x: Rec, a: AssetView) => x.r.source === "csv" || !a.sources.has(x.r.source);
+  /** Mappings a record is compared with: every mapping of the asset from another source, and other CSV ids. */
+  const comparable = (x: Rec, a: AssetView) => a.mappings.filter((m) => m.r.source !== x.r.source || x.r.source === "csv");
+  const candidateUids = (x: Rec) => {
+    const uids = new Set<string>();
+    const k = x.k;
+    for (const key of [`s:${k.sym}`, `n:${k.name}`, `n:${k.loose}`, `i:${k.id}`, `i:${k.name}`, `i:${k.loose}`, `n:${k.id}`]) {
+      if (key.length <= 2) continue;
+      for (const uid of index.get(key) ?? []) uids.add(uid);
     }
-    const next: Identity[] = [];
+    return [...uids].sort();
+  };
+
+  for (const pass of PASSES) {
+    // Every record's options under this rule, closest first.
+    type Option = { uid: string; gap: number; size: number };
+    const options = new Map<string, Option[]>();
+    for (const x of pending) {
+      const opts: Option[] = [];
+      for (const uid of candidateUids(x)) {
+        const a = assets.get(uid)!;
+        if (!canJoin(x, a)) continue;
+        const hits = comparable(x, a).filter((m) => pass.matches(x, m));
+        if (!hits.length) continue;
+        opts.push({ uid, gap: closest(hits, (m) => priceGap(x.r.priceUsd, m.r.priceUsd)), size: closest(hits, (m) => sizeDistance(x.r, m.r)) });
+      }
+      if (!opts.length) continue;
+      opts.sort((p, q) => closeness(p) - closeness(q) || (p.uid < q.uid ? -1 : 1));
+      options.set(recordKey(x.r), opts);
+    }
+
+    // Rounds of proposals: every claim is either accepted or refused, so this ends.
+    const refused = new Set<string>(); // record key + uid: the asset turned the record down
     const won = new Set<string>();
-    for (const [uid, list] of claims) {
-      const asset = assets.get(uid)!;
-      list.sort((x, y) => x.gap - y.gap || (x.r.sourceId < y.r.sourceId ? -1 : 1));
-      for (const { r } of list) {
-        if (!canJoin(r, asset)) continue;
-        const key = recordKey(r);
-        const alternatives = options.get(key)!;
-        // Under the weak rule, a record that fits several assets equally is not guessed.
-        if (rule === "symbol_corroborated" && alternatives.length > 1) continue;
-        out.set(key, { assetUid: uid, rule, ...(alternatives.length > 1 ? { ambiguous: alternatives } : {}) });
-        won.add(key);
-        const m: KnownMapping = { ...r, assetUid: uid };
-        asset.mappings.push(m);
-        asset.sources.add(r.source);
+    for (;;) {
+      // Each undecided record proposes the closest asset that has not turned it down.
+      const claims = new Map<string, { x: Rec; o: Option }[]>();
+      for (const x of pending) {
+        const key = recordKey(x.r);
+        const opts = options.get(key);
+        if (!opts || won.has(key)) continue;
+        // Under the weak rule, a record that fits several assets is not guessed.
+        if (pass.weak && opts.length > 1) continue;
+        const o = opts.find((o) => !refused.has(`${key}\u0000${o.uid}`) && canJoin(x, assets.get(o.uid)!));
+        if (o) claims.set(o.uid, [...(claims.get(o.uid) ?? []), { x, o }]);
+      }
+      if (!claims.size) break;
+      for (const uid of [...claims.keys()].sort()) {
+        const bySource = new Map<string, { x: Rec; o: Option }[]>();
+        for (const c of claims.get(uid)!) bySource.set(c.x.r.source, [...(bySource.get(c.x.r.source) ?? []), c]);
+        for (const [source, list] of bySource) {
+          // The weak rule compares size first (a bridged token is priced like its original), the others price.
+          list.sort((p, q) =>
+            pass.weak
+              ? p.o.size - q.o.size || p.o.gap - q.o.gap || (p.x.r.sourceId < q.x.r.sourceId ? -1 : 1)
+              : closeness(p.o) - closeness(q.o) || (p.x.r.sourceId < q.x.r.sourceId ? -1 : 1),
+          );
+          let accepted = source === "csv" && !pass.weak ? list : list.slice(0, 1);
+          // Two records of one batch fit one asset about equally under the weak rule: neither is guessed.
+          if (pass.weak && list.length > 1 && !(list[0].o.size + SIZE_MARGIN < list[1].o.size)) accepted = [];
+          for (const c of list) {
+            const key = recordKey(c.x.r);
+            if (!accepted.includes(c)) {
+              refused.add(`${key}\u0000${uid}`);
+              continue;
+            }
+            const alternatives = options.get(key)!.map((o) => o.uid).sort();
+            out.set(key, { assetUid: uid, rule: pass.rule, ...(alternatives.length > 1 ? { ambiguous: alternatives } : {}) });
+            won.add(key);
+            join(uid, c.x);
+          }
+        }
       }
     }
-    for (const r of pending) if (!won.has(recordKey(r))) next.push(r);
-    pending = next;
+    pending = pending.filter((x) => !won.has(recordKey(x.r)));
   }
 
-  for (const r of pending) {
-    const key = recordKey(r);
-    const alternatives = lookalikes(r);
+  for (const x of pending) {
+    const key = recordKey(x.r);
+    const alternatives = lookalikes(x);
     out.set(key, { assetUid: null, rule: "new_asset", ...(alternatives.length ? { ambiguous: alternatives } : {}) });
   }
   return out;
 
-  function lookalikes(r: Identity) {
-    const sym = symbolKey(r.symbol);
-    if (!sym) return [];
-    return [...assets.values()]
-      .filter((a) => canJoin(r, a) && others(r, a).some((m) => symbolKey(m.symbol) === sym && pricesCompatible(r.priceUsd, m.priceUsd, PRICE_TOLERANCE)))
-      .map((a) => a.uid)
+  function lookalikes(x: Rec) {
+    if (!x.k.sym) return [];
+    return [...(index.get(`s:${x.k.sym}`) ?? [])]
+      .filter((uid) => {
+        const a = assets.get(uid)!;
+        return (
+          canJoin(x, a) &&
+          comparable(x, a).some((m) => m.k.sym === x.k.sym && pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_TOLERANCE))
+        );
+      })
       .sort();
   }
 }
 
-function closestGap(r: Identity, a: AssetView) {
-  let best = Number.POSITIVE_INFINITY;
-  for (const m of a.mappings) {
-    const g = priceGap(r.priceUsd, m.priceUsd);
-    if (g !== null && g < best) best = g;
-  }
-  return best;
+/**
+ * How well an option fits: the price gap, plus a little of the size distance so that between two
+ * namesakes priced about the same the one of the same size wins. Unknown figures count as middling.
+ */
+function closeness(o: { gap: number; size: number }) {
+  const gap = Number.isFinite(o.gap) ? o.gap : PRICE_TOLERANCE;
+  const size = Number.isFinite(o.size) ? o.size : Math.log(3);
+  return gap + 0.05 * size;
 }
 
-function pickClosest(r: Identity, uids: string[], assets: Map<string, AssetView>) {
-  let best = uids[0];
-  let bestGap = closestGap(r, assets.get(best)!);
-  for (const uid of uids.slice(1)) {
-    const g = closestGap(r, assets.get(uid)!);
-    if (g < bestGap) {
-      best = uid;
-      bestGap = g;
-    }
+/** The smallest of a measure over some mappings; unknown counts as far. */
+function closest(hits: Rec[], measure: (m: Rec) => number | null) {
+  let best = Number.POSITIVE_INFINITY;
+  for (const m of hits) {
+    const v = measure(m);
+    if (v !== null && v < best) best = v;
   }
   return best;
 }

@@ -45,8 +45,6 @@ async function retireIfEmpty(db: Db, uid: string, into: string, now: string) {
   await runBatch(db, [
     sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`,
     sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
-    sql`UPDATE OR IGNORE asset_terms SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
-    sql`DELETE FROM asset_terms WHERE asset_uid = ${uid}`,
     sql`DELETE FROM asset_listing WHERE asset_uid = ${uid}`,
     sql`DELETE FROM assets WHERE asset_uid = ${uid}`,
   ]);

@@ -1,7 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Source } from "../../config";
 import type { Asset, AssetDetail, Quote } from "../../schemas/assets";
-import { nameKey } from "../../unify/keys";
 import { runBatch } from "../batch";
 import type { Db } from "../client";
 
@@ -67,27 +66,34 @@ export async function listAssets(db: Db, f: AssetFilter) {
   const where: SQL[] = [sql`l.scope = ${scope}`];
   if (f.symbol !== undefined) where.push(sql`l.symbol_key = ${f.symbol.toLowerCase()}`);
   if (f.q !== undefined) {
-    const term = nameKey(f.q);
-    if (!term) return { items: [] as Asset[], total: 0 };
-    // Terms are [a-z0-9]; "{" sorts right after "z", closing the prefix range.
-    where.push(sql`l.asset_uid IN (SELECT asset_uid FROM asset_terms WHERE term >= ${term} AND term < ${`${term}{`})`);
+    const term = f.q.trim().toLowerCase();
+    if (!term) return { items: [] as Asset[], total: 0, rowsRead: 0 };
+    // Prefix ranges of two indexes; U+10FFFF sorts after every other character.
+    const end = `${term}\u{10FFFF}`;
+    where.push(sql`((l.name_key >= ${term} AND l.name_key < ${end}) OR (l.symbol_key >= ${term} AND l.symbol_key < ${end}))`);
   }
   const cond = sql.join(where, sql` AND `);
+  const filtered = f.symbol !== undefined || f.q !== undefined;
   const dir = sql.raw(f.order === "desc" ? "DESC" : "ASC");
-  const col = sql.raw(`l.${SORT_COLUMNS[f.sort]}`);
+  // A filtered page is small: select it through the filter's index and sort it (unary + keeps
+  // SQLite from walking the whole sort index instead). Unfiltered pages walk the sort index.
+  const col = sql.raw(`${filtered ? "+" : ""}l.${SORT_COLUMNS[f.sort]}`);
   const page = sql`
     SELECT a.asset_uid, a.symbol, a.name, a.rank, a.price_usd, a.market_cap_usd, a.volume_24h_usd, a.change_24h_pct,
       a.spread_pct, a.sources, a.source_ids, a.updated_at
     FROM asset_listing l JOIN assets a ON a.asset_uid = l.asset_uid
     WHERE ${cond}
-    ORDER BY ${col} ${dir}, l.asset_uid ${dir}
+    ORDER BY ${col} ${dir}, ${sql.raw(filtered ? "+" : "")}l.asset_uid ${dir}
     LIMIT ${f.pageSize} OFFSET ${(f.page - 1) * f.pageSize}`;
-  const filtered = f.symbol !== undefined || f.q !== undefined;
   const total = filtered
     ? sql`SELECT COUNT(*) AS total FROM asset_listing l WHERE ${cond}`
     : sql`SELECT total FROM listing_totals WHERE scope = ${scope}`;
   const [rows, count] = await runBatch(db, [page, total]);
-  return { items: (rows.results as AssetRow[]).map(toAsset), total: (count.results[0]?.total as number) ?? 0 };
+  return {
+    items: (rows.results as AssetRow[]).map(toAsset),
+    total: (count.results[0]?.total as number) ?? 0,
+    rowsRead: rows.meta.rows_read + count.meta.rows_read,
+  };
 }
 
 type QuoteRow = {
