@@ -22,7 +22,7 @@ export default defineConfig(async () => ({
     setupFiles: ["./test/setup.ts"],
     testTimeout: 30_000,
     // Structured logs are shown for failing tests only.
-    silent: "passed-only",
+    silent: "passed-only" as const,
     hookTimeout: 60_000,
   },
 }));

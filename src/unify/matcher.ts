@@ -25,6 +25,8 @@ const PRICE_SANITY = 0.5;
 const SIZE_MARGIN = Math.log(2);
 /** Provider ids shorter than this are too generic to stand as evidence without a matching symbol or name. */
 const MIN_ID_ONLY_LENGTH = 4;
+/** Prices this close to $1 are a peg, not a fingerprint. */
+const PEG_BAND = 0.03;
 
 const recordKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
 
@@ -55,7 +57,22 @@ function sizeCorroborates(r: Identity, m: Identity) {
 /** Close prices (both known) and sizes that do not contradict each other. */
 function figuresAgree(r: Identity, m: Identity) {
   const gap = priceGap(r.priceUsd, m.priceUsd);
-  return gap !== null && gap <= PRICE_TOLERANCE && sizeCorroborates(r, m);
+  if (gap === null || gap > PRICE_TOLERANCE) return false;
+  // Every dollar stablecoin (and its bridged copies) costs $1: there the price says nothing, and the size must.
+  if (pegged(r.priceUsd) && pegged(m.priceUsd) && sizeDistance(r, m) === null) return false;
+  return sizeCorroborates(r, m);
+}
+
+const pegged = (p: number | null) => p != null && Math.abs(p - 1) <= PEG_BAND;
+
+/**
+ * Sizes so far apart that no name or id makes them one coin: a market cap 100x off, or a rank 20x
+ * off (a namesake, a copycat token, a dead contract).
+ */
+function sizeContradicts(r: Identity, m: Identity) {
+  if (r.marketCapUsd && m.marketCapUsd) return Math.max(r.marketCapUsd, m.marketCapUsd) / Math.min(r.marketCapUsd, m.marketCapUsd) > 100;
+  if (r.rank && m.rank) return Math.max(r.rank, m.rank) / Math.min(r.rank, m.rank) > 20;
+  return false;
 }
 
 /** How far apart two records are in size (|log| of the rank or market-cap ratio); null when unknown. */
@@ -66,16 +83,31 @@ function sizeDistance(r: Identity, m: Identity) {
 }
 
 /** Normalised keys of a record, computed once. */
-type Keys = { sym: string; name: string; loose: string; id: string };
+/** `own`: the keys a mapping is indexed under; `lookup`: the keys a record looks candidates up by. */
+type Keys = { sym: string; name: string; loose: string; id: string; own: string[]; lookup: string[] };
 type Rec = { r: Identity; k: Keys };
 
+/** Keys of the mapping objects a caller passes again batch after batch; checked against the fields, so an edited object is re-keyed. */
+const keyCache = new WeakMap<Identity, { source: string; sourceId: string; symbol: string; name: string; keys: Keys }>();
+
 function keysOf(r: Identity): Keys {
-  return {
-    sym: symbolKey(r.symbol),
-    name: nameKey(r.name),
-    loose: looseNameKey(r.name),
-    id: idKey(r.source, r.sourceId, r.symbol),
-  };
+  const hit = keyCache.get(r);
+  if (hit && hit.source === r.source && hit.sourceId === r.sourceId && hit.symbol === r.symbol && hit.name === r.name) return hit.keys;
+  const keys = computeKeys(r);
+  keyCache.set(r, { source: r.source, sourceId: r.sourceId, symbol: r.symbol, name: r.name, keys });
+  return keys;
+}
+
+function computeKeys(r: Identity): Keys {
+  const sym = symbolKey(r.symbol);
+  const name = nameKey(r.name);
+  const loose = looseNameKey(r.name);
+  const id = idKey(r.source, r.sourceId, r.symbol);
+  const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
+  const own = keys([["s", sym], ["n", name], ["n", loose], ["i", id]]);
+  // A name may be another provider's id slug and the other way round.
+  const lookup = keys([["s", sym], ["n", name], ["n", loose], ["i", id], ["i", name], ["i", loose], ["n", id]]);
+  return { sym, name, loose, id, own, lookup };
 }
 
 const same = (a: string, b: string) => a !== "" && a === b;
@@ -98,7 +130,7 @@ const PASSES: { rule: Rule; weak: boolean; matches: Evidence }[] = [
     matches: (x, m) =>
       same(x.k.id, m.k.id) &&
       (same(x.k.sym, m.k.sym)
-        ? pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY)
+        ? pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY) && !sizeContradicts(x.r, m.r)
         : sameName(x.k, m.k) && figuresAgree(x.r, m.r)),
   },
   {
@@ -106,7 +138,10 @@ const PASSES: { rule: Rule; weak: boolean; matches: Evidence }[] = [
     rule: "name_symbol",
     weak: false,
     matches: (x, m) =>
-      same(x.k.sym, m.k.sym) && (sameName(x.k, m.k) || nameIsId(x.k, m.k)) && pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY),
+      same(x.k.sym, m.k.sym) &&
+      (sameName(x.k, m.k) || nameIsId(x.k, m.k)) &&
+      pricesCompatible(x.r.priceUsd, m.r.priceUsd, PRICE_SANITY) &&
+      !sizeContradicts(x.r, m.r),
   },
   {
     // A renamed and re-tickered coin (UST -> USTC "TerraClassicUSD") keeps its id slug: the same id
@@ -137,29 +172,10 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
   const out = new Map<string, Decision>();
   const assets = new Map<string, AssetView>();
   const byRecord = new Map<string, KnownMapping>();
-  // Assets by every key one of their mappings carries, so candidates are found without a full scan.
-  const index = new Map<string, Set<string>>();
-  const addToIndex = (uid: string, k: Keys) => {
-    for (const key of [`s:${k.sym}`, `n:${k.name}`, `n:${k.loose}`, `i:${k.id}`]) {
-      if (key.length <= 2) continue;
-      const set = index.get(key) ?? new Set<string>();
-      set.add(uid);
-      index.set(key, set);
-    }
-  };
-  const join = (uid: string, x: Rec) => {
-    const a = assets.get(uid) ?? { uid, mappings: [], sources: new Set<string>() };
-    a.mappings.push(x);
-    a.sources.add(x.r.source);
-    assets.set(uid, a);
-    addToIndex(uid, x.k);
-  };
-  for (const m of known) {
-    byRecord.set(recordKey(m), m);
-    join(m.assetUid, { r: m, k: keysOf(m) });
-  }
+  for (const m of known) byRecord.set(recordKey(m), m);
 
   let pending: Rec[] = [];
+  const pins: [string, Rec][] = [];
   const seen = new Set<string>();
   for (const r of records) {
     const key = recordKey(r);
@@ -168,21 +184,36 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
     const pin = pinned.get(key);
     if (pin) {
       out.set(key, { assetUid: pin, rule: "pinned" });
-      join(pin, { r, k: keysOf(r) }); // the pin takes its source's place on that asset
+      pins.push([pin, { r, k: keysOf(r) }]);
     } else if (byRecord.has(key)) out.set(key, { assetUid: byRecord.get(key)!.assetUid, rule: "known" });
     else pending.push({ r, k: keysOf(r) });
   }
+
+  // Assets by the keys their mappings carry (only those the pending records look up), so candidates
+  // are found without scanning every asset.
+  const wanted = new Set(pending.flatMap((x) => x.k.lookup));
+  const index = new Map<string, Set<string>>();
+  const join = (uid: string, x: Rec) => {
+    const a = assets.get(uid) ?? { uid, mappings: [], sources: new Set<string>() };
+    a.mappings.push(x);
+    a.sources.add(x.r.source);
+    assets.set(uid, a);
+    for (const key of x.k.own) {
+      if (!wanted.has(key)) continue;
+      const set = index.get(key) ?? new Set<string>();
+      set.add(uid);
+      index.set(key, set);
+    }
+  };
+  for (const m of known) join(m.assetUid, { r: m, k: keysOf(m) });
+  for (const [uid, x] of pins) join(uid, x); // a pin takes its source's place on that asset
 
   const canJoin = (x: Rec, a: AssetView) => x.r.source === "csv" || !a.sources.has(x.r.source);
   /** Mappings a record is compared with: every mapping of the asset from another source, and other CSV ids. */
   const comparable = (x: Rec, a: AssetView) => a.mappings.filter((m) => m.r.source !== x.r.source || x.r.source === "csv");
   const candidateUids = (x: Rec) => {
     const uids = new Set<string>();
-    const k = x.k;
-    for (const key of [`s:${k.sym}`, `n:${k.name}`, `n:${k.loose}`, `i:${k.id}`, `i:${k.name}`, `i:${k.loose}`, `n:${k.id}`]) {
-      if (key.length <= 2) continue;
-      for (const uid of index.get(key) ?? []) uids.add(uid);
-    }
+    for (const key of x.k.lookup) for (const uid of index.get(key) ?? []) uids.add(uid);
     return [...uids].sort();
   };
 

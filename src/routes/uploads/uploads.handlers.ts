@@ -5,6 +5,7 @@ import { registerUpload, UPLOAD_PREFIX } from "../../ingest/csv-sweep";
 import { nowIso } from "../../lib/clock";
 import { ApiError } from "../../lib/errors";
 import { newId } from "../../lib/ids";
+import { log } from "../../lib/log";
 import { type AppEnv, envelope } from "../../lib/router";
 import { servicesOf } from "../../lib/services";
 import type { Db } from "../../db/client";
@@ -29,8 +30,14 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   const at = nowIso();
   // The row exists before the object, so the cron sweep never mistakes an API upload for a foreign one.
   await s.db.insert(uploads).values({ uploadId, key, filename, bytes: 0, etag: "", status: "queued", createdAt: at, updatedAt: at });
-  const stored = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } });
-  if (!stored) throw new ApiError("internal", "the upload could not be stored");
+  const stored = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } }).catch((e: Error) => {
+    log("error", "upload_store_failed", { request_id: c.get("requestId"), key, error: e.message });
+    return null;
+  });
+  if (!stored) {
+    await s.db.delete(uploads).where(eq(uploads.uploadId, uploadId));
+    throw new ApiError("unavailable", "the upload could not be stored; nothing was kept, try again");
+  }
   const same = await s.db.query.uploads.findFirst({
     where: and(eq(uploads.filename, filename), eq(uploads.etag, stored.etag), ne(uploads.status, "failed"), ne(uploads.uploadId, uploadId)),
   });

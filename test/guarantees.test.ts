@@ -1,0 +1,122 @@
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { afterEach, describe, expect, it } from "vitest";
+import paprika from "../data/coinpaprika/tickers.json";
+import { ListQuery } from "../src/routes/data/data.routes";
+import { acquireLease } from "../src/ingest/lease";
+import { startSourceRun } from "../src/ingest/start-run";
+import { setClock } from "../src/lib/clock";
+import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
+import { apiWith, drain, json, rows, stubUpstream, TOKEN, testServices } from "./helpers";
+
+afterEach(() => setClock(() => Date.now()));
+
+describe("guarantee: a run whose worker dies does not block its source for good", () => {
+  it("the lease expires and the next run takes over", async () => {
+    await env.DB.prepare("DELETE FROM leases").run();
+    const { s } = testServices();
+    const dead = await startSourceRun(s, "coinpaprika", "manual");
+    expect(dead.started).toBe(true);
+    expect((await startSourceRun(s, "coinpaprika", "manual")).started).toBe(false);
+    const later = Date.now() + 11 * 60_000;
+    setClock(() => later);
+    const next = await startSourceRun(s, "coinpaprika", "manual");
+    expect(next.started).toBe(true);
+    expect(await acquireLease(s.db, "source:coinpaprika", "someone-else", 1000)).toBe(false);
+  });
+});
+
+describe("guarantee: KV failing never fails a run that D1 recorded", () => {
+  it("the run succeeds and only the KV copies are skipped", async () => {
+    await env.DB.prepare("DELETE FROM leases").run();
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const brokenKv = { get: async () => null, put: () => Promise.reject(new Error("KV unavailable")) } as unknown as KVNamespace;
+    const withBrokenKv = { ...s, env: { ...s.env, KV: brokenKv } };
+    const start = await startSourceRun(withBrokenKv, "coinpaprika", "manual");
+    await drain(withBrokenKv, sent);
+    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    expect(run.status).toBe("partial");
+    expect(await rows("SELECT * FROM leases")).toEqual([]);
+  });
+});
+
+describe("guarantee: R2 failing during an upload keeps nothing half-done", () => {
+  it("answers 503 unavailable without internals and leaves no upload record", async () => {
+    const before = await rows<{ n: number }>("SELECT COUNT(*) AS n FROM uploads");
+    const brokenR2 = { put: () => Promise.reject(new Error("R2 internal detail 0xdead")), head: async () => null } as unknown as R2Bucket;
+    const res = await apiWith({ BUCKET: brokenR2 }, "/uploads/csv/r2.csv", { method: "PUT", token: TOKEN, headers: { "content-type": "text/csv" }, body: "symbol,price\nA,1\n" });
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(text).toContain("unavailable");
+    expect(text).not.toContain("0xdead");
+    expect(await rows<{ n: number }>("SELECT COUNT(*) AS n FROM uploads")).toEqual(before);
+  });
+});
+
+describe("guarantee: public reads are rate limited per client", () => {
+  it("answers 429 rate_limited with Retry-After once a client exceeds the limit", async () => {
+    let limited: Response | null = null;
+    for (let i = 0; i < 400 && !limited; i++) {
+      const res = await apiWith({ READ_RATE_LIMIT: "on" }, "/health", { headers: { "cf-connecting-ip": "203.0.113.9" } });
+      if (res.status === 429) limited = res;
+    }
+    expect(limited).not.toBeNull();
+    expect(limited!.headers.get("retry-after")).toBe("60");
+    expect(await limited!.json()).toMatchObject({ error: { code: "rate_limited" } });
+    const other = await apiWith({ READ_RATE_LIMIT: "on" }, "/health", { headers: { "cf-connecting-ip": "203.0.113.10" } });
+    expect(other.status).toBe(200);
+  });
+});
+
+describe("property: the CSV block reader", () => {
+  const cell = fc.string({ maxLength: 12 }).map((s) => s.replace(/\r/g, ""));
+  const row = fc.array(cell, { minLength: 3, maxLength: 3 });
+  const quote = (v: string, d: string) => (/["\n]/.test(v) || v.includes(d) || v === "" ? `"${v.replaceAll('"', '""')}"` : v);
+
+  it("splits any CSV at record boundaries only, and parses every record back (fixed seed)", () => {
+    fc.assert(
+      fc.property(fc.array(row, { minLength: 1, maxLength: 30 }), fc.constantFrom(",", ";", "\t"), fc.integer({ min: 1, max: 400 }), (records, d, cut) => {
+        const header = parseHeader(["symbol", "name", "price"].join(d));
+        const text = `${records.map((r) => r.map((v) => quote(v, d)).join(d)).join("\n")}\n`;
+        const bytes = new TextEncoder().encode(text);
+        // Read in two arbitrary pieces, as the stream does: the first block ends at a record boundary.
+        const head = bytes.subarray(0, Math.min(cut, bytes.length));
+        const end = lastRecordEnd(head);
+        const parts = [bytes.subarray(0, end), bytes.subarray(end)].filter((p) => p.length);
+        const parsed = parts.flatMap((p) => parseRecords(new TextDecoder().decode(p), header));
+        expect(parsed).toEqual(records);
+      }),
+      { seed: 20261124, numRuns: 3000 },
+    );
+  });
+});
+
+describe("property: the /data query validator", () => {
+  it("accepts or rejects any query string, never throws, and never lets an invalid value through (fixed seed)", () => {
+    const key = fc.constantFrom("page", "page_size", "source", "symbol", "q", "sort", "order", "other");
+    fc.assert(
+      fc.property(fc.dictionary(key, fc.string({ maxLength: 40 })), (query) => {
+        const r = ListQuery.safeParse(query);
+        if (r.success) {
+          expect(r.data.page_size).toBeGreaterThanOrEqual(1);
+          expect(r.data.page_size).toBeLessThanOrEqual(250);
+          expect(r.data.page).toBeGreaterThanOrEqual(1);
+          if (r.data.q !== undefined) expect(r.data.q).not.toMatch(/[\u0000-\u001f]/);
+        }
+      }),
+      { seed: 20261124, numRuns: 3000 },
+    );
+  });
+
+  it("answers 200 or 400, never 5xx, to hostile query strings", async () => {
+    const samples = fc.sample(fc.dictionary(fc.constantFrom("page", "page_size", "source", "symbol", "q", "sort", "order"), fc.string({ maxLength: 30 })), {
+      seed: 7,
+      numRuns: 200,
+    });
+    for (const q of samples) {
+      const res = await apiWith({}, `/data?${new URLSearchParams(q)}`);
+      expect([200, 400], JSON.stringify(q)).toContain(res.status);
+    }
+  });
+});
