@@ -17,7 +17,9 @@ export const nameKey = (name: string) => fold(name).replace(/[^a-z0-9]/g, "");
 const FILLER_WORDS = new Set(["token", "coin", "network", "protocol", "project", "the", "official", "finance", "chain"]);
 
 export function looseNameKey(name: string) {
-  const words = fold(name).split(/[^a-z0-9]+/).filter(Boolean);
+  const words = fold(name)
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
   const kept = words.filter((w) => !FILLER_WORDS.has(w));
   return (kept.length ? kept : words).join("");
 }

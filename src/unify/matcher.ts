@@ -82,8 +82,7 @@ function sizeDistance(r: Identity, m: Identity) {
   return null;
 }
 
-/** Normalised keys of a record, computed once. */
-/** `own`: the keys a mapping is indexed under; `lookup`: the keys a record looks candidates up by. */
+/** Normalised keys of a record. `own`: the keys its asset is indexed under; `lookup`: the keys it finds candidates by. */
 type Keys = { sym: string; name: string; loose: string; id: string; own: string[]; lookup: string[] };
 type Rec = { r: Identity; k: Keys };
 
@@ -104,9 +103,22 @@ function computeKeys(r: Identity): Keys {
   const loose = looseNameKey(r.name);
   const id = idKey(r.source, r.sourceId, r.symbol);
   const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
-  const own = keys([["s", sym], ["n", name], ["n", loose], ["i", id]]);
+  const own = keys([
+    ["s", sym],
+    ["n", name],
+    ["n", loose],
+    ["i", id],
+  ]);
   // A name may be another provider's id slug and the other way round.
-  const lookup = keys([["s", sym], ["n", name], ["n", loose], ["i", id], ["i", name], ["i", loose], ["n", id]]);
+  const lookup = keys([
+    ["s", sym],
+    ["n", name],
+    ["n", loose],
+    ["i", id],
+    ["i", name],
+    ["i", loose],
+    ["n", id],
+  ]);
   return { sym, name, loose, id, own, lookup };
 }
 
@@ -228,10 +240,14 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
         if (!canJoin(x, a)) continue;
         const hits = comparable(x, a).filter((m) => pass.matches(x, m));
         if (!hits.length) continue;
-        opts.push({ uid, gap: closest(hits, (m) => priceGap(x.r.priceUsd, m.r.priceUsd)), size: closest(hits, (m) => sizeDistance(x.r, m.r)) });
+        opts.push({
+          uid,
+          gap: closest(hits, (m) => priceGap(x.r.priceUsd, m.r.priceUsd)),
+          size: closest(hits, (m) => sizeDistance(x.r, m.r)),
+        });
       }
       if (!opts.length) continue;
-      opts.sort((p, q) => closeness(p) - closeness(q) || (p.uid < q.uid ? -1 : 1));
+      opts.sort((p, q) => cmp(closeness(p), closeness(q)) || cmp(p.uid, q.uid));
       options.set(recordKey(x.r), opts);
     }
 
@@ -256,10 +272,10 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
         for (const c of claims.get(uid)!) bySource.set(c.x.r.source, [...(bySource.get(c.x.r.source) ?? []), c]);
         for (const [source, list] of bySource) {
           // The weak rule compares size first (a bridged token is priced like its original), the others price.
-          list.sort((p, q) =>
-            pass.weak
-              ? p.o.size - q.o.size || p.o.gap - q.o.gap || (p.x.r.sourceId < q.x.r.sourceId ? -1 : 1)
-              : closeness(p.o) - closeness(q.o) || (p.x.r.sourceId < q.x.r.sourceId ? -1 : 1),
+          list.sort(
+            (p, q) =>
+              (pass.weak ? cmp(p.o.size, q.o.size) || cmp(p.o.gap, q.o.gap) : cmp(closeness(p.o), closeness(q.o))) ||
+              cmp(p.x.r.sourceId, q.x.r.sourceId),
           );
           let accepted = source === "csv" && !pass.weak ? list : list.slice(0, 1);
           // Two records of one batch fit one asset about equally under the weak rule: neither is guessed.
@@ -270,7 +286,10 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
               refused.add(`${key}\u0000${uid}`);
               continue;
             }
-            const alternatives = options.get(key)!.map((o) => o.uid).sort();
+            const alternatives = options
+              .get(key)!
+              .map((o) => o.uid)
+              .sort();
             out.set(key, { assetUid: uid, rule: pass.rule, ...(alternatives.length > 1 ? { ambiguous: alternatives } : {}) });
             won.add(key);
             join(uid, c.x);
@@ -311,6 +330,8 @@ function closeness(o: { gap: number; size: number }) {
   const size = Number.isFinite(o.size) ? o.size : Math.log(3);
   return gap + 0.05 * size;
 }
+
+const cmp = <T extends number | string>(a: T, b: T) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The smallest of a measure over some mappings; unknown counts as far. */
 function closest(hits: Rec[], measure: (m: Rec) => number | null) {
