@@ -4,7 +4,7 @@ import type { Db } from "../db/client";
 import { withLease } from "../ingest/lease";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
-import { idKey, nameKey, slugify, symbolKey } from "./keys";
+import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
 import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
 import { readMapCache } from "./map-cache";
 
@@ -130,16 +130,20 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   return out;
 }
 
-/** Mappings that could match: same symbol, name or id key, plus every other mapping of those assets. */
+/**
+ * Mappings that could match: same symbol, or a name or id key equal to the record's name or id key
+ * (a provider's name is often another's id slug), plus every other mapping of those assets.
+ */
 async function candidatesFor(db: Db, quotes: SourceQuote[]) {
   const symbols = JSON.stringify([...new Set(quotes.map((q) => symbolKey(q.symbol)).filter(Boolean))]);
-  const names = JSON.stringify([...new Set(quotes.map((q) => nameKey(q.name)).filter(Boolean))]);
-  const ids = JSON.stringify([...new Set(quotes.map((q) => idKey(q.source, q.sourceId, q.symbol)).filter(Boolean))]);
+  const keys = JSON.stringify([
+    ...new Set(quotes.flatMap((q) => [nameKey(q.name), looseNameKey(q.name), idKey(q.source, q.sourceId, q.symbol)]).filter(Boolean)),
+  ]);
   return db.all<MappingRow>(sql`
     WITH hit AS (
       SELECT asset_uid FROM asset_mappings WHERE symbol_key IN (SELECT value FROM json_each(${symbols}))
-      UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${names}))
-      UNION SELECT asset_uid FROM asset_mappings WHERE id_key IN (SELECT value FROM json_each(${ids}))
+      UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${keys}))
+      UNION SELECT asset_uid FROM asset_mappings WHERE id_key IN (SELECT value FROM json_each(${keys}))
     )
     SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, q.price_usd, q.rank, q.market_cap_usd
     FROM asset_mappings m LEFT JOIN source_quotes q ON q.source = m.source AND q.source_id = m.source_id
