@@ -1,0 +1,121 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import geckoPage1 from "../data/coingecko/markets-page-1.json";
+import paprika from "../data/coinpaprika/tickers.json";
+import { storeNormalised } from "../src/ingest/store-chunk";
+import { rollUpHistory } from "../src/ingest/retention";
+import { coingecko } from "../src/sources/coingecko";
+import { coinpaprika } from "../src/sources/coinpaprika";
+import { api, rows, TOKEN, testServices } from "./helpers";
+
+const T = "2026-11-22T12:00:00.000Z";
+
+/** Asset groups as sets of "source:id", independent of uids. */
+async function grouping() {
+  const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>("SELECT asset_uid, source, source_id FROM asset_mappings");
+  const groups = new Map<string, string[]>();
+  for (const m of mappings) groups.set(m.asset_uid, [...(groups.get(m.asset_uid) ?? []), `${m.source}:${m.source_id}`]);
+  return [...groups.values()].map((g) => g.sort().join(" ")).sort();
+}
+
+async function reset() {
+  for (const t of ["asset_mappings", "assets", "asset_listing", "source_quotes", "quote_history", "asset_aliases", "leases"]) await env.DB.prepare(`DELETE FROM ${t}`).run();
+  await env.KV.delete("map:coingecko");
+  await env.KV.delete("map:coinpaprika");
+}
+
+describe("unification in storage", () => {
+  it("concurrent consumers produce the same assets as one consumer, with no duplicates", async () => {
+    const { s } = testServices();
+    const g = coingecko.normalise(geckoPage1, T);
+    const p = coinpaprika.normalise(paprika, T);
+    await reset();
+    await storeNormalised(s.db, s.env.KV, { source: "coingecko", runId: "seq-g", part: "p1", fetched: 0, normalised: g });
+    await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "seq-p", part: "p1", fetched: 0, normalised: p });
+    const sequential = await grouping();
+
+    await reset();
+    await Promise.all([
+      storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "par-p", part: "p1", fetched: 0, normalised: p }),
+      storeNormalised(s.db, s.env.KV, { source: "coingecko", runId: "par-g", part: "p1", fetched: 0, normalised: g }),
+    ]);
+    const concurrent = await grouping();
+    expect(concurrent).toEqual(sequential);
+    const dupes = await rows("SELECT source, source_id, COUNT(*) n FROM asset_mappings GROUP BY source, source_id HAVING n > 1");
+    expect(dupes).toEqual([]);
+    expect(sequential.filter((x) => x.split(" ").includes("coingecko:bitcoin"))).toEqual(["coingecko:bitcoin coinpaprika:btc-bitcoin"]);
+  });
+
+  it("a pin moves the quote at once, and the emptied asset's uid answers as an alias", async () => {
+    await reset();
+    const { s } = testServices();
+    const normalised = {
+      quotes: [
+        { source: "coinpaprika" as const, sourceId: "zzq-old-name", symbol: "ZZQ", name: "Old Name", rank: null, priceUsd: 2, marketCapUsd: null, volume24hUsd: null, change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+        { source: "coinpaprika" as const, sourceId: "zzr-target", symbol: "ZZR", name: "Target Coin", rank: null, priceUsd: 5, marketCapUsd: null, volume24hUsd: null, change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+      ],
+      rejected: [],
+    };
+    await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run", part: "p1", fetched: 2, normalised });
+    const pin = await api("/assets/target-coin/mappings", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: "csv", source_id: "zzr-from-csv" }),
+    });
+    expect(pin.status).toBe(200);
+    // Re-pin the old coin's paprika id to the target: the old asset is left empty.
+    const move = await api("/assets/target-coin/mappings", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: "coinpaprika", source_id: "zzq-old-name" }),
+    });
+    expect(await move.json()).toMatchObject({ data: { asset_uid: "target-coin", pinned: true, previous_asset_uid: "old-name" } });
+    const viaAlias = await (await api("/data/old-name")).json<{ data: { asset_uid: string; aliases: string[]; quotes: { source_id: string }[]; mappings: { source_id: string; rule: string; pinned: boolean }[] } }>();
+    expect(viaAlias.data.asset_uid).toBe("target-coin");
+    expect(viaAlias.data.aliases).toEqual(["old-name"]);
+    expect(viaAlias.data.mappings).toContainEqual({ source: "coinpaprika", source_id: "zzq-old-name", rule: "pinned", pinned: true });
+    // The next ingestion keeps the pin.
+    await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run-2", part: "p1", fetched: 2, normalised });
+    expect(await rows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([{ asset_uid: "target-coin" }]);
+  });
+
+  it("an older payload arriving after a newer one changes nothing", async () => {
+    await reset();
+    const { s } = testServices();
+    const newer = coinpaprika.normalise(paprika.map((t) => ({ ...t, last_updated: "2026-11-22T13:00:00Z" })), T);
+    const older = coinpaprika.normalise(paprika.map((t) => ({ ...t, last_updated: "2026-11-22T11:00:00Z", quotes: { USD: { ...t.quotes.USD, price: t.quotes.USD.price === null ? null : t.quotes.USD.price / 2 } } })), T);
+    await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "new", part: "p1", fetched: 0, normalised: newer });
+    const before = await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id");
+    const result = await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "old", part: "p1", fetched: 0, normalised: older });
+    expect(result.written).toBe(0);
+    expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id")).toEqual(before);
+  });
+});
+
+describe("history retention", () => {
+  it("rolls raw points older than 7 days into hourly means, hourly older than 90 days into daily, idempotently", async () => {
+    await env.DB.prepare("DELETE FROM quote_history").run();
+    const now = Date.parse("2026-11-24T00:00:00Z");
+    const at = (daysAgo: number, minute: number) => new Date(now - daysAgo * 86_400_000 + minute * 60_000).toISOString();
+    const insert = env.DB.prepare("INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd) VALUES ('coingecko', 'ret', ?, ?, 'ret', ?)");
+    await env.DB.batch([
+      insert.bind("raw", at(10, 0), 1),
+      insert.bind("raw", at(10, 5), 3),
+      insert.bind("raw", at(1, 0), 7),
+      insert.bind("hour", at(100, 0), 4),
+      insert.bind("hour", at(100, 60), 8),
+    ]);
+    const first = await rollUpHistory((await import("../src/db/client")).createDb(env.DB), now);
+    expect(first).toEqual({ hourly_points_added: 1, raw_points_removed: 2, daily_points_added: 1, hourly_points_removed: 2 });
+    const points = await rows<{ resolution: string; price_usd: number }>("SELECT resolution, price_usd FROM quote_history ORDER BY at");
+    expect(points).toEqual([
+      { resolution: "day", price_usd: 6 },
+      { resolution: "hour", price_usd: 2 },
+      { resolution: "raw", price_usd: 7 },
+    ]);
+    const again = await rollUpHistory((await import("../src/db/client")).createDb(env.DB), now);
+    expect(again).toEqual({ hourly_points_added: 0, raw_points_removed: 0, daily_points_added: 0, hourly_points_removed: 0 });
+  });
+});
