@@ -19,8 +19,6 @@ import type { Normalised } from "../sources/source-quote";
 import { completeRun } from "./finish";
 import { getRun, markRunning } from "./runs";
 import { storeNormalised } from "./store-chunk";
-import { totalsStatement } from "./store";
-import { runBatch } from "../db/batch";
 
 type CsvUploadMessage = Extract<JobMessage, { type: "csv_upload" }>;
 type UploadRow = typeof uploads.$inferSelect;
@@ -167,7 +165,6 @@ async function storeBlock(
     fetched: accepted + rejected,
     normalised,
     extra: [progress],
-    deferTotals: true, // recounted once when the upload finishes
   });
 }
 
@@ -201,7 +198,6 @@ async function fail(s: Services, upload: UploadRow, reason: string, reader?: Rea
 }
 
 export async function finishUpload(s: Services, uploadId: string, runId: string, error: string | null) {
-  await runBatch(s.db, [totalsStatement()]);
   const run = await completeRun(s, runId, { error, cursor: uploadId, holdsLease: false });
   await s.db
     .update(uploads)

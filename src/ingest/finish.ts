@@ -5,9 +5,13 @@ import { publishMapCache } from "../unify/map-cache";
 import { writeCheckpoint } from "./checkpoints";
 import { releaseLease, sourceLeaseName } from "./lease";
 import { finishRun } from "./runs";
+import { totalsStatement } from "./store";
+import { runBatch } from "../db/batch";
 
 /** Closes a run: totals and status in D1, lease released, checkpoint and map published to KV. */
 export async function completeRun(s: Services, runId: string, opts: { error?: string | null; cursor?: string | null; holdsLease: boolean }) {
+  // `total` of GET /data is recounted once per run rather than on every read.
+  await runBatch(s.db, [totalsStatement()]);
   const run = await finishRun(s.db, runId, opts.error ?? null);
   if (!run) return null;
   const source = run.source as Source;

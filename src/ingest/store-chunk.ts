@@ -6,7 +6,7 @@ import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
 import { resolveAssets } from "../unify/resolve";
-import { quoteStatements, rejectionStatement, type ResolvedQuote, totalsStatement } from "./store";
+import { quoteStatements, rejectionStatement, type ResolvedQuote } from "./store";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
 const CHUNK = 2000;
@@ -19,7 +19,7 @@ const CHUNK = 2000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[]; deferTotals?: boolean },
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[] },
 ) {
   const at = nowIso();
   // The newest record wins when one id appears twice in a payload.
@@ -39,7 +39,6 @@ export async function storeNormalised(
     const tail: SQL[] = [];
     if (last) {
       if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, at));
-      if (!p.deferTotals) tail.push(totalsStatement());
       tail.push(...(p.extra ?? []));
       tail.push(partStatement(p, quotes.map((q) => q.sourceId), at));
     }

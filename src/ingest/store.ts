@@ -134,7 +134,7 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
   return [upsertAssets, clearListing, fillListing];
 }
 
-/** `total` of GET /data for each scope, recounted once per stored chunk rather than on every read. */
+/** `total` of GET /data for each scope: a count of each scope's index range. */
 export function totalsStatement() {
   return sql`
     INSERT OR REPLACE INTO listing_totals (scope, total)
