@@ -9,12 +9,24 @@ try {
   for (const rows of sizes.length ? sizes : [100_000]) {
     const body = coincapCsv(rows, `b${rows}`);
     const t0 = Date.now();
-    const put = await call(worker.base, "PUT", `/uploads/csv/bench-${rows}.csv`, { body, headers: { "content-type": "text/csv" }, token: TOKEN });
+    const put = await call(worker.base, "PUT", `/uploads/csv/bench-${rows}.csv`, {
+      body,
+      headers: { "content-type": "text/csv" },
+      token: TOKEN,
+    });
     if (put.status !== 202) throw new Error(`upload answered ${put.status}: ${put.text.slice(0, 200)}`);
     const upload = await waitFinished(worker.base, `/uploads/${put.json.data.upload_id}`);
     const s = (Date.now() - t0) / 1000;
     console.log(
-      JSON.stringify({ bench: "csv_ingest", rows, mb: +(body.length / 1e6).toFixed(1), status: upload.status, accepted: upload.records.accepted, seconds: +s.toFixed(2), rows_per_s: Math.round(rows / s) }),
+      JSON.stringify({
+        bench: "csv_ingest",
+        rows,
+        mb: +(body.length / 1e6).toFixed(1),
+        status: upload.status,
+        accepted: upload.records.accepted,
+        seconds: +s.toFixed(2),
+        rows_per_s: Math.round(rows / s),
+      }),
     );
   }
 } finally {

@@ -13,13 +13,37 @@ export async function startWorker({ port = 18800, vars = {}, name = "bench" } = 
   fs.mkdirSync(state, { recursive: true });
   const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
   // wrangler needs Node >= 22: the project brings it (npm package "node") in node_modules/.bin.
-  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}` };
-  const mig = spawnSync(wrangler, ["d1", "migrations", "apply", "coinfuse", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8" });
+  // Loopback only: no metrics, no npm update check (it runs with the banner), no fetch of the
+  // Request.cf object from workers.cloudflare.com.
+  const env = {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_HIDE_BANNER: "true",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}`,
+  };
+  const mig = spawnSync(wrangler, ["d1", "migrations", "apply", "coinfuse", "--local", "--persist-to", state], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+  });
   if (mig.status !== 0) throw new Error(`migrations failed: ${mig.stdout}${mig.stderr}`);
   const allVars = { ADMIN_TOKEN: TOKEN, READ_RATE_LIMIT: "off", ...vars };
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--test-scheduled", ...Object.entries(allVars).flatMap(([k, v]) => ["--var", `${k}:${v}`])];
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--persist-to",
+    state,
+    "--test-scheduled",
+    ...Object.entries(allVars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
   const log = fs.openSync(path.join(root, "bench", "out", `${name}-dev.log`), "w");
   const proc = spawn(wrangler, args, { cwd: root, env, stdio: ["ignore", log, log], detached: true });
+  liveWorkers.add(proc.pid);
+  guardExit();
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     try {
@@ -32,11 +56,36 @@ export async function startWorker({ port = 18800, vars = {}, name = "bench" } = 
     base,
     state,
     stop: () => {
+      liveWorkers.delete(proc.pid);
       try {
         process.kill(-proc.pid, "SIGTERM");
       } catch {}
     },
   };
+}
+
+// Workers still running when the process exits or is interrupted (a `finally` does not run on a
+// signal) are stopped here, so no wrangler outlives its benchmark.
+const liveWorkers = new Set();
+let guarded = false;
+function guardExit() {
+  if (guarded) return;
+  guarded = true;
+  const stopAll = () => {
+    for (const pid of liveWorkers) {
+      try {
+        process.kill(-pid, "SIGTERM");
+      } catch {}
+    }
+    liveWorkers.clear();
+  };
+  process.on("exit", stopAll);
+  for (const sig of ["SIGINT", "SIGTERM"]) {
+    process.once(sig, () => {
+      stopAll();
+      process.exit(130);
+    });
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -78,4 +127,92 @@ export function coincapCsv(rows, tag = "bulk") {
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+// ---- additions for ingest/api/load benchmarks (exports only; the functions above are unchanged) ----
+
+/** The project's Node >= 22 (npm package "node"), for helpers that need it (miniflare). */
+export const node22 = path.join(root, "node_modules", ".bin", "node");
+
+/** One JSON result line on stdout (bench/run-all.mjs collects them). */
+export function emit(obj) {
+  console.log(JSON.stringify(obj));
+}
+
+/** Failed assertion: printed as a JSON line and the process will exit non-zero (the run goes on). */
+export function fail(bench, message, extra = {}) {
+  console.log(JSON.stringify({ bench, assertion_failed: message, ...extra }));
+  process.exitCode = 1;
+}
+
+/**
+ * Bounded concurrent GETs: `requests` in total (and at most `maxMs`), `concurrency` in flight.
+ * `next(i)` returns the path of request i. Returns latencies (ms), status counts, network errors
+ * and the server's own metadata.api_latency_ms when the body carries it.
+ */
+export async function drive(base, next, { requests = 500, concurrency = 8, maxMs = 120_000 } = {}) {
+  const lat = [];
+  const server = [];
+  const statuses = {};
+  let errors = 0;
+  let issued = 0;
+  const t0 = performance.now();
+  async function lane() {
+    while (issued < requests && performance.now() - t0 < maxMs) {
+      const p = next(issued++);
+      const s = performance.now();
+      try {
+        const res = await fetch(base + p);
+        const text = await res.text();
+        lat.push(performance.now() - s);
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        const m = /"api_latency_ms":\s*([\d.]+)/.exec(text.slice(-400));
+        if (m) server.push(Number(m[1]));
+      } catch {
+        errors++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return { lat, server, statuses, errors, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Structured log lines the Worker wrote to bench/out/{name}-dev.log, plus wrangler's own error lines. */
+export function devLog(name) {
+  const file = path.join(root, "bench", "out", `${name}-dev.log`);
+  const events = [];
+  const other = [];
+  if (!fs.existsSync(file)) return { events, other };
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    if (line.startsWith("{")) {
+      try {
+        events.push(JSON.parse(line));
+        continue;
+      } catch {}
+    }
+    other.push(line);
+  }
+  return { events, other };
+}
+
+/** Counts of warn/error events by name and wrangler lines that look like errors (first few kept). */
+export function logProblems(name) {
+  const { events, other } = devLog(name);
+  const byEvent = {};
+  for (const e of events)
+    if (e.level === "error" || e.level === "warn") byEvent[`${e.level}:${e.event}`] = (byEvent[`${e.level}:${e.event}`] ?? 0) + 1;
+  const bad = other.filter(
+    (l) => /error|exception|uncaught|✘|\b5\d\d\b/i.test(l) && !/^\[wrangler:info\] (GET|POST|PUT) .* [234]\d\d /.test(l),
+  );
+  // wrangler dev rebuilds and restarts the Worker when src/ changes under it (concurrent edits).
+  const reloads = other.filter((l) => l.includes("Reloading local server")).length;
+  // Unique error-ish lines; wrangler's own "cannot fetch Request.cf" (no internet) is expected offline.
+  const uniq = [...new Set(bad.map((l) => l.slice(0, 300)))];
+  return {
+    warn_error_events: byEvent,
+    wrangler_reloads: reloads,
+    wrangler_error_lines: bad.length,
+    wrangler_error_sample: uniq.slice(0, 5),
+  };
 }

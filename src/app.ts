@@ -1,5 +1,5 @@
-import { HTTPException } from "hono/http-exception";
 import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
 import { getConfig } from "./config";
 import { createDb } from "./db/client";
 import { ApiError, errorBody } from "./lib/errors";

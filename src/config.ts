@@ -52,9 +52,7 @@ const cache = new WeakMap<object, Config>();
 export function getConfig(env: Env): Config {
   const hit = cache.get(env);
   if (hit) return hit;
-  const raw = Object.fromEntries(
-    Object.keys(ConfigSchema.shape).map((k) => [k, emptyToUndefined(env[k as keyof Env])]),
-  );
+  const raw = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, emptyToUndefined(env[k as keyof Env])]));
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);

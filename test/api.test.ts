@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { runBatch } from "../src/db/batch";
 import { createDb } from "../src/db/client";
 import { listAssets, SORT_COLUMNS, type SortKey } from "../src/db/queries/assets";
-import { runBatch } from "../src/db/batch";
-import { totalsStatement } from "../src/ingest/store";
 import { ingestUpload } from "../src/ingest/csv-upload";
-import { api, apiWith, stageCsv, testServices, TOKEN } from "./helpers";
+import { totalsStatement } from "../src/ingest/store";
+import { api, apiWith, stageCsv, TOKEN, testServices } from "./helpers";
 
 type Body<T = unknown> = { data: T; metadata: Record<string, unknown> };
 
@@ -87,7 +87,10 @@ describe("GET /data/{asset_uid}", () => {
     const list = await (await api("/data?symbol=ALP")).json<Body<{ asset_uid: string }[]>>();
     const uid = list.data[0].asset_uid;
     const res = await api(`/data/${uid}`);
-    const body = await res.json<Body<{ quotes: { source: string }[]; consensus: { price_usd: number; sources: number }; mappings: { rule: string }[] }>>();
+    const body =
+      await res.json<
+        Body<{ quotes: { source: string }[]; consensus: { price_usd: number; sources: number }; mappings: { rule: string }[] }>
+      >();
     expect(body.data.quotes.map((q) => q.source)).toEqual(["csv"]);
     expect(body.data.consensus).toEqual({ price_usd: 10, spread_pct: 0, sources: 1 });
     expect(body.data.mappings[0].rule).toBe("new_asset");
@@ -103,7 +106,9 @@ describe("GET /data/{asset_uid}", () => {
 
 describe("operations endpoints", () => {
   it("/stats, /stats/runs and /stats/checkpoints", async () => {
-    const stats = await (await api("/stats")).json<Body<{ totals: { assets: number }; runs: { total: number }; sources: Record<string, unknown> }>>();
+    const stats = await (await api("/stats")).json<
+      Body<{ totals: { assets: number }; runs: { total: number }; sources: Record<string, unknown> }>
+    >();
     expect(stats.data.totals.assets).toBeGreaterThanOrEqual(4);
     expect(stats.data.runs.total).toBeGreaterThanOrEqual(1);
     expect(Object.keys(stats.data.sources).sort()).toEqual(["coingecko", "coinpaprika", "csv"]);
@@ -136,7 +141,9 @@ describe("operations endpoints", () => {
   it("every error has the one shape, including unknown routes", async () => {
     const res = await api("/no-such-route");
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: "not_found", message: expect.any(String), details: [], request_id: res.headers.get("x-request-id") } });
+    expect(await res.json()).toEqual({
+      error: { code: "not_found", message: expect.any(String), details: [], request_id: res.headers.get("x-request-id") },
+    });
   });
 });
 
@@ -170,15 +177,35 @@ describe("writes", () => {
   });
 
   it("reject oversize (413) and non-CSV (415) uploads, and bad pin bodies (400/404)", async () => {
-    const big = await apiWith({ MAX_UPLOAD_BYTES: "1000" }, "/uploads/csv/big.csv", { method: "PUT", token: TOKEN, headers: { "content-type": "text/csv" }, body: "x".repeat(1024) });
+    const big = await apiWith({ MAX_UPLOAD_BYTES: "1000" }, "/uploads/csv/big.csv", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "text/csv" },
+      body: "x".repeat(1024),
+    });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ error: { code: "payload_too_large" } });
-    const json = await api("/uploads/csv/x.json", { method: "PUT", token: TOKEN, headers: { "content-type": "application/json" }, body: "{}" });
+    const json = await api("/uploads/csv/x.json", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
     expect(json.status).toBe(415);
     expect(await json.json()).toMatchObject({ error: { code: "unsupported_media_type" } });
-    const bad = await api("/assets/anything/mappings", { method: "PUT", token: TOKEN, headers: { "content-type": "application/json" }, body: JSON.stringify({ source: "nope", source_id: 1 }) });
+    const bad = await api("/assets/anything/mappings", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: "nope", source_id: 1 }),
+    });
     expect(bad.status).toBe(400);
-    const missing = await api("/assets/no-such-asset/mappings", { method: "PUT", token: TOKEN, headers: { "content-type": "application/json" }, body: JSON.stringify({ source: "csv", source_id: "x" }) });
+    const missing = await api("/assets/no-such-asset/mappings", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: "csv", source_id: "x" }),
+    });
     expect(missing.status).toBe(404);
   });
 });
@@ -191,7 +218,9 @@ describe("GET /data at 50,000 assets", () => {
       INSERT INTO assets (asset_uid, symbol, name, rank, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct, sources, source_ids, created_at, updated_at)
       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
       SELECT 'load-' || i, 'L' || i, 'Load ' || i, i, i * 0.5, i * 100.0, (i * 7919) % 1000, ((i * 31) % 200) - 100.0,
-        CASE i % 2 WHEN 0 THEN '["coingecko"]' ELSE '["coinpaprika"]' END, '{}', '2026-01-01', '2026-01-01' FROM n`).bind(N).run();
+        CASE i % 2 WHEN 0 THEN '["coingecko"]' ELSE '["coinpaprika"]' END, '{}', '2026-01-01', '2026-01-01' FROM n`)
+      .bind(N)
+      .run();
     await env.DB.prepare(`
       INSERT INTO asset_listing (scope, asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key)
       SELECT 'all', asset_uid, rank, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, lower(symbol), lower(name) FROM assets WHERE asset_uid LIKE 'load-%'

@@ -2,10 +2,10 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import paprika from "../data/coinpaprika/tickers.json";
-import { ListQuery } from "../src/routes/data/data.routes";
 import { acquireLease } from "../src/ingest/lease";
 import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
+import { ListQuery } from "../src/routes/data/data.routes";
 import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
 import { apiWith, drain, json, rows, stubUpstream, TOKEN, testServices } from "./helpers";
 
@@ -35,7 +35,10 @@ describe("guarantee: KV failing never fails a run that D1 recorded", () => {
     const withBrokenKv = { ...s, env: { ...s.env, KV: brokenKv } };
     const start = await startSourceRun(withBrokenKv, "coinpaprika", "manual");
     await drain(withBrokenKv, sent);
-    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    const [run] = await rows<{ status: string }>(
+      "SELECT status FROM ingestion_runs WHERE run_id = ?",
+      start.started ? start.run.runId : "",
+    );
     expect(run.status).toBe("partial");
     expect(await rows("SELECT * FROM leases")).toEqual([]);
   });
@@ -45,7 +48,12 @@ describe("guarantee: R2 failing during an upload keeps nothing half-done", () =>
   it("answers 503 unavailable without internals and leaves no upload record", async () => {
     const before = await rows<{ n: number }>("SELECT COUNT(*) AS n FROM uploads");
     const brokenR2 = { put: () => Promise.reject(new Error("R2 internal detail 0xdead")), head: async () => null } as unknown as R2Bucket;
-    const res = await apiWith({ BUCKET: brokenR2 }, "/uploads/csv/r2.csv", { method: "PUT", token: TOKEN, headers: { "content-type": "text/csv" }, body: "symbol,price\nA,1\n" });
+    const res = await apiWith({ BUCKET: brokenR2 }, "/uploads/csv/r2.csv", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "text/csv" },
+      body: "symbol,price\nA,1\n",
+    });
     expect(res.status).toBe(503);
     const text = await res.text();
     expect(text).toContain("unavailable");
@@ -76,17 +84,22 @@ describe("property: the CSV block reader", () => {
 
   it("splits any CSV at record boundaries only, and parses every record back (fixed seed)", () => {
     fc.assert(
-      fc.property(fc.array(row, { minLength: 1, maxLength: 30 }), fc.constantFrom(",", ";", "\t"), fc.integer({ min: 1, max: 400 }), (records, d, cut) => {
-        const header = parseHeader(["symbol", "name", "price"].join(d));
-        const text = `${records.map((r) => r.map((v) => quote(v, d)).join(d)).join("\n")}\n`;
-        const bytes = new TextEncoder().encode(text);
-        // Read in two arbitrary pieces, as the stream does: the first block ends at a record boundary.
-        const head = bytes.subarray(0, Math.min(cut, bytes.length));
-        const end = lastRecordEnd(head);
-        const parts = [bytes.subarray(0, end), bytes.subarray(end)].filter((p) => p.length);
-        const parsed = parts.flatMap((p) => parseRecords(new TextDecoder().decode(p), header));
-        expect(parsed).toEqual(records);
-      }),
+      fc.property(
+        fc.array(row, { minLength: 1, maxLength: 30 }),
+        fc.constantFrom(",", ";", "\t"),
+        fc.integer({ min: 1, max: 400 }),
+        (records, d, cut) => {
+          const header = parseHeader(["symbol", "name", "price"].join(d));
+          const text = `${records.map((r) => r.map((v) => quote(v, d)).join(d)).join("\n")}\n`;
+          const bytes = new TextEncoder().encode(text);
+          // Read in two arbitrary pieces, as the stream does: the first block ends at a record boundary.
+          const head = bytes.subarray(0, Math.min(cut, bytes.length));
+          const end = lastRecordEnd(head);
+          const parts = [bytes.subarray(0, end), bytes.subarray(end)].filter((p) => p.length);
+          const parsed = parts.flatMap((p) => parseRecords(new TextDecoder().decode(p), header));
+          expect(parsed).toEqual(records);
+        },
+      ),
       { seed: 20261124, numRuns: 3000 },
     );
   });
@@ -110,10 +123,13 @@ describe("property: the /data query validator", () => {
   });
 
   it("answers 200 or 400, never 5xx, to hostile query strings", async () => {
-    const samples = fc.sample(fc.dictionary(fc.constantFrom("page", "page_size", "source", "symbol", "q", "sort", "order"), fc.string({ maxLength: 30 })), {
-      seed: 7,
-      numRuns: 200,
-    });
+    const samples = fc.sample(
+      fc.dictionary(fc.constantFrom("page", "page_size", "source", "symbol", "q", "sort", "order"), fc.string({ maxLength: 30 })),
+      {
+        seed: 7,
+        numRuns: 200,
+      },
+    );
     for (const q of samples) {
       const res = await apiWith({}, `/data?${new URLSearchParams(q)}`);
       expect([200, 400], JSON.stringify(q)).toContain(res.status);

@@ -44,7 +44,11 @@ export function api(path: string, init: RequestInit & { token?: string } = {}) {
 }
 
 export async function rows<T = Record<string, unknown>>(query: string, ...binds: unknown[]) {
-  return (await env.DB.prepare(query).bind(...binds).all<T>()).results;
+  return (
+    await env.DB.prepare(query)
+      .bind(...binds)
+      .all<T>()
+  ).results;
 }
 
 /** Runs queued jobs (and the jobs they queue) until none is left. */
@@ -77,7 +81,11 @@ export function stubUpstream(routes: (url: URL) => Reply | Reply[] | undefined) 
 }
 
 export const json = (body: unknown, init: ResponseInit = {}) =>
-  new Response(typeof body === "string" ? body : JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" }, ...init });
+  new Response(typeof body === "string" ? body : JSON.stringify(body), {
+    status: 200,
+    headers: { "content-type": "application/json" },
+    ...init,
+  });
 
 /** The app with some variables overridden, as `wrangler dev --var` would. */
 export async function apiWith(vars: Partial<Env>, path: string, init: RequestInit & { token?: string } = {}) {
@@ -85,5 +93,9 @@ export async function apiWith(vars: Partial<Env>, path: string, init: RequestIni
   const { createExecutionContext } = await import("cloudflare:test");
   const headers = new Headers(init.headers);
   if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-  return createApp().fetch(new Request(`http://coinfuse.test${path}`, { ...init, headers }), { ...env, ...vars } as Env, createExecutionContext());
+  return createApp().fetch(
+    new Request(`http://coinfuse.test${path}`, { ...init, headers }),
+    { ...env, ...vars } as Env,
+    createExecutionContext(),
+  );
 }

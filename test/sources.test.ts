@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
-import { startReplays, payloadsToReplay } from "../src/ingest/replay";
+import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
@@ -47,7 +47,10 @@ describe("HTTP sources", () => {
     expect(run).toEqual({ status: "succeeded", fetched: 510, accepted: 510, written: 510 });
     expect(up.calls.map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2", "3"]);
     expect(up.calls.every((c) => c.headers.get("x-cg-demo-api-key") === "test-gecko-key")).toBe(true);
-    const raws = await rows<{ key: string; bytes: number }>("SELECT key, bytes FROM raw_payloads WHERE run_id = ? ORDER BY id", start.run.runId);
+    const raws = await rows<{ key: string; bytes: number }>(
+      "SELECT key, bytes FROM raw_payloads WHERE run_id = ? ORDER BY id",
+      start.run.runId,
+    );
     expect(raws).toHaveLength(3);
     const third = await env.BUCKET.get(raws[2].key);
     expect(await third!.text()).toBe(JSON.stringify(coins.slice(500)));
@@ -55,19 +58,30 @@ describe("HTTP sources", () => {
   });
 
   it("waits for Retry-After after a 429, then succeeds", async () => {
-    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? [new Response("slow down", { status: 429, headers: { "retry-after": "1" } }), json(paprika)] : undefined));
+    const up = stubUpstream((url) =>
+      url.pathname.endsWith("/tickers")
+        ? [new Response("slow down", { status: 429, headers: { "retry-after": "1" } }), json(paprika)]
+        : undefined,
+    );
     const { s, sent } = testServices({ fetch: up.fetch });
     const start = await startSourceRun(s, "coinpaprika", "manual");
     await drain(s, sent);
     expect(up.calls).toHaveLength(2);
     expect(up.calls[1].at - up.calls[0].at).toBeGreaterThanOrEqual(950);
-    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    const [run] = await rows<{ status: string }>(
+      "SELECT status FROM ingestion_runs WHERE run_id = ?",
+      start.started ? start.run.runId : "",
+    );
     expect(run.status).toBe("partial");
   });
 
   it("waits until x-ratelimit-reset (CoinGecko's header) after a 429", async () => {
     const coins = geckoUniverse(10, "rl");
-    const reset = () => new Response("{}", { status: 429, headers: { "x-ratelimit-reset": new Date(Date.now() + 1000).toUTCString(), "x-ratelimit-remaining": "0" } });
+    const reset = () =>
+      new Response("{}", {
+        status: 429,
+        headers: { "x-ratelimit-reset": new Date(Date.now() + 1000).toUTCString(), "x-ratelimit-remaining": "0" },
+      });
     const up = stubUpstream((url) => (url.pathname.endsWith("/coins/markets") ? [reset, json(coins)] : undefined));
     const { s, sent } = testServices({ fetch: up.fetch });
     await startSourceRun(s, "coingecko", "manual");
@@ -78,19 +92,24 @@ describe("HTTP sources", () => {
 
   it("retries 5xx answers and succeeds", async () => {
     const coins = geckoUniverse(5, "fx");
-    const up = stubUpstream((url) => (url.pathname.endsWith("/coins/markets") ? [json({ e: 1 }, { status: 500 }), json({ e: 1 }, { status: 503 }), json(coins)] : undefined));
+    const up = stubUpstream((url) =>
+      url.pathname.endsWith("/coins/markets") ? [json({ e: 1 }, { status: 500 }), json({ e: 1 }, { status: 503 }), json(coins)] : undefined,
+    );
     const { s, sent } = testServices({ fetch: up.fetch });
     const start = await startSourceRun(s, "coingecko", "manual");
     await drain(s, sent);
     expect(up.calls).toHaveLength(3);
-    const [run] = await rows<{ status: string; accepted: number }>("SELECT status, accepted FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    const [run] = await rows<{ status: string; accepted: number }>(
+      "SELECT status, accepted FROM ingestion_runs WHERE run_id = ?",
+      start.started ? start.run.runId : "",
+    );
     expect(run).toEqual({ status: "succeeded", accepted: 5 });
   });
 
   it("times out a silent upstream and retries", async () => {
     const coins = geckoUniverse(3, "to");
     let n = 0;
-    const hang = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const hang = (async (_input: RequestInfo | URL, init?: RequestInit) => {
       n++;
       if (n === 1) {
         return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
@@ -101,7 +120,10 @@ describe("HTTP sources", () => {
     const start = await startSourceRun(s, "coingecko", "manual");
     await drain(s, sent);
     expect(n).toBe(2);
-    const [run] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", start.started ? start.run.runId : "");
+    const [run] = await rows<{ status: string }>(
+      "SELECT status FROM ingestion_runs WHERE run_id = ?",
+      start.started ? start.run.runId : "",
+    );
     expect(run.status).toBe("succeeded");
   });
 
@@ -114,7 +136,9 @@ describe("HTTP sources", () => {
       const first = testServices({ fetch: good.fetch });
       await startSourceRun(first.s, "coinpaprika", "manual");
       await drain(first.s, first.sent);
-      const before = await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id");
+      const before = await rows(
+        "SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id",
+      );
 
       const bad = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(body) : undefined));
       const { s, sent } = testServices({ fetch: bad.fetch });
@@ -124,10 +148,15 @@ describe("HTTP sources", () => {
       const [run] = await rows<{ status: string; error: string }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", runId);
       expect(run.status).toBe("failed");
       expect(run.error).toMatch(/malformed JSON/);
-      expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id")).toEqual(before);
+      expect(
+        await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id"),
+      ).toEqual(before);
       const [raw] = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ?", runId);
       expect(await (await env.BUCKET.get(raw.key))!.text()).toBe(body);
-      const health = await (await api("/health")).json<{ status: string; sources: Record<string, { status: string; last_error: string }> }>();
+      const health = await (await api("/health")).json<{
+        status: string;
+        sources: Record<string, { status: string; last_error: string }>;
+      }>();
       expect(health.status).toBe("degraded");
       expect(health.sources.coinpaprika.last_error).toMatch(/malformed/);
     });
@@ -153,10 +182,15 @@ describe("HTTP sources", () => {
       runs.push(start.started ? start.run.runId : "");
       await drain(s, sent);
     }
-    const [second] = await rows<{ accepted: number; written: number }>("SELECT accepted, written FROM ingestion_runs WHERE run_id = ?", runs[1]);
+    const [second] = await rows<{ accepted: number; written: number }>(
+      "SELECT accepted, written FROM ingestion_runs WHERE run_id = ?",
+      runs[1],
+    );
     expect(second.accepted).toBeGreaterThan(300);
     expect(second.written).toBe(0);
-    const dupes = await rows("SELECT source_id, COUNT(*) n FROM quote_history WHERE source = 'coinpaprika' AND resolution = 'raw' GROUP BY source_id, at HAVING n > 1");
+    const dupes = await rows(
+      "SELECT source_id, COUNT(*) n FROM quote_history WHERE source = 'coinpaprika' AND resolution = 'raw' GROUP BY source_id, at HAVING n > 1",
+    );
     expect(dupes).toEqual([]);
   });
 
@@ -222,7 +256,9 @@ describe("queue consumer", () => {
       { id: "dead-1", timestamp: new Date(), attempts: 6, body: { type: "fetch_page", run_id: runId, source: "coinpaprika", page: 1 } },
     ]);
     await handleQueue(batch, env as never);
-    expect(await rows("SELECT message_id, attempts FROM dead_letters WHERE message_id = 'dead-1'")).toEqual([{ message_id: "dead-1", attempts: 6 }]);
+    expect(await rows("SELECT message_id, attempts FROM dead_letters WHERE message_id = 'dead-1'")).toEqual([
+      { message_id: "dead-1", attempts: 6 },
+    ]);
     const [run] = await rows<{ status: string; error: string }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", runId);
     expect(run).toEqual({ status: "failed", error: expect.stringMatching(/dead-lettered/) });
     expect(await rows("SELECT * FROM leases")).toEqual([]);
@@ -236,12 +272,14 @@ describe("cron", () => {
     await env.DB.prepare("DELETE FROM ingestion_runs").run();
     const { s, sent } = testServices();
     await handleScheduled(createScheduledController({ cron: "* * * * *" }), s.env);
-    expect(sent.map((m) => m.type === "fetch_page" ? `${m.type}:${m.source}:${m.page}` : m.type).sort()).toEqual([
+    expect(sent.map((m) => (m.type === "fetch_page" ? `${m.type}:${m.source}:${m.page}` : m.type)).sort()).toEqual([
       "csv_sweep",
       "fetch_page:coingecko:1",
       "fetch_page:coinpaprika:1",
     ]);
-    const queued = await rows<{ source: string; trigger: string; status: string }>("SELECT source, trigger, status FROM ingestion_runs ORDER BY source");
+    const queued = await rows<{ source: string; trigger: string; status: string }>(
+      "SELECT source, trigger, status FROM ingestion_runs ORDER BY source",
+    );
     expect(queued.every((r) => r.trigger === "cron" && r.status === "queued")).toBe(true);
     await handleScheduled(createScheduledController({ cron: "* * * * *" }), s.env);
     expect(sent).toHaveLength(3);

@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
-import { storeNormalised } from "../src/ingest/store-chunk";
 import { rollUpHistory } from "../src/ingest/retention";
+import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
 import { api, rows, TOKEN, testServices } from "./helpers";
@@ -12,14 +12,17 @@ const T = "2026-11-22T12:00:00.000Z";
 
 /** Asset groups as sets of "source:id", independent of uids. */
 async function grouping() {
-  const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>("SELECT asset_uid, source, source_id FROM asset_mappings");
+  const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>(
+    "SELECT asset_uid, source, source_id FROM asset_mappings",
+  );
   const groups = new Map<string, string[]>();
   for (const m of mappings) groups.set(m.asset_uid, [...(groups.get(m.asset_uid) ?? []), `${m.source}:${m.source_id}`]);
   return [...groups.values()].map((g) => g.sort().join(" ")).sort();
 }
 
 async function reset() {
-  for (const t of ["asset_mappings", "assets", "asset_listing", "source_quotes", "quote_history", "asset_aliases", "leases"]) await env.DB.prepare(`DELETE FROM ${t}`).run();
+  for (const t of ["asset_mappings", "assets", "asset_listing", "source_quotes", "quote_history", "asset_aliases", "leases"])
+    await env.DB.prepare(`DELETE FROM ${t}`).run();
   await env.KV.delete("map:coingecko");
   await env.KV.delete("map:coinpaprika");
 }
@@ -51,8 +54,36 @@ describe("unification in storage", () => {
     const { s } = testServices();
     const normalised = {
       quotes: [
-        { source: "coinpaprika" as const, sourceId: "zzq-old-name", symbol: "ZZQ", name: "Old Name", rank: null, priceUsd: 2, marketCapUsd: null, volume24hUsd: null, change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
-        { source: "coinpaprika" as const, sourceId: "zzr-target", symbol: "ZZR", name: "Target Coin", rank: null, priceUsd: 5, marketCapUsd: null, volume24hUsd: null, change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+        {
+          source: "coinpaprika" as const,
+          sourceId: "zzq-old-name",
+          symbol: "ZZQ",
+          name: "Old Name",
+          rank: null,
+          priceUsd: 2,
+          marketCapUsd: null,
+          volume24hUsd: null,
+          change24hPct: null,
+          circulatingSupply: null,
+          totalSupply: null,
+          maxSupply: null,
+          sourceUpdatedAt: T,
+        },
+        {
+          source: "coinpaprika" as const,
+          sourceId: "zzr-target",
+          symbol: "ZZR",
+          name: "Target Coin",
+          rank: null,
+          priceUsd: 5,
+          marketCapUsd: null,
+          volume24hUsd: null,
+          change24hPct: null,
+          circulatingSupply: null,
+          totalSupply: null,
+          maxSupply: null,
+          sourceUpdatedAt: T,
+        },
       ],
       rejected: [],
     };
@@ -72,7 +103,14 @@ describe("unification in storage", () => {
       body: JSON.stringify({ source: "coinpaprika", source_id: "zzq-old-name" }),
     });
     expect(await move.json()).toMatchObject({ data: { asset_uid: "target-coin", pinned: true, previous_asset_uid: "old-name" } });
-    const viaAlias = await (await api("/data/old-name")).json<{ data: { asset_uid: string; aliases: string[]; quotes: { source_id: string }[]; mappings: { source_id: string; rule: string; pinned: boolean }[] } }>();
+    const viaAlias = await (await api("/data/old-name")).json<{
+      data: {
+        asset_uid: string;
+        aliases: string[];
+        quotes: { source_id: string }[];
+        mappings: { source_id: string; rule: string; pinned: boolean }[];
+      };
+    }>();
     expect(viaAlias.data.asset_uid).toBe("target-coin");
     expect(viaAlias.data.aliases).toEqual(["old-name"]);
     expect(viaAlias.data.mappings).toContainEqual({ source: "coinpaprika", source_id: "zzq-old-name", rule: "pinned", pinned: true });
@@ -84,11 +122,27 @@ describe("unification in storage", () => {
   it("an older payload arriving after a newer one changes nothing", async () => {
     await reset();
     const { s } = testServices();
-    const newer = coinpaprika.normalise(paprika.map((t) => ({ ...t, last_updated: "2026-11-22T13:00:00Z" })), T);
-    const older = coinpaprika.normalise(paprika.map((t) => ({ ...t, last_updated: "2026-11-22T11:00:00Z", quotes: { USD: { ...t.quotes.USD, price: t.quotes.USD.price === null ? null : t.quotes.USD.price / 2 } } })), T);
+    const newer = coinpaprika.normalise(
+      paprika.map((t) => ({ ...t, last_updated: "2026-11-22T13:00:00Z" })),
+      T,
+    );
+    const older = coinpaprika.normalise(
+      paprika.map((t) => ({
+        ...t,
+        last_updated: "2026-11-22T11:00:00Z",
+        quotes: { USD: { ...t.quotes.USD, price: t.quotes.USD.price === null ? null : t.quotes.USD.price / 2 } },
+      })),
+      T,
+    );
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "new", part: "p1", fetched: 0, normalised: newer });
     const before = await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id");
-    const result = await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "old", part: "p1", fetched: 0, normalised: older });
+    const result = await storeNormalised(s.db, s.env.KV, {
+      source: "coinpaprika",
+      runId: "old",
+      part: "p1",
+      fetched: 0,
+      normalised: older,
+    });
     expect(result.written).toBe(0);
     expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id")).toEqual(before);
   });
@@ -99,7 +153,9 @@ describe("history retention", () => {
     await env.DB.prepare("DELETE FROM quote_history").run();
     const now = Date.parse("2026-11-24T00:00:00Z");
     const at = (daysAgo: number, minute: number) => new Date(now - daysAgo * 86_400_000 + minute * 60_000).toISOString();
-    const insert = env.DB.prepare("INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd) VALUES ('coingecko', 'ret', ?, ?, 'ret', ?)");
+    const insert = env.DB.prepare(
+      "INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd) VALUES ('coingecko', 'ret', ?, ?, 'ret', ?)",
+    );
     await env.DB.batch([
       insert.bind("raw", at(10, 0), 1),
       insert.bind("raw", at(10, 5), 3),

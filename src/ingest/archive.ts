@@ -18,7 +18,16 @@ export async function archiveRaw(
   await bucket.put(key, p.bytes, { httpMetadata: { contentType: p.contentType }, customMetadata: { source: p.source, run_id: p.runId } });
   await db
     .insert(rawPayloads)
-    .values({ id, source: p.source, runId: p.runId, key, fetchedAt, bytes: p.bytes.byteLength, contentType: p.contentType, origin: p.origin })
+    .values({
+      id,
+      source: p.source,
+      runId: p.runId,
+      key,
+      fetchedAt,
+      bytes: p.bytes.byteLength,
+      contentType: p.contentType,
+      origin: p.origin,
+    })
     .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: p.bytes.byteLength } });
   return { id, key, fetchedAt };
 }

@@ -26,7 +26,17 @@ export async function sweepUploads(s: Services, msg: Extract<JobMessage, { type:
     cursor = page.truncated ? page.cursor : undefined;
     if (!objects.length) continue;
     const known = new Set(
-      (await s.db.select({ key: uploads.key }).from(uploads).where(inArray(uploads.key, objects.map((o) => o.key)))).map((r) => r.key),
+      (
+        await s.db
+          .select({ key: uploads.key })
+          .from(uploads)
+          .where(
+            inArray(
+              uploads.key,
+              objects.map((o) => o.key),
+            ),
+          )
+      ).map((r) => r.key),
     );
     for (const o of objects.filter((o) => !known.has(o.key))) {
       await registerUpload(s, { key: o.key, filename: o.key.split("/").pop() ?? o.key, bytes: o.size, etag: o.etag });
@@ -58,7 +68,17 @@ export async function registerUpload(s: Services, o: { key: string; filename: st
     s.db.insert(ingestionRuns).values(run),
     s.db
       .insert(uploads)
-      .values({ uploadId, key: o.key, filename: o.filename, bytes: o.bytes, etag: o.etag, runId: run.runId, status: "queued", createdAt: at, updatedAt: at })
+      .values({
+        uploadId,
+        key: o.key,
+        filename: o.filename,
+        bytes: o.bytes,
+        etag: o.etag,
+        runId: run.runId,
+        status: "queued",
+        createdAt: at,
+        updatedAt: at,
+      })
       .onConflictDoUpdate({ target: uploads.uploadId, set: { runId: run.runId, bytes: o.bytes, etag: o.etag, updatedAt: at } }),
   ]);
   await s.env.JOBS.send({ type: "csv_upload", run_id: run.runId, upload_id: uploadId });

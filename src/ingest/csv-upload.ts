@@ -55,78 +55,106 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage, opts: { b
   let carry: Uint8Array = new Uint8Array(0);
   let skippingLongRecord = false;
 
-  const object = offset < size ? await s.env.BUCKET.get(upload.key, { range: { offset } }) : null;
-  if (offset < size && !object) return fail(s, upload, `the object ${upload.key} could not be read`);
-  const reader = object?.body.getReader();
-  let eof = !reader;
+  // The file is read in ranges of one block: bounded memory whatever the file's size, few round trips.
+  let readAt = offset;
+  const key = upload.key;
+  const readNext = async (): Promise<Uint8Array | null> => {
+    if (readAt >= size) return null;
+    const part = await s.env.BUCKET.get(key, { range: { offset: readAt, length: Math.min(blockBytes, size - readAt) } });
+    if (!part) throw new Error(`the object ${key} could not be read at byte ${readAt}`);
+    const bytes = new Uint8Array(await part.arrayBuffer());
+    readAt += bytes.length;
+    return bytes;
+  };
+  let eof = offset >= size;
+  // Block N is written to D1 while block N+1 is read and parsed; writes stay in file order.
+  let storing: Promise<void> = Promise.resolve();
+  const store = async (...args: Parameters<typeof storeBlock>) => {
+    await storing;
+    storing = storeBlock(...args);
+    storing.catch(() => {}); // awaited (and thrown) before the next block or at the end
+  };
 
-  while (true) {
-    if (!eof) {
-      const { value, done } = await reader!.read();
-      if (done) eof = true;
-      else carry = concat(carry, value);
-    }
-
-    if (!header) {
-      const end = firstRecordEnd(carry);
-      if (end === 0 && !eof && carry.length <= MAX_HEADER_BYTES) continue;
-      const headerBytes = end === 0 ? carry : carry.subarray(0, end);
-      if (headerBytes.length > MAX_HEADER_BYTES) return fail(s, upload, "the header line is longer than 64 KiB: not a CSV this service accepts", reader);
-      if (headerBytes.length === 0) return fail(s, upload, "the file is empty: a header row is required", reader);
-      try {
-        header = parseHeader(new TextDecoder().decode(headerBytes));
-      } catch (e) {
-        if (e instanceof CsvFormatError) return fail(s, upload, e.message, reader);
-        throw e;
+  try {
+    while (true) {
+      if (!eof) {
+        const bytes = await readNext();
+        if (bytes === null) eof = true;
+        else carry = concat(carry, bytes);
       }
-      offset += headerBytes.length;
-      carry = carry.subarray(headerBytes.length);
-      await s.db
-        .update(uploads)
-        .set({ header: JSON.stringify(header), byteOffset: offset, updatedAt: nowIso() })
-        .where(eq(uploads.uploadId, upload.uploadId));
-    }
 
-    if (skippingLongRecord) {
-      const nl = carry.indexOf(0x0a);
-      if (nl < 0 && !eof) {
-        offset += carry.length;
-        carry = new Uint8Array(0);
+      if (!header) {
+        const end = firstRecordEnd(carry);
+        if (end === 0 && !eof && carry.length <= MAX_HEADER_BYTES) continue;
+        const headerBytes = end === 0 ? carry : carry.subarray(0, end);
+        if (headerBytes.length > MAX_HEADER_BYTES)
+          return fail(s, upload, "the header line is longer than 64 KiB: not a CSV this service accepts");
+        if (headerBytes.length === 0) return fail(s, upload, "the file is empty: a header row is required");
+        try {
+          header = parseHeader(new TextDecoder().decode(headerBytes));
+        } catch (e) {
+          if (e instanceof CsvFormatError) return fail(s, upload, e.message);
+          throw e;
+        }
+        offset += headerBytes.length;
+        carry = carry.subarray(headerBytes.length);
+        await s.db
+          .update(uploads)
+          .set({ header: JSON.stringify(header), byteOffset: offset, updatedAt: nowIso() })
+          .where(eq(uploads.uploadId, upload.uploadId));
+      }
+
+      if (skippingLongRecord) {
+        const nl = carry.indexOf(0x0a);
+        if (nl < 0 && !eof) {
+          offset += carry.length;
+          carry = new Uint8Array(0);
+          continue;
+        }
+        const cut = nl < 0 ? carry.length : nl + 1;
+        offset += cut;
+        carry = carry.subarray(cut);
+        skippingLongRecord = false;
+      }
+
+      const end = eof ? carry.length : lastRecordEnd(carry);
+      if (end === 0 && !eof) {
+        if (carry.length > MAX_RECORD_BYTES) {
+          // Reject the oversized record and resynchronise on the next newline.
+          await store(
+            s,
+            upload,
+            { quotes: [], rejected: [longRecord(rowsDone + 1)] },
+            { from: offset, to: offset, rowsBefore: rowsDone, rowsAfter: rowsDone + 1 },
+          );
+          rowsDone += 1;
+          skippingLongRecord = true;
+        }
         continue;
       }
-      const cut = nl < 0 ? carry.length : nl + 1;
-      offset += cut;
-      carry = carry.subarray(cut);
-      skippingLongRecord = false;
-    }
-
-    const end = eof ? carry.length : lastRecordEnd(carry);
-    if (end === 0 && !eof) {
-      if (carry.length > MAX_RECORD_BYTES) {
-        // Reject the oversized record and resynchronise on the next newline.
-        rowsDone += 1;
-        await storeBlock(s, upload, header, { quotes: [], rejected: [longRecord(rowsDone)] }, offset, offset, rowsDone, 0, 0);
-        skippingLongRecord = true;
-      }
-      continue;
-    }
-    if (end >= blockBytes || eof) {
-      const block = carry.subarray(0, end);
-      const { normalised, rows } = parseBlock(block, header, rowsDone, fallbackTime);
-      rowsDone += rows;
-      await storeBlock(s, upload, header, normalised, offset, offset + end, rowsDone, normalised.quotes.length, normalised.rejected.length);
-      offset += end;
-      carry = carry.subarray(end);
-      upload = { ...upload, byteOffset: offset, rowsDone };
-      if (eof && carry.length === 0) break;
-      if (now() > deadline && !eof) {
-        await reader?.cancel();
-        await s.env.JOBS.send(msg);
-        log("info", "csv_continues", { run_id: run.runId, upload_id: upload.uploadId, byte_offset: offset, rows: rowsDone });
-        return;
+      if (end >= blockBytes || eof) {
+        const block = carry.subarray(0, end);
+        const { normalised, rows } = parseBlock(block, header, rowsDone, fallbackTime);
+        await store(s, upload, normalised, { from: offset, to: offset + end, rowsBefore: rowsDone, rowsAfter: rowsDone + rows });
+        rowsDone += rows;
+        offset += end;
+        carry = carry.subarray(end);
+        upload = { ...upload, byteOffset: offset, rowsDone };
+        if (eof && carry.length === 0) break;
+        if (now() > deadline && !eof) {
+          await storing;
+          await s.env.JOBS.send(msg);
+          log("info", "csv_continues", { run_id: run.runId, upload_id: upload.uploadId, byte_offset: offset, rows: rowsDone });
+          return;
+        }
       }
     }
+  } catch (e) {
+    // A failed read or parse must not leave the previous block's write running behind the retry.
+    await storing.catch(() => {});
+    throw e;
   }
+  await storing;
   await finishUpload(s, upload.uploadId, run.runId, null);
 }
 
@@ -143,28 +171,27 @@ function parseBlock(block: Uint8Array, header: CsvHeader, rowsBefore: number, fa
   return { normalised, rows: rows.length };
 }
 
+/** Stores one block and moves the resume point from (from, rowsBefore) to (to, rowsAfter) in the same transaction. */
 async function storeBlock(
   s: Services,
   upload: UploadRow,
-  _header: CsvHeader,
   normalised: Normalised,
-  from: number,
-  to: number,
-  rowsDone: number,
-  accepted: number,
-  rejected: number,
+  b: { from: number; to: number; rowsBefore: number; rowsAfter: number },
 ) {
-  const progress = sql`
-    UPDATE uploads SET byte_offset = ${to}, rows_done = ${rowsDone}, accepted = accepted + ${accepted},
+  const accepted = normalised.quotes.length;
+  const rejected = normalised.rejected.length;
+  const advance = sql`
+    UPDATE uploads SET byte_offset = ${b.to}, rows_done = ${b.rowsAfter}, accepted = accepted + ${accepted},
       rejected = rejected + ${rejected}, updated_at = ${nowIso()}
-    WHERE upload_id = ${upload.uploadId} AND byte_offset = ${from}`;
+    WHERE upload_id = ${upload.uploadId} AND byte_offset = ${b.from} AND rows_done = ${b.rowsBefore}`;
+  const holds = sql`(SELECT byte_offset = ${b.to} AND rows_done = ${b.rowsAfter} FROM uploads WHERE upload_id = ${upload.uploadId})`;
   await storeNormalised(s.db, s.env.KV, {
     source: "csv",
     runId: upload.runId!,
-    part: `bytes-${from}`,
+    part: `rows-${b.rowsBefore}`,
     fetched: accepted + rejected,
     normalised,
-    extra: [progress],
+    checkpoint: { advance, holds },
   });
 }
 
@@ -192,8 +219,7 @@ function concat(a: Uint8Array, b: Uint8Array) {
   return out;
 }
 
-async function fail(s: Services, upload: UploadRow, reason: string, reader?: ReadableStreamDefaultReader<Uint8Array>) {
-  await reader?.cancel().catch(() => {});
+async function fail(s: Services, upload: UploadRow, reason: string) {
   await finishUpload(s, upload.uploadId, upload.runId!, reason);
 }
 

@@ -1,4 +1,5 @@
 import type { Source } from "../config";
+import { runBatch } from "../db/batch";
 import type { Services } from "../jobs/context";
 import { log } from "../lib/log";
 import { publishMapCache } from "../unify/map-cache";
@@ -6,10 +7,13 @@ import { writeCheckpoint } from "./checkpoints";
 import { releaseLease, sourceLeaseName } from "./lease";
 import { finishRun } from "./runs";
 import { totalsStatement } from "./store";
-import { runBatch } from "../db/batch";
 
 /** Closes a run: totals and status in D1, lease released, checkpoint and map published to KV. */
-export async function completeRun(s: Services, runId: string, opts: { error?: string | null; cursor?: string | null; holdsLease: boolean }) {
+export async function completeRun(
+  s: Services,
+  runId: string,
+  opts: { error?: string | null; cursor?: string | null; holdsLease: boolean },
+) {
   // `total` of GET /data is recounted once per run rather than on every read.
   await runBatch(s.db, [totalsStatement()]);
   const run = await finishRun(s.db, runId, opts.error ?? null);

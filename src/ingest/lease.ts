@@ -21,9 +21,7 @@ export async function releaseLease(db: Db, name: string, holder: string) {
 }
 
 export async function leaseHolder(db: Db, name: string) {
-  const row = await db.get<{ holder: string }>(
-    sql`SELECT holder FROM leases WHERE name = ${name} AND expires_at >= ${now()}`,
-  );
+  const row = await db.get<{ holder: string }>(sql`SELECT holder FROM leases WHERE name = ${name} AND expires_at >= ${now()}`);
   return row?.holder ?? null;
 }
 

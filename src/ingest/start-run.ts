@@ -31,7 +31,10 @@ export async function startSourceRun(s: Services, source: Source, trigger: Trigg
     await s.env.JOBS.send(first);
   } catch (e) {
     await releaseLease(s.db, sourceLeaseName(source), row.runId);
-    await s.db.update(ingestionRuns).set({ status: "failed", error: "could not enqueue the run" }).where(eq(ingestionRuns.runId, row.runId));
+    await s.db
+      .update(ingestionRuns)
+      .set({ status: "failed", error: "could not enqueue the run" })
+      .where(eq(ingestionRuns.runId, row.runId));
     throw e;
   }
   log("info", "run_queued", { run_id: row.runId, source, trigger });

@@ -6,7 +6,7 @@ import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
 import { resolveAssets } from "../unify/resolve";
-import { quoteStatements, rejectionStatement, type ResolvedQuote } from "./store";
+import { quoteStatements, type ResolvedQuote, rejectionStatement } from "./store";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
 const CHUNK = 2000;
@@ -19,7 +19,7 @@ const CHUNK = 2000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; extra?: SQL[] },
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; checkpoint?: Checkpoint },
 ) {
   const at = nowIso();
   // The newest record wins when one id appears twice in a payload.
@@ -39,11 +39,21 @@ export async function storeNormalised(
     const tail: SQL[] = [];
     if (last) {
       if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, at));
-      tail.push(...(p.extra ?? []));
-      tail.push(partStatement(p, quotes.map((q) => q.sourceId), at));
+      if (p.checkpoint) tail.push(p.checkpoint.advance);
+      tail.push(
+        partStatement(
+          p,
+          quotes.map((q) => q.sourceId),
+          at,
+          p.checkpoint?.holds,
+        ),
+      );
     }
     const results = await runBatch(db, [...statements, ...tail]);
     written += results[upsertIndex]?.meta?.changes ?? 0;
+    if (last && p.checkpoint && results[results.length - 2].meta.changes === 0) {
+      throw new CheckpointMoved(`${p.part}: the checkpoint was moved by another delivery; resuming from it`);
+    }
   }
   log("info", "chunk_stored", { run_id: p.runId, part: p.part, quotes: quotes.length, written, resolve_ms: t1 - t0, write_ms: now() - t1 });
   return { accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
@@ -57,11 +67,23 @@ function partStatement(
   p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised },
   ids: string[],
   now: string,
+  holds: SQL = sql`1`,
 ) {
   return sql`
     INSERT INTO run_parts (run_id, part, fetched, accepted, rejected, written, finished_at)
-    VALUES (${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length},
+    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length},
       (SELECT COUNT(*) FROM source_quotes WHERE source = ${p.source} AND run_id = ${p.runId}
-        AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))), ${now})
+        AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))), ${now}
+    WHERE ${holds}
     ON CONFLICT DO NOTHING`;
 }
+
+/**
+ * A resume point stored in the same transaction as the rows: `advance` moves it only from where
+ * this writer started (its `changes` say whether it did), `holds` is true once it points past
+ * this part, so the part is counted only together with the move.
+ */
+export type Checkpoint = { advance: SQL; holds: SQL };
+
+/** Another delivery of the same message moved the checkpoint first; this one must resume from it. */
+export class CheckpointMoved extends Error {}

@@ -141,4 +141,3 @@ export function totalsStatement() {
     SELECT s.scope, (SELECT COUNT(*) FROM asset_listing l WHERE l.scope = s.scope)
     FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`;
 }
-

@@ -1,12 +1,12 @@
+import { deadLetters } from "../db/schema";
 import type { Env } from "../env";
-import { ingestUpload } from "../ingest/csv-upload";
 import { sweepUploads } from "../ingest/csv-sweep";
+import { ingestUpload } from "../ingest/csv-upload";
 import { fetchPage } from "../ingest/fetch-page";
 import { completeRun } from "../ingest/finish";
 import { replay } from "../ingest/replay";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
-import { deadLetters } from "../db/schema";
 import { type Services, servicesFor } from "./context";
 import { type JobMessage, JobMessageSchema } from "./messages";
 
@@ -44,10 +44,23 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchI
     try {
       await runJob(s, job);
       message.ack();
-      log("info", "job_done", { message_id: message.id, type: job.type, run_id: job.run_id, attempts: message.attempts, duration_ms: Math.round(performance.now() - t0) });
+      log("info", "job_done", {
+        message_id: message.id,
+        type: job.type,
+        run_id: job.run_id,
+        attempts: message.attempts,
+        duration_ms: Math.round(performance.now() - t0),
+      });
     } catch (e) {
       const delaySeconds = Math.min(300, 2 ** message.attempts);
-      log("error", "job_failed", { message_id: message.id, type: job.type, run_id: job.run_id, attempts: message.attempts, retry_in_s: delaySeconds, error: (e as Error).message });
+      log("error", "job_failed", {
+        message_id: message.id,
+        type: job.type,
+        run_id: job.run_id,
+        attempts: message.attempts,
+        retry_in_s: delaySeconds,
+        error: (e as Error).message,
+      });
       message.retry({ delaySeconds });
     }
   }
@@ -59,7 +72,12 @@ async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env) {
   for (const message of batch.messages) {
     await s.db
       .insert(deadLetters)
-      .values({ messageId: message.id, body: JSON.stringify(message.body).slice(0, 10_000), attempts: message.attempts, receivedAt: nowIso() })
+      .values({
+        messageId: message.id,
+        body: JSON.stringify(message.body).slice(0, 10_000),
+        attempts: message.attempts,
+        receivedAt: nowIso(),
+      })
       .onConflictDoNothing();
     const parsed = JobMessageSchema.safeParse(message.body);
     if (parsed.success) {

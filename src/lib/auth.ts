@@ -17,9 +17,6 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 /** Compares digests rather than the strings, so neither length nor content leaks through timing. */
 async function constantTimeEqual(a: string, b: string) {
   const enc = new TextEncoder();
-  const [da, db] = await Promise.all([
-    crypto.subtle.digest("SHA-256", enc.encode(a)),
-    crypto.subtle.digest("SHA-256", enc.encode(b)),
-  ]);
+  const [da, db] = await Promise.all([crypto.subtle.digest("SHA-256", enc.encode(a)), crypto.subtle.digest("SHA-256", enc.encode(b))]);
   return crypto.subtle.timingSafeEqual(da, db);
 }

@@ -10,7 +10,7 @@ export async function cachedJson(c: AppContext, body: { data: unknown; metadata:
   const etag = `"${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
   const headers = { etag, "cache-control": `public, max-age=${maxAge}, stale-while-revalidate=${maxAge * 4}` };
   const match = c.req.header("if-none-match");
-  if (match && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
+  if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
     return c.body(null, 304, headers);
   }
   return c.json(body, 200, headers);

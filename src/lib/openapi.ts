@@ -27,8 +27,7 @@ const DESCRIPTIONS: Record<ErrorCode, string> = {
 
 /** OpenAPI responses for the given error codes, so each route lists how it can fail. */
 export function errorResponses(...codes: ErrorCode[]) {
-  const out: Record<number, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }> =
-    {};
+  const out: Record<number, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }> = {};
   for (const code of [...codes, "rate_limited", "internal"] as ErrorCode[]) {
     const status = ERROR_STATUS[code];
     const prev = out[status]?.description;
@@ -62,11 +61,5 @@ export function jsonEnvelope<T extends z.ZodTypeAny>(data: T, description: strin
 
 export const PageQuery = {
   page: z.coerce.number().int().min(1).max(100_000).default(1).openapi({ description: "Page number, from 1.", example: 1 }),
-  page_size: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(250)
-    .default(50)
-    .openapi({ description: "Items per page, 1 to 250.", example: 50 }),
+  page_size: z.coerce.number().int().min(1).max(250).default(50).openapi({ description: "Items per page, 1 to 250.", example: 50 }),
 };

@@ -1,5 +1,5 @@
-import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 import { type HttpSourceAdapter, PayloadError } from "./source";
+import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 
 type MarketRecord = Record<string, unknown>;
 

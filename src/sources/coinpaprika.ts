@@ -1,5 +1,5 @@
-import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 import { type HttpSourceAdapter, PayloadError } from "./source";
+import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 
 type Ticker = Record<string, unknown> & { quotes?: { USD?: Record<string, unknown> } };
 

@@ -18,7 +18,12 @@ const ALIASES = {
 } as const;
 export type CsvColumn = keyof typeof ALIASES;
 
-const headerKey = (h: string) => h.replace(/^\uFEFF/, "").trim().toLowerCase().replace(/[\s_\-.]+/g, "");
+const headerKey = (h: string) =>
+  h
+    .replace(/^\uFEFF/, "")
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_\-.]+/g, "");
 const LOOKUP = new Map<string, CsvColumn>(
   (Object.entries(ALIASES) as [CsvColumn, readonly string[]][]).flatMap(([col, names]) => names.map((n) => [headerKey(n), col])),
 );
@@ -40,8 +45,13 @@ export function parseHeader(line: string): CsvHeader {
   const cells = (Papa.parse<string[]>(text, { delimiter, header: false }).data[0] ?? []) as string[];
   if (cells.length > MAX_COLUMNS) throw new CsvFormatError(`the header has ${cells.length} columns; at most ${MAX_COLUMNS} are accepted`);
   const columns = cells.map((c) => LOOKUP.get(headerKey(c)) ?? null);
+  // A column named twice counts once: the first occurrence wins.
   const seen = new Set<CsvColumn>();
-  const unique = columns.map((c) => (c && !seen.has(c) ? (seen.add(c), c) : null));
+  const unique = columns.map((c) => {
+    if (!c || seen.has(c)) return null;
+    seen.add(c);
+    return c;
+  });
   if (!seen.has("price")) {
     throw new CsvFormatError(`the header has no price column (expected one of: ${ALIASES.price.join(", ")})`);
   }
@@ -58,9 +68,7 @@ function detectDelimiter(line: string) {
     if (ch === '"') quoted = !quoted;
     else if (!quoted && ch in counts) counts[ch]++;
   }
-  return Object.entries(counts).sort((a, b) => b[1] - a[1])[0][1] > 0
-    ? Object.entries(counts).sort((a, b) => b[1] - a[1])[0][0]
-    : ",";
+  return Object.entries(counts).sort((a, b) => b[1] - a[1])[0][1] > 0 ? Object.entries(counts).sort((a, b) => b[1] - a[1])[0][0] : ",";
 }
 
 /**

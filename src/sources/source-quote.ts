@@ -17,8 +17,7 @@ function toNumberish(v: unknown): unknown {
 }
 
 const describe = (v: unknown) => JSON.stringify(v)?.slice(0, 40) ?? String(v);
-const number = (what: string) =>
-  z.number({ error: (i) => `${what} must be a finite number, got ${describe(i.input)}` }).finite();
+const number = (what: string) => z.number({ error: (i) => `${what} must be a finite number, got ${describe(i.input)}` }).finite();
 
 const price = z.preprocess(
   toNumberish,
@@ -28,7 +27,12 @@ const price = z.preprocess(
     .positive({ error: (i) => `price must be > 0, got ${describe(i.input)}` }),
 );
 const nonNegative = (what: string) =>
-  z.preprocess(toNumberish, number(what).nonnegative({ error: (i) => `${what} must be >= 0, got ${describe(i.input)}` }).nullable());
+  z.preprocess(
+    toNumberish,
+    number(what)
+      .nonnegative({ error: (i) => `${what} must be >= 0, got ${describe(i.input)}` })
+      .nullable(),
+  );
 const signed = (what: string) => z.preprocess(toNumberish, number(what).nullable());
 const rank = z.preprocess(
   toNumberish,
@@ -36,7 +40,12 @@ const rank = z.preprocess(
 );
 const text = (max: number) =>
   z.preprocess(
-    (v) => (v === undefined || v === null ? "" : String(v).replace(/[\u0001-\u001f\u007f]/g, " ").trim()),
+    (v) =>
+      v === undefined || v === null
+        ? ""
+        : String(v)
+            .replace(/[\u0001-\u001f\u007f]/g, " ")
+            .trim(),
     z.string().max(max),
   );
 
@@ -93,7 +102,9 @@ export function toIsoTime(v: unknown, fallback: string): string {
 
 /** Identity of a record without an id (CSV rows): symbol and name. */
 export function derivedSourceId(symbol: unknown, name: unknown) {
-  const sym = String(symbol ?? "").trim().toLowerCase();
+  const sym = String(symbol ?? "")
+    .trim()
+    .toLowerCase();
   const slug = String(name ?? "")
     .trim()
     .toLowerCase()

@@ -5,8 +5,8 @@ import { withLease } from "../ingest/lease";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
-import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
 import { readMapCache } from "./map-cache";
+import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
 
 type MappingRow = {
   source: string;
@@ -46,18 +46,13 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
     readMapCache(kv, source),
   ]);
   const pinned = new Map(pinnedRows.map((r) => [r.source_id, r.asset_uid]));
-  let unknown: SourceQuote[] = [];
+  const unknown: SourceQuote[] = [];
   for (const q of quotes) {
     const uid = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
     if (uid) out.set(matchKey(q), { assetUid: uid, rule: pinned.has(q.sourceId) ? "pinned" : "known" });
     else unknown.push(q);
   }
-  if (unknown.length) {
-    for (const m of await mappingsOf(db, source, unknown.map((q) => q.sourceId))) {
-      out.set(matchKey({ source, sourceId: m.source_id }), { assetUid: m.asset_uid, rule: "known" });
-    }
-    unknown = unknown.filter((q) => !out.has(matchKey(q)));
-  }
+  // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
   if (unknown.length) {
     const created = await withLease(db, "unify", 60_000, 45_000, () => matchAndCreate(db, source, unknown));
     for (const [k, v] of created) out.set(k, v);
@@ -83,7 +78,15 @@ async function mappingsOf(db: Db, source: string, ids: string[]) {
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const out: Resolution = new Map();
   // Another consumer may have mapped some of these while we waited for the lease.
-  const mapped = new Map((await mappingsOf(db, source, quotes.map((q) => q.sourceId))).map((m) => [m.source_id, m.asset_uid]));
+  const mapped = new Map(
+    (
+      await mappingsOf(
+        db,
+        source,
+        quotes.map((q) => q.sourceId),
+      )
+    ).map((m) => [m.source_id, m.asset_uid]),
+  );
   const todo = quotes.filter((q) => {
     const uid = mapped.get(q.sourceId);
     if (uid) out.set(matchKey(q), { assetUid: uid, rule: "known" });
@@ -94,7 +97,10 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const known = (await candidatesFor(db, todo)).map(toKnown);
   const decisions = decide(todo, known, new Map());
   const now = nowIso();
-  const takenUids = await existingUids(db, todo.flatMap((q) => uidCandidates(q)));
+  const takenUids = await existingUids(
+    db,
+    todo.flatMap((q) => uidCandidates(q)),
+  );
   const newAssets: unknown[][] = [];
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];

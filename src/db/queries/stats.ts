@@ -85,7 +85,13 @@ export async function listRuns(db: Db, f: { source?: Source; status?: RunStatus;
   if (f.status) conds.push(eq(ingestionRuns.status, f.status));
   const where = conds.length ? and(...conds) : undefined;
   const [rows, [{ total }]] = await db.batch([
-    db.select().from(ingestionRuns).where(where).orderBy(desc(ingestionRuns.createdAt), desc(ingestionRuns.runId)).limit(f.pageSize).offset((f.page - 1) * f.pageSize),
+    db
+      .select()
+      .from(ingestionRuns)
+      .where(where)
+      .orderBy(desc(ingestionRuns.createdAt), desc(ingestionRuns.runId))
+      .limit(f.pageSize)
+      .offset((f.page - 1) * f.pageSize),
     db.select({ total: count() }).from(ingestionRuns).where(where),
   ]);
   return { runs: rows.map(toRun), total };

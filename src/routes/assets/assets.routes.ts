@@ -21,7 +21,13 @@ export const pin = createRoute({
   request: { params: AssetUidParam, body: { required: true, content: { "application/json": { schema: PinBody } } } },
   responses: {
     200: jsonEnvelope(
-      z.object({ source: SourceSchema, source_id: z.string(), asset_uid: z.string(), pinned: z.literal(true), previous_asset_uid: z.string().nullable() }),
+      z.object({
+        source: SourceSchema,
+        source_id: z.string(),
+        asset_uid: z.string(),
+        pinned: z.literal(true),
+        previous_asset_uid: z.string().nullable(),
+      }),
       "The pinned mapping",
     ),
     ...errorResponses("validation_error", ...adminErrors, "not_found"),

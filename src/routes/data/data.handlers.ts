@@ -10,8 +10,19 @@ const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const order = q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
-  const { items, total } = await listAssets(c.get("db"), { page: q.page, pageSize: q.page_size, source: q.source, symbol: q.symbol, q: q.q, sort: q.sort, order });
-  return cachedJson(c, envelope(c, items, { page: q.page, page_size: q.page_size, total, data_origin: c.get("config").DATA_ORIGIN })) as never;
+  const { items, total } = await listAssets(c.get("db"), {
+    page: q.page,
+    pageSize: q.page_size,
+    source: q.source,
+    symbol: q.symbol,
+    q: q.q,
+    sort: q.sort,
+    order,
+  });
+  return cachedJson(
+    c,
+    envelope(c, items, { page: q.page, page_size: q.page_size, total, data_origin: c.get("config").DATA_ORIGIN }),
+  ) as never;
 };
 
 export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {

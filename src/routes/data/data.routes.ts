@@ -38,7 +38,11 @@ export const list = createRoute({
   summary: "List unified assets",
   description: "Pages through canonical assets with their consensus price. Every filter and sort is index-served.",
   request: { query: ListQuery },
-  responses: { 200: jsonEnvelope(z.array(AssetSchema), "A page of assets", true), 304: { description: "Not modified (If-None-Match)" }, ...errorResponses("validation_error") },
+  responses: {
+    200: jsonEnvelope(z.array(AssetSchema), "A page of assets", true),
+    304: { description: "Not modified (If-None-Match)" },
+    ...errorResponses("validation_error"),
+  },
 });
 
 export const detail = createRoute({
@@ -47,7 +51,11 @@ export const detail = createRoute({
   tags: ["Data"],
   summary: "One asset with per-source quotes and consensus",
   request: { params: AssetUidParam },
-  responses: { 200: jsonEnvelope(AssetDetailSchema, "The asset"), 304: { description: "Not modified" }, ...errorResponses("validation_error", "not_found") },
+  responses: {
+    200: jsonEnvelope(AssetDetailSchema, "The asset"),
+    304: { description: "Not modified" },
+    ...errorResponses("validation_error", "not_found"),
+  },
 });
 
 export const history = createRoute({
@@ -59,12 +67,19 @@ export const history = createRoute({
     params: AssetUidParam,
     query: z.object({
       source: SourceSchema.optional().openapi({ description: "One source only." }),
-      from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive lower bound (ISO 8601).", example: "2026-11-01T00:00:00Z" }),
+      from: z.iso
+        .datetime({ offset: true })
+        .optional()
+        .openapi({ description: "Inclusive lower bound (ISO 8601).", example: "2026-11-01T00:00:00Z" }),
       to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive upper bound (ISO 8601)." }),
       limit: z.coerce.number().int().min(1).max(10_000).default(2_000).openapi({ description: "Most recent points to return." }),
     }),
   },
-  responses: { 200: jsonEnvelope(z.array(HistoryPointSchema), "History points"), 304: { description: "Not modified" }, ...errorResponses("validation_error", "not_found") },
+  responses: {
+    200: jsonEnvelope(z.array(HistoryPointSchema), "History points"),
+    304: { description: "Not modified" },
+    ...errorResponses("validation_error", "not_found"),
+  },
 });
 
 export type ListRoute = typeof list;

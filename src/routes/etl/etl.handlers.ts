@@ -3,9 +3,9 @@ import { SOURCES } from "../../config";
 import { payloadsToReplay, startReplays } from "../../ingest/replay";
 import { getRun as findRun, toRun } from "../../ingest/runs";
 import { startSourceRun } from "../../ingest/start-run";
-import { servicesOf } from "../../lib/services";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";
+import { servicesOf } from "../../lib/services";
 import type { GetRunRoute, ReplayRoute, RunAllRoute, RunOneRoute } from "./etl.routes";
 
 export const runOne: RouteHandler<RunOneRoute, AppEnv> = async (c) => {
@@ -34,7 +34,8 @@ export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
   const body = c.req.valid("json") ?? {};
   const s = servicesOf(c);
   const payloads = await payloadsToReplay(s, body.source, body.raw_id);
-  if (!payloads.length) throw new ApiError("not_found", body.raw_id ? `no archived payload "${body.raw_id}"` : "no archived payloads to replay");
+  if (!payloads.length)
+    throw new ApiError("not_found", body.raw_id ? `no archived payload "${body.raw_id}"` : "no archived payloads to replay");
   const runs = await startReplays(s, payloads);
   return c.json(envelope(c, { runs: runs.map(toRun) }), 202);
 };

@@ -39,7 +39,9 @@ export const replay = createRoute({
       required: false,
       content: {
         "application/json": {
-          schema: z.object({ source: z.enum(["coingecko", "coinpaprika"]).optional(), raw_id: z.string().min(1).max(200).optional() }).strict(),
+          schema: z
+            .object({ source: z.enum(["coingecko", "coinpaprika"]).optional(), raw_id: z.string().min(1).max(200).optional() })
+            .strict(),
         },
       },
     },
@@ -52,7 +54,15 @@ export const getRun = createRoute({
   path: "/etl/runs/{run_id}",
   tags: ["Ingestion"],
   summary: "One ingestion run",
-  request: { params: z.object({ run_id: z.string().min(1).max(100).openapi({ param: { name: "run_id", in: "path" } }) }) },
+  request: {
+    params: z.object({
+      run_id: z
+        .string()
+        .min(1)
+        .max(100)
+        .openapi({ param: { name: "run_id", in: "path" } }),
+    }),
+  },
   responses: { 200: jsonEnvelope(RunSchema, "The run"), ...errorResponses("validation_error", "not_found") },
 });
 

@@ -21,16 +21,25 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
   const db = c.get("db");
   const [s, byStatus] = await Promise.all([
     collectStats(db),
-    db.all<{ source: string; status: string; n: number }>(sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`),
+    db.all<{ source: string; status: string; n: number }>(
+      sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
+    ),
   ]);
   const t = now();
   const body = [
-    family("coinfuse_runs_total", "counter", "Ingestion runs by source and status.", byStatus.map((r) => [{ source: r.source, status: r.status }, r.n])),
+    family(
+      "coinfuse_runs_total",
+      "counter",
+      "Ingestion runs by source and status.",
+      byStatus.map((r) => [{ source: r.source, status: r.status }, r.n]),
+    ),
     family(
       "coinfuse_records_total",
       "counter",
       "Records by source and outcome (accepted, rejected, written) over all finished runs.",
-      SOURCES.flatMap((src) => (["accepted", "rejected", "written"] as const).map((o): Sample => [{ source: src, outcome: o }, s.sources[src][o]])),
+      SOURCES.flatMap((src) =>
+        (["accepted", "rejected", "written"] as const).map((o): Sample => [{ source: src, outcome: o }, s.sources[src][o]]),
+      ),
     ),
     family(
       "coinfuse_last_success_timestamp_seconds",
@@ -42,12 +51,30 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
       "coinfuse_source_staleness_seconds",
       "gauge",
       "Seconds since the source's last successful run (NaN if never).",
-      SOURCES.map((src) => [{ source: src }, s.sources[src].last_success_at ? (t - Date.parse(s.sources[src].last_success_at!)) / 1000 : Number.NaN]),
+      SOURCES.map((src) => [
+        { source: src },
+        s.sources[src].last_success_at ? (t - Date.parse(s.sources[src].last_success_at!)) / 1000 : Number.NaN,
+      ]),
     ),
-    family("coinfuse_run_duration_milliseconds_sum", "counter", "Total duration of finished runs.", SOURCES.map((src) => [{ source: src }, s.sources[src].duration_ms_sum])),
-    family("coinfuse_run_duration_milliseconds_count", "counter", "Finished runs with a duration.", SOURCES.map((src) => [{ source: src }, s.sources[src].finished])),
+    family(
+      "coinfuse_run_duration_milliseconds_sum",
+      "counter",
+      "Total duration of finished runs.",
+      SOURCES.map((src) => [{ source: src }, s.sources[src].duration_ms_sum]),
+    ),
+    family(
+      "coinfuse_run_duration_milliseconds_count",
+      "counter",
+      "Finished runs with a duration.",
+      SOURCES.map((src) => [{ source: src }, s.sources[src].finished]),
+    ),
     family("coinfuse_assets", "gauge", "Canonical assets with a price.", [[{}, s.totals.assets]]),
-    family("coinfuse_quotes", "gauge", "Latest quotes stored, by source.", SOURCES.map((src) => [{ source: src }, s.sources[src].records])),
+    family(
+      "coinfuse_quotes",
+      "gauge",
+      "Latest quotes stored, by source.",
+      SOURCES.map((src) => [{ source: src }, s.sources[src].records]),
+    ),
     family("coinfuse_history_points", "gauge", "Stored history points.", [[{}, s.totals.history_points]]),
     family("coinfuse_dead_letters", "gauge", "Queue messages that exhausted their retries.", [[{}, s.deadLetters]]),
     family("coinfuse_ambiguous_matches", "gauge", "Records that could match more than one asset.", [[{}, s.ambiguous]]),

@@ -10,7 +10,13 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const { page, page_size } = c.req.valid("query");
   const db = c.get("db");
   const [rows, [{ total }]] = await db.batch([
-    db.select().from(rawPayloads).where(eq(rawPayloads.source, source)).orderBy(desc(rawPayloads.fetchedAt), desc(rawPayloads.id)).limit(page_size).offset((page - 1) * page_size),
+    db
+      .select()
+      .from(rawPayloads)
+      .where(eq(rawPayloads.source, source))
+      .orderBy(desc(rawPayloads.fetchedAt), desc(rawPayloads.id))
+      .limit(page_size)
+      .offset((page - 1) * page_size),
     db.select({ total: count() }).from(rawPayloads).where(eq(rawPayloads.source, source)),
   ]);
   const data = rows.map((r) => ({

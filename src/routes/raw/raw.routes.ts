@@ -22,11 +22,18 @@ export const body = createRoute({
   request: {
     params: z.object({
       source: SourceParam,
-      raw_id: z.string().min(1).max(200).openapi({ param: { name: "raw_id", in: "path" } }),
+      raw_id: z
+        .string()
+        .min(1)
+        .max(200)
+        .openapi({ param: { name: "raw_id", in: "path" } }),
     }),
   },
   responses: {
-    200: { description: "The body as the upstream sent it, with its content type", content: { "application/json": { schema: z.unknown() } } },
+    200: {
+      description: "The body as the upstream sent it, with its content type",
+      content: { "application/json": { schema: z.unknown() } },
+    },
     ...errorResponses("validation_error", "not_found"),
   },
 });

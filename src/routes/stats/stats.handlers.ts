@@ -1,11 +1,10 @@
-import type { RouteHandler } from "@hono/zod-openapi";
+import type { RouteHandler, z } from "@hono/zod-openapi";
 import { count, desc } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
 import { collectStats, lastRuns, listRuns } from "../../db/queries/stats";
 import { ambiguousMatches } from "../../db/schema";
 import { readCheckpoints } from "../../ingest/checkpoints";
 import { type AppEnv, envelope } from "../../lib/router";
-import type { z } from "@hono/zod-openapi";
 import type * as routes from "./stats.routes";
 import type { StatsSchema } from "./stats.routes";
 
@@ -30,7 +29,14 @@ export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
     }),
   ) as Record<Source, z.infer<typeof StatsSchema>["sources"][Source]>;
   return c.json(
-    envelope(c, { totals: s.totals, runs: s.runs, sources, recent_runs: recent.runs, dead_letters: s.deadLetters, ambiguous_matches: s.ambiguous }),
+    envelope(c, {
+      totals: s.totals,
+      runs: s.runs,
+      sources,
+      recent_runs: recent.runs,
+      dead_letters: s.deadLetters,
+      ambiguous_matches: s.ambiguous,
+    }),
     200,
   );
 };
@@ -49,7 +55,12 @@ export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = asyn
   const { page, page_size } = c.req.valid("query");
   const db = c.get("db");
   const [rows, [{ total }]] = await db.batch([
-    db.select().from(ambiguousMatches).orderBy(desc(ambiguousMatches.seenAt)).limit(page_size).offset((page - 1) * page_size),
+    db
+      .select()
+      .from(ambiguousMatches)
+      .orderBy(desc(ambiguousMatches.seenAt))
+      .limit(page_size)
+      .offset((page - 1) * page_size),
     db.select({ total: count() }).from(ambiguousMatches),
   ]);
   const data = rows.map((r) => ({

@@ -27,7 +27,10 @@ export const StatsSchema = z
     sources: z.record(z.enum(SOURCES), SourceStatsSchema),
     recent_runs: z.array(RunSchema),
     dead_letters: z.number().int().openapi({ description: "Queue messages that exhausted their retries." }),
-    ambiguous_matches: z.number().int().openapi({ description: "Records that could belong to more than one asset; see /stats/ambiguities." }),
+    ambiguous_matches: z
+      .number()
+      .int()
+      .openapi({ description: "Records that could belong to more than one asset; see /stats/ambiguities." }),
   })
   .openapi("Stats");
 

@@ -1,5 +1,6 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import { and, asc, eq, ne } from "drizzle-orm";
+import type { Db } from "../../db/client";
 import { rejectedRecords, uploads } from "../../db/schema";
 import { registerUpload, UPLOAD_PREFIX } from "../../ingest/csv-sweep";
 import { nowIso } from "../../lib/clock";
@@ -8,7 +9,6 @@ import { newId } from "../../lib/ids";
 import { log } from "../../lib/log";
 import { type AppEnv, envelope } from "../../lib/router";
 import { servicesOf } from "../../lib/services";
-import type { Db } from "../../db/client";
 import type { Upload } from "../../schemas/runs";
 import { CSV_TYPES, type GetRoute, type PutRoute } from "./uploads.routes";
 
@@ -30,10 +30,12 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   const at = nowIso();
   // The row exists before the object, so the cron sweep never mistakes an API upload for a foreign one.
   await s.db.insert(uploads).values({ uploadId, key, filename, bytes: 0, etag: "", status: "queued", createdAt: at, updatedAt: at });
-  const stored = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } }).catch((e: Error) => {
-    log("error", "upload_store_failed", { request_id: c.get("requestId"), key, error: e.message });
-    return null;
-  });
+  const stored = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } }).catch(
+    (e: Error) => {
+      log("error", "upload_store_failed", { request_id: c.get("requestId"), key, error: e.message });
+      return null;
+    },
+  );
   if (!stored) {
     await s.db.delete(uploads).where(eq(uploads.uploadId, uploadId));
     throw new ApiError("unavailable", "the upload could not be stored; nothing was kept, try again");

@@ -32,7 +32,15 @@ export const get = createRoute({
   path: "/uploads/{upload_id}",
   tags: ["Uploads"],
   summary: "Status of an upload, with its first rejected rows",
-  request: { params: z.object({ upload_id: z.string().min(1).max(100).openapi({ param: { name: "upload_id", in: "path" } }) }) },
+  request: {
+    params: z.object({
+      upload_id: z
+        .string()
+        .min(1)
+        .max(100)
+        .openapi({ param: { name: "upload_id", in: "path" } }),
+    }),
+  },
   responses: { 200: jsonEnvelope(UploadSchema, "The upload"), ...errorResponses("validation_error", "not_found") },
 });
 

@@ -1,0 +1,196 @@
+// Upstream ingestion through the real pipeline vs the bare D1 upsert rate, in one run.
+//   node bench/ingest.mjs [n=20000]
+// 1. writes n CoinPaprika tickers and n CoinGecko markets (n/250 pages) to bench/out/upstream/
+//    (bench/upstream-gen.mjs: the recorded field layout, 90 % of coins in both sources);
+// 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
+//    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
+// 3. with the Worker stopped, upserts the same rows into a source_quotes-shaped table on the
+//    same local D1 engine (bench/d1-bare.mjs, median of 3) and prints pipeline/bare per source.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
+import { call, devLog, emit, fail, logProblems, node22, root, startWorker, TOKEN, waitFinished } from "./lib.mjs";
+import { writeUpstream } from "./upstream-gen.mjs";
+
+const N = Number(process.argv[2] ?? 20_000);
+const WORKER_PORT = 18810;
+const UPSTREAM_PORT = 18811;
+const out = path.join(root, "bench", "out");
+const TARGET = 0.5;
+
+const gen = writeUpstream(path.join(out, "upstream"), N);
+emit({
+  bench: "ingest_upstream",
+  dir: path.relative(root, gen.dir),
+  coinpaprika: gen.paprika.length,
+  coingecko: gen.gecko.length,
+  coingecko_pages: gen.pages,
+  coins_in_both: gen.overlap,
+});
+
+// The rows the pipeline ends up storing for each source, for the bare upsert.
+const at = "2026-11-22T12:00:00.000Z";
+const ingested = new Date().toISOString();
+const slugOf = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+const bareRows = {
+  coinpaprika: gen.paprika.map((t) => [
+    "coinpaprika",
+    t.id,
+    slugOf(t.name),
+    t.symbol,
+    t.name,
+    t.rank,
+    t.quotes.USD.price,
+    t.quotes.USD.market_cap,
+    t.quotes.USD.volume_24h,
+    t.quotes.USD.percent_change_24h,
+    t.circulating_supply,
+    t.total_supply,
+    t.max_supply || null,
+    at,
+    ingested,
+    "run_bare",
+  ]),
+  coingecko: gen.gecko.map((g) => [
+    "coingecko",
+    g.id,
+    slugOf(g.name),
+    g.symbol.toUpperCase(),
+    g.name,
+    g.market_cap_rank,
+    g.current_price,
+    g.market_cap,
+    g.total_volume,
+    g.price_change_percentage_24h,
+    g.circulating_supply,
+    g.total_supply,
+    g.max_supply,
+    at,
+    ingested,
+    "run_bare",
+  ]),
+};
+
+const pipeline = {};
+const upstream = await startRecordedUpstream(UPSTREAM_PORT, gen.dir);
+let worker;
+try {
+  worker = await startWorker({
+    name: "ingest",
+    port: WORKER_PORT,
+    vars: {
+      COINGECKO_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/api/v3`,
+      COINPAPRIKA_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/v1`,
+      COINGECKO_REQUESTS_PER_MINUTE: "60000",
+      COINPAPRIKA_REQUESTS_PER_MINUTE: "60000",
+      SOURCE_PAGE_LIMIT: "200",
+      READ_RATE_LIMIT: "off",
+    },
+  });
+  const health = await call(worker.base, "GET", "/health");
+  if (health.status !== 200 && health.status !== 503) throw new Error(`worker did not come up (health ${health.status})`);
+
+  for (const source of ["coinpaprika", "coingecko"]) {
+    const t0 = performance.now();
+    const post = await call(worker.base, "POST", `/etl/run/${source}`, { token: TOKEN });
+    if (post.status !== 202) throw new Error(`POST /etl/run/${source} answered ${post.status}: ${post.text.slice(0, 300)}`);
+    const run = await waitFinished(worker.base, `/etl/runs/${post.json.data.run_id}`, 900_000);
+    const seconds = (performance.now() - t0) / 1000;
+    const r = run.records;
+    const fig = {
+      bench: "ingest_pipeline",
+      source,
+      run_id: run.run_id,
+      status: run.status,
+      ...r,
+      client_seconds: +seconds.toFixed(2),
+      duration_ms: run.duration_ms,
+      records_per_s: Math.round(r.fetched / seconds),
+      records_per_s_run: run.duration_ms ? Math.round(r.fetched / (run.duration_ms / 1000)) : null,
+      error: run.error,
+    };
+    pipeline[source] = fig;
+    emit(fig);
+    if (run.status !== "succeeded") fail("ingest_pipeline", `${source} run ended ${run.status}`, { error: run.error });
+    if (r.fetched !== N || r.accepted !== N)
+      fail("ingest_pipeline", `${source}: fetched ${r.fetched}, accepted ${r.accepted}; expected ${N}`);
+    if (r.written !== N) fail("ingest_pipeline", `${source}: written ${r.written}; expected ${N} on a fresh database`);
+  }
+
+  // Unification: coins in both sources must end up as one asset each.
+  const expectedAssets = N + (N - gen.overlap);
+  const stats = await call(worker.base, "GET", "/stats");
+  const both = await call(worker.base, "GET", `/data?source=coingecko&symbol=${gen.paprika[0].symbol}`);
+  const sample = both.json?.data?.[0];
+  const unify = {
+    bench: "ingest_unify",
+    expected_assets: expectedAssets,
+    assets: stats.json?.data?.totals?.assets ?? null,
+    quotes: stats.json?.data?.totals?.quotes ?? null,
+    sample_symbol: gen.paprika[0].symbol,
+    sample_sources: sample?.sources ?? null,
+  };
+  emit(unify);
+  if (unify.assets !== expectedAssets)
+    fail("ingest_unify", `expected ${expectedAssets} assets after unification, /stats says ${unify.assets}`);
+} finally {
+  worker?.stop();
+  upstream.close();
+}
+
+// Where the pipeline's time went, from the Worker's own structured log.
+const { events } = devLog("ingest");
+for (const source of Object.keys(pipeline)) {
+  const runId = pipeline[source].run_id;
+  const mine = events.filter((e) => e.run_id === runId);
+  const sum = (ev, k) => mine.filter((e) => e.event === ev).reduce((a, e) => a + (e[k] ?? 0), 0);
+  const jobs = mine.filter((e) => e.event === "job_done");
+  emit({
+    bench: "ingest_breakdown",
+    source,
+    messages: jobs.length,
+    job_ms_sum: sum("job_done", "duration_ms"),
+    store_ms_sum: sum("page_stored", "store_ms"),
+    resolve_ms_sum: sum("chunk_stored", "resolve_ms"),
+    write_ms_sum: sum("chunk_stored", "write_ms"),
+    retries: mine.filter((e) => e.event === "job_failed").length,
+    client_ms: Math.round(pipeline[source].client_seconds * 1000),
+  });
+}
+emit({ bench: "ingest_log", ...logProblems("ingest") });
+
+// The bare D1 upsert of the same rows on the same local engine (the Worker is stopped by now).
+const bare = {};
+for (const source of ["coinpaprika", "coingecko"]) {
+  const file = path.join(out, `bare-rows-${source}.json`);
+  fs.writeFileSync(file, JSON.stringify(bareRows[source]));
+  const r = spawnSync(node22, [path.join(root, "bench", "d1-bare.mjs"), file, "3", "100"], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 300_000,
+  });
+  fs.rmSync(file, { force: true });
+  if (r.status !== 0) throw new Error(`d1-bare failed: ${r.stdout}${r.stderr}`);
+  for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) {
+    const j = JSON.parse(line);
+    if (j.bench === "d1_bare") bare[source] = j;
+    else if (j.bench === "d1_bare_repeat") continue;
+  }
+  emit({ ...bare[source], bench: "ingest_bare_d1", source });
+}
+
+for (const source of Object.keys(pipeline)) {
+  const ratio = pipeline[source].records_per_s / bare[source].rows_per_s;
+  const ratioRun = pipeline[source].records_per_s_run ? pipeline[source].records_per_s_run / bare[source].rows_per_s : null;
+  emit({
+    bench: "ingest_ratio",
+    source,
+    pipeline_records_per_s: pipeline[source].records_per_s,
+    bare_rows_per_s: bare[source].rows_per_s,
+    ratio: +ratio.toFixed(3),
+    ratio_by_run_duration: ratioRun === null ? null : +ratioRun.toFixed(3),
+    target: TARGET,
+    meets_target: ratio >= TARGET,
+  });
+}

@@ -1,0 +1,202 @@
+// Deterministic synthetic upstream payloads in the exact field layout of the recorded ones in
+// data/ (checked against them at generation time), laid out the way scripts/recorded-upstream.mjs
+// serves them: coinpaprika/tickers.json and coingecko/markets-page-N.json.
+//
+// Universe: coins 0..(n + n/10 - 1). CoinPaprika lists coins 0..n-1; CoinGecko lists coins
+// 0..0.9n-1 plus n..1.1n-1, so 90 % of each source matches a coin of the other (same symbol and
+// name, price within 0.2 %, same rank region) and 10 % is source-only.
+import fs from "node:fs";
+import path from "node:path";
+import { root } from "./lib.mjs";
+
+/** mulberry32: a small seeded PRNG, so every run writes the same bytes. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CONS = "bcdfghjklmnprstvwxyz"; // 20
+const VOW = "aeiou"; // 5
+const SYL = [...CONS].flatMap((c) => [...VOW].map((v) => c + v)); // 100 two-letter syllables
+const cap = (s) => s[0].toUpperCase() + s.slice(1);
+const SUFFIX = ["", "", "", " Network", " Protocol", " Finance", " Token", " Chain"];
+
+/** Unique, readable name per coin index (fixed-width syllables make the mapping injective). */
+function coinName(i) {
+  const d0 = i % 100;
+  const d1 = Math.floor(i / 100) % 100;
+  const d2 = Math.floor(i / 10_000); // < 100 for i < 1e6
+  return cap(SYL[(d2 * 37) % 100] + SYL[d1] + SYL[d0]) + SUFFIX[i % SUFFIX.length];
+}
+
+/** Unique ticker per coin index: base-26 letters, at least three. */
+function coinSymbol(i) {
+  let n = i + 26 * 26;
+  let s = "";
+  while (n > 0) {
+    s = String.fromCharCode(65 + (n % 26)) + s;
+    n = Math.floor(n / 26);
+  }
+  return s;
+}
+
+const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+const r2 = (x, d = 2) => Number(x.toFixed(d));
+
+function coin(i) {
+  const rnd = prng(1000 + i);
+  const name = coinName(i);
+  const symbol = coinSymbol(i);
+  const price = 10 ** (rnd() * 6 - 3); // $0.001 .. $1000
+  const marketCap = Math.round(2e12 / (i + 1) ** 1.15);
+  const supply = Math.round(marketCap / price);
+  const maxSupply = rnd() < 0.45 ? null : Math.round(supply * (1 + rnd()));
+  return {
+    i,
+    name,
+    symbol,
+    slug: slug(name),
+    price,
+    marketCap,
+    supply,
+    maxSupply,
+    volume: Math.round(marketCap * (0.01 + rnd() * 0.2)),
+    change24h: r2((rnd() - 0.5) * 20),
+    jitter: 1 + (rnd() - 0.5) * 0.004, // CoinGecko's price differs by < 0.2 %
+    rnd,
+  };
+}
+
+function paprikaTicker(c, rank) {
+  const rnd = c.rnd;
+  const pct = () => r2((rnd() - 0.5) * 10);
+  return {
+    id: `${c.symbol.toLowerCase()}-${c.slug}`,
+    name: c.name,
+    symbol: c.symbol,
+    rank,
+    circulating_supply: c.supply,
+    total_supply: c.supply,
+    max_supply: c.maxSupply ?? 0, // 0 = no cap at CoinPaprika
+    beta_value: r2(rnd() * 2, 4),
+    first_data_at: "2019-01-01T00:00:00Z",
+    last_updated: "2026-11-22T12:00:00Z",
+    quotes: {
+      USD: {
+        price: Number(c.price.toPrecision(10)),
+        volume_24h: r2(c.volume),
+        volume_24h_change_24h: pct(),
+        market_cap: c.marketCap,
+        market_cap_change_24h: pct(),
+        percent_change_15m: pct(),
+        percent_change_30m: pct(),
+        percent_change_1h: pct(),
+        percent_change_6h: pct(),
+        percent_change_12h: pct(),
+        percent_change_24h: c.change24h,
+        percent_change_7d: pct(),
+        percent_change_30d: pct(),
+        percent_change_1y: pct(),
+        ath_price: Number((c.price * (1 + rnd() * 5)).toPrecision(10)),
+        ath_date: "2024-06-22T01:11:21Z",
+        percent_from_price_ath: r2(-rnd() * 90),
+      },
+    },
+  };
+}
+
+function geckoMarket(c, rank) {
+  const rnd = c.rnd;
+  const price = Number((c.price * c.jitter).toPrecision(8));
+  const mcap = Math.round(c.marketCap * c.jitter);
+  const ch = r2(price * (c.change24h / 100), 6);
+  return {
+    id: c.slug,
+    symbol: c.symbol.toLowerCase(),
+    name: c.name,
+    image: `https://coin-images.coingecko.com/coins/images/${100000 + c.i}/large/${c.slug}.png?1696000000`,
+    current_price: price,
+    market_cap: mcap,
+    market_cap_rank: rank,
+    fully_diluted_valuation: c.maxSupply ? Math.round(c.maxSupply * price) : null,
+    total_volume: c.volume,
+    high_24h: Number((price * 1.03).toPrecision(8)),
+    low_24h: Number((price * 0.97).toPrecision(8)),
+    price_change_24h: ch,
+    price_change_percentage_24h: r2(c.change24h + (rnd() - 0.5) * 0.1, 5),
+    market_cap_change_24h: r2(mcap * (c.change24h / 100)),
+    market_cap_change_percentage_24h: r2(c.change24h, 5),
+    circulating_supply: c.supply,
+    total_supply: c.i % 3 === 0 ? null : c.supply,
+    max_supply: c.maxSupply,
+    ath: Number((price * (1 + rnd() * 5)).toPrecision(8)),
+    ath_change_percentage: r2(-rnd() * 90, 5),
+    ath_date: "2024-06-22T01:11:21.000Z",
+    atl: Number((price * rnd() * 0.5).toPrecision(8)),
+    atl_change_percentage: r2(rnd() * 5000, 5),
+    atl_date: "2020-03-13T02:22:55.000Z",
+    roi: c.i % 50 === 0 ? { times: r2(rnd() * 100, 6), currency: "usd", percentage: r2(rnd() * 10000, 4) } : null,
+    last_updated: "2026-11-22T12:00:00.000Z",
+  };
+}
+
+function sameLayout(a, b, what) {
+  const ka = JSON.stringify(Object.keys(a));
+  const kb = JSON.stringify(Object.keys(b));
+  if (ka !== kb) throw new Error(`${what}: generated keys ${ka} differ from the recorded ${kb}`);
+}
+
+/**
+ * Writes `n` CoinPaprika tickers and `n` CoinGecko markets (pages of 250) under `dir`.
+ * Returns {dir, paprika: [...records], gecko: [...records], pages}.
+ */
+export function writeUpstream(dir = path.join(root, "bench", "out", "upstream"), n = 20_000) {
+  const overlap = Math.floor(n * 0.9);
+  const paprika = [];
+  for (let i = 0; i < n; i++) paprika.push(paprikaTicker(coin(i), i + 1));
+  const geckoIdx = [];
+  for (let i = 0; i < overlap; i++) geckoIdx.push(i);
+  for (let i = n; i < n + (n - overlap); i++) geckoIdx.push(i);
+  const gecko = geckoIdx.map((i, k) => geckoMarket(coin(i), k + 1));
+
+  // Same field layout as the recorded payloads, key order included.
+  const recP = JSON.parse(fs.readFileSync(path.join(root, "data", "coinpaprika", "tickers.json"), "utf8"))[0];
+  const recG = JSON.parse(fs.readFileSync(path.join(root, "data", "coingecko", "markets-page-1.json"), "utf8"))[0];
+  sameLayout(paprika[0], recP, "coinpaprika ticker");
+  sameLayout(paprika[0].quotes.USD, recP.quotes.USD, "coinpaprika quotes.USD");
+  sameLayout(gecko[0], recG, "coingecko market");
+  for (const [what, xs] of [
+    ["coinpaprika id", paprika.map((p) => p.id)],
+    ["coinpaprika symbol", paprika.map((p) => p.symbol)],
+    ["coinpaprika name", paprika.map((p) => p.name)],
+    ["coingecko id", gecko.map((g) => g.id)],
+  ]) {
+    if (new Set(xs).size !== xs.length) throw new Error(`${what}s are not unique`);
+  }
+
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "coinpaprika"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "coingecko"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "coinpaprika", "tickers.json"), JSON.stringify(paprika));
+  const pages = Math.ceil(gecko.length / 250);
+  for (let p = 0; p < pages; p++) {
+    fs.writeFileSync(path.join(dir, "coingecko", `markets-page-${p + 1}.json`), JSON.stringify(gecko.slice(p * 250, (p + 1) * 250)));
+  }
+  fs.writeFileSync(
+    path.join(dir, "README.md"),
+    `Synthetic upstream written by bench/upstream-gen.mjs: ${n} CoinPaprika tickers, ${gecko.length} CoinGecko markets in ${pages} pages; ${overlap} coins in both.\n`,
+  );
+  return { dir, paprika, gecko, pages, overlap };
+}
+
+if (process.argv[1] === new URL(import.meta.url).pathname) {
+  const n = Number(process.argv[2] ?? 20_000);
+  const r = writeUpstream(undefined, n);
+  console.log(JSON.stringify({ dir: r.dir, paprika: r.paprika.length, gecko: r.gecko.length, pages: r.pages, overlap: r.overlap }));
+}
