@@ -72,6 +72,10 @@ export function rejectionStatement(source: string, runId: string, rejected: Reje
     ON CONFLICT DO NOTHING`;
 }
 
+/** The value of the first source (coingecko, coinpaprika, csv) that has one, as an aggregate. */
+const byPriority = (col: string) =>
+  sql.raw(`COALESCE(${[0, 1, 2].map((p) => `MAX(CASE WHEN pri = ${p} THEN ${col} END)`).join(", ")})`);
+
 /**
  * Recomputes the asset rows and their /data read model for the assets selected by `target`
  * (a subquery yielding asset_uid): consensus price = median of each source's latest price,
@@ -85,36 +89,34 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
       spread_pct, sources, source_ids, created_at, updated_at)
     WITH ${targetCte},
     latest AS (
-      SELECT q.*, CASE q.source WHEN 'coingecko' THEN 0 WHEN 'coinpaprika' THEN 1 ELSE 2 END AS pri
+      SELECT q.asset_uid, q.source, q.source_id, q.symbol, q.name, q.rank, q.price_usd, q.market_cap_usd,
+        q.volume_24h_usd, q.change_24h_pct, q.source_updated_at,
+        CASE q.source WHEN 'coingecko' THEN 0 WHEN 'coinpaprika' THEN 1 ELSE 2 END AS pri
       FROM source_quotes q
       WHERE q.asset_uid IN (SELECT uid FROM target)
         AND NOT EXISTS (SELECT 1 FROM source_quotes o WHERE o.asset_uid = q.asset_uid AND o.source = q.source
           AND (o.source_updated_at > q.source_updated_at OR (o.source_updated_at = q.source_updated_at AND o.source_id < q.source_id)))
-    ),
-    ordered AS (
-      SELECT asset_uid, source, source_id, price_usd, source_updated_at, pri,
-        ROW_NUMBER() OVER (PARTITION BY asset_uid ORDER BY price_usd) AS i,
-        COUNT(*) OVER (PARTITION BY asset_uid) AS n,
-        FIRST_VALUE(symbol) OVER w AS f_symbol, FIRST_VALUE(name) OVER w AS f_name,
-        FIRST_VALUE(rank) OVER (PARTITION BY asset_uid ORDER BY rank IS NULL, pri) AS f_rank,
-        FIRST_VALUE(market_cap_usd) OVER (PARTITION BY asset_uid ORDER BY market_cap_usd IS NULL, pri) AS f_mcap,
-        FIRST_VALUE(volume_24h_usd) OVER (PARTITION BY asset_uid ORDER BY volume_24h_usd IS NULL, pri) AS f_vol,
-        FIRST_VALUE(change_24h_pct) OVER (PARTITION BY asset_uid ORDER BY change_24h_pct IS NULL, pri) AS f_chg
-      FROM latest
-      WINDOW w AS (PARTITION BY asset_uid ORDER BY symbol = '', pri)
-    ),
-    agg AS (
-      SELECT asset_uid, MAX(f_symbol) AS symbol, MAX(f_name) AS name, MAX(f_rank) AS rank,
-        AVG(CASE WHEN i IN ((n + 1) / 2, (n + 2) / 2) THEN price_usd END) AS median,
-        MIN(price_usd) AS lo, MAX(price_usd) AS hi, MAX(f_mcap) AS mcap, MAX(f_vol) AS vol, MAX(f_chg) AS chg,
-        json_group_array(source ORDER BY pri) AS sources,
-        json_group_object(source, source_id) AS source_ids,
-        MAX(source_updated_at) AS updated_at
-      FROM ordered GROUP BY asset_uid
     )
-    SELECT asset_uid, symbol, name, rank, median, mcap, vol, chg,
-      CASE WHEN median > 0 THEN (hi - lo) / median * 100 END, sources, source_ids, ${now}, updated_at
-    FROM agg WHERE true
+    -- One latest quote per source, so at most three rows per asset: the median and the
+    -- first-by-priority values are plain aggregates (no window sorts).
+    SELECT asset_uid,
+      COALESCE(${byPriority("NULLIF(symbol, '')")}, MAX(symbol)),
+      ${byPriority("name")},
+      ${byPriority("rank")},
+      CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd) ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END,
+      ${byPriority("market_cap_usd")},
+      ${byPriority("volume_24h_usd")},
+      ${byPriority("change_24h_pct")},
+      (MAX(price_usd) - MIN(price_usd)) /
+        (CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd) ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END) * 100,
+      '[' || rtrim(
+        CASE WHEN MAX(pri = 0) THEN '"coingecko",' ELSE '' END ||
+        CASE WHEN MAX(pri = 1) THEN '"coinpaprika",' ELSE '' END ||
+        CASE WHEN MAX(pri = 2) THEN '"csv",' ELSE '' END, ',') || ']',
+      json_group_object(source, source_id),
+      ${now},
+      MAX(source_updated_at)
+    FROM latest WHERE true GROUP BY asset_uid
     ON CONFLICT (asset_uid) DO UPDATE SET symbol = excluded.symbol, name = excluded.name, rank = excluded.rank,
       price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
       change_24h_pct = excluded.change_24h_pct, spread_pct = excluded.spread_pct, sources = excluded.sources,

@@ -101,7 +101,6 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     db,
     todo.flatMap((q) => uidCandidates(q)),
   );
-  const newAssets: unknown[][] = [];
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];
   const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
@@ -111,7 +110,6 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     if (!uid) {
       uid = uidCandidates(q).find((u) => !takenUids.has(u)) ?? `${uidCandidates(q)[0]}-${crypto.randomUUID().slice(0, 8)}`;
       takenUids.add(uid);
-      newAssets.push([uid, q.symbol, q.name]);
     }
     out.set(matchKey(q), { assetUid: uid, rule: d.rule });
     mappings.push([q.sourceId, uid, d.rule, symbolKey(q.symbol), nameKey(q.name), idKey(source, q.sourceId, q.symbol), q.name]);
@@ -119,10 +117,6 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   }
   const j = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
   await runBatch(db, [
-    sql`
-      INSERT INTO assets (asset_uid, symbol, name, sources, source_ids, created_at, updated_at)
-      SELECT ${j(0)}, ${j(1)}, ${j(2)}, '[]', '{}', ${now}, ${now} FROM json_each(${JSON.stringify(newAssets)}) j WHERE true
-      ON CONFLICT DO NOTHING`,
     sql`
       INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
       SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${now}, ${now}
@@ -166,10 +160,12 @@ function uidCandidates(q: SourceQuote) {
   return out;
 }
 
+/** Uids already taken: by an asset, an alias, or a mapping written under the lease (its asset row comes with its quotes). */
 async function existingUids(db: Db, uids: string[]) {
   const list = JSON.stringify([...new Set(uids)]);
   const rows = await db.all<{ uid: string }>(sql`
     SELECT asset_uid AS uid FROM assets WHERE asset_uid IN (SELECT value FROM json_each(${list}))
-    UNION SELECT alias_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${list}))`);
+    UNION SELECT alias_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${list}))
+    UNION SELECT asset_uid FROM asset_mappings WHERE asset_uid IN (SELECT value FROM json_each(${list}))`);
   return new Set(rows.map((r) => r.uid));
 }
