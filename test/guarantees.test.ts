@@ -7,7 +7,8 @@ import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";
 import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
-import { apiWith, drain, json, rows, stubUpstream, TOKEN, testServices } from "./helpers";
+import { ingestUpload } from "../src/ingest/csv-upload";
+import { apiWith, drain, json, rows, stageCsv, stubUpstream, TOKEN, testServices } from "./helpers";
 
 afterEach(() => setClock(() => Date.now()));
 
@@ -134,5 +135,37 @@ describe("property: the /data query validator", () => {
       const res = await apiWith({}, `/data?${new URLSearchParams(q)}`);
       expect([200, 400], JSON.stringify(q)).toContain(res.status);
     }
+  });
+});
+
+describe("guarantee: hostile CSV files end in a clear rejection, never a crashed consumer or a stuck run", () => {
+  const cases: [string, string | Uint8Array, string, RegExp | null][] = [
+    ["one-line.csv", "x".repeat(1_000_000), "failed", /header line is longer than 64 KiB/],
+    ["wide.csv", `${Array.from({ length: 10_000 }, (_, i) => `c${i}`).join(",")}\n${Array.from({ length: 10_000 }, () => "1").join(",")}\n`, "failed", /10000 columns/],
+    ["nul.csv", "symbol,name,price\nBTC,Bit\u0000coin,1.5\nETH,Ether,2\n", "partial", null],
+    ["bad-utf8.csv", new Uint8Array([...new TextEncoder().encode("symbol,name,price\nABC,"), 0xff, 0xfe, 0xc3, 0x28, ...new TextEncoder().encode(",1.0\n")]), "partial", null],
+    ["binary.csv", Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 256), "failed", /NUL bytes|header/],
+    ["empty.csv", "", "failed", /empty/],
+    ["no-price.csv", "symbol,name\nBTC,Bitcoin\n", "failed", /no price column/],
+  ];
+  for (const [name, body, status, error] of cases) {
+    it(`${name} -> ${status}`, async () => {
+      const { s, sent } = testServices();
+      const up = await stageCsv(s, sent, name, body);
+      await ingestUpload(s, up.message as never);
+      const [u] = await rows<{ status: string }>("SELECT status FROM uploads WHERE upload_id = ?", up.uploadId);
+      const [run] = await rows<{ status: string; error: string | null }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", up.runId);
+      expect(u.status).toBe(status);
+      expect(run.status).toBe(status);
+      if (error) expect(run.error).toMatch(error);
+    });
+  }
+
+  it("rejects the NUL and invalid UTF-8 rows with reasons, keeping the good ones", async () => {
+    const { s, sent } = testServices();
+    const up = await stageCsv(s, sent, "mixed.csv", "symbol,name,price\nNUL1,Bad\u0000Name,1\nGOOD1,Good One,2\n");
+    await ingestUpload(s, up.message as never);
+    expect(await rows("SELECT row, reason FROM rejected_records WHERE run_id = ?", up.runId)).toEqual([{ row: 1, reason: "text contains NUL bytes" }]);
+    expect(await rows("SELECT symbol FROM source_quotes WHERE run_id = ?", up.runId)).toEqual([{ symbol: "GOOD1" }]);
   });
 });

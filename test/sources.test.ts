@@ -54,6 +54,17 @@ describe("HTTP sources", () => {
     expect(raws).toHaveLength(3);
     const third = await env.BUCKET.get(raws[2].key);
     expect(await third!.text()).toBe(JSON.stringify(coins.slice(500)));
+    const index = await (await api("/data/raw/coingecko?page_size=3")).json<{ data: { id: string; records: number }[] }>();
+    expect(index.data[0]).toMatchObject({ records: 10 });
+    const served = await api(`/data/raw/coingecko/${index.data[0].id}`);
+    expect(served.headers.get("content-type")).toContain("application/json");
+    expect(await served.text()).toBe(JSON.stringify(coins.slice(500)));
+    expect((await api("/data/raw/coingecko/no-such-payload")).status).toBe(404);
+    expect((await api("/data/raw/nope")).status).toBe(400);
+    const served2 = await (await api(`/etl/runs/${start.run.runId}`)).json<{ data: { status: string; records: { fetched: number } } }>();
+    expect(served2.data).toMatchObject({ status: "succeeded", records: { fetched: 510 } });
+    expect((await api("/etl/runs/run_nope")).status).toBe(404);
+    expect((await api("/uploads/upl_nope")).status).toBe(404);
     expect(await rows("SELECT holder FROM leases")).toEqual([]);
   });
 
