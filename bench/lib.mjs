@@ -1,8 +1,9 @@
 // Shared plumbing for the benchmarks: a fresh local Worker (wrangler dev on loopback, its own
 // state directory), HTTP helpers and statistics. Loopback only.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { prepareLocalWorker, waitForHealth, wranglerBin, wranglerEnv } from "../scripts/local-stack.mjs";
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 export const TOKEN = "bench-admin-token";
@@ -11,47 +12,13 @@ export async function startWorker({ port = 18800, vars = {}, name = "bench" } = 
   const state = path.join(root, "bench", "out", `${name}-state`);
   fs.rmSync(state, { recursive: true, force: true });
   fs.mkdirSync(state, { recursive: true });
-  const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
-  // wrangler needs Node >= 22: the project brings it (npm package "node") in node_modules/.bin.
-  // Loopback only: no metrics, no npm update check (it runs with the banner), no fetch of the
-  // Request.cf object from workers.cloudflare.com.
-  const env = {
-    ...process.env,
-    WRANGLER_SEND_METRICS: "false",
-    WRANGLER_HIDE_BANNER: "true",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}`,
-  };
-  const mig = spawnSync(wrangler, ["d1", "migrations", "apply", "coinfuse", "--local", "--persist-to", state], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-  });
-  if (mig.status !== 0) throw new Error(`migrations failed: ${mig.stdout}${mig.stderr}`);
-  const allVars = { ADMIN_TOKEN: TOKEN, READ_RATE_LIMIT: "off", ...vars };
-  const args = [
-    "dev",
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--persist-to",
-    state,
-    "--test-scheduled",
-    ...Object.entries(allVars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-  ];
+  const args = prepareLocalWorker({ port, persistTo: state, vars: { ADMIN_TOKEN: TOKEN, READ_RATE_LIMIT: "off", ...vars } });
   const log = fs.openSync(path.join(root, "bench", "out", `${name}-dev.log`), "w");
-  const proc = spawn(wrangler, args, { cwd: root, env, stdio: ["ignore", log, log], detached: true });
+  const proc = spawn(wranglerBin, args, { cwd: root, env: wranglerEnv(), stdio: ["ignore", log, log], detached: true });
   liveWorkers.add(proc.pid);
   guardExit();
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      const r = await fetch(`${base}/health`);
-      if (r.status === 200 || r.status === 503) break;
-    } catch {}
-    await sleep(300);
-  }
+  await waitForHealth(base);
   return {
     base,
     state,

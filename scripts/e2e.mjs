@@ -11,10 +11,22 @@ const stack = await startLocalStack({ port: 18790, upstreamPort: 18791, token: "
 let status = 1;
 try {
   await stack.ready();
-  const run = spawnSync(process.execPath, [path.join(root, "test", "e2e", "dashboard.e2e.mjs"), "--base", stack.base, "--token", stack.token, "--screenshots", path.join(root, "docs")], {
-    cwd: root,
-    stdio: "inherit",
-  });
+  const run = spawnSync(
+    process.execPath,
+    [
+      path.join(root, "test", "e2e", "dashboard.e2e.mjs"),
+      "--base",
+      stack.base,
+      "--token",
+      stack.token,
+      "--screenshots",
+      path.join(root, "docs"),
+    ],
+    {
+      cwd: root,
+      stdio: "inherit",
+    },
+  );
   status = run.status ?? 1;
 } finally {
   stack.stop();

@@ -8,14 +8,53 @@ import { startRecordedUpstream } from "./recorded-upstream.mjs";
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
-export async function startLocalStack({ port = 8787, upstreamPort = 8789, token = "dev-admin-token", persistTo, stdio = "inherit" } = {}) {
-  const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
-  // wrangler needs Node >= 22: the project brings it (npm package "node") in node_modules/.bin.
-  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}` };
-  const persist = persistTo ? ["--persist-to", persistTo] : [];
-  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "coinfuse", "--local", ...persist], { cwd: root, stdio, env });
-  if (migrate.status !== 0) throw new Error("applying the D1 migrations failed");
+/** Environment for wrangler: Node >= 22 from node_modules/.bin (the npm package "node"), and no calls home. */
+export function wranglerEnv() {
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_HIDE_BANNER: "true",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    PATH: `${path.join(root, "node_modules", ".bin")}${path.delimiter}${process.env.PATH}`,
+  };
+}
+export const wranglerBin = path.join(root, "node_modules", ".bin", "wrangler");
 
+/** Applies the D1 migrations to local state, then `wrangler dev` arguments for loopback with these vars. */
+export function prepareLocalWorker({ port, persistTo, vars, stdio = "pipe" }) {
+  const persist = persistTo ? ["--persist-to", persistTo] : [];
+  const migrate = spawnSync(wranglerBin, ["d1", "migrations", "apply", "coinfuse", "--local", ...persist], {
+    cwd: root,
+    stdio,
+    env: wranglerEnv(),
+    encoding: "utf8",
+  });
+  if (migrate.status !== 0) throw new Error(`applying the D1 migrations failed: ${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
+  return [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--test-scheduled",
+    ...persist,
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+}
+
+/** Resolves once the Worker answers /health (200, or 503 while D1 is down). */
+export async function waitForHealth(base) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(`${base}/health`);
+      if (r.status === 200 || r.status === 503) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${base}/health did not answer`);
+}
+
+export async function startLocalStack({ port = 8787, upstreamPort = 8789, token = "dev-admin-token", persistTo, stdio = "inherit" } = {}) {
   const upstream = await startRecordedUpstream(upstreamPort);
   const vars = {
     COINGECKO_BASE_URL: `http://127.0.0.1:${upstreamPort}/api/v3`,
@@ -24,14 +63,18 @@ export async function startLocalStack({ port = 8787, upstreamPort = 8789, token 
     ADMIN_TOKEN: token,
     COINGECKO_REQUESTS_PER_MINUTE: "600",
   };
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled", ...persist, ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])];
-  const dev = spawn(wrangler, args, { cwd: root, stdio, env, detached: stdio !== "inherit" });
+  const args = prepareLocalWorker({ port, persistTo, vars, stdio });
+  const dev = spawn(wranglerBin, args, { cwd: root, stdio, env: wranglerEnv(), detached: stdio !== "inherit" });
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(`${base}/health`);
+  await waitForHealth(base);
 
   const auth = { authorization: `Bearer ${token}` };
   const csv = fs.readFileSync(path.join(root, "data", "csv", "sample.csv"));
-  const upload = await fetch(`${base}/uploads/csv/sample.csv`, { method: "PUT", headers: { ...auth, "content-type": "text/csv" }, body: csv });
+  const upload = await fetch(`${base}/uploads/csv/sample.csv`, {
+    method: "PUT",
+    headers: { ...auth, "content-type": "text/csv" },
+    body: csv,
+  });
   const runAll = await fetch(`${base}/etl/run-all`, { method: "POST", headers: auth });
   const runIds = runAll.ok ? (await runAll.json()).data.runs.map((r) => r.run_id) : [];
   const uploadRun = upload.ok ? (await upload.json()).data.run_id : null;
@@ -51,17 +94,6 @@ export async function startLocalStack({ port = 8787, upstreamPort = 8789, token 
       } catch {}
     },
   };
-}
-
-async function waitFor(url) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const r = await fetch(url);
-      if (r.status === 200 || r.status === 503) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`${url} did not answer`);
 }
 
 async function waitRun(base, id) {

@@ -44,8 +44,7 @@ function coinFacts(c) {
   const circulating = roundSupply(marketCapForRank(baseRank) / c.price);
   const totalDraw = r();
   const total = totalDraw < 0.4 ? circulating : totalDraw < 0.85 ? roundSupply(circulating * between(r, 1, 1.4)) : null;
-  const max =
-    MAX_SUPPLY[c.key] ?? (stable || r() < 0.45 ? null : roundSupply((total ?? circulating) * between(r, 1, 1.5)));
+  const max = MAX_SUPPLY[c.key] ?? (stable || r() < 0.45 ? null : roundSupply((total ?? circulating) * between(r, 1, 1.5)));
   // Large caps sit near their ATH; the long tail is often down 90%+.
   const athRatio = stable ? between(r, 1.01, 1.08) : 1.03 + r() * Math.min(20, 0.4 + baseRank / 40);
   return {
@@ -106,10 +105,7 @@ function coingeckoRecord(c) {
     atl: sig(f.atl, 6),
     atl_change_percentage: fixed((price / f.atl - 1) * 100, 5),
     atl_date: f.atlDate,
-    roi:
-      f.roiTimes == null
-        ? null
-        : { times: fixed(f.roiTimes, 6), currency: "usd", percentage: fixed(f.roiTimes * 100, 4) },
+    roi: f.roiTimes == null ? null : { times: fixed(f.roiTimes, 6), currency: "usd", percentage: fixed(f.roiTimes * 100, 4) },
     last_updated: RECORDED_AT,
   };
 }

@@ -12,7 +12,8 @@ export function startRecordedUpstream(port = 8789, dir = root) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     let file = null;
-    if (url.pathname === "/api/v3/coins/markets") file = path.join(dir, "coingecko", `markets-page-${Number(url.searchParams.get("page") ?? 1)}.json`);
+    if (url.pathname === "/api/v3/coins/markets")
+      file = path.join(dir, "coingecko", `markets-page-${Number(url.searchParams.get("page") ?? 1)}.json`);
     else if (url.pathname === "/v1/tickers") file = path.join(dir, "coinpaprika", "tickers.json");
     if (!file) {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"unknown endpoint"}');
