@@ -2,12 +2,12 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import paprika from "../data/coinpaprika/tickers.json";
+import { ingestUpload } from "../src/ingest/csv-upload";
 import { acquireLease } from "../src/ingest/lease";
 import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";
 import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
-import { ingestUpload } from "../src/ingest/csv-upload";
 import { apiWith, drain, json, rows, stageCsv, stubUpstream, TOKEN, testServices } from "./helpers";
 
 afterEach(() => setClock(() => Date.now()));
@@ -141,9 +141,26 @@ describe("property: the /data query validator", () => {
 describe("guarantee: hostile CSV files end in a clear rejection, never a crashed consumer or a stuck run", () => {
   const cases: [string, string | Uint8Array, string, RegExp | null][] = [
     ["one-line.csv", "x".repeat(1_000_000), "failed", /header line is longer than 64 KiB/],
-    ["wide.csv", `${Array.from({ length: 10_000 }, (_, i) => `c${i}`).join(",")}\n${Array.from({ length: 10_000 }, () => "1").join(",")}\n`, "failed", /10000 columns/],
+    [
+      "wide.csv",
+      `${Array.from({ length: 10_000 }, (_, i) => `c${i}`).join(",")}\n${Array.from({ length: 10_000 }, () => "1").join(",")}\n`,
+      "failed",
+      /10000 columns/,
+    ],
     ["nul.csv", "symbol,name,price\nBTC,Bit\u0000coin,1.5\nETH,Ether,2\n", "partial", null],
-    ["bad-utf8.csv", new Uint8Array([...new TextEncoder().encode("symbol,name,price\nABC,"), 0xff, 0xfe, 0xc3, 0x28, ...new TextEncoder().encode(",1.0\n")]), "partial", null],
+    [
+      "bad-utf8.csv",
+      new Uint8Array([
+        ...new TextEncoder().encode("symbol,name,price\nABC,"),
+        0xff,
+        0xfe,
+        0xc3,
+        0x28,
+        ...new TextEncoder().encode(",1.0\n"),
+      ]),
+      "partial",
+      null,
+    ],
     ["binary.csv", Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 256), "failed", /NUL bytes|header/],
     ["empty.csv", "", "failed", /empty/],
     ["no-price.csv", "symbol,name\nBTC,Bitcoin\n", "failed", /no price column/],
@@ -154,7 +171,10 @@ describe("guarantee: hostile CSV files end in a clear rejection, never a crashed
       const up = await stageCsv(s, sent, name, body);
       await ingestUpload(s, up.message as never);
       const [u] = await rows<{ status: string }>("SELECT status FROM uploads WHERE upload_id = ?", up.uploadId);
-      const [run] = await rows<{ status: string; error: string | null }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", up.runId);
+      const [run] = await rows<{ status: string; error: string | null }>(
+        "SELECT status, error FROM ingestion_runs WHERE run_id = ?",
+        up.runId,
+      );
       expect(u.status).toBe(status);
       expect(run.status).toBe(status);
       if (error) expect(run.error).toMatch(error);
@@ -165,7 +185,9 @@ describe("guarantee: hostile CSV files end in a clear rejection, never a crashed
     const { s, sent } = testServices();
     const up = await stageCsv(s, sent, "mixed.csv", "symbol,name,price\nNUL1,Bad\u0000Name,1\nGOOD1,Good One,2\n");
     await ingestUpload(s, up.message as never);
-    expect(await rows("SELECT row, reason FROM rejected_records WHERE run_id = ?", up.runId)).toEqual([{ row: 1, reason: "text contains NUL bytes" }]);
+    expect(await rows("SELECT row, reason FROM rejected_records WHERE run_id = ?", up.runId)).toEqual([
+      { row: 1, reason: "text contains NUL bytes" },
+    ]);
     expect(await rows("SELECT symbol FROM source_quotes WHERE run_id = ?", up.runId)).toEqual([{ symbol: "GOOD1" }]);
   });
 });

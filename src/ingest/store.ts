@@ -73,8 +73,7 @@ export function rejectionStatement(source: string, runId: string, rejected: Reje
 }
 
 /** The value of the first source (coingecko, coinpaprika, csv) that has one, as an aggregate. */
-const byPriority = (col: string) =>
-  sql.raw(`COALESCE(${[0, 1, 2].map((p) => `MAX(CASE WHEN pri = ${p} THEN ${col} END)`).join(", ")})`);
+const byPriority = (col: string) => sql.raw(`COALESCE(${[0, 1, 2].map((p) => `MAX(CASE WHEN pri = ${p} THEN ${col} END)`).join(", ")})`);
 
 /**
  * Recomputes the asset rows and their /data read model for the assets selected by `target`
