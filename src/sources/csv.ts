@@ -9,8 +9,28 @@ const ALIASES = {
   rank: ["rank", "market_cap_rank", "cmc_rank"],
   price: ["price", "price_usd", "priceUsd", "current_price", "usd_price", "close"],
   market_cap: ["market_cap", "market_cap_usd", "marketCapUsd", "mcap"],
-  volume_24h: ["volume_24h", "volume_usd_24h", "volumeUsd24Hr", "total_volume", "volume", "volume_24h_usd"],
-  change_24h: ["change_24h", "change_percent_24h", "changePercent24Hr", "price_change_percentage_24h", "percent_change_24h"],
+  volume_24h: [
+    "volume_24h",
+    "volume_usd_24h",
+    "volumeUsd24Hr",
+    "total_volume",
+    "volume",
+    "volume_24h_usd",
+    "24h_volume",
+    "volume_24hr",
+    "vol_24h",
+  ],
+  change_24h: [
+    "change_24h",
+    "change_percent_24h",
+    "changePercent24Hr",
+    "price_change_percentage_24h",
+    "percent_change_24h",
+    "change_24h_%",
+    "24h_change",
+    "%_change_24h",
+    "change_24h_pct",
+  ],
   supply: ["supply", "circulating_supply"],
   max_supply: ["max_supply", "maxSupply"],
   total_supply: ["total_supply", "totalSupply"],
@@ -18,12 +38,12 @@ const ALIASES = {
 } as const;
 export type CsvColumn = keyof typeof ALIASES;
 
+/** Header cells compare without case, spaces or punctuation: "Price (USD)" = "price_usd", "% Change 24h" = "%_change_24h". */
 const headerKey = (h: string) =>
   h
     .replace(/^\uFEFF/, "")
-    .trim()
     .toLowerCase()
-    .replace(/[\s_\-.]+/g, "");
+    .replace(/[^a-z0-9%]+/g, "");
 const LOOKUP = new Map<string, CsvColumn>(
   (Object.entries(ALIASES) as [CsvColumn, readonly string[]][]).flatMap(([col, names]) => names.map((n) => [headerKey(n), col])),
 );

@@ -4,16 +4,30 @@ import { SourceSchema } from "../config";
 /** Cell values that mean "unknown" in every source. */
 const NULL_TOKENS = new Set(["", "n/a", "na", "null", "none", "-", "--"]);
 const NUMERIC = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** 1,234,567.89 (thousands with commas) */
+const US_GROUPED = /^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$/;
+/** 1.234.567,89 (thousands with dots, decimal comma) */
+const EU_GROUPED = /^[+-]?\d{1,3}(\.\d{3})+,\d+$/;
+/** 90500,12 (decimal comma) */
+const DECIMAL_COMMA = /^[+-]?\d+,\d+$/;
 
-/** Numbers arrive as numbers, decimal strings ("91234.5000000000000000") or null-ish tokens. */
-function toNumberish(v: unknown): unknown {
+/**
+ * Numbers arrive as numbers, decimal strings ("91234.5000000000000000"), spreadsheet-formatted
+ * strings ("$1,234.50", "2.5%", "1 234,5") or null-ish tokens. Anything else stays a string, so
+ * validation rejects it with the value in the reason.
+ */
+export function toNumberish(v: unknown): unknown {
   if (v === undefined || v === null) return null;
-  if (typeof v === "string") {
-    const t = v.trim();
-    if (NULL_TOKENS.has(t.toLowerCase())) return null;
-    return NUMERIC.test(t) ? Number(t) : t;
-  }
-  return v;
+  if (typeof v !== "string") return v;
+  const t = v.trim();
+  if (NULL_TOKENS.has(t.toLowerCase())) return null;
+  if (NUMERIC.test(t)) return Number(t);
+  const bare = t.replace(/^\$|^usd\s*|\s*usd$|%$/gi, "").replace(/[\s\u00a0\u202f']/g, "");
+  if (NUMERIC.test(bare)) return Number(bare);
+  if (US_GROUPED.test(bare)) return Number(bare.replaceAll(",", ""));
+  if (EU_GROUPED.test(bare)) return Number(bare.replaceAll(".", "").replace(",", "."));
+  if (DECIMAL_COMMA.test(bare)) return Number(bare.replace(",", "."));
+  return t;
 }
 
 const describe = (v: unknown) => JSON.stringify(v)?.slice(0, 40) ?? String(v);
