@@ -39,13 +39,17 @@ export type Resolution = Map<string, { assetUid: string; rule: string }>;
  */
 export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
   const out: Resolution = new Map();
-  const [pinnedRows, cache] = await Promise.all([
-    db.all<{ source_id: string; asset_uid: string }>(
+  const ids = JSON.stringify(quotes.map((q) => q.sourceId));
+  const [[pinnedRes, aliasRes], cache] = await Promise.all([
+    runBatch<{ source_id: string; asset_uid: string; alias_uid: string }>(db, [
       sql`SELECT source_id, asset_uid FROM asset_mappings WHERE source = ${source} AND pinned = 1`,
-    ),
+      // Only a pin can empty an asset into an alias, and pins are read from D1: this covers every stale uid.
+      sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
+        SELECT asset_uid FROM asset_mappings WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${ids})))`,
+    ]),
     readMapCache(kv, source),
   ]);
-  const pinned = new Map(pinnedRows.map((r) => [r.source_id, r.asset_uid]));
+  const pinned = new Map(pinnedRes.results.map((r) => [r.source_id, r.asset_uid]));
   const unknown: SourceQuote[] = [];
   for (const q of quotes) {
     const uid = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
@@ -58,35 +62,24 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
     for (const [k, v] of created) out.set(k, v);
   }
   // A uid that was merged away answers through its alias; write quotes to where it points.
-  const uids = [...new Set([...out.values()].map((v) => v.assetUid))];
-  const aliases = await db.all<{ alias_uid: string; asset_uid: string }>(
-    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${JSON.stringify(uids)}))`,
-  );
-  if (aliases.length) {
-    const to = new Map(aliases.map((a) => [a.alias_uid, a.asset_uid]));
+  if (aliasRes.results.length) {
+    const to = new Map(aliasRes.results.map((a) => [a.alias_uid, a.asset_uid]));
     for (const v of out.values()) v.assetUid = to.get(v.assetUid) ?? v.assetUid;
   }
   return out;
 }
 
-async function mappingsOf(db: Db, source: string, ids: string[]) {
-  return db.all<{ source_id: string; asset_uid: string }>(sql`
-    SELECT source_id, asset_uid FROM asset_mappings
-    WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`);
-}
-
+/** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const out: Resolution = new Map();
+  const [mappedRes, candidateRes, takenRes] = await runBatch(db, [
+    sql`SELECT source_id, asset_uid FROM asset_mappings
+      WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
+    candidatesQuery(quotes),
+    takenUidsQuery(quotes.flatMap((q) => uidCandidates(q))),
+  ]);
   // Another consumer may have mapped some of these while we waited for the lease.
-  const mapped = new Map(
-    (
-      await mappingsOf(
-        db,
-        source,
-        quotes.map((q) => q.sourceId),
-      )
-    ).map((m) => [m.source_id, m.asset_uid]),
-  );
+  const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string }[]).map((m) => [m.source_id, m.asset_uid]));
   const todo = quotes.filter((q) => {
     const uid = mapped.get(q.sourceId);
     if (uid) out.set(matchKey(q), { assetUid: uid, rule: "known" });
@@ -94,13 +87,9 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   });
   if (!todo.length) return out;
 
-  const known = (await candidatesFor(db, todo)).map(toKnown);
-  const decisions = decide(todo, known, new Map());
+  const decisions = decide(todo, (candidateRes.results as MappingRow[]).map(toKnown), new Map());
+  const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
   const now = nowIso();
-  const takenUids = await existingUids(
-    db,
-    todo.flatMap((q) => uidCandidates(q)),
-  );
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];
   const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
@@ -134,12 +123,12 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
  * Mappings that could match: same symbol, or a name or id key equal to the record's name or id key
  * (a provider's name is often another's id slug), plus every other mapping of those assets.
  */
-async function candidatesFor(db: Db, quotes: SourceQuote[]) {
+function candidatesQuery(quotes: SourceQuote[]) {
   const symbols = JSON.stringify([...new Set(quotes.map((q) => symbolKey(q.symbol)).filter(Boolean))]);
   const keys = JSON.stringify([
     ...new Set(quotes.flatMap((q) => [nameKey(q.name), looseNameKey(q.name), idKey(q.source, q.sourceId, q.symbol)]).filter(Boolean)),
   ]);
-  return db.all<MappingRow>(sql`
+  return sql`
     WITH hit AS (
       SELECT asset_uid FROM asset_mappings WHERE symbol_key IN (SELECT value FROM json_each(${symbols}))
       UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${keys}))
@@ -147,7 +136,7 @@ async function candidatesFor(db: Db, quotes: SourceQuote[]) {
     )
     SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, q.price_usd, q.rank, q.market_cap_usd
     FROM asset_mappings m LEFT JOIN source_quotes q ON q.source = m.source AND q.source_id = m.source_id
-    WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`);
+    WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`;
 }
 
 /** Readable uid choices for a new asset: name slug, then qualified by symbol, then by source id. */
@@ -161,11 +150,10 @@ function uidCandidates(q: SourceQuote) {
 }
 
 /** Uids already taken: by an asset, an alias, or a mapping written under the lease (its asset row comes with its quotes). */
-async function existingUids(db: Db, uids: string[]) {
+function takenUidsQuery(uids: string[]) {
   const list = JSON.stringify([...new Set(uids)]);
-  const rows = await db.all<{ uid: string }>(sql`
+  return sql`
     SELECT asset_uid AS uid FROM assets WHERE asset_uid IN (SELECT value FROM json_each(${list}))
     UNION SELECT alias_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${list}))
-    UNION SELECT asset_uid FROM asset_mappings WHERE asset_uid IN (SELECT value FROM json_each(${list}))`);
-  return new Set(rows.map((r) => r.uid));
+    UNION SELECT asset_uid FROM asset_mappings WHERE asset_uid IN (SELECT value FROM json_each(${list}))`;
 }
