@@ -20,11 +20,6 @@ export async function releaseLease(db: Db, name: string, holder: string) {
   await db.run(sql`DELETE FROM leases WHERE name = ${name} AND holder = ${holder}`);
 }
 
-export async function leaseHolder(db: Db, name: string) {
-  const row = await db.get<{ holder: string }>(sql`SELECT holder FROM leases WHERE name = ${name} AND expires_at >= ${now()}`);
-  return row?.holder ?? null;
-}
-
 /** Runs `fn` holding `name`, waiting for it up to `waitMs`. */
 export async function withLease<T>(db: Db, name: string, ttlMs: number, waitMs: number, fn: () => Promise<T>) {
   const holder = crypto.randomUUID();

@@ -3,7 +3,6 @@ import { SourceSchema } from "../config";
 
 export const RunStatusSchema = z.enum(["queued", "running", "succeeded", "partial", "failed"]);
 export const TriggerSchema = z.enum(["cron", "manual", "upload", "replay"]);
-export const FINISHED_STATUSES = ["succeeded", "partial", "failed"] as const;
 
 export const RunSchema = z
   .object({

@@ -1,5 +1,5 @@
 import Papa from "papaparse";
-import { derivedSourceId, type Rejection, type SourceQuote, toIsoTime, validateQuote } from "./source-quote";
+import { derivedSourceId, toIsoTime, validateQuote } from "./source-quote";
 
 /** Canonical CSV columns and the header spellings that mean them (SPEC §3). */
 const ALIASES = {
@@ -143,5 +143,3 @@ export function rowToQuote(cells: string[], header: CsvHeader, row: number, fall
     { recordKey: `row:${row}`, row, sourceId: sourceId || null },
   );
 }
-
-export type CsvBlockResult = { quotes: SourceQuote[]; rejected: Rejection[]; rows: number };

@@ -87,7 +87,6 @@ export const SourceQuoteSchema = z
     if (text.includes("\u0000")) ctx.addIssue({ code: "custom", message: "text contains NUL bytes" });
   });
 export type SourceQuote = z.infer<typeof SourceQuoteSchema>;
-export type SourceQuoteInput = z.input<typeof SourceQuoteSchema>;
 
 export type Rejection = { recordKey: string; row: number | null; sourceId: string | null; reason: string };
 export type Normalised = { quotes: SourceQuote[]; rejected: Rejection[] };
