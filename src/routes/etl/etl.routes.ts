@@ -13,7 +13,11 @@ export const runOne = createRoute({
   summary: "Start a run of one source",
   description: "Queues a run. 409 while a run of that source holds its lease.",
   security,
-  request: { params: z.object({ source: SourceSchema.openapi({ param: { name: "source", in: "path" }, example: "coingecko" }) }) },
+  request: {
+    params: z.object({
+      source: SourceSchema.openapi({ param: { name: "source", in: "path" }, description: "The source to run.", example: "coingecko" }),
+    }),
+  },
   responses: { 202: jsonEnvelope(RunSchema, "The queued run"), ...errorResponses("validation_error", ...adminErrors, "conflict") },
 });
 
@@ -60,7 +64,7 @@ export const getRun = createRoute({
         .string()
         .min(1)
         .max(100)
-        .openapi({ param: { name: "run_id", in: "path" } }),
+        .openapi({ param: { name: "run_id", in: "path" }, description: "A `run_id` from a Run.", example: "run_0mwuh447g01444i03566s" }),
     }),
   },
   responses: { 200: jsonEnvelope(RunSchema, "The run"), ...errorResponses("validation_error", "not_found") },

@@ -3,7 +3,11 @@ import { SourceSchema } from "../../config";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
 import { RawPayloadSchema } from "../../schemas/runs";
 
-const SourceParam = SourceSchema.openapi({ param: { name: "source", in: "path" }, example: "coingecko" });
+const SourceParam = SourceSchema.openapi({
+  param: { name: "source", in: "path" },
+  description: "The source whose payloads to list.",
+  example: "coingecko",
+});
 
 export const list = createRoute({
   method: "get",
@@ -26,7 +30,11 @@ export const body = createRoute({
         .string()
         .min(1)
         .max(200)
-        .openapi({ param: { name: "raw_id", in: "path" } }),
+        .openapi({
+          param: { name: "raw_id", in: "path" },
+          description: "An `id` from GET /data/raw/{source}.",
+          example: "run_0mwuh447g01444i03566s-page-1",
+        }),
     }),
   },
   responses: {

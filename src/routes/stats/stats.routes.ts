@@ -47,7 +47,13 @@ export const runs = createRoute({
   path: "/stats/runs",
   tags: ["Operations"],
   summary: "Ingestion runs, newest first",
-  request: { query: z.object({ ...PageQuery, source: SourceSchema.optional(), status: RunStatusSchema.optional() }) },
+  request: {
+    query: z.object({
+      ...PageQuery,
+      source: SourceSchema.optional().openapi({ description: "Runs of this source only.", example: "coingecko" }),
+      status: RunStatusSchema.optional().openapi({ description: "Runs in this status only.", example: "failed" }),
+    }),
+  },
   responses: { 200: jsonEnvelope(z.array(RunSchema), "Runs", true), ...errorResponses("validation_error") },
 });
 

@@ -17,7 +17,11 @@ export const put = createRoute({
       filename: z
         .string()
         .regex(/^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$/, "letters, digits, dot, dash, underscore and space only")
-        .openapi({ param: { name: "filename", in: "path" }, example: "coins.csv" }),
+        .openapi({
+          param: { name: "filename", in: "path" },
+          description: "Name to store the file under (kept in the upload record).",
+          example: "coins.csv",
+        }),
     }),
     body: { required: true, content: { "text/csv": { schema: z.string().openapi({ format: "binary" }) } } },
   },
@@ -38,7 +42,11 @@ export const get = createRoute({
         .string()
         .min(1)
         .max(100)
-        .openapi({ param: { name: "upload_id", in: "path" } }),
+        .openapi({
+          param: { name: "upload_id", in: "path" },
+          description: "An `upload_id` from PUT /uploads/csv/{filename}.",
+          example: "upl_0mwuhtqrz0t4a4r6g1p3n",
+        }),
     }),
   },
   responses: { 200: jsonEnvelope(UploadSchema, "The upload"), ...errorResponses("validation_error", "not_found") },
