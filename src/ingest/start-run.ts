@@ -6,7 +6,7 @@ import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
 import type { Trigger } from "../schemas/runs";
 import { acquireLease, releaseLease, sourceLeaseName } from "./lease";
-import { getRun, newRunRow } from "./runs";
+import { finishRun, getRun, newRunRow } from "./runs";
 
 /** A source run holds its lease this long without a heartbeat before another run may take over. */
 export const SOURCE_LEASE_MS = 10 * 60_000;
@@ -19,9 +19,14 @@ export type StartResult = { started: true; run: typeof ingestionRuns.$inferSelec
  */
 export async function startSourceRun(s: Services, source: Source, trigger: Trigger): Promise<StartResult> {
   const row = newRunRow(source, trigger, s.config.DATA_ORIGIN);
+  const previous = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
   if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS))) {
-    const holder = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
-    return { started: false, runningRunId: holder?.holder ?? null };
+    return { started: false, runningRunId: previous?.holder ?? null };
+  }
+  // We took over an expired lease: its run stopped sending heartbeats (its worker died), so it is
+  // closed as failed with that reason rather than left "running" for good.
+  if (previous && previous.holder !== row.runId) {
+    await finishRun(s.db, previous.holder, "abandoned: its lease expired without a heartbeat; a later run took over");
   }
   try {
     await s.db.insert(ingestionRuns).values(row);
