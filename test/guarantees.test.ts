@@ -23,7 +23,10 @@ describe("guarantee: a run whose worker dies does not block its source for good"
     setClock(() => later);
     const next = await startSourceRun(s, "coinpaprika", "manual");
     expect(next.started).toBe(true);
-    const [abandoned] = await rows<{ status: string; error: string }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", dead.started ? dead.run.runId : "");
+    const [abandoned] = await rows<{ status: string; error: string }>(
+      "SELECT status, error FROM ingestion_runs WHERE run_id = ?",
+      dead.started ? dead.run.runId : "",
+    );
     expect(abandoned).toEqual({ status: "failed", error: expect.stringMatching(/lease expired/) });
     expect(await acquireLease(s.db, "source:coinpaprika", "someone-else", 1000)).toBe(false);
   });
