@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
-import { call, devLog, emit, fail, logProblems, node22, root, startWorker, TOKEN, waitFinished } from "./lib.mjs";
+import { call, devLog, emit, fail, logProblems, node22, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
 import { writeUpstream } from "./upstream-gen.mjs";
 
 const N = Number(process.argv[2] ?? 20_000);
@@ -79,14 +79,7 @@ try {
   worker = await startWorker({
     name: "ingest",
     port: WORKER_PORT,
-    vars: {
-      COINGECKO_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/api/v3`,
-      COINPAPRIKA_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/v1`,
-      COINGECKO_REQUESTS_PER_MINUTE: "60000",
-      COINPAPRIKA_REQUESTS_PER_MINUTE: "60000",
-      SOURCE_PAGE_LIMIT: "200",
-      READ_RATE_LIMIT: "off",
-    },
+    vars: { ...upstreamVars(UPSTREAM_PORT) },
   });
   const health = await call(worker.base, "GET", "/health");
   if (health.status !== 200 && health.status !== 503) throw new Error(`worker did not come up (health ${health.status})`);

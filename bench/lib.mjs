@@ -8,6 +8,18 @@ import { prepareLocalWorker, waitForHealth, wranglerBin, wranglerEnv } from "../
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 export const TOKEN = "bench-admin-token";
 
+/** Worker vars for a run against the loopback recorded upstream, with the client budgets out of the way. */
+export function upstreamVars(port) {
+  return {
+    COINGECKO_BASE_URL: `http://127.0.0.1:${port}/api/v3`,
+    COINPAPRIKA_BASE_URL: `http://127.0.0.1:${port}/v1`,
+    COINGECKO_REQUESTS_PER_MINUTE: "60000",
+    COINPAPRIKA_REQUESTS_PER_MINUTE: "60000",
+    SOURCE_PAGE_LIMIT: "200",
+    READ_RATE_LIMIT: "off",
+  };
+}
+
 export async function startWorker({ port = 18800, vars = {}, name = "bench" } = {}) {
   const state = path.join(root, "bench", "out", `${name}-state`);
   fs.rmSync(state, { recursive: true, force: true });

@@ -8,7 +8,21 @@
 import fs from "node:fs";
 import path from "node:path";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
-import { call, coincapCsv, devLog, emit, fail, logProblems, quantile, root, sleep, startWorker, TOKEN, waitFinished } from "./lib.mjs";
+import {
+  call,
+  coincapCsv,
+  devLog,
+  emit,
+  fail,
+  logProblems,
+  quantile,
+  root,
+  sleep,
+  startWorker,
+  TOKEN,
+  upstreamVars,
+  waitFinished,
+} from "./lib.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 30);
 const IN_FLIGHT = Number(process.argv[3] ?? 12);
@@ -49,15 +63,7 @@ try {
   worker = await startWorker({
     name: "load",
     port: WORKER_PORT,
-    vars: {
-      COINGECKO_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/api/v3`,
-      COINPAPRIKA_BASE_URL: `http://127.0.0.1:${UPSTREAM_PORT}/v1`,
-      COINGECKO_REQUESTS_PER_MINUTE: "60000",
-      COINPAPRIKA_REQUESTS_PER_MINUTE: "60000",
-      SOURCE_PAGE_LIMIT: "200",
-      READ_RATE_LIMIT: "off",
-      MAX_UPLOAD_BYTES: String(200 * 1024 * 1024),
-    },
+    vars: { ...upstreamVars(UPSTREAM_PORT), MAX_UPLOAD_BYTES: String(200 * 1024 * 1024) },
   });
   const health = await call(worker.base, "GET", "/health");
   if (health.status !== 200 && health.status !== 503) throw new Error(`worker did not come up (health ${health.status})`);

@@ -7,19 +7,10 @@
 // name, price within 0.2 %, same rank region) and 10 % is source-only.
 import fs from "node:fs";
 import path from "node:path";
+import { mulberry32 } from "../scripts/prng.mjs";
 import { root } from "./lib.mjs";
 
-/** mulberry32: a small seeded PRNG, so every run writes the same bytes. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const CONS = "bcdfghjklmnprstvwxyz"; // 20
 const VOW = "aeiou"; // 5

@@ -3,6 +3,7 @@
 // Output is byte-identical between runs: every random draw comes from a PRNG seeded by the coin key.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mulberry32 } from "./prng.mjs";
 
 const root = new URL("../", import.meta.url);
 const RECORDED_AT = "2026-11-22T12:00:00.000Z";
@@ -12,16 +13,8 @@ const DAY_MS = 86_400_000;
 
 const identities = JSON.parse(readFileSync(new URL("test/fixtures/identities.json", root), "utf8"));
 
-// mulberry32, seeded from sha256(label:key) so adding a coin never shifts another coin's numbers.
-function rng(label, key) {
-  let a = createHash("sha256").update(`${label}:${key}`).digest().readUInt32BE(0);
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded from sha256(label:key) so adding a coin never shifts another coin's numbers.
+const rng = (label, key) => mulberry32(createHash("sha256").update(`${label}:${key}`).digest().readUInt32BE(0));
 
 const between = (r, lo, hi) => lo + r() * (hi - lo);
 const sig = (x, digits) => Number(x.toPrecision(digits));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { mulberry32 } from "../scripts/prng.mjs";
 import { idKey, nameKey, slugify, symbolKey } from "../src/unify/keys";
 import { decide, type Identity, type KnownMapping, matchKey } from "../src/unify/matcher";
 import identities from "./fixtures/identities.json";
@@ -27,17 +28,7 @@ function unit(s: string) {
   return (h >>> 0) / 2 ** 32;
 }
 
-/** mulberry32: a small seeded PRNG for shuffles. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const prng = mulberry32;
 
 function shuffled<T>(xs: T[], seed: number) {
   const out = [...xs];

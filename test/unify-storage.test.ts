@@ -88,20 +88,16 @@ describe("unification in storage", () => {
       rejected: [],
     };
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run", part: "p1", fetched: 2, normalised });
-    const pin = await api("/assets/target-coin/mappings", {
-      method: "PUT",
-      token: TOKEN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ source: "csv", source_id: "zzr-from-csv" }),
-    });
-    expect(pin.status).toBe(200);
+    const pin = (source: string, sourceId: string) =>
+      api("/assets/target-coin/mappings", {
+        method: "PUT",
+        token: TOKEN,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ source, source_id: sourceId }),
+      });
+    expect((await pin("csv", "zzr-from-csv")).status).toBe(200);
     // Re-pin the old coin's paprika id to the target: the old asset is left empty.
-    const move = await api("/assets/target-coin/mappings", {
-      method: "PUT",
-      token: TOKEN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ source: "coinpaprika", source_id: "zzq-old-name" }),
-    });
+    const move = await pin("coinpaprika", "zzq-old-name");
     expect(await move.json()).toMatchObject({ data: { asset_uid: "target-coin", pinned: true, previous_asset_uid: "old-name" } });
     const viaAlias = await (await api("/data/old-name")).json<{
       data: {
