@@ -52,39 +52,12 @@ describe("unification in storage", () => {
   it("a pin moves the quote at once, and the emptied asset's uid answers as an alias", async () => {
     await reset();
     const { s } = testServices();
+    const quote = (sourceId: string, symbol: string, name: string, priceUsd: number) => ({
+      ...{ source: "coinpaprika" as const, sourceId, symbol, name, priceUsd, rank: null, marketCapUsd: null, volume24hUsd: null },
+      ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+    });
     const normalised = {
-      quotes: [
-        {
-          source: "coinpaprika" as const,
-          sourceId: "zzq-old-name",
-          symbol: "ZZQ",
-          name: "Old Name",
-          rank: null,
-          priceUsd: 2,
-          marketCapUsd: null,
-          volume24hUsd: null,
-          change24hPct: null,
-          circulatingSupply: null,
-          totalSupply: null,
-          maxSupply: null,
-          sourceUpdatedAt: T,
-        },
-        {
-          source: "coinpaprika" as const,
-          sourceId: "zzr-target",
-          symbol: "ZZR",
-          name: "Target Coin",
-          rank: null,
-          priceUsd: 5,
-          marketCapUsd: null,
-          volume24hUsd: null,
-          change24hPct: null,
-          circulatingSupply: null,
-          totalSupply: null,
-          maxSupply: null,
-          sourceUpdatedAt: T,
-        },
-      ],
+      quotes: [quote("zzq-old-name", "ZZQ", "Old Name", 2), quote("zzr-target", "ZZR", "Target Coin", 5)],
       rejected: [],
     };
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run", part: "p1", fetched: 2, normalised });
