@@ -144,3 +144,36 @@ describe("history retention", () => {
     expect(again).toEqual({ hourly_points_added: 0, raw_points_removed: 0, daily_points_added: 0, hourly_points_removed: 0 });
   });
 });
+
+describe("asset uids", () => {
+  it("are readable slugs, qualified by symbol (then id) when taken, never shared", async () => {
+    await reset();
+    const { s } = testServices();
+    const quote = (sourceId: string, symbol: string, name: string, priceUsd: number) => ({
+      ...{ source: "csv" as const, sourceId, symbol, name, priceUsd, rank: null, marketCapUsd: null, volume24hUsd: null },
+      ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+    });
+    await storeNormalised(s.db, s.env.KV, {
+      source: "csv",
+      runId: "uid-1",
+      part: "a",
+      fetched: 1,
+      normalised: { quotes: [quote("comet-1", "CMT", "Comet", 0.4)], rejected: [] },
+    });
+    await storeNormalised(s.db, s.env.KV, {
+      source: "csv",
+      runId: "uid-2",
+      part: "a",
+      fetched: 3,
+      normalised: {
+        quotes: [quote("comet-2", "COM", "Comet", 90), quote("comet-3", "CMX", "Comet", 700), quote("comet-4", "COM", "Comet", 5000)],
+        rejected: [],
+      },
+    });
+    const uids = await rows<{ source_id: string; asset_uid: string }>("SELECT source_id, asset_uid FROM asset_mappings ORDER BY source_id");
+    expect(uids[0]).toEqual({ source_id: "comet-1", asset_uid: "comet" });
+    expect(new Set(uids.map((u) => u.asset_uid)).size).toBe(4);
+    expect(uids.slice(1).map((u) => u.asset_uid)).toContain("comet-com");
+    expect(uids.slice(1).map((u) => u.asset_uid)).toContain("comet-cmx");
+  });
+});

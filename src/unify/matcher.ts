@@ -182,6 +182,11 @@ type AssetView = { uid: string; mappings: Rec[]; sources: Set<string> };
  */
 export function decide(records: Identity[], known: KnownMapping[], pinned: Map<string, string>): Map<string, Decision> {
   const out = new Map<string, Decision>();
+  // Nothing known and nothing pinned: every record is a new asset (records never match each other).
+  if (!known.length && !pinned.size) {
+    for (const r of records) if (!out.has(recordKey(r))) out.set(recordKey(r), { assetUid: null, rule: "new_asset" });
+    return out;
+  }
   const assets = new Map<string, AssetView>();
   const byRecord = new Map<string, KnownMapping>();
   for (const m of known) byRecord.set(recordKey(m), m);

@@ -72,11 +72,13 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
 /** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const out: Resolution = new Map();
+  const choices = new Map(quotes.map((q) => [q.sourceId, uidCandidates(q)]));
   const [mappedRes, candidateRes, takenRes] = await runBatch(db, [
     sql`SELECT source_id, asset_uid FROM asset_mappings
       WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
-    takenUidsQuery(quotes.flatMap((q) => uidCandidates(q))),
+    // First choices only: the others are looked up below for the few records whose first is taken.
+    takenUidsQuery([...choices.values()].map((c) => c[0])),
   ]);
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string }[]).map((m) => [m.source_id, m.asset_uid]));
@@ -89,6 +91,20 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
 
   const decisions = decide(todo, (candidateRes.results as MappingRow[]).map(toKnown), new Map());
   const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
+  const firsts = new Map<string, number>();
+  for (const q of todo)
+    if (!decisions.get(matchKey(q))?.assetUid) firsts.set(choices.get(q.sourceId)![0], (firsts.get(choices.get(q.sourceId)![0]) ?? 0) + 1);
+  const contested = todo.filter((q) => {
+    const first = choices.get(q.sourceId)![0];
+    return !decisions.get(matchKey(q))?.assetUid && (takenUids.has(first) || (firsts.get(first) ?? 0) > 1);
+  });
+  // Only uids looked up in D1 may be handed out; anything else gets a random suffix.
+  const checked = new Set([...choices.values()].map((c) => c[0]));
+  if (contested.length) {
+    const others = contested.flatMap((q) => choices.get(q.sourceId)!.slice(1));
+    for (const r of await db.all<{ uid: string }>(takenUidsQuery(others))) takenUids.add(r.uid);
+    for (const u of others) checked.add(u);
+  }
   const now = nowIso();
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];
@@ -97,7 +113,8 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     const d = decisions.get(matchKey(q)) as Decision;
     let uid = d.assetUid;
     if (!uid) {
-      uid = uidCandidates(q).find((u) => !takenUids.has(u)) ?? `${uidCandidates(q)[0]}-${crypto.randomUUID().slice(0, 8)}`;
+      const options = choices.get(q.sourceId)!;
+      uid = options.find((u) => checked.has(u) && !takenUids.has(u)) ?? `${options[0]}-${crypto.randomUUID().slice(0, 8)}`;
       takenUids.add(uid);
     }
     out.set(matchKey(q), { assetUid: uid, rule: d.rule });
