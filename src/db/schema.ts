@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
+const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
+
 /** One row per canonical coin; the consensus figures are recomputed whenever one of its quotes changes. */
 export const assets = sqliteTable(
   "assets",
@@ -154,7 +156,7 @@ export const ingestionRuns = sqliteTable(
     runId: text().primaryKey(),
     source: text().notNull(),
     trigger: text({ enum: ["cron", "manual", "upload", "replay"] }).notNull(),
-    status: text({ enum: ["queued", "running", "succeeded", "partial", "failed"] }).notNull(),
+    status: text({ enum: RUN_STATUSES }).notNull(),
     createdAt: text().notNull(),
     startedAt: text(),
     finishedAt: text(),
@@ -212,7 +214,7 @@ export const uploads = sqliteTable(
     bytes: integer().notNull(),
     etag: text().notNull(),
     runId: text(),
-    status: text({ enum: ["queued", "running", "succeeded", "partial", "failed"] }).notNull(),
+    status: text({ enum: RUN_STATUSES }).notNull(),
     accepted: integer().notNull().default(0),
     rejected: integer().notNull().default(0),
     /** Resume point: the byte offset of the next unread row and the number of data rows before it. */

@@ -17,7 +17,7 @@ import {
 } from "../sources/csv";
 import type { Normalised } from "../sources/source-quote";
 import { completeRun } from "./finish";
-import { getRun, markRunning } from "./runs";
+import { getRun, isFinished, markRunning } from "./runs";
 import { storeNormalised } from "./store-chunk";
 
 type CsvUploadMessage = Extract<JobMessage, { type: "csv_upload" }>;
@@ -27,7 +27,6 @@ type UploadRow = typeof uploads.$inferSelect;
 const BLOCK_BYTES = 1024 * 1024;
 /** After this long, the job hands the rest of the file to a fresh message (Workers limit one invocation). */
 const TIME_BUDGET_MS = 60_000;
-const FINISHED = new Set(["succeeded", "partial", "failed"]);
 
 /**
  * Streams one uploaded CSV from R2, from the byte offset and row count stored in D1 (the resume
@@ -39,7 +38,7 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage, opts: { b
   const blockBytes = opts.blockBytes ?? BLOCK_BYTES;
   const run = await getRun(s.db, msg.run_id);
   let upload = await s.db.query.uploads.findFirst({ where: eq(uploads.uploadId, msg.upload_id) });
-  if (!run || !upload || FINISHED.has(run.status)) return;
+  if (!run || !upload || isFinished(run.status)) return;
   await markRunning(s.db, run.runId);
   await s.db.update(uploads).set({ status: "running", updatedAt: nowIso() }).where(eq(uploads.uploadId, upload.uploadId));
 

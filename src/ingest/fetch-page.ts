@@ -9,12 +9,11 @@ import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { acquireLease, sourceLeaseName } from "./lease";
 import { deferRequests, reserveRequestSlot } from "./request-budget";
-import { getPart, getRun, markRunning } from "./runs";
+import { getPart, getRun, isFinished, markRunning } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
-const FINISHED = new Set(["succeeded", "partial", "failed"]);
 
 /**
  * One upstream page: fetch (budgeted, retried) -> archive raw bytes -> parse -> normalise ->
@@ -24,7 +23,7 @@ const FINISHED = new Set(["succeeded", "partial", "failed"]);
 export async function fetchPage(s: Services, msg: FetchPage) {
   const adapter = httpSources[msg.source];
   const run = await getRun(s.db, msg.run_id);
-  if (!run || FINISHED.has(run.status)) return;
+  if (!run || isFinished(run.status)) return;
   const part = `page-${msg.page}`;
   const done = await getPart(s.db, msg.run_id, part);
   if (done) return continueOrFinish(s, msg, done.fetched);

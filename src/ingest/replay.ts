@@ -7,7 +7,7 @@ import { log } from "../lib/log";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { completeRun } from "./finish";
-import { getPart, getRun, markRunning, newRunRow } from "./runs";
+import { getPart, getRun, isFinished, markRunning, newRunRow } from "./runs";
 import { storeNormalised } from "./store-chunk";
 
 type ReplayMessage = Extract<JobMessage, { type: "replay" }>;
@@ -50,7 +50,7 @@ export async function startReplays(s: Services, payloads: (typeof rawPayloads.$i
 
 export async function replay(s: Services, msg: ReplayMessage) {
   const run = await getRun(s.db, msg.run_id);
-  if (!run || ["succeeded", "partial", "failed"].includes(run.status)) return;
+  if (!run || isFinished(run.status)) return;
   await markRunning(s.db, msg.run_id);
   const errors: string[] = [];
   for (const rawId of msg.raw_ids) {

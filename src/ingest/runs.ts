@@ -9,6 +9,9 @@ import type { Run, Trigger } from "../schemas/runs";
 type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
 
+/** A run in one of these states is over: later deliveries of its messages do nothing. */
+export const isFinished = (status: string) => status === "succeeded" || status === "partial" || status === "failed";
+
 export function toRun(r: RunRow): Run {
   return {
     run_id: r.runId,
@@ -47,7 +50,7 @@ export async function getPart(db: Db, runId: string, part: string) {
 /** Sums the parts into the run and closes it: `partial` when records were rejected, `failed` with an error. */
 export async function finishRun(db: Db, runId: string, error: string | null = null) {
   const run = await getRun(db, runId);
-  if (!run || ["succeeded", "partial", "failed"].includes(run.status)) return run;
+  if (!run || isFinished(run.status)) return run;
   const totals = await db.get<PartCounts>(sql`
     SELECT COALESCE(SUM(fetched), 0) AS fetched, COALESCE(SUM(accepted), 0) AS accepted,
       COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(written), 0) AS written
