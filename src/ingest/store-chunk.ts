@@ -5,11 +5,13 @@ import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
-import { resolveAssets } from "../unify/resolve";
+import { type Resolution, resolveAssets } from "../unify/resolve";
 import { quoteStatements, type ResolvedQuote, rejectionStatement } from "./store";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
 const CHUNK = 2000;
+/** Quotes unified per lease: bounds the size of the key lists sent to D1. */
+const RESOLVE_CHUNK = 5000;
 
 /**
  * unify -> upsert for one part of a run (a page, a CSV block, a replayed payload). Each slice is one
@@ -26,7 +28,11 @@ export async function storeNormalised(
   const byId = new Map(p.normalised.quotes.map((q) => [q.sourceId, q]));
   const quotes = [...byId.values()];
   const t0 = now();
-  const resolution = await resolveAssets(db, kv, p.source, quotes);
+  // Resolved in slices so that every JSON parameter stays well under D1's 2 MB value limit.
+  const resolution: Resolution = new Map();
+  for (let i = 0; i < quotes.length; i += RESOLVE_CHUNK) {
+    for (const [k, v] of await resolveAssets(db, kv, p.source, quotes.slice(i, i + RESOLVE_CHUNK))) resolution.set(k, v);
+  }
   const t1 = now();
   let written = 0;
   const slices = Math.max(1, Math.ceil(quotes.length / CHUNK));
