@@ -44,7 +44,9 @@ export async function storeNormalised(
     const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, at);
     const tail: SQL[] = [];
     if (last) {
-      if (p.normalised.rejected.length) tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected, at));
+      for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
+        tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
+      }
       if (p.checkpoint) tail.push(p.checkpoint.advance);
       tail.push(
         partStatement(
