@@ -45,18 +45,18 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   });
   if (same) {
     await Promise.all([c.env.BUCKET.delete(key), s.db.delete(uploads).where(eq(uploads.uploadId, uploadId))]);
-    return c.json(envelope(c, await uploadView(s.db, same.uploadId, c.env.BUCKET)), 202);
+    return c.json(envelope(c, await uploadView(s.db, same.uploadId)), 202);
   }
   await registerUpload(s, { uploadId, key, filename, bytes: stored.size, etag: stored.etag });
-  return c.json(envelope(c, await uploadView(s.db, uploadId, c.env.BUCKET)), 202);
+  return c.json(envelope(c, await uploadView(s.db, uploadId)), 202);
 };
 
 export const get: RouteHandler<GetRoute, AppEnv> = async (c) => {
   const { upload_id } = c.req.valid("param");
-  return c.json(envelope(c, await uploadView(c.get("db"), upload_id, c.env.BUCKET)), 200);
+  return c.json(envelope(c, await uploadView(c.get("db"), upload_id)), 200);
 };
 
-async function uploadView(db: Db, uploadId: string, _bucket: R2Bucket): Promise<Upload> {
+async function uploadView(db: Db, uploadId: string): Promise<Upload> {
   const u = await db.query.uploads.findFirst({ where: eq(uploads.uploadId, uploadId) });
   if (!u) throw new ApiError("not_found", `no upload "${uploadId}"`);
   const rows = u.runId
