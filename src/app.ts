@@ -1,7 +1,6 @@
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { getConfig } from "./config";
-import { createDb } from "./db/client";
+import { servicesFor } from "./jobs/context";
 import { ApiError, errorBody } from "./lib/errors";
 import { log } from "./lib/log";
 import { createRouter } from "./lib/router";
@@ -16,6 +15,23 @@ import { statsRouter } from "./routes/stats/stats.index";
 import { uploadsRouter } from "./routes/uploads/uploads.index";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/** One CORS middleware per configured origin list, built on first use rather than per request. */
+const corsByOrigins = new Map<string, ReturnType<typeof cors>>();
+function corsFor(origins: string) {
+  let mw = corsByOrigins.get(origins);
+  if (!mw) {
+    mw = cors({
+      origin: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
+      allowHeaders: ["authorization", "content-type", "if-none-match", "x-request-id"],
+      allowMethods: ["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+      exposeHeaders: ["x-request-id", "etag", "retry-after"],
+      maxAge: 600,
+    });
+    corsByOrigins.set(origins, mw);
+  }
+  return mw;
+}
 
 export function createApp() {
   const app = createRouter();
@@ -39,21 +55,14 @@ export function createApp() {
   });
 
   app.use("*", async (c, next) => {
-    c.set("config", getConfig(c.env));
-    c.set("db", createDb(c.env.DB));
+    const services = servicesFor(c.env);
+    c.set("services", services);
+    c.set("config", services.config);
+    c.set("db", services.db);
     await next();
   });
 
-  app.use("*", async (c, next) => {
-    const origins = c.get("config").CORS_ORIGINS;
-    return cors({
-      origin: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
-      allowHeaders: ["authorization", "content-type", "if-none-match", "x-request-id"],
-      allowMethods: ["GET", "HEAD", "POST", "PUT", "OPTIONS"],
-      exposeHeaders: ["x-request-id", "etag", "retry-after"],
-      maxAge: 600,
-    })(c, next);
-  });
+  app.use("*", (c, next) => corsFor(c.get("config").CORS_ORIGINS)(c, next));
 
   // Public reads are limited per client; writes are already behind the admin token.
   app.use("*", async (c, next) => {

@@ -3,11 +3,12 @@ import type { Context } from "hono";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import type { Env } from "../env";
+import type { Services } from "../jobs/context";
 import { ApiError } from "./errors";
 
 export type AppEnv = {
   Bindings: Env;
-  Variables: { requestId: string; startedAt: number; config: Config; db: Db };
+  Variables: { requestId: string; startedAt: number; config: Config; db: Db; services: Services };
 };
 export type AppContext = Context<AppEnv>;
 

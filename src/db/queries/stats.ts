@@ -99,16 +99,13 @@ export async function listRuns(db: Db, f: { source?: Source; status?: RunStatus;
 
 /** The newest run of each source, one batch. */
 export async function lastRuns(db: Db) {
-  const [a, b, c] = await db.batch(
+  const latest = await Promise.all(
     SOURCES.map((source) =>
-      db.select().from(ingestionRuns).where(eq(ingestionRuns.source, source)).orderBy(desc(ingestionRuns.createdAt)).limit(1),
-    ) as [ReturnType<typeof latestOf>, ReturnType<typeof latestOf>, ReturnType<typeof latestOf>],
+      db.query.ingestionRuns.findFirst({ where: eq(ingestionRuns.source, source), orderBy: desc(ingestionRuns.createdAt) }),
+    ),
   );
-  return Object.fromEntries(SOURCES.map((source, i) => [source, [a, b, c][i][0] ? toRun([a, b, c][i][0]) : null])) as Record<
+  return Object.fromEntries(SOURCES.map((source, i) => [source, latest[i] ? toRun(latest[i]) : null])) as Record<
     Source,
     ReturnType<typeof toRun> | null
   >;
-  function latestOf(source: Source) {
-    return db.select().from(ingestionRuns).where(eq(ingestionRuns.source, source)).orderBy(desc(ingestionRuns.createdAt)).limit(1);
-  }
 }

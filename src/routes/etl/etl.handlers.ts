@@ -5,12 +5,11 @@ import { getRun as findRun, toRun } from "../../ingest/runs";
 import { startSourceRun } from "../../ingest/start-run";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";
-import { servicesOf } from "../../lib/services";
 import type { GetRunRoute, ReplayRoute, RunAllRoute, RunOneRoute } from "./etl.routes";
 
 export const runOne: RouteHandler<RunOneRoute, AppEnv> = async (c) => {
   const { source } = c.req.valid("param");
-  const result = await startSourceRun(servicesOf(c), source, "manual");
+  const result = await startSourceRun(c.get("services"), source, "manual");
   if (!result.started) {
     throw new ApiError("conflict", `${source} is already running${result.runningRunId ? ` (run ${result.runningRunId})` : ""}`, [
       { running_run_id: result.runningRunId },
@@ -20,7 +19,7 @@ export const runOne: RouteHandler<RunOneRoute, AppEnv> = async (c) => {
 };
 
 export const runAll: RouteHandler<RunAllRoute, AppEnv> = async (c) => {
-  const s = servicesOf(c);
+  const s = c.get("services");
   const runs = [];
   for (const source of SOURCES) {
     const result = await startSourceRun(s, source, "manual");
@@ -32,7 +31,7 @@ export const runAll: RouteHandler<RunAllRoute, AppEnv> = async (c) => {
 
 export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
   const body = c.req.valid("json") ?? {};
-  const s = servicesOf(c);
+  const s = c.get("services");
   const payloads = await payloadsToReplay(s, body.source, body.raw_id);
   if (!payloads.length)
     throw new ApiError("not_found", body.raw_id ? `no archived payload "${body.raw_id}"` : "no archived payloads to replay");

@@ -8,7 +8,6 @@ import { ApiError } from "../../lib/errors";
 import { newId } from "../../lib/ids";
 import { log } from "../../lib/log";
 import { type AppEnv, envelope } from "../../lib/router";
-import { servicesOf } from "../../lib/services";
 import type { Upload } from "../../schemas/runs";
 import { CSV_TYPES, type GetRoute, type PutRoute } from "./uploads.routes";
 
@@ -24,7 +23,7 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   if (declared > max) throw new ApiError("payload_too_large", `the body is ${declared} bytes; the limit is ${max}`);
   // Without a length the body is read with a cap, so an unbounded stream cannot exhaust memory.
   const body = Number.isFinite(declared) && c.req.raw.body ? c.req.raw.body : await readCapped(c.req.raw, max);
-  const s = servicesOf(c);
+  const s = c.get("services");
   const uploadId = newId("upl");
   const key = `${UPLOAD_PREFIX}${uploadId}/${filename}`;
   const at = nowIso();
