@@ -1,28 +1,23 @@
-import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
 
 /** One row per canonical coin; the consensus figures are recomputed whenever one of its quotes changes. */
-export const assets = sqliteTable(
-  "assets",
-  {
-    assetUid: text().primaryKey(),
-    symbol: text().notNull(),
-    name: text().notNull(),
-    rank: integer(),
-    priceUsd: real(),
-    marketCapUsd: real(),
-    volume24hUsd: real("volume_24h_usd"),
-    change24hPct: real("change_24h_pct"),
-    spreadPct: real(),
-    sources: text().notNull().default("[]"),
-    sourceIds: text().notNull().default("{}"),
-    createdAt: text().notNull(),
-    updatedAt: text().notNull(),
-  },
-  (t) => [index("assets_symbol_idx").on(sql`lower(${t.symbol})`)],
-);
+export const assets = sqliteTable("assets", {
+  assetUid: text().primaryKey(),
+  symbol: text().notNull(),
+  name: text().notNull(),
+  rank: integer(),
+  priceUsd: real(),
+  marketCapUsd: real(),
+  volume24hUsd: real("volume_24h_usd"),
+  change24hPct: real("change_24h_pct"),
+  spreadPct: real(),
+  sources: text().notNull().default("[]"),
+  sourceIds: text().notNull().default("{}"),
+  createdAt: text().notNull(),
+  updatedAt: text().notNull(),
+});
 
 /** An asset_uid that once was served and now points at another asset (after a merge or a pin). */
 export const assetAliases = sqliteTable("asset_aliases", {
@@ -256,13 +251,9 @@ export const requestBudgets = sqliteTable("request_budgets", {
   nextAt: integer().notNull(),
 });
 
-export const deadLetters = sqliteTable(
-  "dead_letters",
-  {
-    messageId: text().primaryKey(),
-    body: text().notNull(),
-    attempts: integer().notNull(),
-    receivedAt: text().notNull(),
-  },
-  (t) => [index("dead_letters_received_idx").on(t.receivedAt)],
-);
+export const deadLetters = sqliteTable("dead_letters", {
+  messageId: text().primaryKey(),
+  body: text().notNull(),
+  attempts: integer().notNull(),
+  receivedAt: text().notNull(),
+});

@@ -4,7 +4,7 @@ import { now } from "../lib/clock";
 import { log } from "../lib/log";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
-import { archiveRaw, setRawRecordCount } from "./archive";
+import { archiveRaw } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { acquireLease, sourceLeaseName } from "./lease";
@@ -60,14 +60,12 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     contentType: body.contentType,
     origin: s.config.DATA_ORIGIN,
   });
-  let records: unknown;
-  try {
-    records = JSON.parse(new TextDecoder().decode(body.bytes));
-  } catch (e) {
-    const error = `${msg.source} page ${msg.page}: malformed JSON (${body.bytes.byteLength} bytes; ${(e as Error).message}); archived as ${raw.id}`;
+  if (!raw.body.ok) {
+    const error = `${msg.source} page ${msg.page}: malformed JSON (${body.bytes.byteLength} bytes; ${raw.body.error}); archived as ${raw.id}`;
     await completeRun(s, msg.run_id, { error, holdsLease: true });
     return;
   }
+  const records = raw.body.value;
   let normalised: ReturnType<typeof adapter.normalise>;
   try {
     normalised = adapter.normalise(records, raw.fetchedAt);
@@ -77,7 +75,6 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     return;
   }
   const fetched = Array.isArray(records) ? records.length : 0;
-  await setRawRecordCount(s.db, raw.id, fetched);
   const t0 = now();
   const stored = await storeNormalised(s.db, s.env.KV, { source: msg.source, runId: msg.run_id, part, fetched, normalised });
   log("info", "page_stored", { run_id: msg.run_id, source: msg.source, page: msg.page, fetched, ...stored, store_ms: now() - t0 });

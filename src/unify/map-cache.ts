@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { now } from "../lib/clock";
 
 const key = (source: string) => `map:${source}`;
 
@@ -8,20 +9,38 @@ const key = (source: string) => `map:${source}`;
  * read once per message. D1's asset_mappings is the record; a KV miss falls back to it, and
  * pinned mappings are always read from D1, so a stale copy can only be incomplete, never wrong.
  */
+/** Parsed copies kept in the isolate for this long: well inside KV's own ~60 s staleness, and a CSV file's blocks parse it once. */
+const MEMO_MS = 30_000;
+const memo = new Map<string, { at: number; map: Map<string, string> }>();
+
 export async function readMapCache(kv: KVNamespace, source: string): Promise<Map<string, string>> {
+  const hit = memo.get(source);
+  if (hit && now() - hit.at < MEMO_MS) return hit.map;
+  let map = new Map<string, string>();
   try {
     const stored = await kv.get<Record<string, string>>(key(source), { type: "json", cacheTtl: 60 });
-    return new Map(Object.entries(stored ?? {}));
+    map = new Map(Object.entries(stored ?? {}));
   } catch {
-    return new Map();
+    // A KV outage only means every id is looked up in D1.
   }
+  memo.set(source, { at: now(), map });
+  return map;
 }
+
+/** Above this many ids the copy is not published (KV values stop at 25 MiB); D1 answers instead. */
+const MAX_PUBLISHED = 100_000;
 
 export async function publishMapCache(db: Db, kv: KVNamespace, source: string) {
   const rows = await db.all<{ source_id: string; asset_uid: string }>(sql`
     SELECT m.source_id, COALESCE(a.asset_uid, m.asset_uid) AS asset_uid
     FROM asset_mappings m LEFT JOIN asset_aliases a ON a.alias_uid = m.asset_uid
-    WHERE m.source = ${source} AND m.pinned = 0`);
+    WHERE m.source = ${source} AND m.pinned = 0
+    LIMIT ${MAX_PUBLISHED + 1}`);
+  if (rows.length > MAX_PUBLISHED) {
+    await kv.delete(key(source));
+    return 0;
+  }
   await kv.put(key(source), JSON.stringify(Object.fromEntries(rows.map((r) => [r.source_id, r.asset_uid]))));
+  memo.delete(source);
   return rows.length;
 }
