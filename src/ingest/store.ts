@@ -95,27 +95,29 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
       WHERE q.asset_uid IN (SELECT uid FROM target)
         AND NOT EXISTS (SELECT 1 FROM source_quotes o WHERE o.asset_uid = q.asset_uid AND o.source = q.source
           AND (o.source_updated_at > q.source_updated_at OR (o.source_updated_at = q.source_updated_at AND o.source_id < q.source_id)))
-    )
+    ),
     -- One latest quote per source, so at most three rows per asset: the median and the
     -- first-by-priority values are plain aggregates (no window sorts).
-    SELECT asset_uid,
-      COALESCE(${byPriority("NULLIF(symbol, '')")}, MAX(symbol)),
-      ${byPriority("name")},
-      ${byPriority("rank")},
-      CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd) ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END,
-      ${byPriority("market_cap_usd")},
-      ${byPriority("volume_24h_usd")},
-      ${byPriority("change_24h_pct")},
-      (MAX(price_usd) - MIN(price_usd)) /
-        (CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd) ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END) * 100,
-      '[' || rtrim(
-        CASE WHEN MAX(pri = 0) THEN '"coingecko",' ELSE '' END ||
-        CASE WHEN MAX(pri = 1) THEN '"coinpaprika",' ELSE '' END ||
-        CASE WHEN MAX(pri = 2) THEN '"csv",' ELSE '' END, ',') || ']',
-      json_group_object(source, source_id),
-      ${now},
-      MAX(source_updated_at)
-    FROM latest WHERE true GROUP BY asset_uid
+    agg AS (
+      SELECT asset_uid,
+        COALESCE(${byPriority("NULLIF(symbol, '')")}, MAX(symbol)) AS symbol,
+        ${byPriority("name")} AS name,
+        ${byPriority("rank")} AS rank,
+        CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd) ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END AS median,
+        MAX(price_usd) - MIN(price_usd) AS price_range,
+        ${byPriority("market_cap_usd")} AS mcap,
+        ${byPriority("volume_24h_usd")} AS vol,
+        ${byPriority("change_24h_pct")} AS chg,
+        '[' || rtrim(
+          CASE WHEN MAX(pri = 0) THEN '"coingecko",' ELSE '' END ||
+          CASE WHEN MAX(pri = 1) THEN '"coinpaprika",' ELSE '' END ||
+          CASE WHEN MAX(pri = 2) THEN '"csv",' ELSE '' END, ',') || ']' AS sources,
+        json_group_object(source, source_id) AS source_ids,
+        MAX(source_updated_at) AS updated_at
+      FROM latest GROUP BY asset_uid
+    )
+    SELECT asset_uid, symbol, name, rank, median, mcap, vol, chg, price_range / median * 100, sources, source_ids, ${now}, updated_at
+    FROM agg WHERE true
     ON CONFLICT (asset_uid) DO UPDATE SET symbol = excluded.symbol, name = excluded.name, rank = excluded.rank,
       price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
       change_24h_pct = excluded.change_24h_pct, spread_pct = excluded.spread_pct, sources = excluded.sources,
