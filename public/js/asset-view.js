@@ -1,6 +1,6 @@
 // Asset page: consensus, per-source quotes side by side, price history chart, mappings.
 import { getData } from "./api.js";
-import { errorBox, h, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
+import { errorBox, h, scrollTable, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
 import { fmtCompact, fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
 import { alignHistory, drawPriceChart } from "./price-chart.js";
 
@@ -221,71 +221,42 @@ function quotesTable(asset) {
     ["Source time", (q) => timeAgo(q.source_updated_at)],
     ["Ingested", (q) => timeAgo(q.ingested_at)],
   ];
-  return h(
-    "div.table-scroll",
-    { role: "region", "aria-label": "Quotes table", tabindex: "0" },
-    h(
-      "table.quote-table",
-      { id: "quotes-table" },
+  return scrollTable({
+    label: "Quotes table",
+    tag: "table.quote-table",
+    id: "quotes-table",
+    head: [
+      h("th", { scope: "col" }, h("span.visually-hidden", {}, "Field")),
+      quotes.map((q) => h("th.num", { scope: "col", dataset: { source: q.source } }, q.source)),
+    ],
+    rows: rows.map(([label, fn]) =>
       h(
-        "thead",
+        "tr",
         {},
-        h(
-          "tr",
-          {},
-          h("th", { scope: "col" }, h("span.visually-hidden", {}, "Field")),
-          quotes.map((q) => h("th.num", { scope: "col", dataset: { source: q.source } }, q.source)),
-        ),
-      ),
-      h(
-        "tbody",
-        {},
-        rows.map(([label, fn]) =>
-          h(
-            "tr",
-            {},
-            h("th", { scope: "row" }, label),
-            quotes.map((q) => h("td.num", {}, fn(q))),
-          ),
-        ),
+        h("th", { scope: "row" }, label),
+        quotes.map((q) => h("td.num", {}, fn(q))),
       ),
     ),
-  );
+  });
 }
 
 function mappingsTable(mappings) {
   if (!mappings.length) return h("p.muted", {}, "No mappings recorded.");
-  return h(
-    "div.table-scroll",
-    { role: "region", "aria-label": "Mappings table", tabindex: "0" },
-    h(
-      "table",
-      { id: "mappings-table" },
+  return scrollTable({
+    label: "Mappings table",
+    id: "mappings-table",
+    head: ["Source", "Source id", "Rule", "Pinned"].map((l) => h("th", { scope: "col" }, l)),
+    rows: mappings.map((m) =>
       h(
-        "thead",
+        "tr",
         {},
-        h(
-          "tr",
-          {},
-          ["Source", "Source id", "Rule", "Pinned"].map((l) => h("th", { scope: "col" }, l)),
-        ),
-      ),
-      h(
-        "tbody",
-        {},
-        mappings.map((m) =>
-          h(
-            "tr",
-            {},
-            h("th", { scope: "row" }, sourceBadge(m.source)),
-            h("td.mono", {}, m.source_id),
-            h("td", {}, m.rule ?? "—"),
-            h("td", {}, m.pinned ? statusPill("pinned") : h("span.muted", {}, "no")),
-          ),
-        ),
+        h("th", { scope: "row" }, sourceBadge(m.source)),
+        h("td.mono", {}, m.source_id),
+        h("td", {}, m.rule ?? "—"),
+        h("td", {}, m.pinned ? statusPill("pinned") : h("span.muted", {}, "no")),
       ),
     ),
-  );
+  });
 }
 
 function historyTable({ sources, xs, ys }) {
@@ -295,36 +266,17 @@ function historyTable({ sources, xs, ys }) {
     "details",
     {},
     h("summary", {}, `Show the latest ${n} points as a table`),
-    h(
-      "div.table-scroll",
-      {},
-      h(
-        "table",
-        {},
-        h("caption", {}, "Latest price points, newest first (USD)"),
+    scrollTable({
+      caption: "Latest price points, newest first (USD)",
+      head: [h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s))],
+      rows: idx.map((i) =>
         h(
-          "thead",
+          "tr",
           {},
-          h(
-            "tr",
-            {},
-            h("th", { scope: "col" }, "Time (UTC)"),
-            sources.map((s) => h("th.num", { scope: "col" }, s)),
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          idx.map((i) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")),
-              ys.map((col) => h("td.num", {}, fmtPrice(col[i]))),
-            ),
-          ),
+          h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")),
+          ys.map((col) => h("td.num", {}, fmtPrice(col[i]))),
         ),
       ),
-    ),
+    }),
   );
 }

@@ -1,7 +1,7 @@
 // CSV upload card: PUT /uploads/csv/{filename} with the admin token, then poll
 // GET /uploads/{upload_id} until the ingestion run is finished.
 import { getData, request } from "./api.js";
-import { errorBox, h, statusPill, timeAgo } from "./dom.js";
+import { errorBox, h, scrollTable, statusPill, timeAgo } from "./dom.js";
 import { fmtBytes, fmtInt } from "./format.js";
 
 const TOKEN_KEY = "coinfuse.adminToken";
@@ -139,19 +139,10 @@ export function csvUploadCard({ onFinished }) {
 }
 
 function rejectedTable(rows, total) {
-  return h(
-    "div.table-scroll",
-    {},
-    h(
-      "table",
-      { id: "rejected-rows" },
-      h("caption", {}, `Rejected rows (first ${rows.length} of ${total}${total >= 100 ? "+" : ""})`),
-      h("thead", {}, h("tr", {}, h("th.num", { scope: "col" }, "Row"), h("th", { scope: "col" }, "Reason"))),
-      h(
-        "tbody",
-        {},
-        rows.map((r) => h("tr", {}, h("th.num", { scope: "row" }, String(r.row ?? "—")), h("td", {}, r.reason ?? ""))),
-      ),
-    ),
-  );
+  return scrollTable({
+    id: "rejected-rows",
+    caption: `Rejected rows (first ${rows.length} of ${total}${total >= 100 ? "+" : ""})`,
+    head: [h("th.num", { scope: "col" }, "Row"), h("th", { scope: "col" }, "Reason")],
+    rows: rows.map((r) => h("tr", {}, h("th.num", { scope: "row" }, String(r.row ?? "—")), h("td", {}, r.reason ?? ""))),
+  });
 }

@@ -25,6 +25,16 @@ function append(el, children) {
   }
 }
 
+/** A table in a horizontally scrollable box; with a `label` the box is a focusable, named region (keyboard scrolling). */
+export function scrollTable({ label, tag = "table", id, caption, head, rows }) {
+  const box = label ? { role: "region", "aria-label": label, tabindex: "0" } : {};
+  return h(
+    "div.table-scroll",
+    box,
+    h(tag, { id }, caption ? h("caption", {}, caption) : null, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)),
+  );
+}
+
 export function clear(el) {
   el.replaceChildren();
   return el;
