@@ -10,6 +10,12 @@ import { api, rows, TOKEN, testServices } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
 
+/** A valid quote with only identity and price set. */
+const quote = (source: "coinpaprika" | "csv", sourceId: string, symbol: string, name: string, priceUsd: number) => ({
+  ...{ source, sourceId, symbol, name, priceUsd, rank: null, marketCapUsd: null, volume24hUsd: null },
+  ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+});
+
 /** Asset groups as sets of "source:id", independent of uids. */
 async function grouping() {
   const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>(
@@ -52,12 +58,8 @@ describe("unification in storage", () => {
   it("a pin moves the quote at once, and the emptied asset's uid answers as an alias", async () => {
     await reset();
     const { s } = testServices();
-    const quote = (sourceId: string, symbol: string, name: string, priceUsd: number) => ({
-      ...{ source: "coinpaprika" as const, sourceId, symbol, name, priceUsd, rank: null, marketCapUsd: null, volume24hUsd: null },
-      ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
-    });
     const normalised = {
-      quotes: [quote("zzq-old-name", "ZZQ", "Old Name", 2), quote("zzr-target", "ZZR", "Target Coin", 5)],
+      quotes: [quote("coinpaprika", "zzq-old-name", "ZZQ", "Old Name", 2), quote("coinpaprika", "zzr-target", "ZZR", "Target Coin", 5)],
       rejected: [],
     };
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run", part: "p1", fetched: 2, normalised });
@@ -149,16 +151,12 @@ describe("asset uids", () => {
   it("are readable slugs, qualified by symbol (then id) when taken, never shared", async () => {
     await reset();
     const { s } = testServices();
-    const quote = (sourceId: string, symbol: string, name: string, priceUsd: number) => ({
-      ...{ source: "csv" as const, sourceId, symbol, name, priceUsd, rank: null, marketCapUsd: null, volume24hUsd: null },
-      ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
-    });
     await storeNormalised(s.db, s.env.KV, {
       source: "csv",
       runId: "uid-1",
       part: "a",
       fetched: 1,
-      normalised: { quotes: [quote("comet-1", "CMT", "Comet", 0.4)], rejected: [] },
+      normalised: { quotes: [quote("csv", "comet-1", "CMT", "Comet", 0.4)], rejected: [] },
     });
     await storeNormalised(s.db, s.env.KV, {
       source: "csv",
@@ -166,7 +164,11 @@ describe("asset uids", () => {
       part: "a",
       fetched: 3,
       normalised: {
-        quotes: [quote("comet-2", "COM", "Comet", 90), quote("comet-3", "CMX", "Comet", 700), quote("comet-4", "COM", "Comet", 5000)],
+        quotes: [
+          quote("csv", "comet-2", "COM", "Comet", 90),
+          quote("csv", "comet-3", "CMX", "Comet", 700),
+          quote("csv", "comet-4", "COM", "Comet", 5000),
+        ],
         rejected: [],
       },
     });
