@@ -43,11 +43,12 @@ export async function storeNormalised(
     const last = s === slices - 1;
     const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, at);
     const tail: SQL[] = [];
+    let advanceAt = -1;
     if (last) {
       for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
         tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
       }
-      if (p.checkpoint) tail.push(p.checkpoint.advance);
+      if (p.checkpoint) advanceAt = statements.length + tail.push(p.checkpoint.advance) - 1;
       tail.push(
         partStatement(
           p,
@@ -59,7 +60,7 @@ export async function storeNormalised(
     }
     const results = await runBatch(db, [...statements, ...tail]);
     written += results[upsertIndex]?.meta?.changes ?? 0;
-    if (last && p.checkpoint && results[results.length - 2].meta.changes === 0) {
+    if (advanceAt >= 0 && results[advanceAt].meta.changes === 0) {
       throw new CheckpointMoved(`${p.part}: the checkpoint was moved by another delivery; resuming from it`);
     }
   }
