@@ -26,6 +26,24 @@ async function grouping() {
   return [...groups.values()].map((g) => g.sort().join(" ")).sort();
 }
 
+/** asset_listing against a rebuild from the assets table: a row per asset under "all" and per source it has. */
+async function listingDrift() {
+  const key = (r: Record<string, unknown>) => JSON.stringify(Object.values(r));
+  const cols = "asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key";
+  const stored = (await rows(`SELECT scope, ${cols} FROM asset_listing`)).map(key);
+  const derived = `COALESCE(rank, 2147483647) AS rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
+    lower(symbol) AS symbol_key, lower(name) AS name_key`;
+  const expected = (
+    await rows(`SELECT 'all' AS scope, asset_uid, ${derived} FROM assets WHERE price_usd IS NOT NULL
+      UNION ALL SELECT s.value, asset_uid, ${derived} FROM assets, json_each(assets.sources) s WHERE price_usd IS NOT NULL`)
+  ).map(key);
+  return {
+    stored: stored.length,
+    missing: expected.filter((r) => !stored.includes(r)),
+    extra: stored.filter((r) => !expected.includes(r)),
+  };
+}
+
 async function reset() {
   for (const t of ["asset_mappings", "assets", "asset_listing", "source_quotes", "quote_history", "asset_aliases", "leases"])
     await env.DB.prepare(`DELETE FROM ${t}`).run();
@@ -88,6 +106,41 @@ describe("unification in storage", () => {
     // The next ingestion keeps the pin.
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run-2", part: "p1", fetched: 2, normalised });
     expect(await rows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([{ asset_uid: "target-coin" }]);
+  });
+
+  it("keeps the /data read model equal to a rebuild from the assets through ingests, re-ingests and pins", async () => {
+    await reset();
+    const { s } = testServices();
+    const store = (source: "coinpaprika" | "csv", runId: string, quotes: ReturnType<typeof quote>[]) =>
+      storeNormalised(s.db, s.env.KV, { source, runId, part: "p1", fetched: quotes.length, normalised: { quotes, rejected: [] } });
+    await store("coinpaprika", "rm-1", [
+      quote("coinpaprika", "zza-alpha", "ZZA", "Alpha Coin", 2),
+      quote("coinpaprika", "zzb-beta", "ZZB", "Beta Coin", 5),
+    ]);
+    await store("csv", "rm-2", [quote("csv", "zza", "ZZA", "Alpha Coin", 2.1), quote("csv", "zzc", "ZZC", "Gamma Coin", 9)]);
+    expect(await listingDrift()).toEqual({ stored: 7, missing: [], extra: [] });
+    // Newer prices rewrite the sort keys in place.
+    const later = (q: ReturnType<typeof quote>) => ({ ...q, sourceUpdatedAt: "2026-11-22T13:00:00.000Z" });
+    await store("coinpaprika", "rm-3", [
+      later(quote("coinpaprika", "zza-alpha", "ZZA", "Alpha Coin", 3)),
+      later(quote("coinpaprika", "zzb-beta", "ZZB", "Beta Coin", 1)),
+    ]);
+    expect(await listingDrift()).toEqual({ stored: 7, missing: [], extra: [] });
+    // Alpha loses its only CoinPaprika quote to a pin: it must leave the coinpaprika scope and keep "all" and csv.
+    const moved = await api("/assets/beta-coin/mappings", {
+      method: "PUT",
+      token: TOKEN,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ source: "coinpaprika", source_id: "zza-alpha" }),
+    });
+    expect(moved.status).toBe(200);
+    expect(await listingDrift()).toEqual({ stored: 6, missing: [], extra: [] });
+    const paprikaPage = await (await api("/data?source=coinpaprika")).json<{
+      data: { asset_uid: string }[];
+      metadata: { total: number };
+    }>();
+    expect(paprikaPage.data.map((a) => a.asset_uid)).toEqual(["beta-coin"]);
+    expect(paprikaPage.metadata.total).toBe(1);
   });
 
   it("an older payload arriving after a newer one changes nothing", async () => {

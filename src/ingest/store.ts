@@ -1,4 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
+import { SOURCES } from "../config";
 import type { Rejection, SourceQuote } from "../sources/source-quote";
 
 export type ResolvedQuote = SourceQuote & { assetUid: string };
@@ -122,8 +123,8 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
       price_usd = excluded.price_usd, market_cap_usd = excluded.market_cap_usd, volume_24h_usd = excluded.volume_24h_usd,
       change_24h_pct = excluded.change_24h_pct, spread_pct = excluded.spread_pct, sources = excluded.sources,
       source_ids = excluded.source_ids, updated_at = excluded.updated_at`;
-  const clearListing = sql`WITH ${targetCte} DELETE FROM asset_listing WHERE asset_uid IN (SELECT uid FROM target)`;
-  const fillListing = sql`
+  // Upserted, not deleted and reinserted: an index entry is rewritten only when its key changed.
+  const upsertListing = sql`
     INSERT INTO asset_listing (scope, asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key)
     WITH ${targetCte},
     scoped AS (
@@ -133,14 +134,34 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
     )
     SELECT scope, asset_uid, COALESCE(rank, ${RANK_SENTINEL}), market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
       lower(symbol), lower(name)
-    FROM scoped WHERE price_usd IS NOT NULL`;
-  return [upsertAssets, clearListing, fillListing];
+    FROM scoped WHERE price_usd IS NOT NULL
+    ON CONFLICT (scope, asset_uid) DO UPDATE SET rank_key = excluded.rank_key, market_cap_usd = excluded.market_cap_usd,
+      price_usd = excluded.price_usd, volume_24h_usd = excluded.volume_24h_usd, change_24h_pct = excluded.change_24h_pct,
+      symbol_key = excluded.symbol_key, name_key = excluded.name_key
+    WHERE ${listingChanged}`;
+  // Rows of a scope the asset left (a pin moved its only quote of that source) or of an asset without a price.
+  const pruneListing = sql`
+    WITH ${targetCte}
+    DELETE FROM asset_listing
+    WHERE scope IN ${LISTING_SCOPES} AND asset_uid IN (SELECT uid FROM target)
+      AND NOT EXISTS (SELECT 1 FROM assets a WHERE a.asset_uid = asset_listing.asset_uid AND a.price_usd IS NOT NULL
+        AND (asset_listing.scope = 'all' OR EXISTS (SELECT 1 FROM json_each(a.sources) s WHERE s.value = asset_listing.scope)))`;
+  return [upsertAssets, upsertListing, pruneListing];
 }
+
+/** Every scope of asset_listing, spelled out so that deletes by asset are range scans of its primary key. */
+export const LISTING_SCOPES = sql.raw(`(${["all", ...SOURCES].map((x) => `'${x}'`).join(", ")})`);
+
+const listingChanged = sql.raw(
+  ["rank_key", "market_cap_usd", "price_usd", "volume_24h_usd", "change_24h_pct", "symbol_key", "name_key"]
+    .map((c) => `asset_listing.${c} IS NOT excluded.${c}`)
+    .join(" OR "),
+);
 
 /** `total` of GET /data for each scope: a count of each scope's index range. */
 export function totalsStatement() {
   return sql`
     INSERT OR REPLACE INTO listing_totals (scope, total)
     SELECT s.scope, (SELECT COUNT(*) FROM asset_listing l WHERE l.scope = s.scope)
-    FROM (SELECT 'all' AS scope UNION ALL SELECT 'coingecko' UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`;
+    FROM (SELECT value AS scope FROM json_each(${JSON.stringify(["all", ...SOURCES])})) s`;
 }

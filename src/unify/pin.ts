@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
-import { refreshAssetStatements, totalsStatement } from "../ingest/store";
+import { LISTING_SCOPES, refreshAssetStatements, totalsStatement } from "../ingest/store";
 import { nowIso } from "../lib/clock";
 import { idKey, nameKey, symbolKey } from "./keys";
 
@@ -45,7 +45,7 @@ async function retireIfEmpty(db: Db, uid: string, into: string, now: string) {
   await runBatch(db, [
     sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`,
     sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
-    sql`DELETE FROM asset_listing WHERE asset_uid = ${uid}`,
+    sql`DELETE FROM asset_listing WHERE scope IN ${LISTING_SCOPES} AND asset_uid = ${uid}`,
     sql`DELETE FROM assets WHERE asset_uid = ${uid}`,
   ]);
 }
