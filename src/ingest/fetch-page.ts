@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
@@ -7,9 +8,9 @@ import { PayloadError } from "../sources/source";
 import { archiveRaw } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
-import { acquireLease, sourceLeaseName } from "./lease";
+import { leaseStatement, sourceLeaseName } from "./lease";
 import { deferRequests, reserveRequestSlot } from "./request-budget";
-import { getPart, getRun, isFinished, markRunning } from "./runs";
+import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
@@ -22,13 +23,14 @@ type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
  */
 export async function fetchPage(s: Services, msg: FetchPage) {
   const adapter = httpSources[msg.source];
-  const run = await getRun(s.db, msg.run_id);
-  if (!run || isFinished(run.status)) return;
   const part = `page-${msg.page}`;
-  const done = await getPart(s.db, msg.run_id, part);
+  // The source lease is extended as a heartbeat, but never taken back by a run that is over.
+  const open = sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${msg.run_id} AND status IN ('queued', 'running'))`;
+  const { status, done } = await openPart(s.db, msg.run_id, part, [
+    leaseStatement(sourceLeaseName(msg.source), msg.run_id, SOURCE_LEASE_MS, open),
+  ]);
+  if (!status || isFinished(status)) return;
   if (done) return continueOrFinish(s, msg, done.fetched);
-  await markRunning(s.db, msg.run_id);
-  await acquireLease(s.db, sourceLeaseName(msg.source), msg.run_id, SOURCE_LEASE_MS); // heartbeat
 
   const { url, headers } = adapter.request(s.config, msg.page);
   let body: Awaited<ReturnType<typeof fetchUpstream>>;

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { now, sleep } from "../lib/clock";
 
@@ -7,13 +7,18 @@ import { now, sleep } from "../lib/clock";
  * that dies simply lets its lease expire, and the next taker proceeds.
  */
 export async function acquireLease(db: Db, name: string, holder: string, ttlMs: number) {
+  const row = await db.get<{ holder: string }>(leaseStatement(name, holder, ttlMs));
+  return row?.holder === holder;
+}
+
+/** Takes or extends the lease; `when` guards even the take (e.g. only while the holder's run is open). */
+export function leaseStatement(name: string, holder: string, ttlMs: number, when: SQL = sql`true`) {
   const t = now();
-  const row = await db.get<{ holder: string }>(sql`
-    INSERT INTO leases (name, holder, expires_at) VALUES (${name}, ${holder}, ${t + ttlMs})
+  return sql`
+    INSERT INTO leases (name, holder, expires_at) SELECT ${name}, ${holder}, ${t + ttlMs} WHERE ${when}
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE leases.expires_at < ${t} OR leases.holder = excluded.holder
-    RETURNING holder`);
-  return row?.holder === holder;
+    RETURNING holder`;
 }
 
 export async function releaseLease(db: Db, name: string, holder: string) {

@@ -1,5 +1,6 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../config";
+import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
 import { ingestionRuns, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
@@ -36,11 +37,29 @@ export async function getRun(db: Db, runId: string) {
 }
 
 /** queued -> running, once; later deliveries keep the first start time. */
+export const markRunningStatement = (runId: string) => sql`
+  UPDATE ingestion_runs SET status = 'running', started_at = COALESCE(started_at, ${nowIso()})
+  WHERE run_id = ${runId} AND status = 'queued'`;
+
 export async function markRunning(db: Db, runId: string) {
-  await db
-    .update(ingestionRuns)
-    .set({ status: "running", startedAt: sql`COALESCE(${ingestionRuns.startedAt}, ${nowIso()})` })
-    .where(and(eq(ingestionRuns.runId, runId), eq(ingestionRuns.status, "queued")));
+  await db.run(markRunningStatement(runId));
+}
+
+/**
+ * The start of one part in one round trip: the run's status and the part's counts if it was
+ * already stored, with queued -> running and `also` (e.g. a lease heartbeat) in the same batch.
+ */
+export async function openPart(db: Db, runId: string, part: string, also: SQL[] = []) {
+  const [run, done] = await runBatch(db, [
+    sql`SELECT status FROM ingestion_runs WHERE run_id = ${runId}`,
+    sql`SELECT fetched FROM run_parts WHERE run_id = ${runId} AND part = ${part}`,
+    markRunningStatement(runId),
+    ...also,
+  ]);
+  return {
+    status: (run.results[0] as { status: string } | undefined)?.status ?? null,
+    done: (done.results[0] as { fetched: number } | undefined) ?? null,
+  };
 }
 
 export async function getPart(db: Db, runId: string, part: string) {
