@@ -5,7 +5,10 @@
 // 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
 //    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
 // 3. with the Worker stopped, upserts the same rows into a source_quotes-shaped table on the
-//    same local D1 engine (bench/d1-bare.mjs, median of 3) and prints pipeline/bare per source.
+//    same local D1 engine (bench/d1-bare.mjs, median of 3) and prints pipeline/bare per source;
+// 4. the storage floor: every row the two runs left in the tables a record touches (quotes,
+//    history, mappings, assets and the /data listing), written bare into a fresh database with the
+//    real migrations. floor/bare is the best ratio any pipeline could reach with this schema.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -153,25 +156,103 @@ for (const source of Object.keys(pipeline)) {
 }
 emit({ bench: "ingest_log", ...logProblems("ingest") });
 
-// The bare D1 upsert of the same rows on the same local engine (the Worker is stopped by now).
-const bare = {};
-for (const source of ["coinpaprika", "coingecko"]) {
-  const file = path.join(out, `bare-rows-${source}.json`);
-  fs.writeFileSync(file, JSON.stringify(bareRows[source]));
+const QUOTE_COLUMNS = [
+  "source",
+  "source_id",
+  "asset_uid",
+  "symbol",
+  "name",
+  "rank",
+  "price_usd",
+  "market_cap_usd",
+  "volume_24h_usd",
+  "change_24h_pct",
+  "circulating_supply",
+  "total_supply",
+  "max_supply",
+  "source_updated_at",
+  "ingested_at",
+  "run_id",
+];
+const bareJob = (rows) => ({
+  schema: [
+    "CREATE TABLE source_quotes (source text NOT NULL, source_id text NOT NULL, asset_uid text NOT NULL, symbol text NOT NULL, name text NOT NULL, rank integer, price_usd real NOT NULL, market_cap_usd real, volume_24h_usd real, change_24h_pct real, circulating_supply real, total_supply real, max_supply real, source_updated_at text NOT NULL, ingested_at text NOT NULL, run_id text NOT NULL, PRIMARY KEY(source, source_id))",
+    "CREATE INDEX source_quotes_asset_idx ON source_quotes (asset_uid)",
+  ],
+  tables: [
+    {
+      name: "source_quotes",
+      columns: QUOTE_COLUMNS,
+      conflict: `ON CONFLICT (source, source_id) DO UPDATE SET ${QUOTE_COLUMNS.slice(2)
+        .map((c) => `${c} = excluded.${c}`)
+        .join(", ")} WHERE excluded.source_updated_at > source_quotes.source_updated_at`,
+      rows,
+    },
+  ],
+});
+
+/** Runs bench/d1-bare.mjs on a job (median of 3) and returns its summary line. */
+function bareWrite(job, label) {
+  const file = path.join(out, `bare-${label}.json`);
+  fs.writeFileSync(file, JSON.stringify(job));
   const r = spawnSync(node22, [path.join(root, "bench", "d1-bare.mjs"), file, "3", "100"], {
     cwd: root,
     encoding: "utf8",
-    timeout: 300_000,
+    timeout: 600_000,
+    maxBuffer: 64 * 1024 * 1024,
   });
   fs.rmSync(file, { force: true });
   if (r.status !== 0) throw new Error(`d1-bare failed: ${r.stdout}${r.stderr}`);
-  for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) {
-    const j = JSON.parse(line);
-    if (j.bench === "d1_bare") bare[source] = j;
-    else if (j.bench === "d1_bare_repeat") continue;
-  }
+  return r.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .find((j) => j.bench === "d1_bare");
+}
+
+// The bare D1 upsert of the same rows on the same local engine (the Worker is stopped by now).
+const bare = {};
+for (const source of ["coinpaprika", "coingecko"]) {
+  bare[source] = bareWrite(bareJob(bareRows[source]), source);
   emit({ ...bare[source], bench: "ingest_bare_d1", source });
 }
+
+// The storage floor: the rows both runs left behind, read from the Worker's local D1 file.
+const d1Dir = path.join(worker.state, "v3", "d1", "miniflare-D1DatabaseObject");
+const d1File = fs.readdirSync(d1Dir).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
+process.removeAllListeners("warning"); // node:sqlite prints an "experimental" warning on Node 22
+const { DatabaseSync } = await import("node:sqlite");
+const stored = new DatabaseSync(path.join(d1Dir, d1File), { readOnly: true });
+const migrations = fs
+  .readdirSync(path.join(root, "migrations"))
+  .filter((f) => f.endsWith(".sql"))
+  .sort()
+  .flatMap((f) => fs.readFileSync(path.join(root, "migrations", f), "utf8").split("--> statement-breakpoint"))
+  .map((x) => x.trim())
+  .filter(Boolean);
+const floorTables = ["asset_mappings", "assets", "source_quotes", "quote_history", "asset_listing"].map((name) => {
+  const rows = stored.prepare(`SELECT * FROM ${name}`).all();
+  const columns = Object.keys(rows[0] ?? {});
+  return { name, columns, rows: rows.map((row) => columns.map((c) => row[c])) };
+});
+stored.close();
+const floor = bareWrite({ schema: migrations, tables: floorTables }, "floor");
+const records = Object.values(pipeline).reduce((n, p) => n + p.fetched, 0);
+const floorRecordsPerS = Math.round(records / (floor.median_ms / 1000));
+const pipelineSeconds = Object.values(pipeline).reduce((n, p) => n + p.client_seconds, 0);
+const bareMean = (bare.coinpaprika.rows_per_s + bare.coingecko.rows_per_s) / 2;
+emit({
+  bench: "ingest_storage_floor",
+  records,
+  rows: floor.rows,
+  rows_per_record: +(floor.rows / records).toFixed(2),
+  tables: floor.tables,
+  median_ms: floor.median_ms,
+  floor_records_per_s: floorRecordsPerS,
+  floor_vs_bare: +(floorRecordsPerS / bareMean).toFixed(3),
+  pipeline_records_per_s: Math.round(records / pipelineSeconds),
+  pipeline_vs_floor: +(records / pipelineSeconds / floorRecordsPerS).toFixed(3),
+});
 
 for (const source of Object.keys(pipeline)) {
   const ratio = pipeline[source].records_per_s / bare[source].rows_per_s;
