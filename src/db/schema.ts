@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
@@ -84,6 +85,8 @@ export const assetMappings = sqliteTable(
     index("mappings_symbol_idx").on(t.symbolKey),
     index("mappings_name_idx").on(t.nameKey),
     index("mappings_id_idx").on(t.idKey),
+    // Pins are few and read on every unification; a partial index keeps that read off the whole map.
+    index("mappings_pinned_idx").on(t.source, t.sourceId).where(sql`${t.pinned} = 1`),
   ],
 );
 

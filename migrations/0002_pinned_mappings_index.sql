@@ -1,0 +1,1 @@
+CREATE INDEX `mappings_pinned_idx` ON `asset_mappings` (`source`,`source_id`) WHERE "asset_mappings"."pinned" = 1;
