@@ -1,11 +1,15 @@
 import { env } from "cloudflare:workers";
+import type { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import { rollUpHistory } from "../src/ingest/retention";
+import { quoteStatements, rejectionStatement } from "../src/ingest/store";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
+import { pinnedMappings } from "../src/unify/resolve";
 import { api, rows, TOKEN, testServices } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
@@ -169,6 +173,31 @@ describe("unification in storage", () => {
     });
     expect(result.written).toBe(0);
     expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id")).toEqual(before);
+  });
+});
+
+describe("storage statements", () => {
+  const dialect = new SQLiteAsyncDialect();
+  async function plan(statement: SQL) {
+    const q = dialect.sqlToQuery(statement);
+    const steps = await env.DB.prepare(`EXPLAIN QUERY PLAN ${q.sql}`)
+      .bind(...q.params)
+      .all<{ detail: string }>();
+    return steps.results.map((r) => r.detail);
+  }
+  /** Plan steps that read a whole table or index: every row a statement touches must be found by key. */
+  async function fullScans(statement: SQL) {
+    const ctes = new Set(["target", "scoped", "latest", "agg"]);
+    return (await plan(statement)).filter((d) => d.startsWith("SCAN ") && !d.includes("VIRTUAL TABLE") && !ctes.has(d.split(" ")[1]));
+  }
+
+  it("find every row they touch by key, so a page costs the same in a large database", async () => {
+    const quotes = [{ ...quote("coinpaprika", "zzp-plan", "ZZP", "Plan Coin", 1), assetUid: "plan-coin" }];
+    const { statements } = quoteStatements("coinpaprika", "plan-run", quotes, T);
+    const reject = rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T);
+    for (const statement of [...statements, reject]) expect(await fullScans(statement)).toEqual([]);
+    // Not a range over the source's whole map: only pinned rows are in this index.
+    expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });
 });
 

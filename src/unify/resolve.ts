@@ -42,7 +42,7 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
   const ids = JSON.stringify(quotes.map((q) => q.sourceId));
   const [[pinnedRes, aliasRes], cache] = await Promise.all([
     runBatch<{ source_id: string; asset_uid: string; alias_uid: string }>(db, [
-      sql`SELECT source_id, asset_uid FROM asset_mappings WHERE source = ${source} AND pinned = 1`,
+      pinnedMappings(source),
       // Only a pin can empty an asset into an alias, and pins are read from D1: this covers every stale uid.
       sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
         SELECT asset_uid FROM asset_mappings WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${ids})))`,
@@ -68,6 +68,10 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
   }
   return out;
 }
+
+/** Pins of one source: few, and read on every unification (through a partial index). */
+export const pinnedMappings = (source: string) =>
+  sql`SELECT source_id, asset_uid FROM asset_mappings WHERE source = ${source} AND pinned = 1`;
 
 /** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
