@@ -55,19 +55,16 @@ export function createApp() {
   });
 
   app.use("*", async (c, next) => {
-    const services = servicesFor(c.env);
-    c.set("services", services);
-    c.set("config", services.config);
-    c.set("db", services.db);
+    c.set("services", servicesFor(c.env));
     await next();
   });
 
-  app.use("*", (c, next) => corsFor(c.get("config").CORS_ORIGINS)(c, next));
+  app.use("*", (c, next) => corsFor(c.get("services").config.CORS_ORIGINS)(c, next));
 
   // Public reads are limited per client; writes are already behind the admin token.
   app.use("*", async (c, next) => {
     const limiter = c.env.READ_LIMITER;
-    if (c.req.method === "GET" && limiter && c.get("config").READ_RATE_LIMIT === "on") {
+    if (c.req.method === "GET" && limiter && c.get("services").config.READ_RATE_LIMIT === "on") {
       const key = c.req.header("cf-connecting-ip") ?? c.req.header("x-forwarded-for")?.split(",")[0].trim() ?? "anonymous";
       const { success } = await limiter.limit({ key });
       if (!success) throw new ApiError("rate_limited", "too many requests; slow down", [], { "retry-after": "60" });

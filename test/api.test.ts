@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
-import { createDb } from "../src/db/client";
+import { dbFor } from "../src/db/client";
 import { listAssets, SORT_COLUMNS, type SortKey } from "../src/db/queries/assets";
 import { ingestUpload } from "../src/ingest/csv-upload";
 import { totalsStatement } from "../src/ingest/store";
@@ -212,7 +212,7 @@ describe("writes", () => {
 
 describe("GET /data at 50,000 assets", () => {
   it("reads about page_size rows for every sort and filter", async () => {
-    const db = createDb(env.DB);
+    const db = dbFor(env.DB);
     const N = 50_000;
     await env.DB.prepare(`
       INSERT INTO assets (asset_uid, symbol, name, rank, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct, sources, source_ids, created_at, updated_at)

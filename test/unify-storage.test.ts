@@ -216,7 +216,7 @@ describe("history retention", () => {
       insert.bind("hour", at(100, 0), 4),
       insert.bind("hour", at(100, 60), 8),
     ]);
-    const first = await rollUpHistory((await import("../src/db/client")).createDb(env.DB), now);
+    const first = await rollUpHistory((await import("../src/db/client")).dbFor(env.DB), now);
     expect(first).toEqual({ hourly_points_added: 1, raw_points_removed: 2, daily_points_added: 1, hourly_points_removed: 2 });
     const points = await rows<{ resolution: string; price_usd: number }>("SELECT resolution, price_usd FROM quote_history ORDER BY at");
     expect(points).toEqual([
@@ -224,7 +224,7 @@ describe("history retention", () => {
       { resolution: "hour", price_usd: 2 },
       { resolution: "raw", price_usd: 7 },
     ]);
-    const again = await rollUpHistory((await import("../src/db/client")).createDb(env.DB), now);
+    const again = await rollUpHistory((await import("../src/db/client")).dbFor(env.DB), now);
     expect(again).toEqual({ hourly_points_added: 0, raw_points_removed: 0, daily_points_added: 0, hourly_points_removed: 0 });
   });
 });

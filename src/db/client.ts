@@ -1,7 +1,15 @@
 import { drizzle } from "drizzle-orm/d1";
 import * as schema from "./schema";
 
-export function createDb(d1: D1Database) {
-  return drizzle(d1, { schema, casing: "snake_case" });
+const handles = new WeakMap<D1Database, Db>();
+
+/** The drizzle handle of a D1 binding, built once per binding (building it walks the whole schema). */
+export function dbFor(d1: D1Database): Db {
+  let db = handles.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema, casing: "snake_case" });
+    handles.set(d1, db);
+  }
+  return db;
 }
-export type Db = ReturnType<typeof createDb>;
+export type Db = ReturnType<typeof drizzle<typeof schema>>;

@@ -1,10 +1,10 @@
 import { type Config, getConfig } from "../config";
-import { createDb, type Db } from "../db/client";
+import { type Db, dbFor } from "../db/client";
 import type { Env } from "../env";
 
 /** What every job and route needs: bindings, parsed config, the drizzle handle, and the fetch to use upstream. */
 export type Services = { env: Env; config: Config; db: Db; fetch: typeof fetch };
 
 export function servicesFor(env: Env, fetchImpl: typeof fetch = (...a) => fetch(...a)): Services {
-  return { env, config: getConfig(env), db: createDb(env.DB), fetch: fetchImpl };
+  return { env, config: getConfig(env), db: dbFor(env.DB), fetch: fetchImpl };
 }

@@ -4,7 +4,7 @@ import type { AppEnv } from "./router";
 
 /** Writes need `Authorization: Bearer <ADMIN_TOKEN>`; with no token configured they fail closed. */
 export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
-  const expected = c.get("config").ADMIN_TOKEN;
+  const expected = c.get("services").config.ADMIN_TOKEN;
   if (!expected) throw new ApiError("admin_disabled", "write endpoints are disabled: no ADMIN_TOKEN is configured");
   const header = c.req.header("authorization") ?? "";
   const given = header.startsWith("Bearer ") ? header.slice(7) : "";

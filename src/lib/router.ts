@@ -1,14 +1,12 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { Config } from "../config";
-import type { Db } from "../db/client";
 import type { Env } from "../env";
 import type { Services } from "../jobs/context";
 import { ApiError } from "./errors";
 
 export type AppEnv = {
   Bindings: Env;
-  Variables: { requestId: string; startedAt: number; config: Config; db: Db; services: Services };
+  Variables: { requestId: string; startedAt: number; services: Services };
 };
 export type AppContext = Context<AppEnv>;
 

@@ -8,7 +8,7 @@ import type { PinRoute } from "./assets.routes";
 export const pin: RouteHandler<PinRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
   const { source, source_id } = c.req.valid("json");
-  const uid = await resolveUid(c.get("db"), asset_uid);
+  const uid = await resolveUid(c.get("services").db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
-  return c.json(envelope(c, await pinMapping(c.get("db"), uid, source, source_id)), 200);
+  return c.json(envelope(c, await pinMapping(c.get("services").db, uid, source, source_id)), 200);
 };

@@ -10,7 +10,7 @@ const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const order = q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
-  const { items, total } = await listAssets(c.get("db"), {
+  const { items, total } = await listAssets(c.get("services").db, {
     page: q.page,
     pageSize: q.page_size,
     source: q.source,
@@ -21,13 +21,13 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   });
   return cachedJson(
     c,
-    envelope(c, items, { page: q.page, page_size: q.page_size, total, data_origin: c.get("config").DATA_ORIGIN }),
+    envelope(c, items, { page: q.page, page_size: q.page_size, total, data_origin: c.get("services").config.DATA_ORIGIN }),
   ) as never;
 };
 
 export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
-  const asset = await getAssetDetail(c.get("db"), asset_uid);
+  const asset = await getAssetDetail(c.get("services").db, asset_uid);
   if (!asset) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   return cachedJson(c, envelope(c, asset)) as never;
 };
@@ -35,9 +35,9 @@ export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
 export const history: RouteHandler<HistoryRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
   const q = c.req.valid("query");
-  const uid = await resolveUid(c.get("db"), asset_uid);
+  const uid = await resolveUid(c.get("services").db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   const toIso = (s?: string) => (s ? new Date(s).toISOString() : undefined);
-  const points = await assetHistory(c.get("db"), uid, { source: q.source, from: toIso(q.from), to: toIso(q.to), limit: q.limit });
+  const points = await assetHistory(c.get("services").db, uid, { source: q.source, from: toIso(q.from), to: toIso(q.to), limit: q.limit });
   return cachedJson(c, envelope(c, points, { asset_uid: uid })) as never;
 };

@@ -41,7 +41,7 @@ export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
 
 export const getRun: RouteHandler<GetRunRoute, AppEnv> = async (c) => {
   const { run_id } = c.req.valid("param");
-  const run = await findRun(c.get("db"), run_id);
+  const run = await findRun(c.get("services").db, run_id);
   if (!run) throw new ApiError("not_found", `no run "${run_id}"`);
   return c.json(envelope(c, toRun(run)), 200);
 };

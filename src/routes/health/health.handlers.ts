@@ -13,7 +13,7 @@ const probe = (p: Promise<unknown>) =>
   );
 
 export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
-  const db = c.get("db");
+  const db = c.get("services").db;
   const [d1, kv, r2] = await Promise.all([
     probe(db.get(sql`SELECT 1`)),
     probe(c.env.KV.get("health:probe")),
@@ -21,7 +21,7 @@ export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
   ]);
   let sources: Record<Source, SourceHealth>;
   try {
-    sources = d1 === "ok" ? await sourceHealth(db, c.get("config")) : unknownSources();
+    sources = d1 === "ok" ? await sourceHealth(db, c.get("services").config) : unknownSources();
   } catch {
     sources = unknownSources();
   }

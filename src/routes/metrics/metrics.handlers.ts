@@ -18,7 +18,7 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 }
 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
-  const db = c.get("db");
+  const db = c.get("services").db;
   const [s, byStatus] = await Promise.all([
     collectStats(db),
     db.all<{ source: string; status: string; n: number }>(

@@ -8,7 +8,7 @@ import type { BodyRoute, ListRoute } from "./raw.routes";
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const { source } = c.req.valid("param");
   const { page, page_size } = c.req.valid("query");
-  const db = c.get("db");
+  const db = c.get("services").db;
   const [rows, [{ total }]] = await db.batch([
     db
       .select()
@@ -34,7 +34,9 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
 
 export const body: RouteHandler<BodyRoute, AppEnv> = async (c) => {
   const { source, raw_id } = c.req.valid("param");
-  const row = await c.get("db").query.rawPayloads.findFirst({ where: and(eq(rawPayloads.source, source), eq(rawPayloads.id, raw_id)) });
+  const row = await c
+    .get("services")
+    .db.query.rawPayloads.findFirst({ where: and(eq(rawPayloads.source, source), eq(rawPayloads.id, raw_id)) });
   const object = row ? await c.env.BUCKET.get(row.key) : null;
   if (!row || !object) throw new ApiError("not_found", `no archived ${source} payload "${raw_id}"`);
   return new Response(object.body, {

@@ -9,7 +9,7 @@ import type * as routes from "./stats.routes";
 import type { StatsSchema } from "./stats.routes";
 
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
-  const db = c.get("db");
+  const db = c.get("services").db;
   const [s, last, recent] = await Promise.all([collectStats(db), lastRuns(db), listRuns(db, { page: 1, pageSize: 10 })]);
   const sources = Object.fromEntries(
     SOURCES.map((source) => {
@@ -43,7 +43,7 @@ export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
 
 export const runs: RouteHandler<typeof routes.runs, AppEnv> = async (c) => {
   const q = c.req.valid("query");
-  const { runs, total } = await listRuns(c.get("db"), { source: q.source, status: q.status, page: q.page, pageSize: q.page_size });
+  const { runs, total } = await listRuns(c.get("services").db, { source: q.source, status: q.status, page: q.page, pageSize: q.page_size });
   return c.json(envelope(c, runs, { page: q.page, page_size: q.page_size, total }), 200);
 };
 
@@ -53,7 +53,7 @@ export const checkpoints: RouteHandler<typeof routes.checkpoints, AppEnv> = asyn
 
 export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = async (c) => {
   const { page, page_size } = c.req.valid("query");
-  const db = c.get("db");
+  const db = c.get("services").db;
   const [rows, [{ total }]] = await db.batch([
     db
       .select()

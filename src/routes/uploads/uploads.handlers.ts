@@ -13,7 +13,7 @@ import { CSV_TYPES, type GetRoute, type PutRoute } from "./uploads.routes";
 
 export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   const { filename } = c.req.valid("param");
-  const max = c.get("config").MAX_UPLOAD_BYTES;
+  const max = c.get("services").config.MAX_UPLOAD_BYTES;
   const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
   const csvByName = /\.(csv|tsv|txt)$/i.test(filename);
   if (type ? !CSV_TYPES.includes(type) && !(type === "application/octet-stream" && csvByName) : !csvByName) {
@@ -52,7 +52,7 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
 
 export const get: RouteHandler<GetRoute, AppEnv> = async (c) => {
   const { upload_id } = c.req.valid("param");
-  return c.json(envelope(c, await uploadView(c.get("db"), upload_id)), 200);
+  return c.json(envelope(c, await uploadView(c.get("services").db, upload_id)), 200);
 };
 
 async function uploadView(db: Db, uploadId: string): Promise<Upload> {
