@@ -125,7 +125,7 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
       source_ids = excluded.source_ids, updated_at = excluded.updated_at`;
   // Upserted, not deleted and reinserted: an index entry is rewritten only when its key changed.
   const upsertListing = sql`
-    INSERT INTO asset_listing (scope, asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key)
+    INSERT INTO asset_listing (scope, asset_uid, ${LISTING_KEYS.columns})
     WITH ${targetCte},
     scoped AS (
       SELECT 'all' AS scope, a.* FROM assets a WHERE a.asset_uid IN (SELECT uid FROM target)
@@ -135,10 +135,7 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
     SELECT scope, asset_uid, COALESCE(rank, ${RANK_SENTINEL}), market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
       lower(symbol), lower(name)
     FROM scoped WHERE price_usd IS NOT NULL
-    ON CONFLICT (scope, asset_uid) DO UPDATE SET rank_key = excluded.rank_key, market_cap_usd = excluded.market_cap_usd,
-      price_usd = excluded.price_usd, volume_24h_usd = excluded.volume_24h_usd, change_24h_pct = excluded.change_24h_pct,
-      symbol_key = excluded.symbol_key, name_key = excluded.name_key
-    WHERE ${listingChanged}`;
+    ON CONFLICT (scope, asset_uid) DO UPDATE SET ${LISTING_KEYS.set} WHERE ${LISTING_KEYS.changed}`;
   // Rows of a scope the asset left (a pin moved its only quote of that source) or of an asset without a price.
   const pruneListing = sql`
     WITH ${targetCte}
@@ -149,19 +146,24 @@ export function refreshAssetStatements(target: SQL, now: string): SQL[] {
   return [upsertAssets, upsertListing, pruneListing];
 }
 
+const SCOPES = ["all", ...SOURCES];
 /** Every scope of asset_listing, spelled out so that deletes by asset are range scans of its primary key. */
-export const LISTING_SCOPES = sql.raw(`(${["all", ...SOURCES].map((x) => `'${x}'`).join(", ")})`);
+export const LISTING_SCOPES = sql.raw(`(${SCOPES.map((x) => `'${x}'`).join(", ")})`);
 
-const listingChanged = sql.raw(
-  ["rank_key", "market_cap_usd", "price_usd", "volume_24h_usd", "change_24h_pct", "symbol_key", "name_key"]
-    .map((c) => `asset_listing.${c} IS NOT excluded.${c}`)
-    .join(" OR "),
-);
+/** The listing's sort keys: the column list, the upsert's SET, and whether any of them changed. */
+const LISTING_KEYS = (() => {
+  const keys = ["rank_key", "market_cap_usd", "price_usd", "volume_24h_usd", "change_24h_pct", "symbol_key", "name_key"];
+  return {
+    columns: sql.raw(keys.join(", ")),
+    set: sql.raw(keys.map((k) => `${k} = excluded.${k}`).join(", ")),
+    changed: sql.raw(keys.map((k) => `asset_listing.${k} IS NOT excluded.${k}`).join(" OR ")),
+  };
+})();
 
 /** `total` of GET /data for each scope: a count of each scope's index range. */
 export function totalsStatement() {
   return sql`
     INSERT OR REPLACE INTO listing_totals (scope, total)
     SELECT s.scope, (SELECT COUNT(*) FROM asset_listing l WHERE l.scope = s.scope)
-    FROM (SELECT value AS scope FROM json_each(${JSON.stringify(["all", ...SOURCES])})) s`;
+    FROM (SELECT value AS scope FROM json_each(${JSON.stringify(SCOPES)})) s`;
 }
