@@ -88,7 +88,8 @@ function detectDelimiter(line: string) {
     if (ch === '"') quoted = !quoted;
     else if (!quoted && ch in counts) counts[ch]++;
   }
-  return Object.entries(counts).sort((a, b) => b[1] - a[1])[0][1] > 0 ? Object.entries(counts).sort((a, b) => b[1] - a[1])[0][0] : ",";
+  const [delimiter, n] = Object.entries(counts).sort((a, b) => b[1] - a[1])[0];
+  return n > 0 ? delimiter : ",";
 }
 
 /**

@@ -4,15 +4,15 @@ import { now } from "../lib/clock";
 
 const key = (source: string) => `map:${source}`;
 
-/**
- * The hot-path copy of the unification map: one KV value per source, { source_id: asset_uid },
- * read once per message. D1's asset_mappings is the record; a KV miss falls back to it, and
- * pinned mappings are always read from D1, so a stale copy can only be incomplete, never wrong.
- */
 /** Parsed copies kept in the isolate for this long: well inside KV's own ~60 s staleness, and a CSV file's blocks parse it once. */
 const MEMO_MS = 30_000;
 const memo = new Map<string, { at: number; map: Map<string, string> }>();
 
+/**
+ * The hot-path copy of the unification map: one KV value per source, { source_id: asset_uid }.
+ * D1's asset_mappings is the record; a KV miss falls back to it, and pinned mappings are always
+ * read from D1, so a stale copy can only be incomplete, never wrong.
+ */
 export async function readMapCache(kv: KVNamespace, source: string): Promise<Map<string, string>> {
   const hit = memo.get(source);
   if (hit && now() - hit.at < MEMO_MS) return hit.map;

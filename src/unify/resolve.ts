@@ -77,12 +77,13 @@ export const pinnedMappings = (source: string) =>
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const out: Resolution = new Map();
   const choices = new Map(quotes.map((q) => [q.sourceId, uidCandidates(q)]));
+  const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
   const [mappedRes, candidateRes, takenRes] = await runBatch(db, [
     sql`SELECT source_id, asset_uid FROM asset_mappings
       WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
     // First choices only: the others are looked up below for the few records whose first is taken.
-    takenUidsQuery([...choices.values()].map((c) => c[0])),
+    takenUidsQuery(quotes.map(first)),
   ]);
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string }[]).map((m) => [m.source_id, m.asset_uid]));
@@ -95,15 +96,13 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
 
   const decisions = decide(todo, (candidateRes.results as MappingRow[]).map(toKnown), new Map());
   const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
-  const firsts = new Map<string, number>();
-  for (const q of todo)
-    if (!decisions.get(matchKey(q))?.assetUid) firsts.set(choices.get(q.sourceId)![0], (firsts.get(choices.get(q.sourceId)![0]) ?? 0) + 1);
-  const contested = todo.filter((q) => {
-    const first = choices.get(q.sourceId)![0];
-    return !decisions.get(matchKey(q))?.assetUid && (takenUids.has(first) || (firsts.get(first) ?? 0) > 1);
-  });
+  // New assets whose first-choice uid is taken, or wanted by another new asset of this batch.
+  const fresh = todo.filter((q) => !decisions.get(matchKey(q))?.assetUid);
+  const wanted = new Map<string, number>();
+  for (const q of fresh) wanted.set(first(q), (wanted.get(first(q)) ?? 0) + 1);
+  const contested = fresh.filter((q) => takenUids.has(first(q)) || wanted.get(first(q))! > 1);
   // Only uids looked up in D1 may be handed out; anything else gets a random suffix.
-  const checked = new Set([...choices.values()].map((c) => c[0]));
+  const checked = new Set(quotes.map(first));
   if (contested.length) {
     const others = contested.flatMap((q) => choices.get(q.sourceId)!.slice(1));
     for (const r of await db.all<{ uid: string }>(takenUidsQuery(others))) takenUids.add(r.uid);
