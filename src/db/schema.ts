@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
-const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
+export const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
+export const RUN_TRIGGERS = ["cron", "manual", "upload", "replay"] as const;
 
 /** One row per canonical coin; the consensus figures are recomputed whenever one of its quotes changes. */
 export const assets = sqliteTable("assets", {
@@ -153,7 +154,7 @@ export const ingestionRuns = sqliteTable(
   {
     runId: text().primaryKey(),
     source: text().notNull(),
-    trigger: text({ enum: ["cron", "manual", "upload", "replay"] }).notNull(),
+    trigger: text({ enum: RUN_TRIGGERS }).notNull(),
     status: text({ enum: RUN_STATUSES }).notNull(),
     createdAt: text().notNull(),
     startedAt: text(),

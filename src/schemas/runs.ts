@@ -1,8 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { SourceSchema } from "../config";
+import { RUN_STATUSES, RUN_TRIGGERS } from "../db/schema";
 
-export const RunStatusSchema = z.enum(["queued", "running", "succeeded", "partial", "failed"]);
-export const TriggerSchema = z.enum(["cron", "manual", "upload", "replay"]);
+export const RunStatusSchema = z.enum(RUN_STATUSES);
+export const TriggerSchema = z.enum(RUN_TRIGGERS);
 
 export const RunSchema = z
   .object({
