@@ -4,11 +4,12 @@
 //    (bench/upstream-gen.mjs: the recorded field layout, 90 % of coins in both sources);
 // 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
 //    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
-// 3. with the Worker stopped, upserts the same rows into a source_quotes-shaped table on the
-//    same local D1 engine (bench/d1-bare.mjs, median of 3) and prints pipeline/bare per source;
-// 4. the storage floor: every row the two runs left in the tables a record touches (quotes,
-//    history, mappings, assets and the /data listing), written bare into a fresh database with the
-//    real migrations. floor/bare is the best ratio any pipeline could reach with this schema.
+// 3. with the Worker stopped, reads what the runs stored from its local D1 file and, on the same
+//    engine in a fresh database with the real migrations (bench/d1-bare.mjs, median of 3):
+//    - bare: upserts each source's stored quotes into source_quotes alone; prints pipeline/bare;
+//    - storage floor: writes every row the two runs left in the tables a record touches (quotes,
+//      history, mappings, assets, the /data listing). floor/bare is the best ratio any pipeline
+//      could reach with this schema.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -31,49 +32,6 @@ emit({
   coingecko_pages: gen.pages,
   coins_in_both: gen.overlap,
 });
-
-// The rows the pipeline ends up storing for each source, for the bare upsert.
-const at = "2026-11-22T12:00:00.000Z";
-const ingested = new Date().toISOString();
-const slugOf = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
-const bareRows = {
-  coinpaprika: gen.paprika.map((t) => [
-    "coinpaprika",
-    t.id,
-    slugOf(t.name),
-    t.symbol,
-    t.name,
-    t.rank,
-    t.quotes.USD.price,
-    t.quotes.USD.market_cap,
-    t.quotes.USD.volume_24h,
-    t.quotes.USD.percent_change_24h,
-    t.circulating_supply,
-    t.total_supply,
-    t.max_supply || null,
-    at,
-    ingested,
-    "run_bare",
-  ]),
-  coingecko: gen.gecko.map((g) => [
-    "coingecko",
-    g.id,
-    slugOf(g.name),
-    g.symbol.toUpperCase(),
-    g.name,
-    g.market_cap_rank,
-    g.current_price,
-    g.market_cap,
-    g.total_volume,
-    g.price_change_percentage_24h,
-    g.circulating_supply,
-    g.total_supply,
-    g.max_supply,
-    at,
-    ingested,
-    "run_bare",
-  ]),
-};
 
 const pipeline = {};
 const upstream = await startRecordedUpstream(UPSTREAM_PORT, gen.dir);
@@ -156,41 +114,6 @@ for (const source of Object.keys(pipeline)) {
 }
 emit({ bench: "ingest_log", ...logProblems("ingest") });
 
-const QUOTE_COLUMNS = [
-  "source",
-  "source_id",
-  "asset_uid",
-  "symbol",
-  "name",
-  "rank",
-  "price_usd",
-  "market_cap_usd",
-  "volume_24h_usd",
-  "change_24h_pct",
-  "circulating_supply",
-  "total_supply",
-  "max_supply",
-  "source_updated_at",
-  "ingested_at",
-  "run_id",
-];
-const bareJob = (rows) => ({
-  schema: [
-    "CREATE TABLE source_quotes (source text NOT NULL, source_id text NOT NULL, asset_uid text NOT NULL, symbol text NOT NULL, name text NOT NULL, rank integer, price_usd real NOT NULL, market_cap_usd real, volume_24h_usd real, change_24h_pct real, circulating_supply real, total_supply real, max_supply real, source_updated_at text NOT NULL, ingested_at text NOT NULL, run_id text NOT NULL, PRIMARY KEY(source, source_id))",
-    "CREATE INDEX source_quotes_asset_idx ON source_quotes (asset_uid)",
-  ],
-  tables: [
-    {
-      name: "source_quotes",
-      columns: QUOTE_COLUMNS,
-      conflict: `ON CONFLICT (source, source_id) DO UPDATE SET ${QUOTE_COLUMNS.slice(2)
-        .map((c) => `${c} = excluded.${c}`)
-        .join(", ")} WHERE excluded.source_updated_at > source_quotes.source_updated_at`,
-      rows,
-    },
-  ],
-});
-
 /** Runs bench/d1-bare.mjs on a job (median of 3) and returns its summary line. */
 function bareWrite(job, label) {
   const file = path.join(out, `bare-${label}.json`);
@@ -210,19 +133,20 @@ function bareWrite(job, label) {
     .find((j) => j.bench === "d1_bare");
 }
 
-// The bare D1 upsert of the same rows on the same local engine (the Worker is stopped by now).
-const bare = {};
-for (const source of ["coinpaprika", "coingecko"]) {
-  bare[source] = bareWrite(bareJob(bareRows[source]), source);
-  emit({ ...bare[source], bench: "ingest_bare_d1", source });
-}
-
-// The storage floor: the rows both runs left behind, read from the Worker's local D1 file.
+// What the runs stored, read from the Worker's local D1 file (the Worker is stopped by now).
 const d1Dir = path.join(worker.state, "v3", "d1", "miniflare-D1DatabaseObject");
 const d1File = fs.readdirSync(d1Dir).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
 process.removeAllListeners("warning"); // node:sqlite prints an "experimental" warning on Node 22
 const { DatabaseSync } = await import("node:sqlite");
 const stored = new DatabaseSync(path.join(d1Dir, d1File), { readOnly: true });
+const table = (name, where = "") => {
+  const rows = stored.prepare(`SELECT * FROM ${name} ${where}`).all();
+  const columns = Object.keys(rows[0] ?? {});
+  return { name, columns, rows: rows.map((row) => columns.map((c) => row[c])) };
+};
+const floorTables = ["asset_mappings", "assets", "source_quotes", "quote_history", "asset_listing"].map((name) => table(name));
+const quotesOf = Object.fromEntries(Object.keys(pipeline).map((source) => [source, table("source_quotes", `WHERE source = '${source}'`)]));
+stored.close();
 const migrations = fs
   .readdirSync(path.join(root, "migrations"))
   .filter((f) => f.endsWith(".sql"))
@@ -230,12 +154,16 @@ const migrations = fs
   .flatMap((f) => fs.readFileSync(path.join(root, "migrations", f), "utf8").split("--> statement-breakpoint"))
   .map((x) => x.trim())
   .filter(Boolean);
-const floorTables = ["asset_mappings", "assets", "source_quotes", "quote_history", "asset_listing"].map((name) => {
-  const rows = stored.prepare(`SELECT * FROM ${name}`).all();
-  const columns = Object.keys(rows[0] ?? {});
-  return { name, columns, rows: rows.map((row) => columns.map((c) => row[c])) };
-});
-stored.close();
+
+// Bare: one source's quotes upserted into source_quotes (its primary key and asset index), nothing else.
+const bare = {};
+for (const [source, quotes] of Object.entries(quotesOf)) {
+  const set = quotes.columns.filter((c) => c !== "source" && c !== "source_id").map((c) => `${c} = excluded.${c}`);
+  const conflict = `ON CONFLICT (source, source_id) DO UPDATE SET ${set.join(", ")} WHERE excluded.source_updated_at > source_quotes.source_updated_at`;
+  bare[source] = bareWrite({ schema: migrations, tables: [{ ...quotes, conflict }] }, source);
+  emit({ ...bare[source], bench: "ingest_bare_d1", source });
+}
+
 const floor = bareWrite({ schema: migrations, tables: floorTables }, "floor");
 const records = Object.values(pipeline).reduce((n, p) => n + p.fetched, 0);
 const floorRecordsPerS = Math.round(records / (floor.median_ms / 1000));

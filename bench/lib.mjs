@@ -3,9 +3,9 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { prepareLocalWorker, waitForHealth, wranglerBin, wranglerEnv } from "../scripts/local-stack.mjs";
+import { prepareLocalWorker, root, waitForHealth, wranglerBin, wranglerEnv } from "../scripts/local-stack.mjs";
 
-export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+export { root };
 export const TOKEN = "bench-admin-token";
 
 /** Worker vars for a run against the loopback recorded upstream, with the client budgets out of the way. */
@@ -107,8 +107,6 @@ export function coincapCsv(rows, tag = "bulk") {
   }
   return `${lines.join("\n")}\n`;
 }
-
-// ---- additions for ingest/api/load benchmarks (exports only; the functions above are unchanged) ----
 
 /** The project's Node >= 22 (npm package "node"), for helpers that need it (miniflare). */
 export const node22 = path.join(root, "node_modules", ".bin", "node");
