@@ -5,7 +5,7 @@ import { dbFor } from "../src/db/client";
 import { listAssets, SORT_COLUMNS, type SortKey } from "../src/db/queries/assets";
 import { ingestUpload } from "../src/ingest/csv-upload";
 import { totalsStatement } from "../src/ingest/store";
-import { api, apiWith, stageCsv, TOKEN, testServices } from "./helpers";
+import { api, apiWith, pinMapping, stageCsv, TOKEN, testServices } from "./helpers";
 
 type Body<T = unknown> = { data: T; metadata: Record<string, unknown> };
 
@@ -193,19 +193,9 @@ describe("writes", () => {
     });
     expect(json.status).toBe(415);
     expect(await json.json()).toMatchObject({ error: { code: "unsupported_media_type" } });
-    const bad = await api("/assets/anything/mappings", {
-      method: "PUT",
-      token: TOKEN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ source: "nope", source_id: 1 }),
-    });
+    const bad = await pinMapping("anything", { source: "nope", source_id: 1 });
     expect(bad.status).toBe(400);
-    const missing = await api("/assets/no-such-asset/mappings", {
-      method: "PUT",
-      token: TOKEN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ source: "csv", source_id: "x" }),
-    });
+    const missing = await pinMapping("no-such-asset", { source: "csv", source_id: "x" });
     expect(missing.status).toBe(404);
   });
 });

@@ -43,6 +43,16 @@ export function api(path: string, init: RequestInit & { token?: string } = {}) {
   return exports.default.fetch(new Request(`http://coinfuse.test${path}`, { ...init, headers }));
 }
 
+/** PUT /assets/{uid}/mappings with the admin token: pins `body`'s mapping to that asset. */
+export function pinMapping(assetUid: string, body: unknown) {
+  return api(`/assets/${assetUid}/mappings`, {
+    method: "PUT",
+    token: TOKEN,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
 export async function rows<T = Record<string, unknown>>(query: string, ...binds: unknown[]) {
   return (
     await env.DB.prepare(query)

@@ -10,7 +10,7 @@ import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
 import { pinnedMappings } from "../src/unify/resolve";
-import { api, rows, TOKEN, testServices } from "./helpers";
+import { api, pinMapping, rows, testServices } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
 
@@ -85,13 +85,7 @@ describe("unification in storage", () => {
       rejected: [],
     };
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run", part: "p1", fetched: 2, normalised });
-    const pin = (source: string, sourceId: string) =>
-      api("/assets/target-coin/mappings", {
-        method: "PUT",
-        token: TOKEN,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ source, source_id: sourceId }),
-      });
+    const pin = (source: string, sourceId: string) => pinMapping("target-coin", { source, source_id: sourceId });
     expect((await pin("csv", "zzr-from-csv")).status).toBe(200);
     // Re-pin the old coin's paprika id to the target: the old asset is left empty.
     const move = await pin("coinpaprika", "zzq-old-name");
@@ -131,12 +125,7 @@ describe("unification in storage", () => {
     ]);
     expect(await listingDrift()).toEqual({ stored: 7, missing: [], extra: [] });
     // Alpha loses its only CoinPaprika quote to a pin: it must leave the coinpaprika scope and keep "all" and csv.
-    const moved = await api("/assets/beta-coin/mappings", {
-      method: "PUT",
-      token: TOKEN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ source: "coinpaprika", source_id: "zza-alpha" }),
-    });
+    const moved = await pinMapping("beta-coin", { source: "coinpaprika", source_id: "zza-alpha" });
     expect(moved.status).toBe(200);
     expect(await listingDrift()).toEqual({ stored: 6, missing: [], extra: [] });
     const paprikaPage = await (await api("/data?source=coinpaprika")).json<{
