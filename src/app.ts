@@ -3,7 +3,8 @@ import { HTTPException } from "hono/http-exception";
 import { servicesFor } from "./jobs/context";
 import { ApiError, errorBody } from "./lib/errors";
 import { log } from "./lib/log";
-import { createRouter } from "./lib/router";
+import { Meter, serverTiming, withMeter } from "./lib/usage";
+import { type AppContext, createRouter } from "./lib/router";
 import { assetsRouter } from "./routes/assets/assets.index";
 import { dataRouter } from "./routes/data/data.index";
 import { docsHtml } from "./routes/docs";
@@ -25,12 +26,21 @@ function corsFor(origins: string) {
       origin: origins === "*" ? "*" : origins.split(",").map((o) => o.trim()),
       allowHeaders: ["authorization", "content-type", "if-none-match", "x-request-id"],
       allowMethods: ["GET", "HEAD", "POST", "PUT", "OPTIONS"],
-      exposeHeaders: ["x-request-id", "etag", "retry-after"],
+      exposeHeaders: ["x-request-id", "etag", "retry-after", "server-timing"],
       maxAge: 600,
     });
     corsByOrigins.set(origins, mw);
   }
   return mw;
+}
+
+/** The request's execution context, where there is one (app.request() in tests has none). */
+function executionCtx(c: AppContext): ExecutionContext | undefined {
+  try {
+    return c.executionCtx as unknown as ExecutionContext;
+  } catch {
+    return undefined;
+  }
 }
 
 export function createApp() {
@@ -54,9 +64,14 @@ export function createApp() {
     });
   });
 
+  // Every D1 call of the request reports to its meter: Server-Timing says what the request cost.
   app.use("*", async (c, next) => {
-    c.set("services", servicesFor(c.env));
-    await next();
+    const meter = new Meter();
+    await withMeter(meter, async () => {
+      c.set("services", servicesFor(c.env, undefined, executionCtx(c)));
+      await next();
+    });
+    c.res.headers.set("server-timing", serverTiming(meter));
   });
 
   app.use("*", (c, next) => corsFor(c.get("services").config.CORS_ORIGINS)(c, next));

@@ -9,5 +9,5 @@ const app = createApp();
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   scheduled: async (controller, env) => handleScheduled(controller, env),
-  queue: async (batch, env) => handleQueue(batch as MessageBatch<unknown>, env),
+  queue: async (batch, env, ctx) => handleQueue(batch as MessageBatch<unknown>, env, undefined, ctx),
 } satisfies ExportedHandler<Env, JobMessage>;

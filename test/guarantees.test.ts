@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import paprika from "../data/coinpaprika/tickers.json";
 import { ingestUpload } from "../src/ingest/csv-upload";
-import { acquireLease } from "../src/ingest/lease";
+import { acquireLease } from "../src/db/lease";
 import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";

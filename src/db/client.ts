@@ -13,3 +13,6 @@ export function dbFor(d1: D1Database): Db {
   return db;
 }
 export type Db = ReturnType<typeof drizzle<typeof schema>>;
+
+/** Builds statements for batches (toSQL) where no handle is at hand; never executes anything. */
+export const builder: Db = drizzle({} as D1Database, { schema, casing: "snake_case" });

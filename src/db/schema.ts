@@ -1,24 +1,24 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { USAGE_KEYS, type UsageKey } from "../lib/usage";
+import type { SourceQuote } from "../sources/source-quote";
 
 export const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
 export const RUN_TRIGGERS = ["cron", "manual", "upload", "replay"] as const;
+export const RESOLUTIONS = ["raw", "hour", "day"] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
 
-/** One row per canonical coin; the consensus figures are recomputed whenever one of its quotes changes. */
+/** A source id's latest quote as stored in its bucket: the normalised quote, its asset, and when and by which run it was stored. */
+export type StoredQuote = Omit<SourceQuote, "source"> & { assetUid: string; slot: number; ingestedAt: string; runId: string };
+
+/** What a run cost (SPEC `usage`), one integer column per key. */
+const usageColumn = (key: UsageKey) => integer(`usage_${key}`).notNull().default(0);
+const usageColumns = Object.fromEntries(USAGE_KEYS.map((k) => [k, usageColumn(k)])) as { [K in UsageKey]: ReturnType<typeof usageColumn> };
+
+/** One row per canonical coin: its identity. Prices live in quote_buckets; the /data read model is a snapshot. */
 export const assets = sqliteTable("assets", {
   assetUid: text().primaryKey(),
-  symbol: text().notNull(),
-  name: text().notNull(),
-  rank: integer(),
-  priceUsd: real(),
-  marketCapUsd: real(),
-  volume24hUsd: real("volume_24h_usd"),
-  change24hPct: real("change_24h_pct"),
-  spreadPct: real(),
-  sources: text().notNull().default("[]"),
-  sourceIds: text().notNull().default("{}"),
   createdAt: text().notNull(),
-  updatedAt: text().notNull(),
 });
 
 /** An asset_uid that once was served and now points at another asset (after a merge or a pin). */
@@ -26,42 +26,6 @@ export const assetAliases = sqliteTable("asset_aliases", {
   aliasUid: text().primaryKey(),
   assetUid: text().notNull(),
   createdAt: text().notNull(),
-});
-
-/**
- * Read model of GET /data: one row per asset under scope "all" and one per source that quotes it,
- * so that every filter + sort pair is a range scan of one index. NULL sort values are stored as NULL
- * except rank, whose NULL sorts last through a large sentinel.
- */
-export const assetListing = sqliteTable(
-  "asset_listing",
-  {
-    scope: text().notNull(),
-    assetUid: text().notNull(),
-    rankKey: integer().notNull(),
-    marketCapUsd: real(),
-    priceUsd: real(),
-    volume24hUsd: real("volume_24h_usd"),
-    change24hPct: real("change_24h_pct"),
-    symbolKey: text().notNull(),
-    nameKey: text().notNull(),
-  },
-  (t) => [
-    primaryKey({ columns: [t.scope, t.assetUid] }),
-    index("listing_rank_idx").on(t.scope, t.rankKey, t.assetUid),
-    index("listing_market_cap_idx").on(t.scope, t.marketCapUsd, t.assetUid),
-    index("listing_price_idx").on(t.scope, t.priceUsd, t.assetUid),
-    index("listing_volume_idx").on(t.scope, t.volume24hUsd, t.assetUid),
-    index("listing_change_idx").on(t.scope, t.change24hPct, t.assetUid),
-    index("listing_symbol_idx").on(t.scope, t.symbolKey, t.assetUid),
-    index("listing_name_idx").on(t.scope, t.nameKey, t.assetUid),
-  ],
-);
-
-/** Row counts of asset_listing per scope, maintained on write so that `total` costs one row read. */
-export const listingTotals = sqliteTable("listing_totals", {
-  scope: text().primaryKey(),
-  total: integer().notNull(),
 });
 
 /** The record of the unification map: which asset a (source, source_id) belongs to, and why. */
@@ -77,11 +41,14 @@ export const assetMappings = sqliteTable(
     nameKey: text().notNull(),
     idKey: text().notNull(),
     name: text().notNull(),
+    /** This id's place in its source's quote and history buckets (see QUOTES_PER_BUCKET); never reused. */
+    slot: integer().notNull(),
     createdAt: text().notNull(),
     updatedAt: text().notNull(),
   },
   (t) => [
     primaryKey({ columns: [t.source, t.sourceId] }),
+    uniqueIndex("mappings_slot_idx").on(t.source, t.slot),
     index("mappings_asset_idx").on(t.assetUid),
     index("mappings_symbol_idx").on(t.symbolKey),
     index("mappings_name_idx").on(t.nameKey),
@@ -105,49 +72,50 @@ export const ambiguousMatches = sqliteTable(
   (t) => [primaryKey({ columns: [t.source, t.sourceId] })],
 );
 
-/** Latest quote per (source, source_id). */
-export const sourceQuotes = sqliteTable(
-  "source_quotes",
+/**
+ * Latest quotes, packed: one row per source and bucket of QUOTES_PER_BUCKET slots, holding each
+ * id's latest quote keyed by source id. A steady tick rewrites one row per bucket, not per coin.
+ */
+export const quoteBuckets = sqliteTable(
+  "quote_buckets",
   {
     source: text().notNull(),
-    sourceId: text().notNull(),
-    assetUid: text().notNull(),
-    symbol: text().notNull(),
-    name: text().notNull(),
-    rank: integer(),
-    priceUsd: real().notNull(),
-    marketCapUsd: real(),
-    volume24hUsd: real("volume_24h_usd"),
-    change24hPct: real("change_24h_pct"),
-    circulatingSupply: real(),
-    totalSupply: real(),
-    maxSupply: real(),
-    sourceUpdatedAt: text().notNull(),
-    ingestedAt: text().notNull(),
-    runId: text().notNull(),
+    bucket: integer().notNull(),
+    quotes: text({ mode: "json" }).$type<Record<string, StoredQuote>>().notNull(),
+    updatedAt: text().notNull(),
   },
-  (t) => [primaryKey({ columns: [t.source, t.sourceId] }), index("quotes_asset_idx").on(t.assetUid)],
+  (t) => [primaryKey({ columns: [t.source, t.bucket] })],
 );
 
-/** Price points: `raw` as ingested, rolled up to `hour` and `day` by the retention job. */
-export const quoteHistory = sqliteTable(
-  "quote_history",
+/**
+ * Price history, packed: one row per source, bucket, resolution and period (an hour of raw
+ * points, a day of hourly points, a month of daily ones); `points` is history-codec's binary.
+ */
+export const historyBuckets = sqliteTable(
+  "history_buckets",
   {
     source: text().notNull(),
-    sourceId: text().notNull(),
-    resolution: text({ enum: ["raw", "hour", "day"] }).notNull(),
-    at: text().notNull(),
-    assetUid: text().notNull(),
-    priceUsd: real().notNull(),
-    marketCapUsd: real(),
-    volume24hUsd: real("volume_24h_usd"),
+    bucket: integer().notNull(),
+    resolution: text({ enum: RESOLUTIONS }).notNull(),
+    periodStart: text().notNull(),
+    points: blob({ mode: "buffer" }).notNull(),
+    count: integer().notNull(),
   },
   (t) => [
-    primaryKey({ columns: [t.source, t.sourceId, t.resolution, t.at] }),
-    index("history_asset_idx").on(t.assetUid, t.at),
-    index("history_resolution_idx").on(t.resolution, t.at),
+    primaryKey({ columns: [t.source, t.bucket, t.resolution, t.periodStart] }),
+    index("history_period_idx").on(t.resolution, t.periodStart),
   ],
 );
+
+/** The published /data read model: which snapshot object in R2 is current, and the version counter. */
+export const readModel = sqliteTable("read_model", {
+  id: integer().primaryKey(),
+  claimed: integer().notNull(),
+  version: integer().notNull(),
+  key: text(),
+  assets: integer().notNull(),
+  builtAt: text(),
+});
 
 export const ingestionRuns = sqliteTable(
   "ingestion_runs",
@@ -166,6 +134,7 @@ export const ingestionRuns = sqliteTable(
     written: integer().notNull().default(0),
     error: text(),
     origin: text().notNull().default("live"),
+    ...usageColumns,
   },
   (t) => [
     index("runs_created_idx").on(t.createdAt),

@@ -8,7 +8,7 @@ import { PayloadError } from "../sources/source";
 import { archiveRaw } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
-import { leaseStatement, sourceLeaseName } from "./lease";
+import { leaseStatement, sourceLeaseName } from "../db/lease";
 import { deferRequests, reserveRequestSlot } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";

@@ -1,25 +1,55 @@
+import { sql } from "drizzle-orm";
 import type { Source } from "../config";
-import { runBatch } from "../db/batch";
+import { leases } from "../db/schema";
+import { builder } from "../db/client";
+import { sourceLeaseName } from "../db/lease";
+import { publishReadModel } from "../db/read-model";
 import type { Services } from "../jobs/context";
+import { purgeReadCache } from "../lib/http-cache";
+import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
+import { currentMeter } from "../lib/usage";
 import { publishMapCache } from "../unify/map-cache";
 import { writeCheckpoint } from "./checkpoints";
-import { releaseLease, sourceLeaseName } from "./lease";
-import { finishRun } from "./runs";
-import { totalsStatement } from "./store";
+import { finishRun, getRun, isFinished, partTotals } from "./runs";
 
-/** Closes a run: totals and status in D1, lease released, checkpoint and map published to KV. */
+/**
+ * Closes a run: the /data read model rebuilt once (when the run wrote anything), checkpoint and map
+ * published to KV, then totals, status, lease and usage in one D1 transaction, and the edge cache purged.
+ */
 export async function completeRun(
   s: Services,
   runId: string,
   opts: { error?: string | null; cursor?: string | null; holdsLease: boolean },
 ) {
-  // `total` of GET /data is recounted once per run rather than on every read.
-  await runBatch(s.db, [totalsStatement()]);
-  const run = await finishRun(s.db, runId, opts.error ?? null);
+  const before = await getRun(s.db, runId);
+  if (!before || isFinished(before.status)) return before ?? null;
+  const source = before.source as Source;
+  const totals = await partTotals(s.db, runId);
+  const failed = !!opts.error;
+  // D1 holds the rows already; a snapshot or KV that fails to publish only leaves reads one run stale.
+  try {
+    if (totals.written > 0) await publishReadModel(s.db, s.env.BUCKET);
+  } catch (e) {
+    log("warn", "read_model_publish_failed", { run_id: runId, error: (e as Error).message });
+  }
+  try {
+    await writeCheckpoint(s.env.KV, source, {
+      last_run_id: runId,
+      ...(!failed ? { last_success_at: nowIso(), cursor: opts.cursor ?? null } : {}),
+    });
+    if (!failed) await publishMapCache(s.db, s.env.KV, source);
+  } catch (e) {
+    log("warn", "kv_publish_failed", { run_id: runId, error: (e as Error).message });
+  }
+  const release = opts.holdsLease
+    ? builder.delete(leases).where(sql`${leases.name} = ${sourceLeaseName(source)} AND ${leases.holder} = ${runId}`)
+    : undefined;
+  // This message's cost so far goes in with the close; the queue handler records whatever follows.
+  const usage = currentMeter()?.take();
+  const run = await finishRun(s.db, runId, opts.error ?? null, { totals, release, usage });
   if (!run) return null;
-  const source = run.source as Source;
-  if (opts.holdsLease) await releaseLease(s.db, sourceLeaseName(source), runId);
+  if (totals.written > 0) await purgeReadCache(s.ctx);
   log(run.status === "failed" ? "warn" : "info", "run_finished", {
     run_id: runId,
     source,
@@ -30,17 +60,8 @@ export async function completeRun(
     accepted: run.accepted,
     rejected: run.rejected,
     written: run.written,
+    d1_rows_written: run.d1_rows_written,
     error: run.error,
   });
-  // KV is a published copy; failing to write it must not fail the run that D1 already recorded.
-  try {
-    await writeCheckpoint(s.env.KV, source, {
-      last_run_id: runId,
-      ...(run.status !== "failed" ? { last_success_at: run.finishedAt, cursor: opts.cursor ?? null } : {}),
-    });
-    if (run.status !== "failed") await publishMapCache(s.db, s.env.KV, source);
-  } catch (e) {
-    log("warn", "kv_publish_failed", { run_id: runId, error: (e as Error).message });
-  }
   return run;
 }

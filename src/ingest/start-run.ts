@@ -5,8 +5,9 @@ import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
 import type { Trigger } from "../schemas/runs";
-import { acquireLease, releaseLease, sourceLeaseName } from "./lease";
-import { finishRun, getRun, newRunRow } from "./runs";
+import { acquireLease, releaseLease, sourceLeaseName } from "../db/lease";
+import { measured } from "../lib/usage";
+import { finishRun, getRun, newRunRow, recordUsage } from "./runs";
 
 /** A source run holds its lease this long without a heartbeat before another run may take over. */
 export const SOURCE_LEASE_MS = 10 * 60_000;
@@ -19,10 +20,19 @@ export type StartResult = { started: true; run: typeof ingestionRuns.$inferSelec
  */
 export async function startSourceRun(s: Services, source: Source, trigger: Trigger): Promise<StartResult> {
   const row = newRunRow(source, trigger, s.config.DATA_ORIGIN);
+  const { result, usage } = await measured(() => takeLeaseAndEnqueue(s, source, trigger, row));
+  if (!result) return { started: false, runningRunId: (await currentHolder(s, source)) ?? null };
+  await recordUsage(s.db, row.runId, usage);
+  return { started: true, run: (await getRun(s.db, row.runId))! };
+}
+
+const currentHolder = async (s: Services, source: Source) =>
+  (await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) }))?.holder;
+
+/** True when the run was queued; false when another run of the source holds the lease. */
+async function takeLeaseAndEnqueue(s: Services, source: Source, trigger: Trigger, row: ReturnType<typeof newRunRow>) {
   const previous = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
-  if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS))) {
-    return { started: false, runningRunId: previous?.holder ?? null };
-  }
+  if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS))) return false;
   // We took over an expired lease: its run stopped sending heartbeats (its worker died), so it is
   // closed as failed with that reason rather than left "running" for good.
   if (previous && previous.holder !== row.runId) {
@@ -43,5 +53,5 @@ export async function startSourceRun(s: Services, source: Source, trigger: Trigg
     throw e;
   }
   log("info", "run_queued", { run_id: row.runId, source, trigger });
-  return { started: true, run: (await getRun(s.db, row.runId))! };
+  return true;
 }

@@ -1,15 +1,17 @@
 import { type SQL, sql } from "drizzle-orm";
-import { runBatch } from "../db/batch";
+import type { Statement } from "../db/batch";
 import type { Db } from "../db/client";
+import { type ResolvedQuote, storeQuotes } from "../db/quote-store";
+import { rejectionStatement } from "../db/rejections";
+import { runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
 import { type Resolution, resolveAssets } from "../unify/resolve";
-import { quoteStatements, type ResolvedQuote, rejectionStatement } from "./store";
 
-/** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement limits. */
-const CHUNK = 2000;
+/** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement and value limits. */
+const CHUNK = 10_000;
 /** Quotes unified per lease: bounds the size of the key lists sent to D1. */
 const RESOLVE_CHUNK = 5000;
 
@@ -34,66 +36,48 @@ export async function storeNormalised(
     for (const [k, v] of await resolveAssets(db, kv, p.source, quotes.slice(i, i + RESOLVE_CHUNK))) resolution.set(k, v);
   }
   const t1 = now();
+  const resolved: ResolvedQuote[] = quotes.map((q) => {
+    const r = resolution.get(matchKey(q))!;
+    return { ...q, assetUid: r.assetUid, slot: r.slot };
+  });
   let written = 0;
-  // D1's own execution time of the statements; the rest of write_ms is round trips and commits.
-  let sqlMs = 0;
-  const slices = Math.max(1, Math.ceil(quotes.length / CHUNK));
+  const slices = Math.max(1, Math.ceil(resolved.length / CHUNK));
   for (let s = 0; s < slices; s++) {
-    const slice: ResolvedQuote[] = quotes
-      .slice(s * CHUNK, (s + 1) * CHUNK)
-      .map((q) => ({ ...q, assetUid: resolution.get(matchKey(q))!.assetUid }));
     const last = s === slices - 1;
-    const { statements, upsertIndex } = quoteStatements(p.source, p.runId, slice, at);
-    const tail: SQL[] = [];
-    let advanceAt = -1;
-    if (last) {
+    const slice = resolved.slice(s * CHUNK, (s + 1) * CHUNK);
+    const stored = await storeQuotes(db, p.source, p.runId, slice, at, (sliceWritten) => {
+      if (!last) return [];
+      const tail: Statement[] = [];
       for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
         tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
       }
-      if (p.checkpoint) advanceAt = statements.length + tail.push(p.checkpoint.advance) - 1;
-      tail.push(
-        partStatement(
-          p,
-          quotes.map((q) => q.sourceId),
-          at,
-          p.checkpoint?.holds,
-        ),
-      );
-    }
-    const results = await runBatch(db, [...statements, ...tail]);
-    written += results[upsertIndex]?.meta?.changes ?? 0;
-    sqlMs += results.reduce((sum, r) => sum + (r.meta.duration ?? 0), 0);
-    if (advanceAt >= 0 && results[advanceAt].meta.changes === 0) {
+      if (p.checkpoint) tail.push(p.checkpoint.advance);
+      tail.push(partStatement(p, written + sliceWritten, at, p.checkpoint?.holds));
+      return tail;
+    });
+    written += stored.written;
+    if (last && p.checkpoint && stored.tailResults.at(-2)?.meta.changes === 0) {
       throw new CheckpointMoved(`${p.part}: the checkpoint was moved by another delivery; resuming from it`);
     }
   }
-  log("info", "chunk_stored", {
-    run_id: p.runId,
-    part: p.part,
-    quotes: quotes.length,
-    written,
-    resolve_ms: t1 - t0,
-    write_ms: now() - t1,
-    sql_ms: Math.round(sqlMs),
-  });
+  log("info", "chunk_stored", { run_id: p.runId, part: p.part, quotes: quotes.length, written, resolve_ms: t1 - t0, write_ms: now() - t1 });
   return { accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
 }
 
 /**
- * Counts the part once. `written` is the number of its quotes that now carry this run's id, which
- * is the same whether the part's message was delivered once or again after a crash.
+ * Counts the part once, in the transaction that stored it: a redelivery after a crash finds the
+ * part (or the checkpoint past it) and counts nothing again.
  */
 function partStatement(
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised },
-  ids: string[],
+  p: { runId: string; part: string; fetched: number; normalised: Normalised },
+  written: number,
   now: string,
   holds: SQL = sql`1`,
 ) {
   return sql`
-    INSERT INTO run_parts (run_id, part, fetched, accepted, rejected, written, finished_at)
-    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length},
-      (SELECT COUNT(*) FROM source_quotes WHERE source = ${p.source} AND run_id = ${p.runId}
-        AND source_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))), ${now}
+    INSERT INTO ${runParts} (${sql.identifier("run_id")}, ${sql.identifier("part")}, ${sql.identifier("fetched")}, ${sql.identifier("accepted")},
+      ${sql.identifier("rejected")}, ${sql.identifier("written")}, ${sql.identifier("finished_at")})
+    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length}, ${written}, ${now}
     WHERE ${holds}
     ON CONFLICT DO NOTHING`;
 }

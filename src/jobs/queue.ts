@@ -7,6 +7,8 @@ import { completeRun } from "../ingest/finish";
 import { replay } from "../ingest/replay";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
+import { measured } from "../lib/usage";
+import { recordUsage } from "../ingest/runs";
 import { type Services, servicesFor } from "./context";
 import { type JobMessage, JobMessageSchema } from "./messages";
 
@@ -29,9 +31,9 @@ export async function runJob(s: Services, job: JobMessage) {
  * Acks or retries each message on its own: one bad message never holds back the others. A
  * message that keeps failing is retried with growing delays, then moves to the dead-letter queue.
  */
-export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchImpl?: typeof fetch) {
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchImpl?: typeof fetch, ctx?: ExecutionContext) {
   if (batch.queue === DEAD_LETTER_QUEUE) return handleDeadLetters(batch, env);
-  const s = servicesFor(env, fetchImpl);
+  const s = servicesFor(env, fetchImpl, ctx);
   for (const message of batch.messages) {
     const parsed = JobMessageSchema.safeParse(message.body);
     if (!parsed.success) {
@@ -41,8 +43,21 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchI
     }
     const job = parsed.data;
     const t0 = performance.now();
+    // What the message cost goes to its run: with the close when it closes the run, else here.
+    const cost = await measured(async () => {
+      try {
+        await runJob(s, job);
+        return null;
+      } catch (e) {
+        return e as Error;
+      }
+    });
     try {
-      await runJob(s, job);
+      await recordUsage(s.db, job.run_id, cost.usage);
+    } catch (e) {
+      log("warn", "usage_not_recorded", { run_id: job.run_id, error: (e as Error).message });
+    }
+    if (!cost.result) {
       message.ack();
       log("info", "job_done", {
         message_id: message.id,
@@ -51,7 +66,8 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchI
         attempts: message.attempts,
         duration_ms: Math.round(performance.now() - t0),
       });
-    } catch (e) {
+    } else {
+      const e = cost.result;
       const delaySeconds = Math.min(300, 2 ** message.attempts);
       log("error", "job_failed", {
         message_id: message.id,

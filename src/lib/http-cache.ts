@@ -1,17 +1,38 @@
 import type { AppContext } from "./router";
 
+/** Every cached public read carries this tag; a run that changed data purges it. */
+export const READ_CACHE_TAG = "coinfuse-data";
+
 /**
  * JSON with a strong validator: the ETag hashes what the client would see apart from the
  * per-request metadata (request id, latency), so an unchanged page answers 304 with no body.
+ * `Cache-Control` and `Cache-Tag` let Workers Cache serve it from the edge until the next run purges it.
  */
 export async function cachedJson(c: AppContext, body: { data: unknown; metadata: Record<string, unknown> }, maxAge = 15) {
   const { request_id: _r, api_latency_ms: _l, ...stable } = body.metadata;
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(JSON.stringify([body.data, stable])));
   const etag = `"${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
-  const headers = { etag, "cache-control": `public, max-age=${maxAge}, stale-while-revalidate=${maxAge * 4}` };
+  const headers = { etag, "cache-control": `public, max-age=${maxAge}, stale-while-revalidate=${maxAge * 4}`, "cache-tag": READ_CACHE_TAG };
   const match = c.req.header("if-none-match");
   if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
     return c.body(null, 304, headers);
   }
   return c.json(body, 200, headers);
+}
+
+type CachePurge = { cache?: { purge?: (o: { tags: string[] }) => Promise<unknown> } };
+
+/**
+ * Purges the cached public reads after a run changed data. `wrangler dev` and the test runtime have
+ * no purge, so its absence (or failure) is not an error: entries then expire by max-age.
+ */
+export async function purgeReadCache(ctx: ExecutionContext | undefined) {
+  const purge = (ctx as CachePurge | undefined)?.cache?.purge;
+  if (typeof purge !== "function") return false;
+  try {
+    await purge.call((ctx as CachePurge).cache, { tags: [READ_CACHE_TAG] });
+    return true;
+  } catch {
+    return false;
+  }
 }

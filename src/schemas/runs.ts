@@ -1,9 +1,17 @@
 import { z } from "@hono/zod-openapi";
 import { SourceSchema } from "../config";
 import { RUN_STATUSES, RUN_TRIGGERS } from "../db/schema";
+import { USAGE_KEYS, type UsageKey } from "../lib/usage";
 
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 export const TriggerSchema = z.enum(RUN_TRIGGERS);
+
+export const UsageSchema = z
+  .object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>)
+  .openapi("Usage", {
+    description:
+      "What the run cost so far, in Cloudflare's billing units, summed over all its messages: D1 rows read and written (every index entry counts), R2 class B reads and class A writes, KV reads and writes, queue messages sent. Complete once the run has finished.",
+  });
 
 export const RunSchema = z
   .object({
@@ -20,6 +28,7 @@ export const RunSchema = z
       rejected: z.number().int(),
       written: z.number().int(),
     }),
+    usage: UsageSchema,
     error: z.string().nullable(),
     origin: z.enum(["live", "recorded"]).openapi({ description: "`recorded` when the upstream was the bundled sample data." }),
   })

@@ -2,40 +2,44 @@ import { sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
-import { LISTING_SCOPES, refreshAssetStatements, totalsStatement } from "../ingest/store";
+import { withLease } from "../db/lease";
+import { moveStoredQuote, storedQuotesOf } from "../db/quote-store";
+import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
 import { idKey, nameKey, symbolKey } from "./keys";
+import { nextSlotQuery } from "./resolve";
 
 /**
  * Pins (source, source_id) to an asset. The pin is stored in D1, read before every automatic
- * rule, and applied at once to the stored quote and its history. An asset left with no mapping
- * becomes an alias of the target, so its uid keeps answering.
+ * rule, and applied at once to the stored quote (history follows its slot). An asset left with no
+ * mapping becomes an alias of the target, so its uid keeps answering. The read model is rebuilt.
  */
-export async function pinMapping(db: Db, assetUid: string, source: Source, sourceId: string) {
+export async function pinMapping(db: Db, bucket: R2Bucket, assetUid: string, source: Source, sourceId: string) {
   const now = nowIso();
-  const before = await db.get<{ asset_uid: string }>(
-    sql`SELECT asset_uid FROM asset_mappings WHERE source = ${source} AND source_id = ${sourceId}`,
-  );
-  const quote = await db.get<{ symbol: string; name: string }>(
-    sql`SELECT symbol, name FROM source_quotes WHERE source = ${source} AND source_id = ${sourceId}`,
-  );
-  const symbol = quote?.symbol ?? "";
-  const name = quote?.name ?? "";
-  const previous = before?.asset_uid ?? null;
-  const affected = sql`SELECT value FROM json_each(${JSON.stringify([assetUid, previous].filter(Boolean))})`;
-  await runBatch(db, [
-    sql`
-      INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
-      VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${symbolKey(symbol)}, ${nameKey(name)}, ${idKey(source, sourceId, symbol)}, ${name}, ${now}, ${now})
-      ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`,
-    sql`UPDATE source_quotes SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`,
-    sql`UPDATE quote_history SET asset_uid = ${assetUid} WHERE source = ${source} AND source_id = ${sourceId}`,
-    sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`,
-    ...refreshAssetStatements(affected, now),
-  ]);
-  if (previous && previous !== assetUid) await retireIfEmpty(db, previous, assetUid, now);
-  await runBatch(db, [totalsStatement()]);
-  return { source, source_id: sourceId, asset_uid: assetUid, pinned: true as const, previous_asset_uid: previous };
+  // Under the unify lease: a new mapping takes the next slot, which only that lease hands out.
+  const before = await withLease(db, "unify", 60_000, 45_000, async () => {
+    const [prev, next] = await runBatch<{ asset_uid: string; slot: number; next: number }>(db, [
+      sql`SELECT asset_uid, slot FROM asset_mappings WHERE source = ${source} AND source_id = ${sourceId}`,
+      nextSlotQuery(source),
+    ]);
+    const existing = prev.results[0];
+    const slot = existing?.slot ?? next.results[0].next;
+    const quote = existing ? (await storedQuotesOf(db, [{ source, sourceId, slot }]))[0] : undefined;
+    const symbol = quote?.symbol ?? "";
+    const name = quote?.name ?? "";
+    await runBatch(db, [
+      sql`
+        INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
+        VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${symbolKey(symbol)}, ${nameKey(name)}, ${idKey(source, sourceId, symbol)}, ${name}, ${slot}, ${now}, ${now})
+        ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`,
+      sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`,
+    ]);
+    return { previous: existing?.asset_uid ?? null, slot };
+  });
+  await moveStoredQuote(db, source, sourceId, before.slot, assetUid, now);
+  if (before.previous && before.previous !== assetUid) await retireIfEmpty(db, before.previous, assetUid, now);
+  await publishReadModel(db, bucket);
+  return { source, source_id: sourceId, asset_uid: assetUid, pinned: true as const, previous_asset_uid: before.previous };
 }
 
 /** An asset with no mapping left is merged into `into`: its uid (and its own aliases) answer as aliases. */
@@ -45,7 +49,6 @@ async function retireIfEmpty(db: Db, uid: string, into: string, now: string) {
   await runBatch(db, [
     sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`,
     sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
-    sql`DELETE FROM asset_listing WHERE scope IN ${LISTING_SCOPES} AND asset_uid = ${uid}`,
     sql`DELETE FROM assets WHERE asset_uid = ${uid}`,
   ]);
 }

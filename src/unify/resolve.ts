@@ -1,36 +1,18 @@
 import { sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
+import { storedQuotesOf } from "../db/quote-store";
 import type { Db } from "../db/client";
-import { withLease } from "../ingest/lease";
+import { withLease } from "../db/lease";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
 import { readMapCache } from "./map-cache";
 import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
 
-type MappingRow = {
-  source: string;
-  source_id: string;
-  asset_uid: string;
-  name: string;
-  symbol_key: string;
-  price_usd: number | null;
-  rank: number | null;
-  market_cap_usd: number | null;
-};
+type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number };
 
-const toKnown = (m: MappingRow): KnownMapping => ({
-  source: m.source,
-  sourceId: m.source_id,
-  assetUid: m.asset_uid,
-  symbol: m.symbol_key,
-  name: m.name,
-  priceUsd: m.price_usd,
-  rank: m.rank,
-  marketCapUsd: m.market_cap_usd,
-});
-
-export type Resolution = Map<string, { assetUid: string; rule: string }>;
+export type Resolved = { assetUid: string; rule: string; slot: number };
+export type Resolution = Map<string, Resolved>;
 
 /**
  * Finds the asset of every quote. Known ids come from the KV map (hot path) or D1; new ids are
@@ -41,7 +23,7 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
   const out: Resolution = new Map();
   const ids = JSON.stringify(quotes.map((q) => q.sourceId));
   const [[pinnedRes, aliasRes], cache] = await Promise.all([
-    runBatch<{ source_id: string; asset_uid: string; alias_uid: string }>(db, [
+    runBatch<{ source_id: string; asset_uid: string; alias_uid: string; slot: number }>(db, [
       pinnedMappings(source),
       // Only a pin can empty an asset into an alias, and pins are read from D1: this covers every stale uid.
       sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
@@ -49,11 +31,11 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
     ]),
     readMapCache(kv, source),
   ]);
-  const pinned = new Map(pinnedRes.results.map((r) => [r.source_id, r.asset_uid]));
+  const pinned = new Map(pinnedRes.results.map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
   const unknown: SourceQuote[] = [];
   for (const q of quotes) {
-    const uid = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
-    if (uid) out.set(matchKey(q), { assetUid: uid, rule: pinned.has(q.sourceId) ? "pinned" : "known" });
+    const hit = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
+    if (hit) out.set(matchKey(q), { ...hit, rule: pinned.has(q.sourceId) ? "pinned" : "known" });
     else unknown.push(q);
   }
   // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
@@ -71,30 +53,31 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
 
 /** Pins of one source: few, and read on every unification (through a partial index). */
 export const pinnedMappings = (source: string) =>
-  sql`SELECT source_id, asset_uid FROM asset_mappings WHERE source = ${source} AND pinned = 1`;
+  sql`SELECT source_id, asset_uid, slot FROM asset_mappings WHERE source = ${source} AND pinned = 1`;
 
 /** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const out: Resolution = new Map();
   const choices = new Map(quotes.map((q) => [q.sourceId, uidCandidates(q)]));
   const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
-  const [mappedRes, candidateRes, takenRes] = await runBatch(db, [
-    sql`SELECT source_id, asset_uid FROM asset_mappings
+  const [mappedRes, candidateRes, takenRes, nextRes] = await runBatch(db, [
+    sql`SELECT source_id, asset_uid, slot FROM asset_mappings
       WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
     // First choices only: the others are looked up below for the few records whose first is taken.
     takenUidsQuery(quotes.map(first)),
+    nextSlotQuery(source),
   ]);
   // Another consumer may have mapped some of these while we waited for the lease.
-  const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string }[]).map((m) => [m.source_id, m.asset_uid]));
+  const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
   const todo = quotes.filter((q) => {
-    const uid = mapped.get(q.sourceId);
-    if (uid) out.set(matchKey(q), { assetUid: uid, rule: "known" });
-    return !uid;
+    const m = mapped.get(q.sourceId);
+    if (m) out.set(matchKey(q), { assetUid: m.asset_uid, slot: m.slot, rule: "known" });
+    return !m;
   });
   if (!todo.length) return out;
 
-  const decisions = decide(todo, (candidateRes.results as MappingRow[]).map(toKnown), new Map());
+  const decisions = decide(todo, await withEvidence(db, candidateRes.results as MappingRow[]), new Map());
   const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
   // New assets whose first-choice uid is taken, or wanted by another new asset of this batch.
   const fresh = todo.filter((q) => !decisions.get(matchKey(q))?.assetUid);
@@ -109,8 +92,10 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     for (const u of others) checked.add(u);
   }
   const now = nowIso();
+  let slot = (nextRes.results[0] as { next: number }).next;
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];
+  const created = new Set<string>();
   const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
   for (const q of ordered) {
     const d = decisions.get(matchKey(q)) as Decision;
@@ -119,18 +104,20 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
       const options = choices.get(q.sourceId)!;
       uid = options.find((u) => checked.has(u) && !takenUids.has(u)) ?? `${options[0]}-${crypto.randomUUID().slice(0, 8)}`;
       takenUids.add(uid);
+      created.add(uid);
     }
-    out.set(matchKey(q), { assetUid: uid, rule: d.rule });
-    mappings.push([q.sourceId, uid, d.rule, symbolKey(q.symbol), nameKey(q.name), idKey(source, q.sourceId, q.symbol), q.name]);
+    out.set(matchKey(q), { assetUid: uid, rule: d.rule, slot });
+    mappings.push([q.sourceId, uid, d.rule, symbolKey(q.symbol), nameKey(q.name), idKey(source, q.sourceId, q.symbol), q.name, slot++]);
     if (d.ambiguous) ambiguous.push([q.sourceId, uid, JSON.stringify(d.ambiguous), d.rule]);
   }
   const j = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
   await runBatch(db, [
     sql`
-      INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, created_at, updated_at)
-      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${now}, ${now}
+      INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
+      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${j(7)}, ${now}, ${now}
       FROM json_each(${JSON.stringify(mappings)}) j WHERE true
       ON CONFLICT DO NOTHING`,
+    createAssetsStatement([...created], now),
     sql`
       INSERT INTO ambiguous_matches (source, source_id, asset_uid, candidates, reason, seen_at)
       SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, ${j(3)}, ${now} FROM json_each(${JSON.stringify(ambiguous)}) j WHERE true
@@ -154,10 +141,39 @@ function candidatesQuery(quotes: SourceQuote[]) {
       UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${keys}))
       UNION SELECT asset_uid FROM asset_mappings WHERE id_key IN (SELECT value FROM json_each(${keys}))
     )
-    SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, q.price_usd, q.rank, q.market_cap_usd
-    FROM asset_mappings m LEFT JOIN source_quotes q ON q.source = m.source AND q.source_id = m.source_id
-    WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`;
+    SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, m.slot
+    FROM asset_mappings m WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`;
 }
+
+/** Candidate mappings with the price, rank and market cap of their latest stored quotes: the matcher's evidence. */
+async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]> {
+  const quotes = await storedQuotesOf(
+    db,
+    rows.map((m) => ({ source: m.source, sourceId: m.source_id, slot: m.slot })),
+  );
+  const byKey = new Map(quotes.map((q) => [`${q.source}\u0000${q.sourceId}`, q]));
+  return rows.map((m) => {
+    const q = byKey.get(`${m.source}\u0000${m.source_id}`);
+    return {
+      source: m.source,
+      sourceId: m.source_id,
+      assetUid: m.asset_uid,
+      symbol: m.symbol_key,
+      name: m.name,
+      priceUsd: q?.priceUsd ?? null,
+      rank: q?.rank ?? null,
+      marketCapUsd: q?.marketCapUsd ?? null,
+    };
+  });
+}
+
+/** The next free slot of a source: slots are handed out in order under the unify lease and never reused. */
+export const nextSlotQuery = (source: string) =>
+  sql`SELECT COALESCE(MAX(slot), -1) + 1 AS next FROM asset_mappings WHERE source = ${source}`;
+
+/** Identity rows of new assets (their prices live in the quote buckets). */
+export const createAssetsStatement = (uids: string[], now: string) =>
+  sql`INSERT INTO assets (asset_uid, created_at) SELECT value, ${now} FROM json_each(${JSON.stringify(uids)}) WHERE true ON CONFLICT DO NOTHING`;
 
 /** Readable uid choices for a new asset: name slug, then qualified by symbol, then by source id. */
 function uidCandidates(q: SourceQuote) {
@@ -169,7 +185,7 @@ function uidCandidates(q: SourceQuote) {
   return out;
 }
 
-/** Uids already taken: by an asset, an alias, or a mapping written under the lease (its asset row comes with its quotes). */
+/** Uids already taken: by an asset, an alias, or a mapping. */
 function takenUidsQuery(uids: string[]) {
   const list = JSON.stringify([...new Set(uids)]);
   return sql`

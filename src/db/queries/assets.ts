@@ -1,180 +1,114 @@
-import { type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Source } from "../../config";
-import type { Asset, AssetDetail, Quote } from "../../schemas/assets";
-import { runBatch } from "../batch";
+import type { AssetDetail, Quote } from "../../schemas/assets";
 import type { Db } from "../client";
+import { blobBytes, bucketOf, decodePoints } from "../history-codec";
+import { storedQuotesOf } from "../quote-store";
+import { type AssetFilter, currentReadModel, latestPerSource, summarise } from "../read-model";
+import { assetAliases, assetMappings, assets, historyBuckets, RESOLUTIONS } from "../schema";
 
-export const SORT_COLUMNS = {
-  rank: "rank_key",
-  market_cap: "market_cap_usd",
-  price: "price_usd",
-  volume: "volume_24h_usd",
-  change_24h: "change_24h_pct",
-  symbol: "symbol_key",
-  name: "name_key",
-} as const;
-export type SortKey = keyof typeof SORT_COLUMNS;
+export type { AssetFilter, SortKey } from "../read-model";
 
-export type AssetFilter = {
-  page: number;
-  pageSize: number;
-  source?: Source;
-  symbol?: string;
-  q?: string;
-  sort: SortKey;
-  order: "asc" | "desc";
-};
-
-type AssetRow = {
-  asset_uid: string;
-  symbol: string;
-  name: string;
-  rank: number | null;
-  price_usd: number | null;
-  market_cap_usd: number | null;
-  volume_24h_usd: number | null;
-  change_24h_pct: number | null;
-  spread_pct: number | null;
-  sources: string;
-  source_ids: string;
-  updated_at: string;
-};
-
-export function toAsset(r: AssetRow): Asset {
-  return {
-    asset_uid: r.asset_uid,
-    symbol: r.symbol,
-    name: r.name,
-    rank: r.rank,
-    price_usd: r.price_usd,
-    market_cap_usd: r.market_cap_usd,
-    volume_24h_usd: r.volume_24h_usd,
-    change_24h_pct: r.change_24h_pct,
-    sources: JSON.parse(r.sources),
-    source_ids: JSON.parse(r.source_ids),
-    updated_at: r.updated_at,
-  };
+/** One page of GET /data, from the in-memory read model: no D1 rows for the page itself, at any depth. */
+export async function listAssets(db: Db, bucket: R2Bucket, f: AssetFilter) {
+  const model = await currentReadModel(db, bucket);
+  return model ? model.list(f) : { items: [], total: 0 };
 }
 
-/**
- * One page of GET /data. Every filter and sort is a range of one asset_listing index (scope leads
- * each), so a page reads about page_size rows; `total` comes from listing_totals when unfiltered.
- * Both statements travel in one D1 batch.
- */
-export async function listAssets(db: Db, f: AssetFilter) {
-  const scope = f.source ?? "all";
-  const where: SQL[] = [sql`l.scope = ${scope}`];
-  if (f.symbol !== undefined) where.push(sql`l.symbol_key = ${f.symbol.toLowerCase()}`);
-  if (f.q !== undefined) {
-    const term = f.q.trim().toLowerCase();
-    if (!term) return { items: [] as Asset[], total: 0, rowsRead: 0 };
-    // Prefix ranges of two indexes; U+10FFFF sorts after every other character.
-    const end = `${term}\u{10FFFF}`;
-    where.push(sql`((l.name_key >= ${term} AND l.name_key < ${end}) OR (l.symbol_key >= ${term} AND l.symbol_key < ${end}))`);
-  }
-  const cond = sql.join(where, sql` AND `);
-  const filtered = f.symbol !== undefined || f.q !== undefined;
-  const dir = sql.raw(f.order === "desc" ? "DESC" : "ASC");
-  // A filtered page is small: select it through the filter's index and sort it (unary + keeps
-  // SQLite from walking the whole sort index instead). Unfiltered pages walk the sort index.
-  const col = sql.raw(`${filtered ? "+" : ""}l.${SORT_COLUMNS[f.sort]}`);
-  const page = sql`
-    SELECT a.asset_uid, a.symbol, a.name, a.rank, a.price_usd, a.market_cap_usd, a.volume_24h_usd, a.change_24h_pct,
-      a.spread_pct, a.sources, a.source_ids, a.updated_at
-    FROM asset_listing l JOIN assets a ON a.asset_uid = l.asset_uid
-    WHERE ${cond}
-    ORDER BY ${col} ${dir}, ${sql.raw(filtered ? "+" : "")}l.asset_uid ${dir}
-    LIMIT ${f.pageSize} OFFSET ${(f.page - 1) * f.pageSize}`;
-  const total = filtered
-    ? sql`SELECT COUNT(*) AS total FROM asset_listing l WHERE ${cond}`
-    : sql`SELECT total FROM listing_totals WHERE scope = ${scope}`;
-  const [rows, count] = await runBatch(db, [page, total]);
-  return {
-    items: (rows.results as AssetRow[]).map(toAsset),
-    total: (count.results[0]?.total as number) ?? 0,
-    rowsRead: rows.meta.rows_read + count.meta.rows_read,
-  };
-}
-
-type QuoteRow = {
-  source: Source;
-  source_id: string;
-  price_usd: number;
-  market_cap_usd: number | null;
-  volume_24h_usd: number | null;
-  change_24h_pct: number | null;
-  circulating_supply: number | null;
-  total_supply: number | null;
-  max_supply: number | null;
-  rank: number | null;
-  source_updated_at: string;
-  ingested_at: string;
-};
-
-export function median(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return null;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings. */
-export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail | null> {
-  const target = sql`COALESCE((SELECT asset_uid FROM asset_aliases WHERE alias_uid = ${uid}), ${uid})`;
-  const [assetRes, quoteRes, mappingRes, aliasRes] = await runBatch(db, [
-    sql`SELECT * FROM assets WHERE asset_uid = ${target}`,
-    sql`
-      SELECT source, source_id, price_usd, market_cap_usd, volume_24h_usd, change_24h_pct, circulating_supply,
-        total_supply, max_supply, rank, source_updated_at, ingested_at
-      FROM source_quotes WHERE asset_uid = ${target}
-      ORDER BY source, source_updated_at DESC, source_id`,
-    sql`SELECT source, source_id, rule, pinned FROM asset_mappings WHERE asset_uid = ${target} ORDER BY source, source_id`,
-    sql`SELECT alias_uid FROM asset_aliases WHERE asset_uid = ${target} ORDER BY alias_uid`,
-  ]);
-  const assetRows = assetRes.results as AssetRow[];
-  const quoteRows = quoteRes.results as QuoteRow[];
-  const mappingRows = mappingRes.results as { source: Source; source_id: string; rule: string; pinned: number }[];
-  const aliasRows = aliasRes.results as { alias_uid: string }[];
-  const row = assetRows[0];
-  if (!row) return null;
-  const quotes: Quote[] = [];
-  for (const q of quoteRows) if (!quotes.some((x) => x.source === q.source)) quotes.push(q);
-  const prices = quotes.map((q) => q.price_usd);
-  const mid = median(prices);
-  return {
-    ...toAsset(row),
-    quotes,
-    consensus: {
-      price_usd: mid,
-      spread_pct: mid ? ((Math.max(...prices) - Math.min(...prices)) / mid) * 100 : null,
-      sources: quotes.length,
-    },
-    mappings: mappingRows.map((m) => ({ source: m.source, source_id: m.source_id, rule: m.rule, pinned: !!m.pinned })),
-    aliases: aliasRows.map((a) => a.alias_uid),
-  };
-}
+const targetOf = (uid: string) => sql`COALESCE((SELECT ${assetAliases.assetUid} FROM ${assetAliases} WHERE ${assetAliases.aliasUid} = ${uid}), ${uid})`;
 
 export async function resolveUid(db: Db, uid: string) {
-  const row = await db.get<{ uid: string }>(sql`
-    SELECT asset_uid AS uid FROM assets WHERE asset_uid = COALESCE((SELECT asset_uid FROM asset_aliases WHERE alias_uid = ${uid}), ${uid})`);
+  const row = await db.select({ uid: assets.assetUid }).from(assets).where(eq(assets.assetUid, targetOf(uid))).get();
   return row?.uid ?? null;
 }
 
-export async function assetHistory(db: Db, uid: string, f: { source?: Source; from?: string; to?: string; limit: number }) {
-  const where: SQL[] = [sql`asset_uid = ${uid}`];
-  if (f.source) where.push(sql`source = ${f.source}`);
-  if (f.from) where.push(sql`at >= ${f.from}`);
-  if (f.to) where.push(sql`at <= ${f.to}`);
-  return db.all<{
-    source: Source;
-    at: string;
-    price_usd: number;
-    market_cap_usd: number | null;
-    volume_24h_usd: number | null;
-    resolution: "raw" | "hour" | "day";
-  }>(sql`
-    SELECT source, at, price_usd, market_cap_usd, volume_24h_usd, resolution FROM (
-      SELECT source, at, price_usd, market_cap_usd, volume_24h_usd, resolution FROM quote_history
-      WHERE ${sql.join(where, sql` AND `)} ORDER BY at DESC LIMIT ${f.limit}
-    ) ORDER BY at, source`);
+/** The mappings of an asset with their slots: where its quotes and history are stored. */
+const mappingsOf = (db: Db, uid: string) =>
+  db
+    .select({ source: assetMappings.source, sourceId: assetMappings.sourceId, rule: assetMappings.rule, pinned: assetMappings.pinned, slot: assetMappings.slot })
+    .from(assetMappings)
+    .where(eq(assetMappings.assetUid, uid))
+    .orderBy(assetMappings.source, assetMappings.sourceId);
+
+/** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings, read from D1. */
+export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail | null> {
+  const target = await resolveUid(db, uid);
+  if (!target) return null;
+  const [mappings, aliases] = await db.batch([
+    mappingsOf(db, target),
+    db.select({ alias: assetAliases.aliasUid }).from(assetAliases).where(eq(assetAliases.assetUid, target)).orderBy(assetAliases.aliasUid),
+  ]);
+  const stored = (await storedQuotesOf(db, mappings)).filter((q) => q.assetUid === target);
+  if (!stored.length) return null;
+  const latest = latestPerSource(stored);
+  const { spread_pct, ...asset } = summarise(target, stored);
+  const quotes: Quote[] = latest.map((q) => ({
+    source: q.source as Source,
+    source_id: q.sourceId,
+    price_usd: q.priceUsd,
+    market_cap_usd: q.marketCapUsd,
+    volume_24h_usd: q.volume24hUsd,
+    change_24h_pct: q.change24hPct,
+    circulating_supply: q.circulatingSupply,
+    total_supply: q.totalSupply,
+    max_supply: q.maxSupply,
+    rank: q.rank,
+    source_updated_at: q.sourceUpdatedAt,
+    ingested_at: q.ingestedAt,
+  }));
+  return {
+    ...asset,
+    quotes,
+    consensus: { price_usd: asset.price_usd, spread_pct, sources: quotes.length },
+    mappings: mappings.map((m) => ({ source: m.source as Source, source_id: m.sourceId, rule: m.rule, pinned: m.pinned })),
+    aliases: aliases.map((a) => a.alias),
+  };
 }
+
+/** The longest period a history row covers (a month of daily points): rows that start this long before `from` may still hold points after it. */
+const LONGEST_PERIOD_MS = 31 * 86_400_000;
+
+/** History of an asset, oldest first: the newest `limit` points of its mappings' rows, every resolution. */
+export async function assetHistory(db: Db, uid: string, f: { source?: Source; from?: string; to?: string; limit: number }) {
+  const mappings = (await mappingsOf(db, uid)).filter((m) => !f.source || m.source === f.source);
+  const from = f.from ? Date.parse(f.from) : Number.NEGATIVE_INFINITY;
+  const to = f.to ? Date.parse(f.to) : Number.POSITIVE_INFINITY;
+  const queries = mappings.map((m) =>
+    db
+      .select({ resolution: historyBuckets.resolution, periodStart: historyBuckets.periodStart, points: historyBuckets.points })
+      .from(historyBuckets)
+      .where(
+        and(
+          eq(historyBuckets.source, m.source),
+          eq(historyBuckets.bucket, bucketOf(m.slot)),
+          f.from ? gte(historyBuckets.periodStart, new Date(from - LONGEST_PERIOD_MS).toISOString()) : undefined,
+          f.to ? lte(historyBuckets.periodStart, f.to) : undefined,
+        ),
+      )
+      .orderBy(asc(historyBuckets.resolution), desc(historyBuckets.periodStart)),
+  );
+  type Row = { source: Source; at: string; price_usd: number; market_cap_usd: number | null; volume_24h_usd: number | null; resolution: (typeof RESOLUTIONS)[number] };
+  const points: (Row & { t: number })[] = [];
+  const results = queries.length ? await db.batch(queries as [(typeof queries)[0], ...typeof queries]) : [];
+  results.forEach((rows, k) => {
+    const m = mappings[k];
+    for (const r of rows) {
+      const start = Date.parse(r.periodStart);
+      for (const p of decodePoints(start, bucketOf(m.slot), blobBytes(r.points))) {
+        if (p.slot !== m.slot || p.at < from || p.at > to) continue;
+        points.push({
+          t: p.at,
+          source: m.source as Source,
+          at: new Date(p.at).toISOString(),
+          price_usd: p.priceUsd,
+          market_cap_usd: p.marketCapUsd,
+          volume_24h_usd: p.volume24hUsd,
+          resolution: r.resolution,
+        });
+      }
+    }
+  });
+  points.sort((a, b) => a.t - b.t || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  return points.slice(Math.max(0, points.length - f.limit)).map(({ t: _t, ...p }) => p);
+}
+

@@ -4,7 +4,9 @@ import { toRun } from "../../ingest/runs";
 import type { RunStatus } from "../../schemas/runs";
 import { runBatch } from "../batch";
 import type { Db } from "../client";
-import { ingestionRuns } from "../schema";
+import { currentReadModel } from "../read-model";
+import { historyBuckets, ingestionRuns } from "../schema";
+import { USAGE_KEYS, type Usage } from "../../lib/usage";
 
 export type SourceStats = {
   source: Source;
@@ -19,13 +21,15 @@ export type SourceStats = {
   mean_duration_ms: number | null;
   duration_ms_sum: number;
   last_success_at: string | null;
+  usage: Usage;
 };
 
-/** Totals and per-source aggregates, from D1 only (so they mean the same in every isolate). */
-export async function collectStats(db: Db) {
+/** Totals and per-source aggregates: runs and history from D1, assets and quotes from the published read model. */
+export async function collectStats(db: Db, bucket: R2Bucket) {
+  const usageSums = sql.raw(USAGE_KEYS.map((k) => `SUM(usage_${k}) AS usage_${k}`).join(", "));
+  const model = await currentReadModel(db, bucket);
   const results = await runBatch(db, [
-    sql`
-      SELECT (SELECT COUNT(*) FROM assets WHERE price_usd IS NOT NULL) AS assets, (SELECT COUNT(*) FROM quote_history) AS history_points`,
+    sql`SELECT COALESCE(SUM(${historyBuckets.count}), 0) AS history_points FROM ${historyBuckets}`,
     sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`,
     sql`
       SELECT source, COUNT(*) AS runs,
@@ -33,17 +37,15 @@ export async function collectStats(db: Db) {
         SUM(status IN ('succeeded', 'partial')) AS succeeded, SUM(status = 'failed') AS failed,
         SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(written) AS written,
         AVG(duration_ms) AS mean, COALESCE(SUM(duration_ms), 0) AS duration_ms_sum,
-        MAX(CASE WHEN status IN ('succeeded', 'partial') THEN finished_at END) AS last_success_at
+        MAX(CASE WHEN status IN ('succeeded', 'partial') THEN finished_at END) AS last_success_at, ${usageSums}
       FROM ingestion_runs GROUP BY source`,
-    sql`SELECT source, COUNT(*) AS n FROM source_quotes GROUP BY source`,
     sql`SELECT COUNT(*) AS n FROM dead_letters`,
     sql`SELECT COUNT(*) AS n FROM ambiguous_matches`,
   ]);
-  const [totals, byStatus, bySource, quotes, dead, ambiguous] = results.map((r) => r.results) as unknown as [
-    { assets: number; history_points: number }[],
+  const [totals, byStatus, bySource, dead, ambiguous] = results.map((r) => r.results) as unknown as [
+    { history_points: number }[],
     { status: RunStatus; n: number }[],
-    (Omit<SourceStats, "records" | "mean_duration_ms"> & { mean: number | null })[],
-    { source: Source; n: number }[],
+    (Omit<SourceStats, "records" | "mean_duration_ms" | "usage"> & { mean: number | null } & Record<string, number>)[],
     { n: number }[],
     { n: number }[],
   ];
@@ -57,7 +59,7 @@ export async function collectStats(db: Db) {
     const s = bySource.find((x) => x.source === source);
     sources[source] = {
       source,
-      records: quotes.find((q) => q.source === source)?.n ?? 0,
+      records: model?.snapshot.quotes[source] ?? 0,
       runs: s?.runs ?? 0,
       finished: s?.finished ?? 0,
       succeeded: s?.succeeded ?? 0,
@@ -68,10 +70,15 @@ export async function collectStats(db: Db) {
       mean_duration_ms: s?.mean == null ? null : Math.round(s.mean),
       duration_ms_sum: s?.duration_ms_sum ?? 0,
       last_success_at: s?.last_success_at ?? null,
+      usage: Object.fromEntries(USAGE_KEYS.map((k) => [k, s?.[`usage_${k}`] ?? 0])) as Usage,
     };
   }
   return {
-    totals: { assets: totals[0].assets, quotes: quotes.reduce((n, q) => n + q.n, 0), history_points: totals[0].history_points },
+    totals: {
+      assets: model?.size ?? 0,
+      quotes: Object.values(model?.snapshot.quotes ?? {}).reduce((n, q) => n + q, 0),
+      history_points: totals[0].history_points,
+    },
     runs,
     sources,
     deadLetters: dead[0].n,

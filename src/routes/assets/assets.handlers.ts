@@ -10,5 +10,5 @@ export const pin: RouteHandler<PinRoute, AppEnv> = async (c) => {
   const { source, source_id } = c.req.valid("json");
   const uid = await resolveUid(c.get("services").db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
-  return c.json(envelope(c, await pinMapping(c.get("services").db, uid, source, source_id)), 200);
+  return c.json(envelope(c, await pinMapping(c.get("services").db, c.get("services").env.BUCKET, uid, source, source_id)), 200);
 };

@@ -10,7 +10,7 @@ const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const order = q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
-  const { items, total } = await listAssets(c.get("services").db, {
+  const { items, total } = await listAssets(c.get("services").db, c.get("services").env.BUCKET, {
     page: q.page,
     pageSize: q.page_size,
     source: q.source,

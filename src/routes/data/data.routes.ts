@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { SourceSchema } from "../../config";
-import { SORT_COLUMNS } from "../../db/queries/assets";
+import { SORT_KEYS } from "../../db/read-model";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
 import { AssetDetailSchema, AssetSchema, HistoryPointSchema } from "../../schemas/assets";
 
@@ -25,7 +25,7 @@ export const ListQuery = z.object({
   symbol: noControl(32).optional().openapi({ description: "Exact ticker, case-insensitive.", example: "BTC" }),
   q: noControl(100).optional().openapi({ description: "Prefix search over the symbol and the words of the name.", example: "bitco" }),
   sort: z
-    .enum(Object.keys(SORT_COLUMNS) as [keyof typeof SORT_COLUMNS, ...(keyof typeof SORT_COLUMNS)[]])
+    .enum(SORT_KEYS)
     .default("rank")
     .openapi({ description: "Sort key; unknown values are nulls and sort as the smallest." }),
   order: z.enum(["asc", "desc"]).optional().openapi({ description: "Default: asc for rank, symbol, name; desc otherwise." }),
@@ -36,7 +36,7 @@ export const list = createRoute({
   path: "/data",
   tags: ["Data"],
   summary: "List unified assets",
-  description: "Pages through canonical assets with their consensus price. Every filter and sort is index-served.",
+  description: "Pages through canonical assets with their consensus price, served from the in-memory read model: any page, sort and filter costs the same.",
   request: { query: ListQuery },
   responses: {
     200: jsonEnvelope(z.array(AssetSchema), "A page of assets", true),

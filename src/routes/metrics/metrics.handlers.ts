@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { SOURCES } from "../../config";
 import { collectStats } from "../../db/queries/stats";
 import { now } from "../../lib/clock";
+import { USAGE_KEYS } from "../../lib/usage";
 import type { AppEnv } from "../../lib/router";
 import type * as routes from "./metrics.routes";
 
@@ -20,7 +21,7 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
   const db = c.get("services").db;
   const [s, byStatus] = await Promise.all([
-    collectStats(db),
+    collectStats(db, c.get("services").env.BUCKET),
     db.all<{ source: string; status: string; n: number }>(
       sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
     ),
@@ -67,6 +68,12 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
       "counter",
       "Finished runs with a duration.",
       SOURCES.map((src) => [{ source: src }, s.sources[src].finished]),
+    ),
+    family(
+      "coinfuse_usage_total",
+      "counter",
+      "What the runs cost, by source and billed unit (D1 rows read and written, R2, KV and queue operations).",
+      SOURCES.flatMap((src) => USAGE_KEYS.map((k): Sample => [{ source: src, unit: k }, s.sources[src].usage[k]])),
     ),
     family("coinfuse_assets", "gauge", "Canonical assets with a price.", [[{}, s.totals.assets]]),
     family(

@@ -10,7 +10,7 @@ import type { StatsSchema } from "./stats.routes";
 
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
   const db = c.get("services").db;
-  const [s, last, recent] = await Promise.all([collectStats(db), lastRuns(db), listRuns(db, { page: 1, pageSize: 10 })]);
+  const [s, last, recent] = await Promise.all([collectStats(db, c.get("services").env.BUCKET), lastRuns(db), listRuns(db, { page: 1, pageSize: 10 })]);
   const sources = Object.fromEntries(
     SOURCES.map((source) => {
       const x = s.sources[source];
@@ -24,6 +24,7 @@ export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
           last_success_at: x.last_success_at,
           runs: x.runs,
           failed_runs: x.failed,
+          usage: x.usage,
         },
       ];
     }),

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { UsageSchema } from "../../schemas/runs";
 import { SOURCES, SourceSchema } from "../../config";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
 import { CheckpointSchema, RunSchema, RunStatusSchema } from "../../schemas/runs";
@@ -11,6 +12,7 @@ const SourceStatsSchema = z.object({
   last_success_at: z.string().nullable(),
   runs: z.number().int(),
   failed_runs: z.number().int(),
+  usage: UsageSchema.openapi({ description: "What every run of this source cost, summed." }),
 });
 
 export const StatsSchema = z

@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "../db/client";
+import type { Db } from "./client";
 import { now, sleep } from "../lib/clock";
 
 /**

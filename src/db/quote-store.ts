@@ -1,0 +1,176 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { SourceQuote } from "../sources/source-quote";
+import { runBatch, type Statement } from "./batch";
+import { builder as q, type Db } from "./client";
+import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
+import { withLease } from "./lease";
+import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
+
+/** A validated quote with the asset it belongs to and its slot in its source's buckets. */
+export type ResolvedQuote = SourceQuote & { assetUid: string; slot: number };
+export type QuoteBucket = Record<string, StoredQuote>;
+
+const jsonList = (xs: unknown[]) => JSON.stringify([...new Set(xs)]);
+
+/** The given buckets of one source, by bucket number (absent ones are empty). */
+export async function readQuoteBuckets(db: Db, source: string, buckets: number[]) {
+  const rows = buckets.length
+    ? await db
+        .select({ bucket: quoteBuckets.bucket, quotes: quoteBuckets.quotes })
+        .from(quoteBuckets)
+        .where(and(eq(quoteBuckets.source, source), sql`${quoteBuckets.bucket} IN (SELECT value FROM json_each(${jsonList(buckets)}))`))
+    : [];
+  return new Map<number, QuoteBucket>(rows.map((r) => [r.bucket, r.quotes]));
+}
+
+export const quoteBucketStatement = (source: string, bucket: number, quotes: QuoteBucket, now: string) =>
+  q
+      .insert(quoteBuckets)
+      .values({ source, bucket, quotes, updatedAt: now })
+      .onConflictDoUpdate({
+        target: [quoteBuckets.source, quoteBuckets.bucket],
+        set: { quotes: sql`excluded.${sql.identifier("quotes")}`, updatedAt: sql`excluded.${sql.identifier("updated_at")}` },
+      });
+
+/** History rows of one source and resolution for the given (bucket, period start) pairs. */
+export async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
+  if (!keys.length) return new Map<string, Point[]>();
+  const pairs = jsonList(keys.map((k) => [k.bucket, new Date(k.start).toISOString()]));
+  const rows = await db
+    .select({ bucket: historyBuckets.bucket, periodStart: historyBuckets.periodStart, points: historyBuckets.points })
+    .from(historyBuckets)
+    .where(
+      and(
+        eq(historyBuckets.source, source),
+        eq(historyBuckets.resolution, resolution),
+        sql`(${historyBuckets.bucket}, ${historyBuckets.periodStart}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${pairs}))`,
+      ),
+    );
+  return new Map(rows.map((r) => [historyKey(r.bucket, Date.parse(r.periodStart)), decodePoints(Date.parse(r.periodStart), r.bucket, blobBytes(r.points))]));
+}
+
+export const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
+
+export const historyRowStatement = (source: string, bucket: number, resolution: Resolution, start: number, points: Point[]) => {
+  const row = { source, bucket, resolution, periodStart: new Date(start).toISOString(), points: encodePoints(start, points), count: points.length };
+  return q
+      .insert(historyBuckets)
+      .values({ ...row, points: row.points as Buffer })
+      .onConflictDoUpdate({
+        target: [historyBuckets.source, historyBuckets.bucket, historyBuckets.resolution, historyBuckets.periodStart],
+        set: { points: sql`excluded.${sql.identifier("points")}`, count: sql`excluded.${sql.identifier("count")}` },
+      });
+};
+
+export const deleteHistoryRowStatement = (source: string, bucket: number, resolution: Resolution, start: number) =>
+  q
+      .delete(historyBuckets)
+      .where(
+        and(
+          eq(historyBuckets.source, source),
+          eq(historyBuckets.bucket, bucket),
+          eq(historyBuckets.resolution, resolution),
+          eq(historyBuckets.periodStart, new Date(start).toISOString()),
+        ),
+      );
+
+/** The merge of a slice of quotes into the stored buckets: only quotes newer than the stored ones change anything. */
+export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQuote[], runId: string, now: string) {
+  const dirty = new Map<number, QuoteBucket>();
+  const points: Point[] = [];
+  let written = 0;
+  for (const q of quotes) {
+    const b = bucketOf(q.slot);
+    const bucket = dirty.get(b) ?? { ...(stored.get(b) ?? {}) };
+    const old = bucket[q.sourceId];
+    if (old && old.sourceUpdatedAt >= q.sourceUpdatedAt) continue;
+    const { source: _source, ...quote } = q;
+    bucket[q.sourceId] = { ...quote, ingestedAt: now, runId };
+    dirty.set(b, bucket);
+    written++;
+    points.push({ slot: q.slot, at: Date.parse(q.sourceUpdatedAt), priceUsd: q.priceUsd, marketCapUsd: q.marketCapUsd, volume24hUsd: q.volume24hUsd });
+  }
+  return { dirty, points, written };
+}
+
+/** Points grouped by the (bucket, period) row of `resolution` they belong in. */
+export function groupPoints(points: Point[], resolution: Resolution) {
+  const rows = new Map<string, { bucket: number; start: number; points: Point[] }>();
+  for (const p of points) {
+    const bucket = bucketOf(p.slot);
+    const start = periodStart(resolution, p.at);
+    const k = historyKey(bucket, start);
+    const row = rows.get(k) ?? { bucket, start, points: [] };
+    row.points.push(p);
+    rows.set(k, row);
+  }
+  return rows;
+}
+
+/** Merges points into a source's history rows of one resolution: the statements that write them. */
+export async function historyStatements(db: Db, source: string, resolution: Resolution, points: Point[]) {
+  const rows = groupPoints(points, resolution);
+  const existing = await readHistoryRows(db, source, resolution, [...rows.values()]);
+  return [...rows.entries()].map(([k, r]) =>
+    historyRowStatement(source, r.bucket, resolution, r.start, mergePoints(existing.get(k) ?? [], r.points)),
+  );
+}
+
+/** One writer per source's buckets at a time: a page, a CSV block and a pin read, merge and write them under it. */
+export const quotesLease = (source: string) => `quotes:${source}`;
+
+/**
+ * Stores a slice of resolved quotes: reads the buckets they fall in, keeps only quotes newer than
+ * the stored ones, and writes the changed buckets, their history points and `tail` (the part's
+ * bookkeeping) in one transaction. Returns how many quotes were newer and the batch's results.
+ */
+export async function storeQuotes(db: Db, source: string, runId: string, quotes: ResolvedQuote[], now: string, tail: (written: number) => Statement[]) {
+  return withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+    const stored = await readQuoteBuckets(db, source, quotes.map((q) => bucketOf(q.slot)));
+    const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
+    const history = await historyStatements(db, source, "raw", points);
+    const own = [...[...dirty].map(([b, qs]) => quoteBucketStatement(source, b, qs, now)), ...history];
+    const results = await runBatch(db, [...own, ...tail(written)]);
+    return { written, tailResults: results.slice(own.length) };
+  });
+}
+
+/** Rewrites the stored quote of (source, source_id), if any, to belong to `assetUid` (a pin). */
+export async function moveStoredQuote(db: Db, source: string, sourceId: string, slot: number, assetUid: string, now: string) {
+  await withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+    const bucket = (await readQuoteBuckets(db, source, [bucketOf(slot)])).get(bucketOf(slot));
+    const quote = bucket?.[sourceId];
+    if (!bucket || !quote || quote.assetUid === assetUid) return;
+    bucket[sourceId] = { ...quote, assetUid };
+    await runBatch(db, [quoteBucketStatement(source, bucketOf(slot), bucket, now)]);
+  });
+}
+
+/** The stored quotes of the given (source, slot, source id)s, e.g. an asset's mappings. */
+export async function storedQuotesOf(db: Db, ids: { source: string; sourceId: string; slot: number }[]) {
+  const bySource = new Map<string, number[]>();
+  for (const id of ids) bySource.set(id.source, [...(bySource.get(id.source) ?? []), bucketOf(id.slot)]);
+  const buckets = new Map<string, Map<number, QuoteBucket>>();
+  await Promise.all([...bySource].map(async ([source, bs]) => buckets.set(source, await readQuoteBuckets(db, source, bs))));
+  return ids.flatMap((id) => {
+    const q = buckets.get(id.source)?.get(bucketOf(id.slot))?.[id.sourceId];
+    return q ? [{ source: id.source, ...q }] : [];
+  });
+}
+
+/** Every stored bucket of every source, a page of rows at a time (each row holds QUOTES_PER_BUCKET quotes). */
+export async function* allQuoteBuckets(db: Db, pageRows = 200) {
+  let after: [string, number] = ["", -1];
+  while (true) {
+    const rows = await db
+      .select({ source: quoteBuckets.source, bucket: quoteBuckets.bucket, quotes: quoteBuckets.quotes })
+      .from(quoteBuckets)
+      .where(sql`(${quoteBuckets.source}, ${quoteBuckets.bucket}) > (${after[0]}, ${after[1]})`)
+      .orderBy(quoteBuckets.source, quoteBuckets.bucket)
+      .limit(pageRows);
+    for (const r of rows) yield r;
+    if (rows.length < pageRows) return;
+    const last = rows[rows.length - 1];
+    after = [last.source, last.bucket];
+  }
+}

@@ -1,0 +1,298 @@
+import { eq, sql } from "drizzle-orm";
+import { SOURCES, type Source } from "../config";
+import { now, nowIso } from "../lib/clock";
+import type { Asset } from "../schemas/assets";
+import type { Db } from "./client";
+import { allQuoteBuckets } from "./quote-store";
+import { assetAliases, readModel, type StoredQuote } from "./schema";
+
+export const SORT_KEYS = ["rank", "market_cap", "price", "volume", "change_24h", "symbol", "name"] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+
+export type AssetFilter = {
+  page: number;
+  pageSize: number;
+  source?: Source;
+  symbol?: string;
+  q?: string;
+  sort: SortKey;
+  order: "asc" | "desc";
+};
+
+export type SourcedQuote = StoredQuote & { source: string };
+export type AssetSummary = Asset & { spread_pct: number | null };
+
+export function median(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return null;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** The latest quote of each source (newest source time, then the smaller id), in source priority order. */
+export function latestPerSource<Q extends SourcedQuote>(quotes: Q[]): Q[] {
+  const best = new Map<string, Q>();
+  for (const q of quotes) {
+    const b = best.get(q.source);
+    if (!b || q.sourceUpdatedAt > b.sourceUpdatedAt || (q.sourceUpdatedAt === b.sourceUpdatedAt && q.sourceId < b.sourceId)) best.set(q.source, q);
+  }
+  return SOURCES.flatMap((s) => (best.has(s) ? [best.get(s)!] : []));
+}
+
+/**
+ * An asset as served, from its sources' latest quotes: consensus price = median of each source's
+ * latest price, spread = (max - min) / median x 100, descriptive fields from the first source
+ * that has them (coingecko, then coinpaprika, then csv).
+ */
+export function summarise(assetUid: string, quotes: SourcedQuote[]): AssetSummary {
+  const latest = latestPerSource(quotes);
+  const first = <T>(pick: (q: SourcedQuote) => T | null) => latest.map(pick).find((v) => v !== null && v !== undefined) ?? null;
+  const prices = latest.map((q) => q.priceUsd);
+  const mid = median(prices);
+  return {
+    asset_uid: assetUid,
+    symbol: first((q) => q.symbol || null) ?? "",
+    name: latest[0]?.name ?? "",
+    rank: first((q) => q.rank),
+    price_usd: mid,
+    market_cap_usd: first((q) => q.marketCapUsd),
+    volume_24h_usd: first((q) => q.volume24hUsd),
+    change_24h_pct: first((q) => q.change24hPct),
+    spread_pct: mid ? ((Math.max(...prices) - Math.min(...prices)) / mid) * 100 : null,
+    sources: latest.map((q) => q.source as Source),
+    source_ids: Object.fromEntries(latest.map((q) => [q.source, q.sourceId])),
+    updated_at: latest.reduce((m, q) => (q.sourceUpdatedAt > m ? q.sourceUpdatedAt : m), ""),
+  };
+}
+
+/** The snapshot as stored in R2: one array per field (compact to parse), aliases, and quote counts per source. */
+type Snapshot = {
+  version: number;
+  built_at: string;
+  columns: { [K in keyof AssetSummary]: AssetSummary[K][] };
+  aliases: Record<string, string>;
+  quotes: Record<string, number>;
+};
+
+const FIELDS = [
+  "asset_uid",
+  "symbol",
+  "name",
+  "rank",
+  "price_usd",
+  "market_cap_usd",
+  "volume_24h_usd",
+  "change_24h_pct",
+  "spread_pct",
+  "sources",
+  "source_ids",
+  "updated_at",
+] as const satisfies readonly (keyof AssetSummary)[];
+
+const NUMERIC_SORT = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;
+
+/**
+ * The /data read model in memory: every sort of every scope is an index array built on first use,
+ * so a page at any depth is a slice, and no request reads D1 for it.
+ */
+export class ReadModel {
+  readonly size: number;
+  private readonly c: Snapshot["columns"];
+  private readonly byUid = new Map<string, number>();
+  private readonly orders = new Map<string, Int32Array>();
+  private symbolIndex?: Map<string, number[]>;
+  private lowerNames?: string[];
+  private lowerSymbols?: string[];
+
+  constructor(readonly snapshot: Snapshot) {
+    this.c = snapshot.columns;
+    this.size = this.c.asset_uid.length;
+    this.c.asset_uid.forEach((uid, i) => this.byUid.set(uid, i));
+  }
+
+  get version() {
+    return this.snapshot.version;
+  }
+
+  asset(i: number): Asset {
+    const c = this.c;
+    return {
+      asset_uid: c.asset_uid[i],
+      symbol: c.symbol[i],
+      name: c.name[i],
+      rank: c.rank[i],
+      price_usd: c.price_usd[i],
+      market_cap_usd: c.market_cap_usd[i],
+      volume_24h_usd: c.volume_24h_usd[i],
+      change_24h_pct: c.change_24h_pct[i],
+      sources: c.sources[i],
+      source_ids: c.source_ids[i],
+      updated_at: c.updated_at[i],
+    };
+  }
+
+  /** The asset a uid or an alias of it names, if it is listed. */
+  find(uid: string) {
+    const i = this.byUid.get(this.snapshot.aliases[uid] ?? uid);
+    return i === undefined ? null : this.asset(i);
+  }
+
+  list(f: AssetFilter) {
+    let rows: ArrayLike<number>;
+    if (f.symbol !== undefined || f.q !== undefined) {
+      const picked = this.filtered(f);
+      const rank = this.rankOf(f.source ?? "all", f.sort);
+      rows = Int32Array.from(picked).sort((a, b) => rank[a] - rank[b]);
+    } else rows = this.order(f.source ?? "all", f.sort);
+    const total = rows.length;
+    const start = (f.page - 1) * f.pageSize;
+    const items: Asset[] = [];
+    for (let k = start; k < Math.min(total, start + f.pageSize); k++) items.push(this.asset(rows[f.order === "desc" ? total - 1 - k : k]));
+    return { items, total };
+  }
+
+  /** Indexes of a scope's assets in ascending order of `sort` (descending is the same read backwards: ties break by uid both ways). */
+  private order(scope: string, sort: SortKey) {
+    const key = `${scope}:${sort}`;
+    let o = this.orders.get(key);
+    if (!o) {
+      const ids: number[] = [];
+      for (let i = 0; i < this.size; i++) if (scope === "all" || this.c.sources[i].includes(scope as Source)) ids.push(i);
+      const cmp = this.comparator(sort);
+      o = Int32Array.from(ids.sort(cmp));
+      this.orders.set(key, o);
+    }
+    return o;
+  }
+
+  /** Position of every asset in order(scope, sort), for sorting a filtered few. */
+  private rankOf(scope: string, sort: SortKey) {
+    const o = this.order(scope, sort);
+    const rank = new Int32Array(this.size);
+    o.forEach((i, k) => {
+      rank[i] = k;
+    });
+    return rank;
+  }
+
+  private filtered(f: AssetFilter): number[] {
+    const inScope = (i: number) => !f.source || this.c.sources[i].includes(f.source);
+    if (f.symbol !== undefined) {
+      this.symbolIndex ??= this.c.symbol.reduce((m, s, i) => m.set(s.toLowerCase(), [...(m.get(s.toLowerCase()) ?? []), i]), new Map<string, number[]>());
+      const hits = this.symbolIndex.get(f.symbol.toLowerCase()) ?? [];
+      return hits.filter((i) => inScope(i) && this.matchesQ(i, f.q));
+    }
+    const out: number[] = [];
+    for (let i = 0; i < this.size; i++) if (inScope(i) && this.matchesQ(i, f.q)) out.push(i);
+    return out;
+  }
+
+  /** Prefix match over the name and the symbol, case-insensitive. */
+  private matchesQ(i: number, q?: string) {
+    if (q === undefined) return true;
+    const term = q.trim().toLowerCase();
+    if (!term) return false;
+    this.lowerNames ??= this.c.name.map((s) => s.toLowerCase());
+    this.lowerSymbols ??= this.c.symbol.map((s) => s.toLowerCase());
+    return this.lowerNames[i].startsWith(term) || this.lowerSymbols[i].startsWith(term);
+  }
+
+  private comparator(sort: SortKey): (a: number, b: number) => number {
+    const uid = this.c.asset_uid;
+    const tie = (a: number, b: number) => (uid[a] < uid[b] ? -1 : uid[a] > uid[b] ? 1 : 0);
+    if (sort === "symbol" || sort === "name") {
+      const keys = (sort === "symbol" ? this.c.symbol : this.c.name).map((s) => s.toLowerCase());
+      return (a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : tie(a, b));
+    }
+    // Unknown values sort as the smallest, except rank, where an unknown rank comes after every known one.
+    const values = sort === "rank" ? this.c.rank : this.c[NUMERIC_SORT[sort]];
+    const missing = sort === "rank" ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    const v = Float64Array.from(values, (x) => x ?? missing);
+    return (a, b) => v[a] - v[b] || tie(a, b);
+  }
+}
+
+/** Builds the snapshot from every stored quote bucket (the ground truth) and the aliases. */
+export async function buildSnapshot(db: Db, version: number): Promise<Snapshot> {
+  const byAsset = new Map<string, SourcedQuote[]>();
+  const quotes: Record<string, number> = {};
+  for await (const row of allQuoteBuckets(db)) {
+    for (const q of Object.values(row.quotes)) {
+      const list = byAsset.get(q.assetUid);
+      const sq = { ...q, source: row.source };
+      if (list) list.push(sq);
+      else byAsset.set(q.assetUid, [sq]);
+      quotes[row.source] = (quotes[row.source] ?? 0) + 1;
+    }
+  }
+  const aliases = await db.select({ alias: assetAliases.aliasUid, uid: assetAliases.assetUid }).from(assetAliases);
+  const columns = Object.fromEntries(FIELDS.map((f) => [f, []])) as unknown as Snapshot["columns"];
+  for (const [uid, qs] of byAsset) {
+    const a = summarise(uid, qs);
+    for (const f of FIELDS) (columns[f] as unknown[]).push(a[f]);
+  }
+  return { version, built_at: nowIso(), columns, aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.uid])), quotes };
+}
+
+const snapshotKey = (version: number) => `read-model/v${version}.json`;
+
+/**
+ * Rebuilds and publishes the read model. Versions are claimed before reading, and a snapshot is
+ * published only over an older one, so a slow build never replaces a newer snapshot; each write
+ * that matters is followed by a build claimed after it, so the published one is at most one run stale.
+ */
+export async function publishReadModel(db: Db, bucket: R2Bucket) {
+  const [claim] = await db
+    .update(readModel)
+    .set({ claimed: sql`${readModel.claimed} + 1` })
+    .where(eq(readModel.id, 1))
+    .returning({ version: readModel.claimed, previous: readModel.key });
+  const snapshot = await buildSnapshot(db, claim.version);
+  const key = snapshotKey(claim.version);
+  await bucket.put(key, JSON.stringify(snapshot), { httpMetadata: { contentType: "application/json" } });
+  const published = await db
+    .update(readModel)
+    .set({ version: claim.version, key, assets: snapshot.columns.asset_uid.length, builtAt: snapshot.built_at })
+    .where(sql`${readModel.id} = 1 AND ${readModel.version} < ${claim.version}`)
+    .returning({ version: readModel.version });
+  if (!published.length) {
+    await bucket.delete(key);
+    return null;
+  }
+  if (claim.previous && claim.previous !== key) await bucket.delete(claim.previous);
+  const model = new ReadModel(snapshot);
+  loaded = { model, checkedAt: now() };
+  return model;
+}
+
+/** How long an isolate serves its copy before asking D1 (one row) whether a newer one was published. */
+const RECHECK_MS = 1_000;
+let loaded: { model: ReadModel | null; checkedAt: number } | null = null;
+let loading: Promise<ReadModel | null> | null = null;
+
+/** The current read model: this isolate's copy, rechecked at most every RECHECK_MS. */
+export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadModel | null> {
+  if (loaded && now() - loaded.checkedAt < RECHECK_MS) return loaded.model;
+  loading ??= (async () => {
+    try {
+      const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
+      let model = loaded?.model ?? null;
+      if (!row?.key) model = null;
+      else if (model?.version !== row.version) {
+        const object = await bucket.get(row.key);
+        // Replaced while we looked it up: keep what we have and look again next time.
+        if (object) model = new ReadModel(await object.json<Snapshot>());
+      }
+      loaded = { model, checkedAt: now() };
+      return model;
+    } finally {
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+/** Drops this isolate's copy (tests that rewrite D1 underneath it). */
+export function forgetReadModel() {
+  loaded = null;
+}

@@ -1,0 +1,186 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+
+/** What a request or a run cost, in the units Cloudflare bills (SPEC `usage`). */
+export const USAGE_KEYS = ["d1_rows_read", "d1_rows_written", "r2_reads", "r2_writes", "kv_reads", "kv_writes", "queue_messages"] as const;
+export type UsageKey = (typeof USAGE_KEYS)[number];
+export type Usage = Record<UsageKey, number>;
+
+export const noUsage = (): Usage => ({
+  d1_rows_read: 0,
+  d1_rows_written: 0,
+  r2_reads: 0,
+  r2_writes: 0,
+  kv_reads: 0,
+  kv_writes: 0,
+  queue_messages: 0,
+});
+
+/** Sums what the bindings report while it is the current meter; `take` hands the sum over and starts again. */
+export class Meter {
+  usage = noUsage();
+  d1Ms = 0;
+  add(key: UsageKey, n: number) {
+    this.usage[key] += n;
+  }
+  take(): Usage {
+    const out = this.usage;
+    this.usage = noUsage();
+    return out;
+  }
+}
+
+const current = new AsyncLocalStorage<Meter>();
+
+/** Runs `fn` with `meter` collecting the cost of every binding call made inside it (through any await). */
+export const withMeter = <T>(meter: Meter, fn: () => T) => current.run(meter, fn);
+/** Runs `fn` with no meter: for the statement that records usage itself. */
+export const unmetered = <T>(fn: () => T) => current.exit(fn);
+
+const charge = (key: UsageKey, n = 1) => current.getStore()?.add(key, n);
+
+function chargeD1(meta: D1Meta | undefined) {
+  const m = current.getStore();
+  if (!m || !meta) return;
+  m.add("d1_rows_read", meta.rows_read ?? 0);
+  m.add("d1_rows_written", meta.rows_written ?? 0);
+  m.d1Ms += meta.duration ?? 0;
+}
+
+const unwrap = new WeakMap<object, D1PreparedStatement>();
+
+/**
+ * A prepared statement that charges its meta. `raw()` and `first()` carry no meta in D1, so they
+ * run as `all()`; raw rows are the row objects' values, as drizzle's own batch path reads them.
+ */
+function meteredStatement(inner: D1PreparedStatement): D1PreparedStatement {
+  const all = async <T>() => {
+    const r = await inner.all<T>();
+    chargeD1(r.meta);
+    return r;
+  };
+  const stmt = {
+    bind: (...values: unknown[]) => meteredStatement(inner.bind(...values)),
+    all,
+    run: async <T>() => {
+      const r = await inner.run<T>();
+      chargeD1(r.meta);
+      return r;
+    },
+    first: async <T>(column?: string) => {
+      const row = (await all<Record<string, unknown>>()).results[0];
+      if (row === undefined) return null;
+      return (column === undefined ? row : row[column]) as T;
+    },
+    raw: async (opts?: { columnNames?: boolean }) => {
+      const rows = (await all<Record<string, unknown>>()).results;
+      const values = rows.map((r) => Object.values(r));
+      return opts?.columnNames ? [rows[0] ? Object.keys(rows[0]) : [], ...values] : values;
+    },
+  } as unknown as D1PreparedStatement;
+  unwrap.set(stmt, inner);
+  return stmt;
+}
+
+function meteredD1(d1: D1Database): D1Database {
+  return new Proxy(d1, {
+    get(target, prop) {
+      if (prop === "prepare") return (query: string) => meteredStatement(target.prepare(query));
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements.map((s) => unwrap.get(s) ?? s));
+          for (const r of results) chargeD1(r.meta);
+          return results;
+        };
+      }
+      const v = Reflect.get(target, prop);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+/** R2 class A operations (put, list, multipart) are writes; class B (get, head) reads; deletes are free. */
+function meteredR2(bucket: R2Bucket): R2Bucket {
+  const kinds: Record<string, UsageKey> = { get: "r2_reads", head: "r2_reads", put: "r2_writes", list: "r2_writes", createMultipartUpload: "r2_writes" };
+  return methodProxy(bucket, kinds);
+}
+
+function meteredKv(kv: KVNamespace): KVNamespace {
+  const kinds: Record<string, UsageKey> = { get: "kv_reads", getWithMetadata: "kv_reads", list: "kv_reads", put: "kv_writes", delete: "kv_writes" };
+  return methodProxy(kv, kinds);
+}
+
+function meteredQueue<T>(queue: Queue<T>): Queue<T> {
+  return new Proxy(queue, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop);
+      if (prop === "send") return (...a: unknown[]) => (charge("queue_messages"), v.apply(target, a));
+      if (prop === "sendBatch") return (ms: Iterable<unknown>, ...rest: unknown[]) => {
+        const list = [...ms];
+        charge("queue_messages", list.length);
+        return v.call(target, list, ...rest);
+      };
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+function methodProxy<T extends object>(target: T, kinds: Record<string, UsageKey>): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const v = Reflect.get(t, prop);
+      if (typeof v !== "function") return v;
+      const kind = typeof prop === "string" ? kinds[prop] : undefined;
+      return kind ? (...a: unknown[]) => (charge(kind), v.apply(t, a)) : v.bind(t);
+    },
+  });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: any message type
+type Bindings = { DB: D1Database; KV: KVNamespace; BUCKET: R2Bucket; JOBS: Queue<any> };
+const wrapped = new WeakMap<object, object>();
+const once = <T extends object>(binding: T, wrap: (b: T) => T): T => {
+  let w = wrapped.get(binding) as T | undefined;
+  if (!w) {
+    w = wrap(binding);
+    wrapped.set(binding, w);
+    wrapped.set(w, w);
+  }
+  return w;
+};
+
+/** The same env with every billed binding charging the current meter; each binding is wrapped once. */
+export function meteredEnv<E extends Bindings>(env: E): E {
+  return {
+    ...env,
+    DB: once(env.DB, meteredD1),
+    KV: once(env.KV, meteredKv),
+    BUCKET: once(env.BUCKET, meteredR2),
+    JOBS: once(env.JOBS, meteredQueue),
+  };
+}
+
+/** `Server-Timing` for one request: D1 time and rows read (W3C syntax). */
+export const serverTiming = (m: Meter) => `d1;dur=${m.d1Ms.toFixed(2)};desc="rows_read=${m.usage.d1_rows_read}"`;
+
+export const currentMeter = () => current.getStore();
+
+export const addUsage = (a: Usage, b: Partial<Usage>): Usage =>
+  Object.fromEntries(USAGE_KEYS.map((k) => [k, a[k] + (b[k] ?? 0)])) as Usage;
+
+export const isZero = (u: Usage) => USAGE_KEYS.every((k) => u[k] === 0);
+
+/**
+ * Runs `fn` under a fresh meter and returns what it cost (less what it handed over with `take`);
+ * the cost is also added to the enclosing meter, so a request's Server-Timing still counts it.
+ */
+export async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
+  const parent = current.getStore();
+  const meter = new Meter();
+  const result = await withMeter(meter, fn);
+  const usage = meter.take();
+  if (parent) {
+    for (const k of USAGE_KEYS) parent.add(k, usage[k]);
+    parent.d1Ms += meter.d1Ms;
+  }
+  return { result, usage };
+}
