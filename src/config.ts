@@ -1,5 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import type { Env } from "./env";
 import { ApiError } from "./lib/errors";
 
 export const SOURCES = ["coingecko", "coinpaprika", "csv"] as const;
@@ -43,16 +42,18 @@ const ConfigSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(15_000),
   CORS_ORIGINS: z.string().default("*"),
   DATA_ORIGIN: z.enum(["live", "recorded"]).default("live"),
+  RAW_RETENTION_DAYS: positiveInt(30),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
 const cache = new WeakMap<object, Config>();
 
 /** Parses the vars and secrets once per env object; a bad value is an error naming the variable. */
-export function getConfig(env: Env): Config {
+export function getConfig(env: object): Config {
   const hit = cache.get(env);
   if (hit) return hit;
-  const raw = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, emptyToUndefined(env[k as keyof Env])]));
+  const vars = env as Record<string, unknown>;
+  const raw = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, emptyToUndefined(vars[k])]));
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);

@@ -23,4 +23,5 @@ export interface Env {
   UPSTREAM_TIMEOUT_MS?: string;
   CORS_ORIGINS?: string;
   DATA_ORIGIN?: string;
+  RAW_RETENTION_DAYS?: string;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ingestUpload } from "../src/ingest/csv-upload";
-import { rows, stageCsv, testServices } from "./helpers";
+import { rows, stageCsv, testServices, storedRows } from "./helpers";
 
 const MESSY = [
   "\uFEFFSymbol;Name;Price USD;Market Cap;Volume 24h;Last Updated;Notes",
@@ -34,7 +34,7 @@ describe("CSV ingestion", () => {
     expect(rejected.map((r) => r.row)).toEqual([6, 7, 8, 9, 10, 11]);
     expect(rejected[0].reason).toMatch(/price/);
     expect(rejected[2].reason).toMatch(/neither a symbol nor an id/);
-    const quotes = await rows<{ symbol: string; name: string; price_usd: number; market_cap_usd: number | null }>(
+    const quotes = await storedRows<{ symbol: string; name: string; price_usd: number; market_cap_usd: number | null }>(
       "SELECT symbol, name, price_usd, market_cap_usd FROM source_quotes WHERE run_id = ? ORDER BY symbol",
       up.runId,
     );
@@ -72,11 +72,11 @@ function flakyBucket(bucket: R2Bucket, failAfter: number): R2Bucket {
 }
 
 async function finalState(runId: string, uploadId: string) {
-  const quotes = await rows(
+  const quotes = await storedRows(
     "SELECT source_id, price_usd, market_cap_usd, source_updated_at FROM source_quotes WHERE run_id = ? ORDER BY source_id",
     runId,
   );
-  const history = await rows<{ n: number }>(
+  const history = await storedRows<{ n: number }>(
     "SELECT COUNT(*) AS n FROM quote_history h JOIN source_quotes q USING (source, source_id) WHERE q.run_id = ?",
     runId,
   );
@@ -126,13 +126,13 @@ describe("CSV resume", () => {
     const up = await stageCsv(s, sent, "twice.csv", bigCsv(300, 4));
     await ingestUpload(s, up.message as never, { blockBytes: 4 * 1024 });
     const once = await finalState(up.runId, up.uploadId);
-    const counts = await rows(
+    const counts = await storedRows(
       "SELECT (SELECT COUNT(*) FROM source_quotes) q, (SELECT COUNT(*) FROM quote_history) h, (SELECT COUNT(*) FROM assets) a, (SELECT COUNT(*) FROM rejected_records) r",
     );
     await ingestUpload(s, up.message as never, { blockBytes: 4 * 1024 });
     expect(await finalState(up.runId, up.uploadId)).toEqual(once);
     expect(
-      await rows(
+      await storedRows(
         "SELECT (SELECT COUNT(*) FROM source_quotes) q, (SELECT COUNT(*) FROM quote_history) h, (SELECT COUNT(*) FROM assets) a, (SELECT COUNT(*) FROM rejected_records) r",
       ),
     ).toEqual(counts);

@@ -8,7 +8,7 @@ import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";
 import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
-import { apiWith, drain, json, rows, stageCsv, stubUpstream, TOKEN, testServices } from "./helpers";
+import { apiWith, drain, json, rows, stageCsv, stubUpstream, TOKEN, testServices, storedRows } from "./helpers";
 
 afterEach(() => setClock(() => Date.now()));
 
@@ -194,6 +194,6 @@ describe("guarantee: hostile CSV files end in a clear rejection, never a crashed
     expect(await rows("SELECT row, reason FROM rejected_records WHERE run_id = ?", up.runId)).toEqual([
       { row: 1, reason: "text contains NUL bytes" },
     ]);
-    expect(await rows("SELECT symbol FROM source_quotes WHERE run_id = ?", up.runId)).toEqual([{ symbol: "GOOD1" }]);
+    expect(await storedRows("SELECT symbol FROM source_quotes WHERE run_id = ?", up.runId)).toEqual([{ symbol: "GOOD1" }]);
   });
 });

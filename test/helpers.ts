@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import type { StoredQuote } from "../src/db/schema";
 import type { Env } from "../src/env";
 import { registerUpload } from "../src/ingest/csv-sweep";
 import { type Services, servicesFor } from "../src/jobs/context";
@@ -108,4 +109,70 @@ export async function apiWith(vars: Partial<Env>, path: string, init: RequestIni
     { ...env, ...vars } as Env,
     createExecutionContext(),
   );
+}
+
+/**
+ * The packed quote and history buckets unpacked into one row per quote and per point, in tables
+ * shaped as the earlier per-coin layout (source_quotes, quote_history), so that assertions read
+ * what is stored with plain SQL. Rebuilt on every call; never read by the worker.
+ */
+export async function unpackStorage() {
+  const { blobBytes, decodePoints } = await import("../src/db/history-codec");
+  const buckets = await rows<{ source: string; quotes: string }>("SELECT source, quotes FROM quote_buckets");
+  const quotes = buckets.flatMap((b) =>
+    Object.values(JSON.parse(b.quotes) as Record<string, StoredQuote>).map((q) => ({ source: b.source, ...q })),
+  );
+  const mappings = await rows<{ source: string; slot: number; source_id: string; asset_uid: string }>(
+    "SELECT source, slot, source_id, asset_uid FROM asset_mappings",
+  );
+  const bySlot = new Map(mappings.map((m) => [`${m.source}:${m.slot}`, m]));
+  const history = (
+    await rows<{ source: string; bucket: number; resolution: string; period_start: string; points: number[] }>(
+      "SELECT source, bucket, resolution, period_start, points FROM history_buckets",
+    )
+  ).flatMap((r) =>
+    decodePoints(Date.parse(r.period_start), r.bucket, blobBytes(r.points)).map((p) => {
+      const m = bySlot.get(`${r.source}:${p.slot}`);
+      return {
+        source: r.source,
+        source_id: m?.source_id ?? `slot-${p.slot}`,
+        resolution: r.resolution,
+        at: new Date(p.at).toISOString(),
+        asset_uid: m?.asset_uid ?? null,
+        price_usd: p.priceUsd,
+        market_cap_usd: p.marketCapUsd,
+        volume_24h_usd: p.volume24hUsd,
+      };
+    }),
+  );
+  const db = env.DB;
+  await db.batch([
+    db.prepare("DROP TABLE IF EXISTS source_quotes"),
+    db.prepare("DROP TABLE IF EXISTS quote_history"),
+    db.prepare(`CREATE TABLE source_quotes (source, source_id, asset_uid, symbol, name, rank, price_usd, market_cap_usd, volume_24h_usd,
+      change_24h_pct, circulating_supply, total_supply, max_supply, source_updated_at, ingested_at, run_id)`),
+    db.prepare("CREATE TABLE quote_history (source, source_id, resolution, at, asset_uid, price_usd, market_cap_usd, volume_24h_usd)"),
+  ]);
+  for (let i = 0; i < quotes.length; i += 2000) {
+    await db
+      .prepare(`INSERT INTO source_quotes SELECT j.value ->> 'source', j.value ->> 'sourceId', j.value ->> 'assetUid', j.value ->> 'symbol',
+        j.value ->> 'name', j.value ->> 'rank', j.value ->> 'priceUsd', j.value ->> 'marketCapUsd', j.value ->> 'volume24hUsd',
+        j.value ->> 'change24hPct', j.value ->> 'circulatingSupply', j.value ->> 'totalSupply', j.value ->> 'maxSupply',
+        j.value ->> 'sourceUpdatedAt', j.value ->> 'ingestedAt', j.value ->> 'runId' FROM json_each(?) j`)
+      .bind(JSON.stringify(quotes.slice(i, i + 2000)))
+      .run();
+  }
+  for (let i = 0; i < history.length; i += 5000) {
+    await db
+      .prepare(`INSERT INTO quote_history SELECT j.value ->> 'source', j.value ->> 'source_id', j.value ->> 'resolution', j.value ->> 'at',
+        j.value ->> 'asset_uid', j.value ->> 'price_usd', j.value ->> 'market_cap_usd', j.value ->> 'volume_24h_usd' FROM json_each(?) j`)
+      .bind(JSON.stringify(history.slice(i, i + 5000)))
+      .run();
+  }
+}
+
+/** `rows` over the unpacked quote and history tables (see unpackStorage). */
+export async function storedRows<T = Record<string, unknown>>(query: string, ...binds: unknown[]) {
+  await unpackStorage();
+  return rows<T>(query, ...binds);
 }

@@ -7,7 +7,7 @@ import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
-import { api, drain, json, rows, stubUpstream, TOKEN, testServices } from "./helpers";
+import { api, drain, json, rows, stubUpstream, TOKEN, testServices, storedRows } from "./helpers";
 
 /** A CoinGecko of `total` coins built from the recorded page (ids made unique per test). */
 function geckoUniverse(total: number, tag: string) {
@@ -147,7 +147,7 @@ describe("HTTP sources", () => {
       const first = testServices({ fetch: good.fetch });
       await startSourceRun(first.s, "coinpaprika", "manual");
       await drain(first.s, first.sent);
-      const before = await rows(
+      const before = await storedRows(
         "SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id",
       );
 
@@ -160,7 +160,7 @@ describe("HTTP sources", () => {
       expect(run.status).toBe("failed");
       expect(run.error).toMatch(/malformed JSON/);
       expect(
-        await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id"),
+        await storedRows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id"),
       ).toEqual(before);
       const [raw] = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ?", runId);
       expect(await (await env.BUCKET.get(raw.key))!.text()).toBe(body);
@@ -199,7 +199,7 @@ describe("HTTP sources", () => {
     );
     expect(second.accepted).toBeGreaterThan(300);
     expect(second.written).toBe(0);
-    const dupes = await rows(
+    const dupes = await storedRows(
       "SELECT source_id, COUNT(*) n FROM quote_history WHERE source = 'coinpaprika' AND resolution = 'raw' GROUP BY source_id, at HAVING n > 1",
     );
     expect(dupes).toEqual([]);

@@ -5,12 +5,15 @@ import { describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import { rollUpHistory } from "../src/ingest/retention";
-import { quoteStatements, rejectionStatement } from "../src/ingest/store";
+import { dbFor } from "../src/db/client";
+import { historyRowsQuery, historyRowStatement, quoteBucketStatement, quoteBucketsQuery } from "../src/db/quote-store";
+import { publishReadModel } from "../src/db/read-model";
+import { rejectionStatement } from "../src/db/rejections";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
 import { pinnedMappings } from "../src/unify/resolve";
-import { api, pinMapping, rows, testServices } from "./helpers";
+import { api, pinMapping, rows, storedRows, testServices, unpackStorage } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
 
@@ -30,16 +33,30 @@ async function grouping() {
   return [...groups.values()].map((g) => g.sort().join(" ")).sort();
 }
 
-/** asset_listing against a rebuild from the assets table: a row per asset under "all" and per source it has. */
-async function listingDrift() {
-  const key = (r: Record<string, unknown>) => JSON.stringify(Object.values(r));
-  const cols = "asset_uid, rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct, symbol_key, name_key";
-  const stored = (await rows(`SELECT scope, ${cols} FROM asset_listing`)).map(key);
-  const derived = `COALESCE(rank, 2147483647) AS rank_key, market_cap_usd, price_usd, volume_24h_usd, change_24h_pct,
-    lower(symbol) AS symbol_key, lower(name) AS name_key`;
+/**
+ * The served /data read model against a rebuild from the stored quotes in plain SQL: a row per
+ * asset under "all" and per source that quotes it, with the median of each source's latest price.
+ */
+async function readModelDrift() {
+  const key = (r: { scope: string; asset_uid: string; price_usd: number }) => `${r.scope} ${r.asset_uid} ${r.price_usd.toPrecision(12)}`;
+  const stored: string[] = [];
+  for (const scope of ["all", "coingecko", "coinpaprika", "csv"]) {
+    const page = await (await api(`/data?page_size=250${scope === "all" ? "" : `&source=${scope}`}`)).json<{
+      data: { asset_uid: string; price_usd: number }[];
+    }>();
+    stored.push(...page.data.map((a) => key({ scope, ...a })));
+  }
+  await unpackStorage();
   const expected = (
-    await rows(`SELECT 'all' AS scope, asset_uid, ${derived} FROM assets WHERE price_usd IS NOT NULL
-      UNION ALL SELECT s.value, asset_uid, ${derived} FROM assets, json_each(assets.sources) s WHERE price_usd IS NOT NULL`)
+    await rows<{ scope: string; asset_uid: string; price_usd: number }>(`
+      WITH latest AS (
+        SELECT q.asset_uid, q.source, q.price_usd FROM source_quotes q
+        WHERE NOT EXISTS (SELECT 1 FROM source_quotes o WHERE o.asset_uid = q.asset_uid AND o.source = q.source
+          AND (o.source_updated_at > q.source_updated_at OR (o.source_updated_at = q.source_updated_at AND o.source_id < q.source_id)))),
+      agg AS (SELECT asset_uid, CASE COUNT(*) WHEN 1 THEN MAX(price_usd) WHEN 2 THEN AVG(price_usd)
+        ELSE SUM(price_usd) - MIN(price_usd) - MAX(price_usd) END AS price_usd FROM latest GROUP BY asset_uid)
+      SELECT 'all' AS scope, asset_uid, price_usd FROM agg
+      UNION ALL SELECT l.source, a.asset_uid, a.price_usd FROM agg a JOIN latest l USING (asset_uid)`)
   ).map(key);
   return {
     stored: stored.length,
@@ -49,7 +66,7 @@ async function listingDrift() {
 }
 
 async function reset() {
-  for (const t of ["asset_mappings", "assets", "asset_listing", "source_quotes", "quote_history", "asset_aliases", "leases"])
+  for (const t of ["asset_mappings", "assets", "quote_buckets", "history_buckets", "asset_aliases", "leases"])
     await env.DB.prepare(`DELETE FROM ${t}`).run();
   await env.KV.delete("map:coingecko");
   await env.KV.delete("map:coinpaprika");
@@ -103,31 +120,34 @@ describe("unification in storage", () => {
     expect(viaAlias.data.mappings).toContainEqual({ source: "coinpaprika", source_id: "zzq-old-name", rule: "pinned", pinned: true });
     // The next ingestion keeps the pin.
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run-2", part: "p1", fetched: 2, normalised });
-    expect(await rows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([{ asset_uid: "target-coin" }]);
+    expect(await storedRows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([{ asset_uid: "target-coin" }]);
   });
 
-  it("keeps the /data read model equal to a rebuild from the assets through ingests, re-ingests and pins", async () => {
+  it("keeps the /data read model equal to a rebuild from the stored quotes through ingests, re-ingests and pins", async () => {
     await reset();
     const { s } = testServices();
-    const store = (source: "coinpaprika" | "csv", runId: string, quotes: ReturnType<typeof quote>[]) =>
-      storeNormalised(s.db, s.env.KV, { source, runId, part: "p1", fetched: quotes.length, normalised: { quotes, rejected: [] } });
+    // As a run's close does: store, then publish the read model once.
+    const store = async (source: "coinpaprika" | "csv", runId: string, quotes: ReturnType<typeof quote>[]) => {
+      await storeNormalised(s.db, s.env.KV, { source, runId, part: "p1", fetched: quotes.length, normalised: { quotes, rejected: [] } });
+      await publishReadModel(s.db, s.env.BUCKET);
+    };
     await store("coinpaprika", "rm-1", [
       quote("coinpaprika", "zza-alpha", "ZZA", "Alpha Coin", 2),
       quote("coinpaprika", "zzb-beta", "ZZB", "Beta Coin", 5),
     ]);
     await store("csv", "rm-2", [quote("csv", "zza", "ZZA", "Alpha Coin", 2.1), quote("csv", "zzc", "ZZC", "Gamma Coin", 9)]);
-    expect(await listingDrift()).toEqual({ stored: 7, missing: [], extra: [] });
+    expect(await readModelDrift()).toEqual({ stored: 7, missing: [], extra: [] });
     // Newer prices rewrite the sort keys in place.
     const later = (q: ReturnType<typeof quote>) => ({ ...q, sourceUpdatedAt: "2026-11-22T13:00:00.000Z" });
     await store("coinpaprika", "rm-3", [
       later(quote("coinpaprika", "zza-alpha", "ZZA", "Alpha Coin", 3)),
       later(quote("coinpaprika", "zzb-beta", "ZZB", "Beta Coin", 1)),
     ]);
-    expect(await listingDrift()).toEqual({ stored: 7, missing: [], extra: [] });
+    expect(await readModelDrift()).toEqual({ stored: 7, missing: [], extra: [] });
     // Alpha loses its only CoinPaprika quote to a pin: it must leave the coinpaprika scope and keep "all" and csv.
     const moved = await pinMapping("beta-coin", { source: "coinpaprika", source_id: "zza-alpha" });
     expect(moved.status).toBe(200);
-    expect(await listingDrift()).toEqual({ stored: 6, missing: [], extra: [] });
+    expect(await readModelDrift()).toEqual({ stored: 6, missing: [], extra: [] });
     const paprikaPage = await (await api("/data?source=coinpaprika")).json<{
       data: { asset_uid: string }[];
       metadata: { total: number };
@@ -152,7 +172,7 @@ describe("unification in storage", () => {
       T,
     );
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "new", part: "p1", fetched: 0, normalised: newer });
-    const before = await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id");
+    const before = await storedRows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id");
     const result = await storeNormalised(s.db, s.env.KV, {
       source: "coinpaprika",
       runId: "old",
@@ -161,30 +181,35 @@ describe("unification in storage", () => {
       normalised: older,
     });
     expect(result.written).toBe(0);
-    expect(await rows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id")).toEqual(before);
+    expect(await storedRows("SELECT source_id, price_usd, source_updated_at FROM source_quotes ORDER BY source_id")).toEqual(before);
   });
 });
 
 describe("storage statements", () => {
-  const dialect = new SQLiteAsyncDialect();
-  async function plan(statement: SQL) {
-    const q = dialect.sqlToQuery(statement);
+  const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
+  type Plannable = SQL | { toSQL(): { sql: string; params: unknown[] } };
+  async function plan(statement: Plannable) {
+    const q = "toSQL" in statement ? statement.toSQL() : dialect.sqlToQuery(statement);
     const steps = await env.DB.prepare(`EXPLAIN QUERY PLAN ${q.sql}`)
       .bind(...q.params)
       .all<{ detail: string }>();
     return steps.results.map((r) => r.detail);
   }
   /** Plan steps that read a whole table or index: every row a statement touches must be found by key. */
-  async function fullScans(statement: SQL) {
-    const ctes = new Set(["target", "scoped", "latest", "agg"]);
-    return (await plan(statement)).filter((d) => d.startsWith("SCAN ") && !d.includes("VIRTUAL TABLE") && !ctes.has(d.split(" ")[1]));
+  async function fullScans(statement: Plannable) {
+    return (await plan(statement)).filter((d) => d.startsWith("SCAN ") && !d.includes("VIRTUAL TABLE"));
   }
 
   it("find every row they touch by key, so a page costs the same in a large database", async () => {
-    const quotes = [{ ...quote("coinpaprika", "zzp-plan", "ZZP", "Plan Coin", 1), assetUid: "plan-coin" }];
-    const { statements } = quoteStatements("coinpaprika", "plan-run", quotes, T);
-    const reject = rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T);
-    for (const statement of [...statements, reject]) expect(await fullScans(statement)).toEqual([]);
+    const db = dbFor(env.DB);
+    const statements: Plannable[] = [
+      quoteBucketsQuery(db, "coinpaprika", [0, 3]),
+      quoteBucketStatement("coinpaprika", 0, {}, T),
+      historyRowsQuery(db, "coinpaprika", "raw", [{ bucket: 0, start: Date.parse(T) }]),
+      historyRowStatement("coinpaprika", 0, "raw", Date.parse(T), []),
+      rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T),
+    ];
+    for (const statement of statements) expect(await fullScans(statement)).toEqual([]);
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });
@@ -192,22 +217,28 @@ describe("storage statements", () => {
 
 describe("history retention", () => {
   it("rolls raw points older than 7 days into hourly means, hourly older than 90 days into daily, idempotently", async () => {
-    await env.DB.prepare("DELETE FROM quote_history").run();
+    await reset();
+    await env.DB.prepare(
+      `INSERT INTO asset_mappings (source, source_id, asset_uid, rule, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
+       VALUES ('coingecko', 'ret', 'ret', 'new_asset', 'ret', 'ret', 'ret', 'Ret', 0, ?, ?)`,
+    )
+      .bind(T, T)
+      .run();
     const now = Date.parse("2026-11-24T00:00:00Z");
-    const at = (daysAgo: number, minute: number) => new Date(now - daysAgo * 86_400_000 + minute * 60_000).toISOString();
-    const insert = env.DB.prepare(
-      "INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd) VALUES ('coingecko', 'ret', ?, ?, 'ret', ?)",
-    );
-    await env.DB.batch([
-      insert.bind("raw", at(10, 0), 1),
-      insert.bind("raw", at(10, 5), 3),
-      insert.bind("raw", at(1, 0), 7),
-      insert.bind("hour", at(100, 0), 4),
-      insert.bind("hour", at(100, 60), 8),
+    const at = (daysAgo: number, minute: number) => now - daysAgo * 86_400_000 + minute * 60_000;
+    const point = (t: number, priceUsd: number) => ({ slot: 0, at: t, priceUsd, marketCapUsd: null, volume24hUsd: null });
+    const { runBatch } = await import("../src/db/batch");
+    const { periodStart } = await import("../src/db/history-codec");
+    const row = (resolution: "raw" | "hour", points: ReturnType<typeof point>[]) =>
+      historyRowStatement("coingecko", 0, resolution, periodStart(resolution, points[0].at), points);
+    await runBatch(dbFor(env.DB), [
+      row("raw", [point(at(10, 0), 1), point(at(10, 5), 3)]),
+      row("raw", [point(at(1, 0), 7)]),
+      row("hour", [point(at(100, 0), 4), point(at(100, 60), 8)]),
     ]);
     const first = await rollUpHistory((await import("../src/db/client")).dbFor(env.DB), now);
     expect(first).toEqual({ hourly_points_added: 1, raw_points_removed: 2, daily_points_added: 1, hourly_points_removed: 2 });
-    const points = await rows<{ resolution: string; price_usd: number }>("SELECT resolution, price_usd FROM quote_history ORDER BY at");
+    const points = await storedRows<{ resolution: string; price_usd: number }>("SELECT resolution, price_usd FROM quote_history ORDER BY at");
     expect(points).toEqual([
       { resolution: "day", price_usd: 6 },
       { resolution: "hour", price_usd: 2 },

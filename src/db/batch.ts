@@ -2,7 +2,7 @@ import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 
-const dialect = new SQLiteAsyncDialect();
+const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
 
 /** A raw SQL fragment or a drizzle query builder (anything with toSQL). */
 export type Statement = SQL | { toSQL(): { sql: string; params: unknown[] } };

@@ -1,3 +1,5 @@
+import { type Column, sql } from "drizzle-orm";
+import { CasingCache } from "drizzle-orm/casing";
 import { drizzle } from "drizzle-orm/d1";
 import * as schema from "./schema";
 
@@ -16,3 +18,7 @@ export type Db = ReturnType<typeof drizzle<typeof schema>>;
 
 /** Builds statements for batches (toSQL) where no handle is at hand; never executes anything. */
 export const builder: Db = drizzle({} as D1Database, { schema, casing: "snake_case" });
+
+const casing = new CasingCache("snake_case");
+/** A column's SQL name, unqualified, for the column lists of hand-written INSERT … SELECT statements. */
+export const col = (c: Column) => sql.identifier(casing.getColumnCasing(c));

@@ -1,7 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { SourceQuote } from "../sources/source-quote";
 import { runBatch, type Statement } from "./batch";
-import { builder as q, type Db } from "./client";
+import { col, builder as q, type Db } from "./client";
 import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
 import { withLease } from "./lease";
 import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
@@ -12,14 +12,15 @@ export type QuoteBucket = Record<string, StoredQuote>;
 
 const jsonList = (xs: unknown[]) => JSON.stringify([...new Set(xs)]);
 
+export const quoteBucketsQuery = (db: Db, source: string, buckets: number[]) =>
+  db
+    .select({ bucket: quoteBuckets.bucket, quotes: quoteBuckets.quotes })
+    .from(quoteBuckets)
+    .where(and(eq(quoteBuckets.source, source), sql`${quoteBuckets.bucket} IN (SELECT value FROM json_each(${jsonList(buckets)}))`));
+
 /** The given buckets of one source, by bucket number (absent ones are empty). */
 export async function readQuoteBuckets(db: Db, source: string, buckets: number[]) {
-  const rows = buckets.length
-    ? await db
-        .select({ bucket: quoteBuckets.bucket, quotes: quoteBuckets.quotes })
-        .from(quoteBuckets)
-        .where(and(eq(quoteBuckets.source, source), sql`${quoteBuckets.bucket} IN (SELECT value FROM json_each(${jsonList(buckets)}))`))
-    : [];
+  const rows = buckets.length ? await quoteBucketsQuery(db, source, buckets) : [];
   return new Map<number, QuoteBucket>(rows.map((r) => [r.bucket, r.quotes]));
 }
 
@@ -29,23 +30,25 @@ export const quoteBucketStatement = (source: string, bucket: number, quotes: Quo
       .values({ source, bucket, quotes, updatedAt: now })
       .onConflictDoUpdate({
         target: [quoteBuckets.source, quoteBuckets.bucket],
-        set: { quotes: sql`excluded.${sql.identifier("quotes")}`, updatedAt: sql`excluded.${sql.identifier("updated_at")}` },
+        set: { quotes: sql`excluded.${col(quoteBuckets.quotes)}`, updatedAt: sql`excluded.${col(quoteBuckets.updatedAt)}` },
       });
 
-/** History rows of one source and resolution for the given (bucket, period start) pairs. */
-export async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
-  if (!keys.length) return new Map<string, Point[]>();
-  const pairs = jsonList(keys.map((k) => [k.bucket, new Date(k.start).toISOString()]));
-  const rows = await db
+export const historyRowsQuery = (db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) =>
+  db
     .select({ bucket: historyBuckets.bucket, periodStart: historyBuckets.periodStart, points: historyBuckets.points })
     .from(historyBuckets)
     .where(
       and(
         eq(historyBuckets.source, source),
         eq(historyBuckets.resolution, resolution),
-        sql`(${historyBuckets.bucket}, ${historyBuckets.periodStart}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${pairs}))`,
+        sql`(${historyBuckets.bucket}, ${historyBuckets.periodStart}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${jsonList(keys.map((k) => [k.bucket, new Date(k.start).toISOString()]))}))`,
       ),
     );
+
+/** History rows of one source and resolution for the given (bucket, period start) pairs. */
+export async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
+  if (!keys.length) return new Map<string, Point[]>();
+  const rows = await historyRowsQuery(db, source, resolution, keys);
   return new Map(rows.map((r) => [historyKey(r.bucket, Date.parse(r.periodStart)), decodePoints(Date.parse(r.periodStart), r.bucket, blobBytes(r.points))]));
 }
 
@@ -58,7 +61,7 @@ export const historyRowStatement = (source: string, bucket: number, resolution: 
       .values({ ...row, points: row.points as Buffer })
       .onConflictDoUpdate({
         target: [historyBuckets.source, historyBuckets.bucket, historyBuckets.resolution, historyBuckets.periodStart],
-        set: { points: sql`excluded.${sql.identifier("points")}`, count: sql`excluded.${sql.identifier("count")}` },
+        set: { points: sql`excluded.${col(historyBuckets.points)}`, count: sql`excluded.${col(historyBuckets.count)}` },
       });
 };
 

@@ -1,41 +1,45 @@
-import { sql } from "drizzle-orm";
-import { runBatch } from "../db/batch";
+import { lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { rollUp } from "../db/history-rollup";
+import { rawPayloads } from "../db/schema";
 import { now } from "../lib/clock";
 
 /** Raw points are kept this long, hourly roll-ups this long; daily roll-ups are kept for good. */
-export const RAW_RETENTION_DAYS = 7;
-export const HOURLY_RETENTION_DAYS = 90;
+export const RAW_POINTS_DAYS = 7;
+export const HOURLY_POINTS_DAYS = 90;
 const DAY = 86_400_000;
 
-/**
- * Keeps history bounded: raw points older than 7 days become one averaged point per hour, hourly
- * points older than 90 days one per day. Inserting the roll-up and deleting its inputs happen in
- * one transaction, and re-running it changes nothing.
- */
+/** Keeps history bounded: raw points older than 7 days become hourly means, hourly ones older than 90 days daily means. */
 export async function rollUpHistory(db: Db, at = now()) {
-  const rawCutoff = new Date(at - RAW_RETENTION_DAYS * DAY).toISOString();
-  const hourCutoff = new Date(at - HOURLY_RETENTION_DAYS * DAY).toISOString();
-  const results = await runBatch(db, [
-    sql`
-      INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd, market_cap_usd, volume_24h_usd)
-      SELECT source, source_id, 'hour', strftime('%Y-%m-%dT%H:00:00.000Z', at), MAX(asset_uid), AVG(price_usd), AVG(market_cap_usd), AVG(volume_24h_usd)
-      FROM quote_history WHERE resolution = 'raw' AND at < ${rawCutoff}
-      GROUP BY source, source_id, strftime('%Y-%m-%dT%H:00:00.000Z', at)
-      ON CONFLICT DO NOTHING`,
-    sql`DELETE FROM quote_history WHERE resolution = 'raw' AND at < ${rawCutoff}`,
-    sql`
-      INSERT INTO quote_history (source, source_id, resolution, at, asset_uid, price_usd, market_cap_usd, volume_24h_usd)
-      SELECT source, source_id, 'day', strftime('%Y-%m-%dT00:00:00.000Z', at), MAX(asset_uid), AVG(price_usd), AVG(market_cap_usd), AVG(volume_24h_usd)
-      FROM quote_history WHERE resolution = 'hour' AND at < ${hourCutoff}
-      GROUP BY source, source_id, strftime('%Y-%m-%dT00:00:00.000Z', at)
-      ON CONFLICT DO NOTHING`,
-    sql`DELETE FROM quote_history WHERE resolution = 'hour' AND at < ${hourCutoff}`,
-  ]);
+  const hourly = await rollUp(db, "raw", "hour", at - RAW_POINTS_DAYS * DAY);
+  const daily = await rollUp(db, "hour", "day", at - HOURLY_POINTS_DAYS * DAY);
   return {
-    hourly_points_added: results[0].meta.changes,
-    raw_points_removed: results[1].meta.changes,
-    daily_points_added: results[2].meta.changes,
-    hourly_points_removed: results[3].meta.changes,
+    hourly_points_added: hourly.points_added,
+    raw_points_removed: hourly.points_removed,
+    daily_points_added: daily.points_added,
+    hourly_points_removed: daily.points_removed,
   };
+}
+
+/** Objects deleted per R2 call (its limit for a multi-key delete). */
+const DELETE_BATCH = 1000;
+
+/** Deletes archived raw payloads older than `days` from R2, then their index rows. */
+export async function pruneRawArchive(db: Db, bucket: R2Bucket, days: number, at = now()) {
+  const cutoff = new Date(at - days * DAY).toISOString();
+  let deleted = 0;
+  while (true) {
+    const old = await db
+      .select({ id: rawPayloads.id, key: rawPayloads.key })
+      .from(rawPayloads)
+      .where(lt(rawPayloads.fetchedAt, cutoff))
+      .limit(DELETE_BATCH);
+    if (!old.length) break;
+    await bucket.delete(old.map((r) => r.key));
+    // One JSON parameter: D1 takes at most 100 bound parameters.
+    await db.delete(rawPayloads).where(sql`${rawPayloads.id} IN (SELECT value FROM json_each(${JSON.stringify(old.map((r) => r.id))}))`);
+    deleted += old.length;
+    if (old.length < DELETE_BATCH) break;
+  }
+  return { raw_payloads_deleted: deleted };
 }

@@ -1,9 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Statement } from "../db/batch";
-import type { Db } from "../db/client";
+import { col, type Db } from "../db/client";
 import { type ResolvedQuote, storeQuotes } from "../db/quote-store";
 import { rejectionStatement } from "../db/rejections";
-import { runParts } from "../db/schema";
+import { runParts as p_ } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import type { Normalised } from "../sources/source-quote";
@@ -75,8 +75,7 @@ function partStatement(
   holds: SQL = sql`1`,
 ) {
   return sql`
-    INSERT INTO ${runParts} (${sql.identifier("run_id")}, ${sql.identifier("part")}, ${sql.identifier("fetched")}, ${sql.identifier("accepted")},
-      ${sql.identifier("rejected")}, ${sql.identifier("written")}, ${sql.identifier("finished_at")})
+    INSERT INTO ${p_} (${col(p_.runId)}, ${col(p_.part)}, ${col(p_.fetched)}, ${col(p_.accepted)}, ${col(p_.rejected)}, ${col(p_.written)}, ${col(p_.finishedAt)})
     SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length}, ${written}, ${now}
     WHERE ${holds}
     ON CONFLICT DO NOTHING`;

@@ -2,7 +2,8 @@ import { desc, eq } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { ingestionRuns } from "../db/schema";
 import type { Env } from "../env";
-import { rollUpHistory } from "../ingest/retention";
+import { carryLegacyTables } from "../db/legacy";
+import { pruneRawArchive, rollUpHistory } from "../ingest/retention";
 import { startSourceRun } from "../ingest/start-run";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -17,10 +18,13 @@ export const RETENTION_CRON = "17 3 * * *";
 export async function handleScheduled(controller: ScheduledController, env: Env) {
   const s = servicesFor(env);
   if (controller.cron === RETENTION_CRON) {
-    const result = await rollUpHistory(s.db);
-    log("info", "retention", { ...result });
+    const history = await rollUpHistory(s.db);
+    const archive = await pruneRawArchive(s.db, s.env.BUCKET, s.config.RAW_RETENTION_DAYS);
+    log("info", "retention", { ...history, ...archive });
     return;
   }
+  const legacy = await carryLegacyTables(s.db);
+  if (legacy.quotes || legacy.points) log("info", "legacy_carried", legacy);
   const started: Record<string, string> = {};
   for (const source of SOURCES) {
     if (!(await isDue(s.db, source, s.config.SOURCE_INTERVAL_MINUTES[source]))) continue;

@@ -53,7 +53,7 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
 
 /** Pins of one source: few, and read on every unification (through a partial index). */
 export const pinnedMappings = (source: string) =>
-  sql`SELECT source_id, asset_uid, slot FROM asset_mappings WHERE source = ${source} AND pinned = 1`;
+  sql`SELECT source_id, asset_uid, slot FROM asset_mappings INDEXED BY mappings_pinned_idx WHERE source = ${source} AND pinned = 1`;
 
 /** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {

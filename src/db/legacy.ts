@@ -1,0 +1,169 @@
+import { sql } from "drizzle-orm";
+import { runBatch } from "./batch";
+import type { Db } from "./client";
+import { bucketOf, type Point } from "./history-codec";
+import { withLease } from "./lease";
+import { historyStatements, quoteBucketStatement, quotesLease, readQuoteBuckets } from "./quote-store";
+import { RESOLUTIONS, type Resolution, type StoredQuote } from "./schema";
+
+/**
+ * Migration 0003 renamed the per-coin tables of earlier builds to legacy_source_quotes and
+ * legacy_quote_history. This carries their rows into the packed buckets a slice per transaction
+ * (each slice's rows are deleted with it, so a crash resumes where it stopped) and drops the
+ * tables once empty. A newer stored quote always wins over a carried one.
+ */
+const QUOTES_PER_SLICE = 2_000;
+const POINTS_PER_SLICE = 20_000;
+
+let carried = false;
+
+export async function carryLegacyTables(db: Db, maxSlices = 50) {
+  if (carried) return { quotes: 0, points: 0, done: true };
+  const tables = new Set(
+    (await db.all<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'legacy_%'`)).map((t) => t.name),
+  );
+  let quotes = 0;
+  let points = 0;
+  let slices = 0;
+  if (tables.has("legacy_source_quotes")) {
+    await db.run(sql`DELETE FROM legacy_source_quotes AS q WHERE NOT EXISTS (
+      SELECT 1 FROM asset_mappings m WHERE m.source = q.source AND m.source_id = q.source_id)`);
+    while (slices++ < maxSlices) {
+      const n = await carryQuotes(db);
+      quotes += n;
+      if (n < QUOTES_PER_SLICE) {
+        await db.run(sql`DROP TABLE legacy_source_quotes`);
+        tables.delete("legacy_source_quotes");
+        break;
+      }
+    }
+  }
+  if (tables.has("legacy_quote_history") && !tables.has("legacy_source_quotes")) {
+    await db.run(sql`DELETE FROM legacy_quote_history AS h WHERE NOT EXISTS (
+      SELECT 1 FROM asset_mappings m WHERE m.source = h.source AND m.source_id = h.source_id)`);
+    while (slices++ < maxSlices) {
+      const n = await carryHistory(db);
+      points += n;
+      if (n < POINTS_PER_SLICE) {
+        await db.run(sql`DROP TABLE legacy_quote_history`);
+        tables.delete("legacy_quote_history");
+        break;
+      }
+    }
+  }
+  carried = tables.size === 0;
+  return { quotes, points, done: carried };
+}
+
+type LegacyQuote = {
+  rowid: number;
+  source: string;
+  source_id: string;
+  asset_uid: string;
+  symbol: string;
+  name: string;
+  rank: number | null;
+  price_usd: number;
+  market_cap_usd: number | null;
+  volume_24h_usd: number | null;
+  change_24h_pct: number | null;
+  circulating_supply: number | null;
+  total_supply: number | null;
+  max_supply: number | null;
+  source_updated_at: string;
+  ingested_at: string;
+  run_id: string;
+  slot: number;
+};
+
+async function carryQuotes(db: Db) {
+  const rows = await db.all<LegacyQuote>(sql`
+    SELECT q.rowid, q.*, m.slot FROM legacy_source_quotes q JOIN asset_mappings m ON m.source = q.source AND m.source_id = q.source_id
+    ORDER BY q.rowid LIMIT ${QUOTES_PER_SLICE}`);
+  const bySource = new Map<string, LegacyQuote[]>();
+  for (const r of rows) bySource.set(r.source, [...(bySource.get(r.source) ?? []), r]);
+  for (const [source, list] of bySource) {
+    await withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+      const buckets = await readQuoteBuckets(
+        db,
+        source,
+        list.map((r) => bucketOf(r.slot)),
+      );
+      const dirty = new Set<number>();
+      for (const r of list) {
+        const b = bucketOf(r.slot);
+        const bucket = buckets.get(b) ?? {};
+        const old = bucket[r.source_id];
+        if (old && old.sourceUpdatedAt >= r.source_updated_at) continue;
+        bucket[r.source_id] = toStored(r);
+        buckets.set(b, bucket);
+        dirty.add(b);
+      }
+      const now = new Date().toISOString();
+      await runBatch(db, [
+        ...[...dirty].map((b) => quoteBucketStatement(source, b, buckets.get(b)!, now)),
+        sql`DELETE FROM legacy_source_quotes WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(list.map((r) => r.rowid))}))`,
+      ]);
+    });
+  }
+  return rows.length;
+}
+
+const toStored = (r: LegacyQuote): StoredQuote => ({
+  sourceId: r.source_id,
+  symbol: r.symbol,
+  name: r.name,
+  rank: r.rank,
+  priceUsd: r.price_usd,
+  marketCapUsd: r.market_cap_usd,
+  volume24hUsd: r.volume_24h_usd,
+  change24hPct: r.change_24h_pct,
+  circulatingSupply: r.circulating_supply,
+  totalSupply: r.total_supply,
+  maxSupply: r.max_supply,
+  sourceUpdatedAt: r.source_updated_at,
+  assetUid: r.asset_uid,
+  slot: r.slot,
+  ingestedAt: r.ingested_at,
+  runId: r.run_id,
+});
+
+type LegacyPoint = {
+  rowid: number;
+  source: string;
+  resolution: Resolution;
+  at: string;
+  price_usd: number;
+  market_cap_usd: number | null;
+  volume_24h_usd: number | null;
+  slot: number;
+};
+
+async function carryHistory(db: Db) {
+  const rows = await db.all<LegacyPoint>(sql`
+    SELECT h.rowid, h.source, h.resolution, h.at, h.price_usd, h.market_cap_usd, h.volume_24h_usd, m.slot
+    FROM legacy_quote_history h JOIN asset_mappings m ON m.source = h.source AND m.source_id = h.source_id
+    ORDER BY h.rowid LIMIT ${POINTS_PER_SLICE}`);
+  const groups = new Map<string, { source: string; resolution: Resolution; points: Point[] }>();
+  for (const r of rows) {
+    if (!RESOLUTIONS.includes(r.resolution)) continue;
+    const k = `${r.source}|${r.resolution}`;
+    const g = groups.get(k) ?? { source: r.source, resolution: r.resolution, points: [] };
+    g.points.push({ slot: r.slot, at: Date.parse(r.at), priceUsd: r.price_usd, marketCapUsd: r.market_cap_usd, volume24hUsd: r.volume_24h_usd });
+    groups.set(k, g);
+  }
+  const sources = [...new Set(rows.map((r) => r.source))];
+  // Every source's lease, in a fixed order, for the one transaction that writes and deletes.
+  const run = async (i: number): Promise<void> => {
+    if (i < sources.length) return withLease(db, quotesLease(sources[i]), 60_000, 45_000, () => run(i + 1));
+    const writes = (await Promise.all([...groups.values()].map((g) => historyStatements(db, g.source, g.resolution, g.points)))).flat();
+    await runBatch(db, [...writes, sql`DELETE FROM legacy_quote_history WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.rowid))}))`]);
+  };
+  await run(0);
+  return rows.length;
+}
+
+/** Tests re-create legacy tables after this isolate carried them once. */
+export function forgetLegacyCarried() {
+  carried = false;
+}
