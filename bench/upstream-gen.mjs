@@ -40,7 +40,7 @@ function coinSymbol(i) {
 const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
 const r2 = (x, d = 2) => Number(x.toFixed(d));
 
-function coin(i) {
+export function coin(i) {
   const rnd = prng(1000 + i);
   const name = coinName(i);
   const symbol = coinSymbol(i);
@@ -64,7 +64,7 @@ function coin(i) {
   };
 }
 
-function paprikaTicker(c, rank) {
+export function paprikaTicker(c, rank) {
   const rnd = c.rnd;
   const pct = () => r2((rnd() - 0.5) * 10);
   return {
@@ -102,7 +102,7 @@ function paprikaTicker(c, rank) {
   };
 }
 
-function geckoMarket(c, rank) {
+export function geckoMarket(c, rank) {
   const rnd = c.rnd;
   const price = Number((c.price * c.jitter).toPrecision(8));
   const mcap = Math.round(c.marketCap * c.jitter);

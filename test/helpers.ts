@@ -62,10 +62,13 @@ export async function rows<T = Record<string, unknown>>(query: string, ...binds:
   ).results;
 }
 
-/** Runs queued jobs (and the jobs they queue) until none is left. */
+/** Runs queued jobs (and the jobs they queue) until none is left, metered as the queue consumer meters them. */
 export async function drain(s: Services, sent: JobMessage[], max = 100) {
-  const { runJob } = await import("../src/jobs/queue");
-  for (let i = 0; i < max && sent.length; i++) await runJob(s, sent.shift()!);
+  const { runMeteredJob } = await import("../src/jobs/queue");
+  for (let i = 0; i < max && sent.length; i++) {
+    const error = await runMeteredJob(s, sent.shift()!);
+    if (error) throw error;
+  }
   if (sent.length) throw new Error(`queue not drained after ${max} jobs`);
 }
 

@@ -11,13 +11,17 @@ export async function acquireLease(db: Db, name: string, holder: string, ttlMs: 
   return row?.holder === holder;
 }
 
-/** Takes or extends the lease; `when` guards even the take (e.g. only while the holder's run is open). */
-export function leaseStatement(name: string, holder: string, ttlMs: number, when: SQL = sql`true`) {
+/**
+ * Takes or extends the lease; `when` guards even the take (e.g. only while the holder's run is open).
+ * A holder's own lease is extended only once less than `renewWithinMs` of it is left, so a heartbeat
+ * on every page writes a row only now and then.
+ */
+export function leaseStatement(name: string, holder: string, ttlMs: number, when: SQL = sql`true`, renewWithinMs = ttlMs) {
   const t = now();
   return sql`
     INSERT INTO leases (name, holder, expires_at) SELECT ${name}, ${holder}, ${t + ttlMs} WHERE ${when}
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE leases.expires_at < ${t} OR leases.holder = excluded.holder
+    WHERE leases.expires_at < ${t} OR (leases.holder = excluded.holder AND leases.expires_at <= ${t + renewWithinMs})
     RETURNING holder`;
 }
 

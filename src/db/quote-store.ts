@@ -128,9 +128,15 @@ export const quotesLease = (source: string) => `quotes:${source}`;
  * bookkeeping) in one transaction. Returns how many quotes were newer and the batch's results.
  */
 export async function storeQuotes(db: Db, source: string, runId: string, quotes: ResolvedQuote[], now: string, tail: (written: number) => Statement[]) {
+  const buckets = quotes.map((q) => bucketOf(q.slot));
+  // A first look without the lease: when no quote is newer (a market that did not move) there is
+  // nothing to merge, and only `tail` is written.
+  if (mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
+    const tailStatements = tail(0);
+    return { written: 0, tailResults: tailStatements.length ? await runBatch(db, tailStatements) : [] };
+  }
   return withLease(db, quotesLease(source), 60_000, 45_000, async () => {
-    const stored = await readQuoteBuckets(db, source, quotes.map((q) => bucketOf(q.slot)));
-    const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
+    const { dirty, points, written } = mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now);
     const history = await historyStatements(db, source, "raw", points);
     const own = [...[...dirty].map(([b, qs]) => quoteBucketStatement(source, b, qs, now)), ...history];
     const results = await runBatch(db, [...own, ...tail(written)]);

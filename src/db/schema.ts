@@ -139,7 +139,6 @@ export const ingestionRuns = sqliteTable(
   (t) => [
     index("runs_created_idx").on(t.createdAt),
     index("runs_source_idx").on(t.source, t.createdAt),
-    index("runs_status_idx").on(t.status, t.createdAt),
     index("runs_source_status_idx").on(t.source, t.status, t.createdAt),
   ],
 );
@@ -155,6 +154,10 @@ export const runParts = sqliteTable(
     rejected: integer().notNull(),
     written: integer().notNull(),
     finishedAt: text().notNull(),
+    /** The archived payload the part was read from (an identical earlier body is archived once). */
+    rawId: text(),
+    /** What the part cost, added to its run when the run closes. */
+    ...usageColumns,
   },
   (t) => [primaryKey({ columns: [t.runId, t.part] })],
 );
@@ -207,8 +210,14 @@ export const rawPayloads = sqliteTable(
     records: integer(),
     contentType: text().notNull(),
     origin: text().notNull().default("live"),
+    /** SHA-256 of the body: a body identical to an archived one is not stored again. */
+    digest: text(),
   },
-  (t) => [index("raw_source_idx").on(t.source, t.fetchedAt), index("raw_run_idx").on(t.runId)],
+  (t) => [
+    index("raw_source_idx").on(t.source, t.fetchedAt),
+    index("raw_run_idx").on(t.runId),
+    index("raw_digest_idx").on(t.source, t.digest),
+  ],
 );
 
 /** Exclusive, expiring locks: one ingestion per source, and the unification critical section. */

@@ -1,13 +1,21 @@
+import { and, desc, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
 
 type ParsedBody = { ok: true; value: unknown } | { ok: false; error: string };
 
+async function sha256(bytes: Uint8Array) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /**
  * Stores an upstream body byte for byte in R2 before anything parses it, then parses it as JSON
- * and indexes it in D1 with its record count (one row write, null when it is not a JSON array).
- * The id is derived from run and part, so a redelivered message overwrites its own archive.
+ * and indexes it in D1 with its record count (null when it is not a JSON array) and its SHA-256.
+ * A body identical to one already archived for the source (a market that did not move) is not
+ * stored again: the part points at the earlier copy. The id is derived from run and part, so a
+ * redelivered message overwrites its own archive.
  */
 export async function archiveRaw(
   bucket: R2Bucket,
@@ -15,17 +23,25 @@ export async function archiveRaw(
   p: { source: string; runId: string; part: string; bytes: Uint8Array; contentType: string; origin: string },
 ) {
   const fetchedAt = nowIso();
+  const body = parseJson(p.bytes);
+  const digest = await sha256(p.bytes);
+  const same = await db
+    .select({ id: rawPayloads.id, key: rawPayloads.key, fetchedAt: rawPayloads.fetchedAt })
+    .from(rawPayloads)
+    .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
+    .orderBy(desc(rawPayloads.fetchedAt))
+    .get();
+  if (same) return { ...same, body, reused: true };
   const id = `${p.runId}-${p.part}`;
   const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
   await bucket.put(key, p.bytes, { httpMetadata: { contentType: p.contentType }, customMetadata: { source: p.source, run_id: p.runId } });
-  const body = parseJson(p.bytes);
   const records = body.ok && Array.isArray(body.value) ? body.value.length : null;
   const size = p.bytes.byteLength;
   await db
     .insert(rawPayloads)
-    .values({ id, source: p.source, runId: p.runId, key, fetchedAt, bytes: size, records, contentType: p.contentType, origin: p.origin })
-    .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records } });
-  return { id, key, fetchedAt, body };
+    .values({ id, source: p.source, runId: p.runId, key, fetchedAt, bytes: size, records, contentType: p.contentType, origin: p.origin, digest })
+    .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records, digest } });
+  return { id, key, fetchedAt, body, reused: false };
 }
 
 function parseJson(bytes: Uint8Array): ParsedBody {

@@ -9,7 +9,8 @@ import { archiveRaw } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { leaseStatement, sourceLeaseName } from "../db/lease";
-import { deferRequests, reserveRequestSlot } from "./request-budget";
+import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
+import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
 import { storeNormalised } from "./store-chunk";
@@ -27,12 +28,16 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   // The source lease is extended as a heartbeat, but never taken back by a run that is over.
   const open = sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${msg.run_id} AND status IN ('queued', 'running'))`;
   const { status, done } = await openPart(s.db, msg.run_id, part, [
-    leaseStatement(sourceLeaseName(msg.source), msg.run_id, SOURCE_LEASE_MS, open),
+    leaseStatement(sourceLeaseName(msg.source), msg.run_id, SOURCE_LEASE_MS, open, SOURCE_LEASE_MS / 2),
   ]);
   if (!status || isFinished(status)) return;
+  // Delivered again after its part was stored: what it carried is recorded already.
   if (done) return continueOrFinish(s, msg, done.fetched);
+  // What the previous page carried is this message's to record, with its part or its close.
+  if (msg.usage) currentMeter()?.restore(msg.usage);
 
   const { url, headers } = adapter.request(s.config, msg.page);
+  const pacer = requestPacer(s.db, msg.source, adapter.requestsPerMinute(s.config), msg.not_before);
   let body: Awaited<ReturnType<typeof fetchUpstream>>;
   try {
     body = await fetchUpstream(
@@ -43,8 +48,8 @@ export async function fetchPage(s: Services, msg: FetchPage) {
         maxAttempts: 4,
         baseDelayMs: 500,
         maxDelayMs: 8_000,
-        beforeAttempt: () => reserveRequestSlot(s.db, msg.source, adapter.requestsPerMinute(s.config)),
-        onRateLimited: (until) => deferRequests(s.db, msg.source, until),
+        beforeAttempt: pacer.beforeAttempt,
+        onRateLimited: pacer.onRateLimited,
       },
       s.fetch,
     );
@@ -78,17 +83,29 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   }
   const fetched = Array.isArray(records) ? records.length : 0;
   const t0 = now();
-  const stored = await storeNormalised(s.db, s.env.KV, { source: msg.source, runId: msg.run_id, part, fetched, normalised });
-  log("info", "page_stored", { run_id: msg.run_id, source: msg.source, page: msg.page, fetched, ...stored, store_ms: now() - t0 });
-  await continueOrFinish(s, msg, fetched);
+  const stored = await storeNormalised(s.db, s.env.KV, {
+    source: msg.source,
+    runId: msg.run_id,
+    part,
+    fetched,
+    normalised,
+    rawId: raw.id,
+  });
+  log("info", "page_stored", { run_id: msg.run_id, source: msg.source, page: msg.page, fetched, ...stored, store_ms: now() - t0, raw_reused: raw.reused });
+  await continueOrFinish(s, msg, fetched, pacer.nextAt());
 }
 
-/** A full page means there may be more; the last page is short or empty (or the page limit is reached). */
-async function continueOrFinish(s: Services, msg: FetchPage, fetched: number) {
+/**
+ * A full page means there may be more; the last page is short or empty (or the page limit is
+ * reached). The next page's message carries what this one cost after its part was recorded
+ * (its send included), so a steady run writes no usage row per page.
+ */
+async function continueOrFinish(s: Services, msg: FetchPage, fetched: number, notBefore?: number) {
   const perPage = httpSources[msg.source].perPage;
   if (perPage && fetched >= perPage && msg.page < s.config.SOURCE_PAGE_LIMIT) {
-    await s.env.JOBS.send({ ...msg, page: msg.page + 1 });
+    const usage = addUsage(currentMeter()?.take() ?? noUsage(), { queue_messages: 1 });
+    await unmetered(() => s.env.JOBS.send({ type: "fetch_page", run_id: msg.run_id, source: msg.source, page: msg.page + 1, not_before: notBefore, usage }));
     return;
   }
-  await completeRun(s, msg.run_id, { cursor: perPage ? `page ${msg.page}` : null, holdsLease: true });
+  await completeRun(s, msg.run_id, { cursor: perPage ? `page ${msg.page}` : null, holdsLease: true, nextCallAt: notBefore });
 }

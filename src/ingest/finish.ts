@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { leases } from "../db/schema";
+import type { Statement } from "../db/batch";
 import { builder } from "../db/client";
 import { sourceLeaseName } from "../db/lease";
 import { publishReadModel } from "../db/read-model";
@@ -11,6 +12,7 @@ import { log } from "../lib/log";
 import { currentMeter } from "../lib/usage";
 import { publishMapCache } from "../unify/map-cache";
 import { writeCheckpoint } from "./checkpoints";
+import { deferRequestsStatement } from "./request-budget";
 import { finishRun, getRun, isFinished, partTotals } from "./runs";
 
 /**
@@ -20,7 +22,7 @@ import { finishRun, getRun, isFinished, partTotals } from "./runs";
 export async function completeRun(
   s: Services,
   runId: string,
-  opts: { error?: string | null; cursor?: string | null; holdsLease: boolean },
+  opts: { error?: string | null; cursor?: string | null; holdsLease: boolean; nextCallAt?: number },
 ) {
   const before = await getRun(s.db, runId);
   if (!before || isFinished(before.status)) return before ?? null;
@@ -42,12 +44,13 @@ export async function completeRun(
   } catch (e) {
     log("warn", "kv_publish_failed", { run_id: runId, error: (e as Error).message });
   }
-  const release = opts.holdsLease
-    ? builder.delete(leases).where(sql`${leases.name} = ${sourceLeaseName(source)} AND ${leases.holder} = ${runId}`)
-    : undefined;
+  const also: Statement[] = [];
+  if (opts.holdsLease) also.push(builder.delete(leases).where(sql`${leases.name} = ${sourceLeaseName(source)} AND ${leases.holder} = ${runId}`));
+  // The run paced its calls in memory; the next run of the source starts from where it left off.
+  if (opts.nextCallAt !== undefined) also.push(deferRequestsStatement(source, opts.nextCallAt));
   // This message's cost so far goes in with the close; the queue handler records whatever follows.
   const usage = currentMeter()?.take();
-  const run = await finishRun(s.db, runId, opts.error ?? null, { totals, release, usage });
+  const run = await finishRun(s.db, runId, opts.error ?? null, { totals, also, usage });
   if (!run) return null;
   if (totals.written > 0) await purgeReadCache(s.ctx);
   log(run.status === "failed" ? "warn" : "info", "run_finished", {

@@ -1,6 +1,6 @@
-import { desc, eq, inArray, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { Source } from "../config";
-import { ingestionRuns, rawPayloads } from "../db/schema";
+import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
@@ -13,8 +13,9 @@ import { storeNormalised } from "./store-chunk";
 type ReplayMessage = Extract<JobMessage, { type: "replay" }>;
 
 /**
- * Which archived payloads a replay re-normalises: the given one, or, per source, every page of
- * that source's latest run that archived anything.
+ * Which archived payloads a replay re-normalises: the given one, or, per source, the payload of
+ * every page of that source's latest run that stored any (an unchanged body is archived once, so
+ * a run's pages may point at payloads an earlier run archived).
  */
 export async function payloadsToReplay(s: Services, source?: Source, rawId?: string) {
   if (rawId) {
@@ -24,12 +25,15 @@ export async function payloadsToReplay(s: Services, source?: Source, rawId?: str
   const sources = source ? [source] : (["coingecko", "coinpaprika"] as Source[]);
   const out: (typeof rawPayloads.$inferSelect)[] = [];
   for (const src of sources) {
-    const latest = await s.db.query.rawPayloads.findFirst({
-      where: eq(rawPayloads.source, src),
-      orderBy: desc(rawPayloads.fetchedAt),
-    });
-    if (!latest) continue;
-    out.push(...(await s.db.select().from(rawPayloads).where(eq(rawPayloads.runId, latest.runId))));
+    const pages = s.db
+      .select({ rawId: runParts.rawId })
+      .from(runParts)
+      .where(
+        sql`${runParts.runId} = (SELECT ${ingestionRuns.runId} FROM ${ingestionRuns} WHERE ${ingestionRuns.source} = ${src}
+          AND ${ingestionRuns.trigger} != 'replay' AND EXISTS (SELECT 1 FROM ${runParts} p WHERE p.run_id = ${ingestionRuns.runId} AND p.raw_id IS NOT NULL)
+          ORDER BY ${ingestionRuns.createdAt} DESC LIMIT 1)`,
+      );
+    out.push(...(await s.db.select().from(rawPayloads).where(inArray(rawPayloads.id, pages))));
   }
   return out;
 }
@@ -72,6 +76,7 @@ export async function replay(s: Services, msg: ReplayMessage) {
         part,
         fetched: Array.isArray(body) ? body.length : 0,
         normalised,
+        rawId,
       });
     } catch (e) {
       if (!(e instanceof SyntaxError || e instanceof PayloadError)) throw e;

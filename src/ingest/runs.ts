@@ -1,4 +1,4 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch, type Statement } from "../db/batch";
 import { builder, type Db } from "../db/client";
@@ -6,46 +6,40 @@ import { ingestionRuns, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
 import { addUsage, isZero, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
-import type { Run, Trigger } from "../schemas/runs";
+import type { Trigger } from "../schemas/runs";
+import { getRun } from "../db/queries/runs";
 
-type RunRow = typeof ingestionRuns.$inferSelect;
+export { getRun };
+
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
 
 /** A run in one of these states is over: later deliveries of its messages do nothing. */
 export const isFinished = (status: string) => status === "succeeded" || status === "partial" || status === "failed";
 
-export function toRun(r: RunRow): Run {
-  return {
-    run_id: r.runId,
-    source: r.source as Source,
-    trigger: r.trigger,
-    status: r.status,
-    started_at: r.startedAt,
-    finished_at: r.finishedAt,
-    duration_ms: r.durationMs,
-    records: { fetched: r.fetched, accepted: r.accepted, rejected: r.rejected, written: r.written },
-    usage: Object.fromEntries(USAGE_KEYS.map((k) => [k, r[k]])) as Usage,
-    error: r.error,
-    origin: r.origin === "recorded" ? "recorded" : "live",
-  };
-}
 
 /**
  * What the statements that record usage cost themselves, so that what they add is the whole cost:
- * an update of a run's usage columns (no index covers them), and the close (status moves in two indexes).
- * test/usage.test.ts checks both against the binding's own counts.
+ * an update of a run's usage columns (no index covers them), and the close with the statements
+ * that go with it (the status moves in an index; a lease release or budget update is one row each).
+ * test/usage.test.ts checks these against the binding's own counts.
  */
-export const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
-export const CLOSE_COST: Partial<Usage> = { d1_rows_read: 2, d1_rows_written: 6 };
-export const LEASE_RELEASE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 2 };
+export const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 3, d1_rows_written: 1 };
+const CLOSE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 2 };
+const CLOSE_EXTRA_STATEMENT_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
+const closeCost = (extraStatements: number) =>
+  addUsage(
+    addUsage(noUsage(), CLOSE_COST),
+    Object.fromEntries(USAGE_KEYS.map((k) => [k, (CLOSE_EXTRA_STATEMENT_COST[k] ?? 0) * extraStatements])),
+  );
 
+/** Only an open run takes usage: a message delivered again after the close leaves D1 as it was. */
 const usageStatement = (runId: string, usage: Usage) =>
   builder
     .update(ingestionRuns)
     .set(Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])))
-    .where(eq(ingestionRuns.runId, runId));
+    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, ["queued", "running"])));
 
-/** Adds what a message cost to its run; the update's own row is part of what it adds. */
+/** Adds what a message cost to its open run; the update's own row is part of what it adds. */
 export async function recordUsage(db: Db, runId: string, usage: Usage) {
   if (isZero(usage)) return;
   await unmetered(() => runBatch(db, [usageStatement(runId, addUsage(usage, USAGE_UPDATE_COST))]));
@@ -55,9 +49,6 @@ export function newRunRow(source: Source, trigger: Trigger, origin: string, runI
   return { runId, source, trigger, status: "queued" as const, createdAt: nowIso(), origin };
 }
 
-export async function getRun(db: Db, runId: string) {
-  return db.query.ingestionRuns.findFirst({ where: eq(ingestionRuns.runId, runId) });
-}
 
 /** queued -> running, once; later deliveries keep the first start time. */
 export const markRunningStatement = (runId: string) => sql`
@@ -89,24 +80,33 @@ export async function getPart(db: Db, runId: string, part: string) {
   return db.query.runParts.findFirst({ where: and(eq(runParts.runId, runId), eq(runParts.part, part)) });
 }
 
-export async function partTotals(db: Db, runId: string) {
-  const totals = await db.get<PartCounts>(sql`
+/** The parts' counts and what they cost, summed: what a run's close adds up. */
+export async function partTotals(db: Db, runId: string): Promise<PartCounts & { usage: Usage }> {
+  const usageSums = sql.raw(USAGE_KEYS.map((k) => `COALESCE(SUM(usage_${k}), 0) AS ${k}`).join(", "));
+  const row = await db.get<PartCounts & Usage>(sql`
     SELECT COALESCE(SUM(fetched), 0) AS fetched, COALESCE(SUM(accepted), 0) AS accepted,
-      COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(written), 0) AS written
+      COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(written), 0) AS written, ${usageSums}
     FROM run_parts WHERE run_id = ${runId}`);
-  return totals ?? { fetched: 0, accepted: 0, rejected: 0, written: 0 };
+  const r = row ?? ({} as PartCounts & Usage);
+  return {
+    fetched: r.fetched ?? 0,
+    accepted: r.accepted ?? 0,
+    rejected: r.rejected ?? 0,
+    written: r.written ?? 0,
+    usage: Object.fromEntries(USAGE_KEYS.map((k) => [k, r[k] ?? 0])) as Usage,
+  };
 }
 
 /**
  * Sums the parts into the run and closes it: `partial` when records were rejected, `failed` with an
- * error. The close, `release` (the lease) and the usage of the message that closes it are one
- * transaction, so a finished run already shows its whole cost.
+ * error. The close adds the parts' usage and `usage` (the closing message's own) to the run's, and
+ * goes in one transaction with `also` (the lease release), so a finished run already shows its whole cost.
  */
 export async function finishRun(
   db: Db,
   runId: string,
   error: string | null = null,
-  opts: { totals?: PartCounts; release?: Statement; usage?: Usage } = {},
+  opts: { totals?: PartCounts & { usage: Usage }; also?: Statement[]; usage?: Usage } = {},
 ) {
   const run = await getRun(db, runId);
   if (!run || isFinished(run.status)) return run;
@@ -114,12 +114,21 @@ export async function finishRun(
   const finishedAt = nowIso();
   const startedAt = run.startedAt ?? run.createdAt;
   const status = error ? "failed" : totals.rejected > 0 ? "partial" : "succeeded";
+  const also = opts.also ?? [];
+  const { usage: partsUsage, ...counts } = totals;
+  const usage = addUsage(addUsage(opts.usage ?? noUsage(), partsUsage), closeCost(also.length));
   const close = builder
     .update(ingestionRuns)
-    .set({ ...totals, status, error: error?.slice(0, 1000) ?? null, startedAt, finishedAt, durationMs: Math.max(0, now() - Date.parse(startedAt)) })
+    .set({
+      ...counts,
+      status,
+      error: error?.slice(0, 1000) ?? null,
+      startedAt,
+      finishedAt,
+      durationMs: Math.max(0, now() - Date.parse(startedAt)),
+      ...Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])),
+    })
     .where(eq(ingestionRuns.runId, runId));
-  let usage = addUsage(addUsage(opts.usage ?? noUsage(), CLOSE_COST), USAGE_UPDATE_COST);
-  if (opts.release) usage = addUsage(usage, LEASE_RELEASE_COST);
-  await unmetered(() => runBatch(db, [close, ...(opts.release ? [opts.release] : []), usageStatement(runId, usage)]));
-  return getRun(db, runId);
+  await unmetered(() => runBatch(db, [close, ...also]));
+  return unmetered(() => getRun(db, runId));
 }

@@ -6,6 +6,7 @@ import { rejectionStatement } from "../db/rejections";
 import { runParts as p_ } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
+import { currentMeter, noUsage, USAGE_KEYS, type Usage } from "../lib/usage";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
 import { type Resolution, resolveAssets } from "../unify/resolve";
@@ -23,7 +24,7 @@ const RESOLVE_CHUNK = 5000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; checkpoint?: Checkpoint },
+  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; checkpoint?: Checkpoint; rawId?: string },
 ) {
   const at = nowIso();
   // The newest record wins when one id appears twice in a payload.
@@ -45,6 +46,9 @@ export async function storeNormalised(
   for (let s = 0; s < slices; s++) {
     const last = s === slices - 1;
     const slice = resolved.slice(s * CHUNK, (s + 1) * CHUNK);
+    // The part records what it cost up to its own transaction; that transaction's cost goes on with
+    // the next part, message or close. Put back if the transaction does not happen.
+    let usage: Usage | undefined;
     const stored = await storeQuotes(db, p.source, p.runId, slice, at, (sliceWritten) => {
       if (!last) return [];
       const tail: Statement[] = [];
@@ -52,11 +56,16 @@ export async function storeNormalised(
         tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
       }
       if (p.checkpoint) tail.push(p.checkpoint.advance);
-      tail.push(partStatement(p, written + sliceWritten, at, p.checkpoint?.holds));
+      usage = currentMeter()?.take() ?? noUsage();
+      tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
       return tail;
+    }).catch((e) => {
+      if (usage) currentMeter()?.restore(usage);
+      throw e;
     });
     written += stored.written;
     if (last && p.checkpoint && stored.tailResults.at(-2)?.meta.changes === 0) {
+      if (usage) currentMeter()?.restore(usage);
       throw new CheckpointMoved(`${p.part}: the checkpoint was moved by another delivery; resuming from it`);
     }
   }
@@ -69,14 +78,25 @@ export async function storeNormalised(
  * part (or the checkpoint past it) and counts nothing again.
  */
 function partStatement(
-  p: { runId: string; part: string; fetched: number; normalised: Normalised },
+  p: { runId: string; part: string; fetched: number; normalised: Normalised; rawId?: string },
   written: number,
   now: string,
+  usage: Usage,
   holds: SQL = sql`1`,
 ) {
+  const usageCols = sql.join(
+    USAGE_KEYS.map((k) => col(p_[k])),
+    sql`, `,
+  );
+  const usageValues = sql.join(
+    USAGE_KEYS.map((k) => sql`${usage[k]}`),
+    sql`, `,
+  );
   return sql`
-    INSERT INTO ${p_} (${col(p_.runId)}, ${col(p_.part)}, ${col(p_.fetched)}, ${col(p_.accepted)}, ${col(p_.rejected)}, ${col(p_.written)}, ${col(p_.finishedAt)})
-    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length}, ${written}, ${now}
+    INSERT INTO ${p_} (${col(p_.runId)}, ${col(p_.part)}, ${col(p_.fetched)}, ${col(p_.accepted)}, ${col(p_.rejected)}, ${col(p_.written)},
+      ${col(p_.finishedAt)}, ${col(p_.rawId)}, ${usageCols})
+    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length}, ${written}, ${now},
+      ${p.rawId ?? null}, ${usageValues}
     WHERE ${holds}
     ON CONFLICT DO NOTHING`;
 }

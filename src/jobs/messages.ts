@@ -1,9 +1,19 @@
 import { z } from "zod";
 import { HTTP_SOURCES } from "../config";
+import { USAGE_KEYS, type UsageKey } from "../lib/usage";
 
 /** Queue messages. Each names the run it belongs to; the work it resumes from lives in D1. */
 export const JobMessageSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("fetch_page"), run_id: z.string(), source: z.enum(HTTP_SOURCES), page: z.number().int().min(1) }),
+  z.object({
+    type: z.literal("fetch_page"),
+    run_id: z.string(),
+    source: z.enum(HTTP_SOURCES),
+    page: z.number().int().min(1),
+    /** The earliest time (ms) this page may call upstream: the previous page's call plus the budget's interval. */
+    not_before: z.number().int().optional(),
+    /** What the previous page cost after its part was recorded; this page records it with its own. */
+    usage: z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>).optional(),
+  }),
   z.object({ type: z.literal("csv_upload"), run_id: z.string(), upload_id: z.string() }),
   z.object({ type: z.literal("csv_sweep"), run_id: z.string() }),
   z.object({ type: z.literal("replay"), run_id: z.string(), raw_ids: z.array(z.string()).min(1) }),

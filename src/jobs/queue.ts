@@ -28,6 +28,27 @@ export async function runJob(s: Services, job: JobMessage) {
 }
 
 /**
+ * Runs one job under its own meter. What it cost goes to its run: with its part, the next page's
+ * message or the close where it has one, and whatever is left here. Returns the job's error, if any.
+ */
+export async function runMeteredJob(s: Services, job: JobMessage) {
+  const cost = await measured(async () => {
+    try {
+      await runJob(s, job);
+      return null;
+    } catch (e) {
+      return e as Error;
+    }
+  });
+  try {
+    await recordUsage(s.db, job.run_id, cost.usage);
+  } catch (e) {
+    log("warn", "usage_not_recorded", { run_id: job.run_id, error: (e as Error).message });
+  }
+  return cost.result;
+}
+
+/**
  * Acks or retries each message on its own: one bad message never holds back the others. A
  * message that keeps failing is retried with growing delays, then moves to the dead-letter queue.
  */
@@ -43,21 +64,8 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchI
     }
     const job = parsed.data;
     const t0 = performance.now();
-    // What the message cost goes to its run: with the close when it closes the run, else here.
-    const cost = await measured(async () => {
-      try {
-        await runJob(s, job);
-        return null;
-      } catch (e) {
-        return e as Error;
-      }
-    });
-    try {
-      await recordUsage(s.db, job.run_id, cost.usage);
-    } catch (e) {
-      log("warn", "usage_not_recorded", { run_id: job.run_id, error: (e as Error).message });
-    }
-    if (!cost.result) {
+    const error = await runMeteredJob(s, job);
+    if (!error) {
       message.ack();
       log("info", "job_done", {
         message_id: message.id,
@@ -67,7 +75,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, fetchI
         duration_ms: Math.round(performance.now() - t0),
       });
     } else {
-      const e = cost.result;
+      const e = error;
       const delaySeconds = Math.min(300, 2 ** message.attempts);
       log("error", "job_failed", {
         message_id: message.id,

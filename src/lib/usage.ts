@@ -27,6 +27,10 @@ export class Meter {
     this.usage = noUsage();
     return out;
   }
+  /** Puts back what was taken for a write that did not happen. */
+  restore(u: Partial<Usage>) {
+    for (const k of USAGE_KEYS) this.usage[k] += u[k] ?? 0;
+  }
 }
 
 const current = new AsyncLocalStorage<Meter>();

@@ -7,7 +7,7 @@ import { moveStoredQuote, storedQuotesOf } from "../db/quote-store";
 import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
 import { idKey, nameKey, symbolKey } from "./keys";
-import { nextSlotQuery } from "./resolve";
+import { nextSlotQuery } from "./slots";
 
 /**
  * Pins (source, source_id) to an asset. The pin is stored in D1, read before every automatic

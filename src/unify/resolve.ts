@@ -7,6 +7,7 @@ import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
 import { readMapCache } from "./map-cache";
+import { nextSlotQuery } from "./slots";
 import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
 
 type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number };
@@ -21,17 +22,11 @@ export type Resolution = Map<string, Resolved>;
  */
 export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
   const out: Resolution = new Map();
-  const ids = JSON.stringify(quotes.map((q) => q.sourceId));
-  const [[pinnedRes, aliasRes], cache] = await Promise.all([
-    runBatch<{ source_id: string; asset_uid: string; alias_uid: string; slot: number }>(db, [
-      pinnedMappings(source),
-      // Only a pin can empty an asset into an alias, and pins are read from D1: this covers every stale uid.
-      sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
-        SELECT asset_uid FROM asset_mappings WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${ids})))`,
-    ]),
+  const [pinnedRes, cache] = await Promise.all([
+    db.all<{ source_id: string; asset_uid: string; slot: number }>(pinnedMappings(source)),
     readMapCache(kv, source),
   ]);
-  const pinned = new Map(pinnedRes.results.map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
+  const pinned = new Map(pinnedRes.map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
   const unknown: SourceQuote[] = [];
   for (const q of quotes) {
     const hit = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
@@ -43,9 +38,14 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
     const created = await withLease(db, "unify", 60_000, 45_000, () => matchAndCreate(db, source, unknown));
     for (const [k, v] of created) out.set(k, v);
   }
-  // A uid that was merged away answers through its alias; write quotes to where it points.
-  if (aliasRes.results.length) {
-    const to = new Map(aliasRes.results.map((a) => [a.alias_uid, a.asset_uid]));
+  // A uid that was merged away (only a pin does that) answers through its alias: quotes go where it
+  // points, even when the KV copy is older than the pin. A lookup by key: rows are read only for aliases.
+  const uids = JSON.stringify([...new Set([...out.values()].map((v) => v.assetUid))]);
+  const aliases = await db.all<{ alias_uid: string; asset_uid: string }>(
+    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${uids}))`,
+  );
+  if (aliases.length) {
+    const to = new Map(aliases.map((a) => [a.alias_uid, a.asset_uid]));
     for (const v of out.values()) v.assetUid = to.get(v.assetUid) ?? v.assetUid;
   }
   return out;
@@ -166,10 +166,6 @@ async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]>
     };
   });
 }
-
-/** The next free slot of a source: slots are handed out in order under the unify lease and never reused. */
-export const nextSlotQuery = (source: string) =>
-  sql`SELECT COALESCE(MAX(slot), -1) + 1 AS next FROM asset_mappings WHERE source = ${source}`;
 
 /** Identity rows of new assets (their prices live in the quote buckets). */
 export const createAssetsStatement = (uids: string[], now: string) =>

@@ -1,8 +1,8 @@
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
-import { toRun } from "../../ingest/runs";
-import type { RunStatus } from "../../schemas/runs";
+import type { Run, RunStatus } from "../../schemas/runs";
 import { runBatch } from "../batch";
+import { runsWithUsage } from "./runs";
 import type { Db } from "../client";
 import { currentReadModel } from "../read-model";
 import { historyBuckets, ingestionRuns } from "../schema";
@@ -101,7 +101,7 @@ export async function listRuns(db: Db, f: { source?: Source; status?: RunStatus;
       .offset((f.page - 1) * f.pageSize),
     db.select({ total: count() }).from(ingestionRuns).where(where),
   ]);
-  return { runs: rows.map(toRun), total };
+  return { runs: await runsWithUsage(db, rows), total };
 }
 
 /** The newest run of each source, one batch. */
@@ -111,8 +111,9 @@ export async function lastRuns(db: Db) {
       db.query.ingestionRuns.findFirst({ where: eq(ingestionRuns.source, source), orderBy: desc(ingestionRuns.createdAt) }),
     ),
   );
-  return Object.fromEntries(SOURCES.map((source, i) => [source, latest[i] ? toRun(latest[i]) : null])) as Record<
-    Source,
-    ReturnType<typeof toRun> | null
-  >;
+  const runs = await runsWithUsage(
+    db,
+    latest.filter((r) => r !== undefined),
+  );
+  return Object.fromEntries(SOURCES.map((source) => [source, runs.find((r) => r.source === source) ?? null])) as Record<Source, Run | null>;
 }

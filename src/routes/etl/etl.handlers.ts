@@ -1,7 +1,7 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import { SOURCES } from "../../config";
 import { payloadsToReplay, startReplays } from "../../ingest/replay";
-import { getRun as findRun, toRun } from "../../ingest/runs";
+import { getRunView, toRun } from "../../db/queries/runs";
 import { startSourceRun } from "../../ingest/start-run";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";
@@ -23,8 +23,8 @@ export const runAll: RouteHandler<RunAllRoute, AppEnv> = async (c) => {
   const runs = [];
   for (const source of SOURCES) {
     const result = await startSourceRun(s, source, "manual");
-    const run = result.started ? result.run : result.runningRunId ? await findRun(s.db, result.runningRunId) : undefined;
-    if (run) runs.push(toRun(run));
+    const run = result.started ? toRun(result.run) : result.runningRunId ? await getRunView(s.db, result.runningRunId) : null;
+    if (run) runs.push(run);
   }
   return c.json(envelope(c, { runs }), 202);
 };
@@ -41,7 +41,7 @@ export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
 
 export const getRun: RouteHandler<GetRunRoute, AppEnv> = async (c) => {
   const { run_id } = c.req.valid("param");
-  const run = await findRun(c.get("services").db, run_id);
+  const run = await getRunView(c.get("services").db, run_id);
   if (!run) throw new ApiError("not_found", `no run "${run_id}"`);
-  return c.json(envelope(c, toRun(run)), 200);
+  return c.json(envelope(c, run), 200);
 };

@@ -1,0 +1,103 @@
+// What a schedule costs on Cloudflare: a fresh local stack ingests a synthetic market once, then
+// one steady tick (every quote 5 minutes newer, every price moved), then the same tick again.
+// Each run's own `usage` (the D1 binding's meta, R2/KV/Queue calls) gives rows per quote, and the
+// steady tick times the schedule gives the month on Workers Paid.
+//   node bench/cost.mjs [--coingecko 5000] [--coinpaprika 2000] [--shared 2000] [--interval 5]
+import fs from "node:fs";
+import path from "node:path";
+import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
+import { call, emit, fail, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
+import { monthlyBill } from "./prices.mjs";
+import { coin, geckoMarket, paprikaTicker } from "./upstream-gen.mjs";
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const scale = { coingecko: arg("coingecko", 5000), coinpaprika: arg("coinpaprika", 2000), shared: arg("shared", 2000) };
+const intervalMinutes = arg("interval", 5);
+const dir = path.join(root, "bench", "out", "cost-upstream");
+
+/** The market at `tick`: every record `tick` five-minute steps later, its price moved by a small per-coin factor. */
+function writeMarket(tick) {
+  const at = new Date(Date.parse("2026-11-22T12:00:00Z") + tick * 300_000).toISOString();
+  const move = (c) => ({ ...c, price: c.price * (1 + (((c.i * 7 + tick * 13) % 11) - 5) * 0.0008 + tick * 1e-6) });
+  const paprika = [];
+  for (let i = 0; i < scale.coinpaprika; i++) paprika.push({ ...paprikaTicker(move(coin(i)), i + 1), last_updated: at });
+  const geckoIdx = [];
+  for (let i = 0; i < scale.shared; i++) geckoIdx.push(i);
+  for (let i = scale.coinpaprika; geckoIdx.length < scale.coingecko; i++) geckoIdx.push(i);
+  const gecko = geckoIdx.map((i, k) => ({ ...geckoMarket(move(coin(i)), k + 1), last_updated: at }));
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "coinpaprika"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "coingecko"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "coinpaprika", "tickers.json"), JSON.stringify(paprika));
+  for (let p = 0; p * 250 < gecko.length; p++)
+    fs.writeFileSync(path.join(dir, "coingecko", `markets-page-${p + 1}.json`), JSON.stringify(gecko.slice(p * 250, (p + 1) * 250)));
+}
+
+const UPSTREAM_PORT = 18821;
+writeMarket(0);
+const upstream = await startRecordedUpstream(UPSTREAM_PORT, dir);
+const worker = await startWorker({ name: "cost", port: 18820, vars: upstreamVars(UPSTREAM_PORT) });
+
+/** Runs both HTTP sources one after the other and sums what their runs cost. */
+async function tick(label) {
+  const runs = [];
+  const t0 = performance.now();
+  for (const source of ["coinpaprika", "coingecko"]) {
+    const post = await call(worker.base, "POST", `/etl/run/${source}`, { token: TOKEN });
+    if (post.status !== 202) throw new Error(`POST /etl/run/${source}: ${post.status} ${post.text.slice(0, 200)}`);
+    runs.push(await waitFinished(worker.base, `/etl/runs/${post.json.data.run_id}`));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  for (const r of runs) if (r.status !== "succeeded") fail("cost", `${label}: ${r.source} ended ${r.status}`, { error: r.error });
+  const usage = {};
+  for (const r of runs) for (const [k, v] of Object.entries(r.usage)) usage[k] = (usage[k] ?? 0) + v;
+  const quotes = runs.reduce((n, r) => n + r.records.fetched, 0);
+  const written = runs.reduce((n, r) => n + r.records.written, 0);
+  const line = {
+    bench: "cost_tick",
+    tick: label,
+    quotes,
+    quotes_written: written,
+    seconds: +seconds.toFixed(2),
+    records_per_s: Math.round(quotes / seconds),
+    ...usage,
+    d1_rows_written_per_quote: +(usage.d1_rows_written / quotes).toFixed(4),
+    d1_rows_read_per_quote: +(usage.d1_rows_read / quotes).toFixed(3),
+  };
+  emit(line);
+  return line;
+}
+
+try {
+  const first = await tick("first");
+  writeMarket(1);
+  const steady = await tick("steady");
+  const repeat = await tick("repeat");
+  const bill = monthlyBill({ tick: steady, intervalMinutes, rawBytesPerTick: dirBytes(dir) });
+  emit({ bench: "cost_month", scale, interval_minutes: intervalMinutes, ...bill });
+  emit({
+    bench: "cost_goals",
+    steady_rows_written_per_quote: steady.d1_rows_written_per_quote,
+    steady_goal: 0.83,
+    repeat_rows_written_per_quote: repeat.d1_rows_written_per_quote,
+    repeat_goal: 0.01,
+    steady_rows_read_per_quote: steady.d1_rows_read_per_quote,
+    read_goal: 5,
+    first_records_per_s: first.records_per_s,
+  });
+  if (steady.d1_rows_written_per_quote > 0.83) fail("cost", "a steady tick writes more than 0.83 D1 rows per quote");
+  if (repeat.d1_rows_written_per_quote > 0.01) fail("cost", "a repeated tick writes more than 0.01 D1 rows per quote");
+  if (steady.d1_rows_read_per_quote > 5) fail("cost", "a tick reads more than 5 D1 rows per quote");
+} finally {
+  worker.stop();
+  upstream.close();
+}
+
+function dirBytes(d) {
+  let n = 0;
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(path.join(d, e.name)) : fs.statSync(path.join(d, e.name)).size;
+  return n;
+}
