@@ -98,6 +98,7 @@ try {
 
 function dirBytes(d) {
   let n = 0;
-  for (const e of fs.readdirSync(d, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(path.join(d, e.name)) : fs.statSync(path.join(d, e.name)).size;
+  for (const e of fs.readdirSync(d, { withFileTypes: true }))
+    n += e.isDirectory() ? dirBytes(path.join(d, e.name)) : fs.statSync(path.join(d, e.name)).size;
   return n;
 }

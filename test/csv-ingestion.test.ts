@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ingestUpload } from "../src/ingest/csv-upload";
-import { rows, stageCsv, testServices, storedRows } from "./helpers";
+import { rows, stageCsv, storedRows, testServices } from "./helpers";
 
 const MESSY = [
   "\uFEFFSymbol;Name;Price USD;Market Cap;Volume 24h;Last Updated;Notes",

@@ -2,13 +2,13 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import paprika from "../data/coinpaprika/tickers.json";
-import { ingestUpload } from "../src/ingest/csv-upload";
 import { acquireLease } from "../src/db/lease";
+import { ingestUpload } from "../src/ingest/csv-upload";
 import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";
 import { lastRecordEnd, parseHeader, parseRecords } from "../src/sources/csv";
-import { apiWith, drain, json, rows, stageCsv, stubUpstream, TOKEN, testServices, storedRows } from "./helpers";
+import { apiWith, drain, json, rows, stageCsv, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
 
 afterEach(() => setClock(() => Date.now()));
 

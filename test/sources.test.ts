@@ -7,7 +7,7 @@ import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
-import { api, drain, json, rows, stubUpstream, TOKEN, testServices, storedRows } from "./helpers";
+import { api, drain, json, rows, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
 
 /** A CoinGecko of `total` coins built from the recorded page (ids made unique per test). */
 function geckoUniverse(total: number, tag: string) {
@@ -160,7 +160,9 @@ describe("HTTP sources", () => {
       expect(run.status).toBe("failed");
       expect(run.error).toMatch(/malformed JSON/);
       expect(
-        await storedRows("SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id"),
+        await storedRows(
+          "SELECT source_id, price_usd, source_updated_at FROM source_quotes WHERE source = 'coinpaprika' ORDER BY source_id",
+        ),
       ).toEqual(before);
       const [raw] = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ?", runId);
       expect(await (await env.BUCKET.get(raw.key))!.text()).toBe(body);

@@ -4,11 +4,11 @@ import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
-import { rollUpHistory } from "../src/ingest/retention";
 import { dbFor } from "../src/db/client";
-import { historyRowsQuery, historyRowStatement, quoteBucketStatement, quoteBucketsQuery } from "../src/db/quote-store";
+import { historyRowStatement, historyRowsQuery, quoteBucketStatement, quoteBucketsQuery } from "../src/db/quote-store";
 import { publishReadModel } from "../src/db/read-model";
 import { rejectionStatement } from "../src/db/rejections";
+import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
@@ -120,7 +120,9 @@ describe("unification in storage", () => {
     expect(viaAlias.data.mappings).toContainEqual({ source: "coinpaprika", source_id: "zzq-old-name", rule: "pinned", pinned: true });
     // The next ingestion keeps the pin.
     await storeNormalised(s.db, s.env.KV, { source: "coinpaprika", runId: "pin-run-2", part: "p1", fetched: 2, normalised });
-    expect(await storedRows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([{ asset_uid: "target-coin" }]);
+    expect(await storedRows("SELECT asset_uid FROM source_quotes WHERE source_id = 'zzq-old-name'")).toEqual([
+      { asset_uid: "target-coin" },
+    ]);
   });
 
   it("keeps the /data read model equal to a rebuild from the stored quotes through ingests, re-ingests and pins", async () => {
@@ -238,7 +240,9 @@ describe("history retention", () => {
     ]);
     const first = await rollUpHistory((await import("../src/db/client")).dbFor(env.DB), now);
     expect(first).toEqual({ hourly_points_added: 1, raw_points_removed: 2, daily_points_added: 1, hourly_points_removed: 2 });
-    const points = await storedRows<{ resolution: string; price_usd: number }>("SELECT resolution, price_usd FROM quote_history ORDER BY at");
+    const points = await storedRows<{ resolution: string; price_usd: number }>(
+      "SELECT resolution, price_usd FROM quote_history ORDER BY at",
+    );
     expect(points).toEqual([
       { resolution: "day", price_usd: 6 },
       { resolution: "hour", price_usd: 2 },

@@ -53,7 +53,8 @@ export function decodePoints(start: number, bucket: number, bytes: Uint8Array): 
 }
 
 /** D1 hands BLOBs back as arrays of numbers; bound ones go in as bytes. */
-export const blobBytes = (v: unknown) => (v instanceof Uint8Array ? v : v instanceof ArrayBuffer ? new Uint8Array(v) : Uint8Array.from(v as number[]));
+export const blobBytes = (v: unknown) =>
+  v instanceof Uint8Array ? v : v instanceof ArrayBuffer ? new Uint8Array(v) : Uint8Array.from(v as number[]);
 
 /** Adds points to a period's points: one point per slot and time, the later write winning; kept in time order. */
 export function mergePoints(existing: Point[], added: Point[]): Point[] {

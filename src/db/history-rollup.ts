@@ -25,7 +25,12 @@ export async function rollUp(db: Db, from: Resolution, to: Resolution, cutoff: n
   let added = 0;
   while (true) {
     const rows = await db
-      .select({ source: historyBuckets.source, bucket: historyBuckets.bucket, periodStart: historyBuckets.periodStart, points: historyBuckets.points })
+      .select({
+        source: historyBuckets.source,
+        bucket: historyBuckets.bucket,
+        periodStart: historyBuckets.periodStart,
+        points: historyBuckets.points,
+      })
       .from(historyBuckets)
       .where(and(eq(historyBuckets.resolution, from), lte(historyBuckets.periodStart, new Date(cutoff - periodMs).toISOString())))
       .orderBy(asc(historyBuckets.periodStart))

@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "./client";
 import { now, sleep } from "../lib/clock";
+import type { Db } from "./client";
 
 /**
  * Exclusive, expiring locks in D1 (not KV: a stale KV read would let two holders in). A holder

@@ -149,7 +149,13 @@ async function carryHistory(db: Db) {
     if (!RESOLUTIONS.includes(r.resolution)) continue;
     const k = `${r.source}|${r.resolution}`;
     const g = groups.get(k) ?? { source: r.source, resolution: r.resolution, points: [] };
-    g.points.push({ slot: r.slot, at: Date.parse(r.at), priceUsd: r.price_usd, marketCapUsd: r.market_cap_usd, volume24hUsd: r.volume_24h_usd });
+    g.points.push({
+      slot: r.slot,
+      at: Date.parse(r.at),
+      priceUsd: r.price_usd,
+      marketCapUsd: r.market_cap_usd,
+      volume24hUsd: r.volume_24h_usd,
+    });
     groups.set(k, g);
   }
   const sources = [...new Set(rows.map((r) => r.source))];
@@ -157,7 +163,10 @@ async function carryHistory(db: Db) {
   const run = async (i: number): Promise<void> => {
     if (i < sources.length) return withLease(db, quotesLease(sources[i]), 60_000, 45_000, () => run(i + 1));
     const writes = (await Promise.all([...groups.values()].map((g) => historyStatements(db, g.source, g.resolution, g.points)))).flat();
-    await runBatch(db, [...writes, sql`DELETE FROM legacy_quote_history WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.rowid))}))`]);
+    await runBatch(db, [
+      ...writes,
+      sql`DELETE FROM legacy_quote_history WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.rowid))}))`,
+    ]);
   };
   await run(0);
   return rows.length;

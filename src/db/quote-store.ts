@@ -1,7 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { SourceQuote } from "../sources/source-quote";
 import { runBatch, type Statement } from "./batch";
-import { col, builder as q, type Db } from "./client";
+import { col, type Db, builder as q } from "./client";
 import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
 import { withLease } from "./lease";
 import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
@@ -26,12 +26,12 @@ export async function readQuoteBuckets(db: Db, source: string, buckets: number[]
 
 export const quoteBucketStatement = (source: string, bucket: number, quotes: QuoteBucket, now: string) =>
   q
-      .insert(quoteBuckets)
-      .values({ source, bucket, quotes, updatedAt: now })
-      .onConflictDoUpdate({
-        target: [quoteBuckets.source, quoteBuckets.bucket],
-        set: { quotes: sql`excluded.${col(quoteBuckets.quotes)}`, updatedAt: sql`excluded.${col(quoteBuckets.updatedAt)}` },
-      });
+    .insert(quoteBuckets)
+    .values({ source, bucket, quotes, updatedAt: now })
+    .onConflictDoUpdate({
+      target: [quoteBuckets.source, quoteBuckets.bucket],
+      set: { quotes: sql`excluded.${col(quoteBuckets.quotes)}`, updatedAt: sql`excluded.${col(quoteBuckets.updatedAt)}` },
+    });
 
 export const historyRowsQuery = (db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) =>
   db
@@ -48,34 +48,48 @@ export const historyRowsQuery = (db: Db, source: string, resolution: Resolution,
 /** History rows of one source and resolution for the given (bucket, period start) pairs. */
 export async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
   if (!keys.length) return new Map<string, Point[]>();
-  const rows = await historyRowsQuery(db, source, resolution, keys);
-  return new Map(rows.map((r) => [historyKey(r.bucket, Date.parse(r.periodStart)), decodePoints(Date.parse(r.periodStart), r.bucket, blobBytes(r.points))]));
+  return decodedHistory(await historyRowsQuery(db, source, resolution, keys));
 }
+
+const decodedHistory = (rows: { bucket: number; periodStart: string; points: unknown }[]) =>
+  new Map(
+    rows.map((r) => [
+      historyKey(r.bucket, Date.parse(r.periodStart)),
+      decodePoints(Date.parse(r.periodStart), r.bucket, blobBytes(r.points)),
+    ]),
+  );
 
 export const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
 
 export const historyRowStatement = (source: string, bucket: number, resolution: Resolution, start: number, points: Point[]) => {
-  const row = { source, bucket, resolution, periodStart: new Date(start).toISOString(), points: encodePoints(start, points), count: points.length };
+  const row = {
+    source,
+    bucket,
+    resolution,
+    periodStart: new Date(start).toISOString(),
+    points: encodePoints(start, points),
+    count: points.length,
+  };
   return q
-      .insert(historyBuckets)
-      .values({ ...row, points: row.points as Buffer })
-      .onConflictDoUpdate({
-        target: [historyBuckets.source, historyBuckets.bucket, historyBuckets.resolution, historyBuckets.periodStart],
-        set: { points: sql`excluded.${col(historyBuckets.points)}`, count: sql`excluded.${col(historyBuckets.count)}` },
-      });
+    .insert(historyBuckets)
+    .values({ ...row, points: row.points as Buffer })
+    .onConflictDoUpdate({
+      target: [historyBuckets.source, historyBuckets.bucket, historyBuckets.resolution, historyBuckets.periodStart],
+      set: { points: sql`excluded.${col(historyBuckets.points)}`, count: sql`excluded.${col(historyBuckets.count)}` },
+    });
 };
 
 export const deleteHistoryRowStatement = (source: string, bucket: number, resolution: Resolution, start: number) =>
   q
-      .delete(historyBuckets)
-      .where(
-        and(
-          eq(historyBuckets.source, source),
-          eq(historyBuckets.bucket, bucket),
-          eq(historyBuckets.resolution, resolution),
-          eq(historyBuckets.periodStart, new Date(start).toISOString()),
-        ),
-      );
+    .delete(historyBuckets)
+    .where(
+      and(
+        eq(historyBuckets.source, source),
+        eq(historyBuckets.bucket, bucket),
+        eq(historyBuckets.resolution, resolution),
+        eq(historyBuckets.periodStart, new Date(start).toISOString()),
+      ),
+    );
 
 /** The merge of a slice of quotes into the stored buckets: only quotes newer than the stored ones change anything. */
 export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQuote[], runId: string, now: string) {
@@ -91,7 +105,7 @@ export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQu
     bucket[q.sourceId] = { ...quote, ingestedAt: now, runId };
     dirty.set(b, bucket);
     written++;
-    points.push({ slot: q.slot, at: Date.parse(q.sourceUpdatedAt), priceUsd: q.priceUsd, marketCapUsd: q.marketCapUsd, volume24hUsd: q.volume24hUsd });
+    points.push(toPoint(q));
   }
   return { dirty, points, written };
 }
@@ -127,22 +141,48 @@ export const quotesLease = (source: string) => `quotes:${source}`;
  * the stored ones, and writes the changed buckets, their history points and `tail` (the part's
  * bookkeeping) in one transaction. Returns how many quotes were newer and the batch's results.
  */
-export async function storeQuotes(db: Db, source: string, runId: string, quotes: ResolvedQuote[], now: string, tail: (written: number) => Statement[]) {
+export async function storeQuotes(
+  db: Db,
+  source: string,
+  runId: string,
+  quotes: ResolvedQuote[],
+  now: string,
+  tail: (written: number) => Statement[],
+  opts: { allKnown: boolean },
+) {
   const buckets = quotes.map((q) => bucketOf(q.slot));
-  // A first look without the lease: when no quote is newer (a market that did not move) there is
-  // nothing to merge, and only `tail` is written.
-  if (mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
+  // Ids seen before may bring nothing newer (a market that did not move): a first look without
+  // the lease, and then nothing to merge and only `tail` to write.
+  if (opts.allKnown && mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
     const tailStatements = tail(0);
     return { written: 0, tailResults: tailStatements.length ? await runBatch(db, tailStatements) : [] };
   }
   return withLease(db, quotesLease(source), 60_000, 45_000, async () => {
-    const { dirty, points, written } = mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now);
-    const history = await historyStatements(db, source, "raw", points);
+    // The buckets and every history row the slice's points could fall in, in one round trip.
+    const rowKeys = [...groupPoints(quotes.map(toPoint), "raw").values()];
+    const [bucketRows, historyRows] = await db.batch([
+      quoteBucketsQuery(db, source, buckets),
+      historyRowsQuery(db, source, "raw", rowKeys),
+    ]);
+    const stored = new Map<number, QuoteBucket>(bucketRows.map((r) => [r.bucket, r.quotes]));
+    const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
+    const existing = decodedHistory(historyRows);
+    const history = [...groupPoints(points, "raw").entries()].map(([k, r]) =>
+      historyRowStatement(source, r.bucket, "raw", r.start, mergePoints(existing.get(k) ?? [], r.points)),
+    );
     const own = [...[...dirty].map(([b, qs]) => quoteBucketStatement(source, b, qs, now)), ...history];
     const results = await runBatch(db, [...own, ...tail(written)]);
     return { written, tailResults: results.slice(own.length) };
   });
 }
+
+const toPoint = (q: ResolvedQuote): Point => ({
+  slot: q.slot,
+  at: Date.parse(q.sourceUpdatedAt),
+  priceUsd: q.priceUsd,
+  marketCapUsd: q.marketCapUsd,
+  volume24hUsd: q.volume24hUsd,
+});
 
 /** Rewrites the stored quote of (source, source_id), if any, to belong to `assetUid` (a pin). */
 export async function moveStoredQuote(db: Db, source: string, sourceId: string, slot: number, assetUid: string, now: string) {

@@ -34,7 +34,8 @@ export function latestPerSource<Q extends SourcedQuote>(quotes: Q[]): Q[] {
   const best = new Map<string, Q>();
   for (const q of quotes) {
     const b = best.get(q.source);
-    if (!b || q.sourceUpdatedAt > b.sourceUpdatedAt || (q.sourceUpdatedAt === b.sourceUpdatedAt && q.sourceId < b.sourceId)) best.set(q.source, q);
+    if (!b || q.sourceUpdatedAt > b.sourceUpdatedAt || (q.sourceUpdatedAt === b.sourceUpdatedAt && q.sourceId < b.sourceId))
+      best.set(q.source, q);
   }
   return SOURCES.flatMap((s) => (best.has(s) ? [best.get(s)!] : []));
 }
@@ -61,7 +62,7 @@ export function summarise(assetUid: string, quotes: SourcedQuote[]): AssetSummar
     spread_pct: mid ? ((Math.max(...prices) - Math.min(...prices)) / mid) * 100 : null,
     sources: latest.map((q) => q.source as Source),
     source_ids: Object.fromEntries(latest.map((q) => [q.source, q.sourceId])),
-    updated_at: latest.reduce((m, q) => (q.sourceUpdatedAt > m ? q.sourceUpdatedAt : m), ""),
+    updated_at: latest.map((q) => q.sourceUpdatedAt).sort().at(-1) ?? "",
   };
 }
 
@@ -107,7 +108,9 @@ export class ReadModel {
   constructor(readonly snapshot: Snapshot) {
     this.c = snapshot.columns;
     this.size = this.c.asset_uid.length;
-    this.c.asset_uid.forEach((uid, i) => this.byUid.set(uid, i));
+    this.c.asset_uid.forEach((uid, i) => {
+      this.byUid.set(uid, i);
+    });
   }
 
   get version() {
@@ -178,7 +181,10 @@ export class ReadModel {
   private filtered(f: AssetFilter): number[] {
     const inScope = (i: number) => !f.source || this.c.sources[i].includes(f.source);
     if (f.symbol !== undefined) {
-      this.symbolIndex ??= this.c.symbol.reduce((m, s, i) => m.set(s.toLowerCase(), [...(m.get(s.toLowerCase()) ?? []), i]), new Map<string, number[]>());
+      this.symbolIndex ??= this.c.symbol.reduce(
+        (m, s, i) => m.set(s.toLowerCase(), [...(m.get(s.toLowerCase()) ?? []), i]),
+        new Map<string, number[]>(),
+      );
       const hits = this.symbolIndex.get(f.symbol.toLowerCase()) ?? [];
       return hits.filter((i) => inScope(i) && this.matchesQ(i, f.q));
     }

@@ -39,7 +39,18 @@ export async function archiveRaw(
   const size = p.bytes.byteLength;
   await db
     .insert(rawPayloads)
-    .values({ id, source: p.source, runId: p.runId, key, fetchedAt, bytes: size, records, contentType: p.contentType, origin: p.origin, digest })
+    .values({
+      id,
+      source: p.source,
+      runId: p.runId,
+      key,
+      fetchedAt,
+      bytes: size,
+      records,
+      contentType: p.contentType,
+      origin: p.origin,
+      digest,
+    })
     .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records, digest } });
   return { id, key, fetchedAt, body, reused: false };
 }

@@ -1,15 +1,15 @@
 import { sql } from "drizzle-orm";
+import { leaseStatement, sourceLeaseName } from "../db/lease";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
+import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { archiveRaw } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
-import { leaseStatement, sourceLeaseName } from "../db/lease";
-import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
@@ -91,7 +91,15 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     normalised,
     rawId: raw.id,
   });
-  log("info", "page_stored", { run_id: msg.run_id, source: msg.source, page: msg.page, fetched, ...stored, store_ms: now() - t0, raw_reused: raw.reused });
+  log("info", "page_stored", {
+    run_id: msg.run_id,
+    source: msg.source,
+    page: msg.page,
+    fetched,
+    ...stored,
+    store_ms: now() - t0,
+    raw_reused: raw.reused,
+  });
   await continueOrFinish(s, msg, fetched, pacer.nextAt());
 }
 
@@ -104,7 +112,9 @@ async function continueOrFinish(s: Services, msg: FetchPage, fetched: number, no
   const perPage = httpSources[msg.source].perPage;
   if (perPage && fetched >= perPage && msg.page < s.config.SOURCE_PAGE_LIMIT) {
     const usage = addUsage(currentMeter()?.take() ?? noUsage(), { queue_messages: 1 });
-    await unmetered(() => s.env.JOBS.send({ type: "fetch_page", run_id: msg.run_id, source: msg.source, page: msg.page + 1, not_before: notBefore, usage }));
+    await unmetered(() =>
+      s.env.JOBS.send({ type: "fetch_page", run_id: msg.run_id, source: msg.source, page: msg.page + 1, not_before: notBefore, usage }),
+    );
     return;
   }
   await completeRun(s, msg.run_id, { cursor: perPage ? `page ${msg.page}` : null, holdsLease: true, nextCallAt: notBefore });

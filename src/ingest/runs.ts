@@ -2,12 +2,12 @@ import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch, type Statement } from "../db/batch";
 import { builder, type Db } from "../db/client";
+import { getRun } from "../db/queries/runs";
 import { ingestionRuns, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
 import { addUsage, isZero, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
 import type { Trigger } from "../schemas/runs";
-import { getRun } from "../db/queries/runs";
 
 export { getRun };
 
@@ -15,7 +15,6 @@ export type PartCounts = { fetched: number; accepted: number; rejected: number; 
 
 /** A run in one of these states is over: later deliveries of its messages do nothing. */
 export const isFinished = (status: string) => status === "succeeded" || status === "partial" || status === "failed";
-
 
 /**
  * What the statements that record usage cost themselves, so that what they add is the whole cost:
@@ -48,7 +47,6 @@ export async function recordUsage(db: Db, runId: string, usage: Usage) {
 export function newRunRow(source: Source, trigger: Trigger, origin: string, runId = newId("run")) {
   return { runId, source, trigger, status: "queued" as const, createdAt: nowIso(), origin };
 }
-
 
 /** queued -> running, once; later deliveries keep the first start time. */
 export const markRunningStatement = (runId: string) => sql`

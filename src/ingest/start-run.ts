@@ -1,12 +1,12 @@
 import { eq } from "drizzle-orm";
 import { HTTP_SOURCES, type Source } from "../config";
+import { acquireLease, releaseLease, sourceLeaseName } from "../db/lease";
 import { ingestionRuns } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
-import type { Trigger } from "../schemas/runs";
-import { acquireLease, releaseLease, sourceLeaseName } from "../db/lease";
 import { measured } from "../lib/usage";
+import type { Trigger } from "../schemas/runs";
 import { finishRun, getRun, newRunRow, recordUsage } from "./runs";
 
 /** A source run holds its lease this long without a heartbeat before another run may take over. */

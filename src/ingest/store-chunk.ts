@@ -13,6 +13,8 @@ import { type Resolution, resolveAssets } from "../unify/resolve";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement and value limits. */
 const CHUNK = 10_000;
+/** Rules of ids mapped before this part: only their quotes can be stored already. */
+const knownRules = new Set(["known", "pinned"]);
 /** Quotes unified per lease: bounds the size of the key lists sent to D1. */
 const RESOLVE_CHUNK = 5000;
 
@@ -49,17 +51,25 @@ export async function storeNormalised(
     // The part records what it cost up to its own transaction; that transaction's cost goes on with
     // the next part, message or close. Put back if the transaction does not happen.
     let usage: Usage | undefined;
-    const stored = await storeQuotes(db, p.source, p.runId, slice, at, (sliceWritten) => {
-      if (!last) return [];
-      const tail: Statement[] = [];
-      for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
-        tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
-      }
-      if (p.checkpoint) tail.push(p.checkpoint.advance);
-      usage = currentMeter()?.take() ?? noUsage();
-      tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
-      return tail;
-    }).catch((e) => {
+    const stored = await storeQuotes(
+      db,
+      p.source,
+      p.runId,
+      slice,
+      at,
+      (sliceWritten) => {
+        if (!last) return [];
+        const tail: Statement[] = [];
+        for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
+          tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
+        }
+        if (p.checkpoint) tail.push(p.checkpoint.advance);
+        usage = currentMeter()?.take() ?? noUsage();
+        tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
+        return tail;
+      },
+      { allKnown: slice.every((q) => knownRules.has(resolution.get(matchKey(q))!.rule)) },
+    ).catch((e) => {
       if (usage) currentMeter()?.restore(usage);
       throw e;
     });

@@ -5,10 +5,10 @@ import { ingestUpload } from "../ingest/csv-upload";
 import { fetchPage } from "../ingest/fetch-page";
 import { completeRun } from "../ingest/finish";
 import { replay } from "../ingest/replay";
+import { recordUsage } from "../ingest/runs";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { measured } from "../lib/usage";
-import { recordUsage } from "../ingest/runs";
 import { type Services, servicesFor } from "./context";
 import { type JobMessage, JobMessageSchema } from "./messages";
 

@@ -1,8 +1,8 @@
 import { desc, eq } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
+import { carryLegacyTables } from "../db/legacy";
 import { ingestionRuns } from "../db/schema";
 import type { Env } from "../env";
-import { carryLegacyTables } from "../db/legacy";
 import { pruneRawArchive, rollUpHistory } from "../ingest/retention";
 import { startSourceRun } from "../ingest/start-run";
 import { now } from "../lib/clock";

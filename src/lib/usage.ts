@@ -102,39 +102,40 @@ function meteredD1(d1: D1Database): D1Database {
   });
 }
 
+type Charge = { key: UsageKey; count?: (args: unknown[]) => number };
+
 /** R2 class A operations (put, list, multipart) are writes; class B (get, head) reads; deletes are free. */
-function meteredR2(bucket: R2Bucket): R2Bucket {
-  const kinds: Record<string, UsageKey> = { get: "r2_reads", head: "r2_reads", put: "r2_writes", list: "r2_writes", createMultipartUpload: "r2_writes" };
-  return methodProxy(bucket, kinds);
-}
+const R2_CHARGES: Record<string, Charge> = {
+  get: { key: "r2_reads" },
+  head: { key: "r2_reads" },
+  put: { key: "r2_writes" },
+  list: { key: "r2_writes" },
+  createMultipartUpload: { key: "r2_writes" },
+};
+const KV_CHARGES: Record<string, Charge> = {
+  get: { key: "kv_reads" },
+  getWithMetadata: { key: "kv_reads" },
+  list: { key: "kv_reads" },
+  put: { key: "kv_writes" },
+  delete: { key: "kv_writes" },
+};
+const QUEUE_CHARGES: Record<string, Charge> = {
+  send: { key: "queue_messages" },
+  sendBatch: { key: "queue_messages", count: (a) => (Array.isArray(a[0]) ? a[0].length : 1) },
+};
 
-function meteredKv(kv: KVNamespace): KVNamespace {
-  const kinds: Record<string, UsageKey> = { get: "kv_reads", getWithMetadata: "kv_reads", list: "kv_reads", put: "kv_writes", delete: "kv_writes" };
-  return methodProxy(kv, kinds);
-}
-
-function meteredQueue<T>(queue: Queue<T>): Queue<T> {
-  return new Proxy(queue, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop);
-      if (prop === "send") return (...a: unknown[]) => (charge("queue_messages"), v.apply(target, a));
-      if (prop === "sendBatch") return (ms: Iterable<unknown>, ...rest: unknown[]) => {
-        const list = [...ms];
-        charge("queue_messages", list.length);
-        return v.call(target, list, ...rest);
-      };
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
-}
-
-function methodProxy<T extends object>(target: T, kinds: Record<string, UsageKey>): T {
+/** A binding whose charged methods add to the current meter before they run. */
+function chargingProxy<T extends object>(target: T, charges: Record<string, Charge>): T {
   return new Proxy(target, {
     get(t, prop) {
       const v = Reflect.get(t, prop);
       if (typeof v !== "function") return v;
-      const kind = typeof prop === "string" ? kinds[prop] : undefined;
-      return kind ? (...a: unknown[]) => (charge(kind), v.apply(t, a)) : v.bind(t);
+      const c = typeof prop === "string" ? charges[prop] : undefined;
+      if (!c) return v.bind(t);
+      return (...a: unknown[]) => {
+        charge(c.key, c.count?.(a) ?? 1);
+        return v.apply(t, a);
+      };
     },
   });
 }
@@ -157,9 +158,9 @@ export function meteredEnv<E extends Bindings>(env: E): E {
   return {
     ...env,
     DB: once(env.DB, meteredD1),
-    KV: once(env.KV, meteredKv),
-    BUCKET: once(env.BUCKET, meteredR2),
-    JOBS: once(env.JOBS, meteredQueue),
+    KV: once(env.KV, (kv) => chargingProxy(kv, KV_CHARGES)),
+    BUCKET: once(env.BUCKET, (b) => chargingProxy(b, R2_CHARGES)),
+    JOBS: once(env.JOBS, (q) => chargingProxy(q, QUEUE_CHARGES)),
   };
 }
 
@@ -168,8 +169,7 @@ export const serverTiming = (m: Meter) => `d1;dur=${m.d1Ms.toFixed(2)};desc="row
 
 export const currentMeter = () => current.getStore();
 
-export const addUsage = (a: Usage, b: Partial<Usage>): Usage =>
-  Object.fromEntries(USAGE_KEYS.map((k) => [k, a[k] + (b[k] ?? 0)])) as Usage;
+export const addUsage = (a: Usage, b: Partial<Usage>): Usage => Object.fromEntries(USAGE_KEYS.map((k) => [k, a[k] + (b[k] ?? 0)])) as Usage;
 
 export const isZero = (u: Usage) => USAGE_KEYS.every((k) => u[k] === 0);
 

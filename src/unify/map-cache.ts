@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { now } from "../lib/clock";
-import { nextSlotQuery } from "./slots";
+import { nextSlotOf, nextSlotQuery } from "./slots";
 
 const key = (source: string) => `map:${source}`;
 
@@ -45,7 +45,7 @@ const MAX_PUBLISHED = 100_000;
 
 /** Publishes the map when ids were mapped since the copy in KV was made (slots only grow). */
 export async function publishMapCache(db: Db, kv: KVNamespace, source: string) {
-  const [{ next }] = await db.all<{ next: number }>(nextSlotQuery(source));
+  const next = nextSlotOf(await db.all<{ next: number }>(nextSlotQuery(source)));
   if (next === (await readPublished(kv, source)).nextSlot) return null;
   const rows = await db.all<{ source_id: string; asset_uid: string; slot: number }>(sql`
     SELECT m.source_id, COALESCE(a.asset_uid, m.asset_uid) AS asset_uid, m.slot

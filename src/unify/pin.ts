@@ -7,7 +7,7 @@ import { moveStoredQuote, storedQuotesOf } from "../db/quote-store";
 import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
 import { idKey, nameKey, symbolKey } from "./keys";
-import { nextSlotQuery } from "./slots";
+import { nextSlotOf, nextSlotQuery } from "./slots";
 
 /**
  * Pins (source, source_id) to an asset. The pin is stored in D1, read before every automatic
@@ -23,7 +23,7 @@ export async function pinMapping(db: Db, bucket: R2Bucket, assetUid: string, sou
       nextSlotQuery(source),
     ]);
     const existing = prev.results[0];
-    const slot = existing?.slot ?? next.results[0].next;
+    const slot = existing?.slot ?? nextSlotOf(next.results);
     const quote = existing ? (await storedQuotesOf(db, [{ source, sourceId, slot }]))[0] : undefined;
     const symbol = quote?.symbol ?? "";
     const name = quote?.name ?? "";

@@ -1,14 +1,14 @@
 import { sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
-import { storedQuotesOf } from "../db/quote-store";
 import type { Db } from "../db/client";
 import { withLease } from "../db/lease";
+import { storedQuotesOf } from "../db/quote-store";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
 import { readMapCache } from "./map-cache";
-import { nextSlotQuery } from "./slots";
 import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
+import { nextSlotOf, nextSlotQuery } from "./slots";
 
 type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number };
 
@@ -92,7 +92,7 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     for (const u of others) checked.add(u);
   }
   const now = nowIso();
-  let slot = (nextRes.results[0] as { next: number }).next;
+  let slot = nextSlotOf(nextRes.results as { next: number }[]);
   const mappings: unknown[][] = [];
   const ambiguous: unknown[][] = [];
   const created = new Set<string>();

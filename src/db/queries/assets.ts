@@ -5,7 +5,7 @@ import type { Db } from "../client";
 import { blobBytes, bucketOf, decodePoints } from "../history-codec";
 import { storedQuotesOf } from "../quote-store";
 import { type AssetFilter, currentReadModel, latestPerSource, summarise } from "../read-model";
-import { assetAliases, assetMappings, assets, historyBuckets, RESOLUTIONS } from "../schema";
+import { assetAliases, assetMappings, assets, historyBuckets, type RESOLUTIONS } from "../schema";
 
 export type { AssetFilter, SortKey } from "../read-model";
 
@@ -15,17 +15,28 @@ export async function listAssets(db: Db, bucket: R2Bucket, f: AssetFilter) {
   return model ? model.list(f) : { items: [], total: 0 };
 }
 
-const targetOf = (uid: string) => sql`COALESCE((SELECT ${assetAliases.assetUid} FROM ${assetAliases} WHERE ${assetAliases.aliasUid} = ${uid}), ${uid})`;
+const targetOf = (uid: string) =>
+  sql`COALESCE((SELECT ${assetAliases.assetUid} FROM ${assetAliases} WHERE ${assetAliases.aliasUid} = ${uid}), ${uid})`;
 
 export async function resolveUid(db: Db, uid: string) {
-  const row = await db.select({ uid: assets.assetUid }).from(assets).where(eq(assets.assetUid, targetOf(uid))).get();
+  const row = await db
+    .select({ uid: assets.assetUid })
+    .from(assets)
+    .where(eq(assets.assetUid, targetOf(uid)))
+    .get();
   return row?.uid ?? null;
 }
 
 /** The mappings of an asset with their slots: where its quotes and history are stored. */
 const mappingsOf = (db: Db, uid: string) =>
   db
-    .select({ source: assetMappings.source, sourceId: assetMappings.sourceId, rule: assetMappings.rule, pinned: assetMappings.pinned, slot: assetMappings.slot })
+    .select({
+      source: assetMappings.source,
+      sourceId: assetMappings.sourceId,
+      rule: assetMappings.rule,
+      pinned: assetMappings.pinned,
+      slot: assetMappings.slot,
+    })
     .from(assetMappings)
     .where(eq(assetMappings.assetUid, uid))
     .orderBy(assetMappings.source, assetMappings.sourceId);
@@ -87,7 +98,14 @@ export async function assetHistory(db: Db, uid: string, f: { source?: Source; fr
       )
       .orderBy(asc(historyBuckets.resolution), desc(historyBuckets.periodStart)),
   );
-  type Row = { source: Source; at: string; price_usd: number; market_cap_usd: number | null; volume_24h_usd: number | null; resolution: (typeof RESOLUTIONS)[number] };
+  type Row = {
+    source: Source;
+    at: string;
+    price_usd: number;
+    market_cap_usd: number | null;
+    volume_24h_usd: number | null;
+    resolution: (typeof RESOLUTIONS)[number];
+  };
   const points: (Row & { t: number })[] = [];
   const results = queries.length ? await db.batch(queries as [(typeof queries)[0], ...typeof queries]) : [];
   results.forEach((rows, k) => {
@@ -111,4 +129,3 @@ export async function assetHistory(db: Db, uid: string, f: { source?: Source; fr
   points.sort((a, b) => a.t - b.t || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   return points.slice(Math.max(0, points.length - f.limit)).map(({ t: _t, ...p }) => p);
 }
-

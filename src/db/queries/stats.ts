@@ -1,12 +1,12 @@
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
+import { USAGE_KEYS, type Usage } from "../../lib/usage";
 import type { Run, RunStatus } from "../../schemas/runs";
 import { runBatch } from "../batch";
-import { runsWithUsage } from "./runs";
 import type { Db } from "../client";
 import { currentReadModel } from "../read-model";
 import { historyBuckets, ingestionRuns } from "../schema";
-import { USAGE_KEYS, type Usage } from "../../lib/usage";
+import { runsWithUsage } from "./runs";
 
 export type SourceStats = {
   source: Source;

@@ -24,10 +24,7 @@ export const ListQuery = z.object({
   source: SourceSchema.optional().openapi({ description: "Only assets this source quotes." }),
   symbol: noControl(32).optional().openapi({ description: "Exact ticker, case-insensitive.", example: "BTC" }),
   q: noControl(100).optional().openapi({ description: "Prefix search over the symbol and the words of the name.", example: "bitco" }),
-  sort: z
-    .enum(SORT_KEYS)
-    .default("rank")
-    .openapi({ description: "Sort key; unknown values are nulls and sort as the smallest." }),
+  sort: z.enum(SORT_KEYS).default("rank").openapi({ description: "Sort key; unknown values are nulls and sort as the smallest." }),
   order: z.enum(["asc", "desc"]).optional().openapi({ description: "Default: asc for rank, symbol, name; desc otherwise." }),
 });
 
@@ -36,7 +33,8 @@ export const list = createRoute({
   path: "/data",
   tags: ["Data"],
   summary: "List unified assets",
-  description: "Pages through canonical assets with their consensus price, served from the in-memory read model: any page, sort and filter costs the same.",
+  description:
+    "Pages through canonical assets with their consensus price, served from the in-memory read model: any page, sort and filter costs the same.",
   request: { query: ListQuery },
   responses: {
     200: jsonEnvelope(z.array(AssetSchema), "A page of assets", true),

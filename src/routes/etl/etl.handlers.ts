@@ -1,7 +1,7 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import { SOURCES } from "../../config";
-import { payloadsToReplay, startReplays } from "../../ingest/replay";
 import { getRunView, toRun } from "../../db/queries/runs";
+import { payloadsToReplay, startReplays } from "../../ingest/replay";
 import { startSourceRun } from "../../ingest/start-run";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";

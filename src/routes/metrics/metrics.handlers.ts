@@ -3,8 +3,8 @@ import { sql } from "drizzle-orm";
 import { SOURCES } from "../../config";
 import { collectStats } from "../../db/queries/stats";
 import { now } from "../../lib/clock";
-import { USAGE_KEYS } from "../../lib/usage";
 import type { AppEnv } from "../../lib/router";
+import { USAGE_KEYS } from "../../lib/usage";
 import type * as routes from "./metrics.routes";
 
 type Sample = [labels: Record<string, string>, value: number];

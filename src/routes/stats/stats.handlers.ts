@@ -10,7 +10,11 @@ import type { StatsSchema } from "./stats.routes";
 
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
   const db = c.get("services").db;
-  const [s, last, recent] = await Promise.all([collectStats(db, c.get("services").env.BUCKET), lastRuns(db), listRuns(db, { page: 1, pageSize: 10 })]);
+  const [s, last, recent] = await Promise.all([
+    collectStats(db, c.get("services").env.BUCKET),
+    lastRuns(db),
+    listRuns(db, { page: 1, pageSize: 10 }),
+  ]);
   const sources = Object.fromEntries(
     SOURCES.map((source) => {
       const x = s.sources[source];

@@ -1,8 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { UsageSchema } from "../../schemas/runs";
 import { SOURCES, SourceSchema } from "../../config";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
-import { CheckpointSchema, RunSchema, RunStatusSchema } from "../../schemas/runs";
+import { CheckpointSchema, RunSchema, RunStatusSchema, UsageSchema } from "../../schemas/runs";
 
 const SourceStatsSchema = z.object({
   records: z.number().int().openapi({ description: "Quotes currently stored from this source." }),
