@@ -8,6 +8,8 @@ import path from "node:path";
 import { root } from "./lib.mjs";
 
 const STEPS = [
+  ["cost", ["bench/cost.mjs"]],
+  ["history-size", ["bench/history-size.mjs"]],
   ["csv-ingest", ["bench/csv-ingest.mjs", "100000"]],
   ["ingest", ["bench/ingest.mjs"]],
   ["api", ["bench/api.mjs"]],
