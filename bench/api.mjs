@@ -137,7 +137,15 @@ for (const n of SIZES) {
     const fig = results[u.key]?.[n];
     if (!fig || floor === undefined) continue;
     const above = +(fig.seq_p50_ms - floor).toFixed(2);
-    emit({ bench: "api_above_floor", assets: n, url: u.key, seq_p50_ms: fig.seq_p50_ms, floor_ms: floor, above_ms: above, goal_ms: ABOVE_FLOOR_GOAL_MS });
+    emit({
+      bench: "api_above_floor",
+      assets: n,
+      url: u.key,
+      seq_p50_ms: fig.seq_p50_ms,
+      floor_ms: floor,
+      above_ms: above,
+      goal_ms: ABOVE_FLOOR_GOAL_MS,
+    });
   }
 }
 

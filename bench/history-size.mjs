@@ -18,7 +18,10 @@ const file = path.join(root, "bench", "out", "history-size.sqlite");
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.rmSync(file, { force: true });
 const db = new DatabaseSync(file);
-for (const f of fs.readdirSync(path.join(root, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+for (const f of fs
+  .readdirSync(path.join(root, "migrations"))
+  .filter((f) => f.endsWith(".sql"))
+  .sort()) {
   for (const q of fs.readFileSync(path.join(root, "migrations", f), "utf8").split("--> statement-breakpoint")) if (q.trim()) db.exec(q);
 }
 const bytes = () => db.prepare("PRAGMA page_count").get().page_count * db.prepare("PRAGMA page_size").get().page_size;
@@ -38,7 +41,13 @@ function fill(resolution, periods, pointsPerPeriod, stepMs, t0) {
       for (let k = 0; k < pointsPerPeriod; k++) {
         for (let slot = b * QUOTES_PER_BUCKET; slot < Math.min(coins, (b + 1) * QUOTES_PER_BUCKET); slot++) {
           const price = 1 + ((slot * 7919 + k) % 1000) / 7;
-          pts.push({ slot, at: start + k * stepMs + (slot % 60) * 1000, priceUsd: price, marketCapUsd: price * 1e7, volume24hUsd: price * 1e5 });
+          pts.push({
+            slot,
+            at: start + k * stepMs + (slot % 60) * 1000,
+            priceUsd: price,
+            marketCapUsd: price * 1e7,
+            volume24hUsd: price * 1e5,
+          });
         }
       }
       insert.run("coingecko", b, resolution, new Date(start).toISOString(), encodePoints(start, pts), pts.length);

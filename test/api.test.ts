@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
 import { dbFor } from "../src/db/client";
 import { QUOTES_PER_BUCKET } from "../src/db/history-codec";
-import { quoteBucketStatement } from "../src/db/quote-store";
+import { type QuoteBucket, quoteBucketStatements } from "../src/db/quote-store";
 import { publishReadModel, SORT_KEYS } from "../src/db/read-model";
 import type { StoredQuote } from "../src/db/schema";
 import { ingestUpload } from "../src/ingest/csv-upload";
@@ -207,7 +207,7 @@ describe("GET /data at 50,000 assets", () => {
     const db = dbFor(env.DB);
     const N = 50_000;
     const now = "2026-01-01T00:00:00.000Z";
-    const statements = [];
+    const buckets = { coingecko: new Map<number, QuoteBucket>(), coinpaprika: new Map<number, QuoteBucket>() };
     for (let b = 0; b * QUOTES_PER_BUCKET < N; b++) {
       const quotes: Record<string, StoredQuote> = {};
       for (let slot = b * QUOTES_PER_BUCKET; slot < Math.min(N, (b + 1) * QUOTES_PER_BUCKET); slot++) {
@@ -218,9 +218,9 @@ describe("GET /data at 50,000 assets", () => {
           ...{ maxSupply: null, sourceUpdatedAt: now, assetUid: `load-${i}`, slot, ingestedAt: now, runId: "load" },
         };
       }
-      statements.push(quoteBucketStatement(b % 2 ? "coinpaprika" : "coingecko", b, quotes, now));
+      buckets[b % 2 ? "coinpaprika" : "coingecko"].set(b, quotes);
     }
-    for (let i = 0; i < statements.length; i += 50) await runBatch(db, statements.slice(i, i + 50));
+    for (const [source, bs] of Object.entries(buckets)) await runBatch(db, quoteBucketStatements(source, bs, now));
     await publishReadModel(db, env.BUCKET);
     const rowsRead = (res: Response) => Number(/d1;[^,]*desc="rows_read=(\d+)"/.exec(res.headers.get("server-timing") ?? "")?.[1] ?? "NaN");
     const worst: string[] = [];

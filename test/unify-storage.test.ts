@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import { dbFor } from "../src/db/client";
-import { historyRowStatement, historyRowsQuery, quoteBucketStatement, quoteBucketsQuery } from "../src/db/quote-store";
+import { historyRowStatements, historyRowsQuery, quoteBucketStatements, quoteBucketsQuery } from "../src/db/quote-store";
 import { publishReadModel } from "../src/db/read-model";
 import { rejectionStatement } from "../src/db/rejections";
 import { rollUpHistory } from "../src/ingest/retention";
@@ -206,9 +206,9 @@ describe("storage statements", () => {
     const db = dbFor(env.DB);
     const statements: Plannable[] = [
       quoteBucketsQuery(db, "coinpaprika", [0, 3]),
-      quoteBucketStatement("coinpaprika", 0, {}, T),
+      ...quoteBucketStatements("coinpaprika", new Map([[0, {}]]), T),
       historyRowsQuery(db, "coinpaprika", "raw", [{ bucket: 0, start: Date.parse(T) }]),
-      historyRowStatement("coinpaprika", 0, "raw", Date.parse(T), []),
+      ...historyRowStatements("coinpaprika", "raw", [{ bucket: 0, start: Date.parse(T), points: [] }]),
       rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T),
     ];
     for (const statement of statements) expect(await fullScans(statement)).toEqual([]);
@@ -231,12 +231,14 @@ describe("history retention", () => {
     const point = (t: number, priceUsd: number) => ({ slot: 0, at: t, priceUsd, marketCapUsd: null, volume24hUsd: null });
     const { runBatch } = await import("../src/db/batch");
     const { periodStart } = await import("../src/db/history-codec");
-    const row = (resolution: "raw" | "hour", points: ReturnType<typeof point>[]) =>
-      historyRowStatement("coingecko", 0, resolution, periodStart(resolution, points[0].at), points);
+    const row = (points: ReturnType<typeof point>[], resolution: "raw" | "hour" = "raw") => ({
+      bucket: 0,
+      start: periodStart(resolution, points[0].at),
+      points,
+    });
     await runBatch(dbFor(env.DB), [
-      row("raw", [point(at(10, 0), 1), point(at(10, 5), 3)]),
-      row("raw", [point(at(1, 0), 7)]),
-      row("hour", [point(at(100, 0), 4), point(at(100, 60), 8)]),
+      ...historyRowStatements("coingecko", "raw", [row([point(at(10, 0), 1), point(at(10, 5), 3)]), row([point(at(1, 0), 7)])]),
+      ...historyRowStatements("coingecko", "hour", [row([point(at(100, 0), 4), point(at(100, 60), 8)], "hour")]),
     ]);
     const first = await rollUpHistory((await import("../src/db/client")).dbFor(env.DB), now);
     expect(first).toEqual({ hourly_points_added: 1, raw_points_removed: 2, daily_points_added: 1, hourly_points_removed: 2 });

@@ -3,7 +3,7 @@ import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { bucketOf, type Point } from "./history-codec";
 import { withLease } from "./lease";
-import { historyStatements, quoteBucketStatement, quotesLease, readQuoteBuckets } from "./quote-store";
+import { historyStatements, quoteBucketStatements, quotesLease, readQuoteBuckets } from "./quote-store";
 import { RESOLUTIONS, type Resolution, type StoredQuote } from "./schema";
 
 /**
@@ -101,7 +101,7 @@ async function carryQuotes(db: Db) {
       }
       const now = new Date().toISOString();
       await runBatch(db, [
-        ...[...dirty].map((b) => quoteBucketStatement(source, b, buckets.get(b)!, now)),
+        ...quoteBucketStatements(source, new Map([...dirty].map((b) => [b, buckets.get(b)!])), now),
         sql`DELETE FROM legacy_source_quotes WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(list.map((r) => r.rowid))}))`,
       ]);
     });

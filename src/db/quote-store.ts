@@ -24,14 +24,39 @@ export async function readQuoteBuckets(db: Db, source: string, buckets: number[]
   return new Map<number, QuoteBucket>(rows.map((r) => [r.bucket, r.quotes]));
 }
 
-export const quoteBucketStatement = (source: string, bucket: number, quotes: QuoteBucket, now: string) =>
-  q
-    .insert(quoteBuckets)
-    .values({ source, bucket, quotes, updatedAt: now })
-    .onConflictDoUpdate({
-      target: [quoteBuckets.source, quoteBuckets.bucket],
-      set: { quotes: sql`excluded.${col(quoteBuckets.quotes)}`, updatedAt: sql`excluded.${col(quoteBuckets.updatedAt)}` },
-    });
+/** Bytes of JSON per statement parameter, well under D1's 2 MB value limit. */
+const PARAM_BYTES = 800_000;
+
+/** Splits rows into JSON arrays of at most PARAM_BYTES each. */
+function jsonSlices(rows: string[]) {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let size = 0;
+  for (const r of rows) {
+    if (cur.length && size + r.length > PARAM_BYTES) {
+      out.push(`[${cur.join(",")}]`);
+      cur = [];
+      size = 0;
+    }
+    cur.push(r);
+    size += r.length + 1;
+  }
+  if (cur.length) out.push(`[${cur.join(",")}]`);
+  return out;
+}
+
+const qb = quoteBuckets;
+/** Upserts whole buckets, many per statement (one JSON parameter each, read with json_each). */
+export function quoteBucketStatements(source: string, buckets: Map<number, QuoteBucket>, now: string): Statement[] {
+  const rows = [...buckets].map(([bucket, quotes]) => JSON.stringify({ bucket, quotes }));
+  return jsonSlices(rows).map(
+    (json) => sql`
+      INSERT INTO ${qb} (${col(qb.source)}, ${col(qb.bucket)}, ${col(qb.quotes)}, ${col(qb.updatedAt)})
+      SELECT ${source}, j.value ->> 'bucket', j.value -> 'quotes', ${now} FROM json_each(${json}) j WHERE true
+      ON CONFLICT (${col(qb.source)}, ${col(qb.bucket)}) DO UPDATE SET ${col(qb.quotes)} = excluded.${col(qb.quotes)},
+        ${col(qb.updatedAt)} = excluded.${col(qb.updatedAt)}`,
+  );
+}
 
 export const historyRowsQuery = (db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) =>
   db
@@ -61,23 +86,32 @@ const decodedHistory = (rows: { bucket: number; periodStart: string; points: unk
 
 export const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
 
-export const historyRowStatement = (source: string, bucket: number, resolution: Resolution, start: number, points: Point[]) => {
-  const row = {
-    source,
-    bucket,
-    resolution,
-    periodStart: new Date(start).toISOString(),
-    points: encodePoints(start, points),
-    count: points.length,
-  };
-  return q
-    .insert(historyBuckets)
-    .values({ ...row, points: row.points as Buffer })
-    .onConflictDoUpdate({
-      target: [historyBuckets.source, historyBuckets.bucket, historyBuckets.resolution, historyBuckets.periodStart],
-      set: { points: sql`excluded.${col(historyBuckets.points)}`, count: sql`excluded.${col(historyBuckets.count)}` },
-    });
-};
+const hb = historyBuckets;
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** Upserts whole history rows, many per statement: points travel hex-encoded in one JSON parameter. */
+export function historyRowStatements(
+  source: string,
+  resolution: Resolution,
+  rows: { bucket: number; start: number; points: Point[] }[],
+): Statement[] {
+  const json = rows.map((r) =>
+    JSON.stringify({
+      bucket: r.bucket,
+      start: new Date(r.start).toISOString(),
+      points: hex(encodePoints(r.start, r.points)),
+      count: r.points.length,
+    }),
+  );
+  return jsonSlices(json).map(
+    (param) => sql`
+      INSERT INTO ${hb} (${col(hb.source)}, ${col(hb.bucket)}, ${col(hb.resolution)}, ${col(hb.periodStart)}, ${col(hb.points)}, ${col(hb.count)})
+      SELECT ${source}, j.value ->> 'bucket', ${resolution}, j.value ->> 'start', unhex(j.value ->> 'points'), j.value ->> 'count'
+      FROM json_each(${param}) j WHERE true
+      ON CONFLICT (${col(hb.source)}, ${col(hb.bucket)}, ${col(hb.resolution)}, ${col(hb.periodStart)})
+      DO UPDATE SET ${col(hb.points)} = excluded.${col(hb.points)}, ${col(hb.count)} = excluded.${col(hb.count)}`,
+  );
+}
 
 export const deleteHistoryRowStatement = (source: string, bucket: number, resolution: Resolution, start: number) =>
   q
@@ -128,8 +162,10 @@ export function groupPoints(points: Point[], resolution: Resolution) {
 export async function historyStatements(db: Db, source: string, resolution: Resolution, points: Point[]) {
   const rows = groupPoints(points, resolution);
   const existing = await readHistoryRows(db, source, resolution, [...rows.values()]);
-  return [...rows.entries()].map(([k, r]) =>
-    historyRowStatement(source, r.bucket, resolution, r.start, mergePoints(existing.get(k) ?? [], r.points)),
+  return historyRowStatements(
+    source,
+    resolution,
+    [...rows.entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
   );
 }
 
@@ -167,10 +203,12 @@ export async function storeQuotes(
     const stored = new Map<number, QuoteBucket>(bucketRows.map((r) => [r.bucket, r.quotes]));
     const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
     const existing = decodedHistory(historyRows);
-    const history = [...groupPoints(points, "raw").entries()].map(([k, r]) =>
-      historyRowStatement(source, r.bucket, "raw", r.start, mergePoints(existing.get(k) ?? [], r.points)),
+    const history = historyRowStatements(
+      source,
+      "raw",
+      [...groupPoints(points, "raw").entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
     );
-    const own = [...[...dirty].map(([b, qs]) => quoteBucketStatement(source, b, qs, now)), ...history];
+    const own = [...quoteBucketStatements(source, dirty, now), ...history];
     const results = await runBatch(db, [...own, ...tail(written)]);
     return { written, tailResults: results.slice(own.length) };
   });
@@ -191,7 +229,7 @@ export async function moveStoredQuote(db: Db, source: string, sourceId: string, 
     const quote = bucket?.[sourceId];
     if (!bucket || !quote || quote.assetUid === assetUid) return;
     bucket[sourceId] = { ...quote, assetUid };
-    await runBatch(db, [quoteBucketStatement(source, bucketOf(slot), bucket, now)]);
+    await runBatch(db, quoteBucketStatements(source, new Map([[bucketOf(slot), bucket]]), now));
   });
 }
 

@@ -62,7 +62,11 @@ export function summarise(assetUid: string, quotes: SourcedQuote[]): AssetSummar
     spread_pct: mid ? ((Math.max(...prices) - Math.min(...prices)) / mid) * 100 : null,
     sources: latest.map((q) => q.source as Source),
     source_ids: Object.fromEntries(latest.map((q) => [q.source, q.sourceId])),
-    updated_at: latest.map((q) => q.sourceUpdatedAt).sort().at(-1) ?? "",
+    updated_at:
+      latest
+        .map((q) => q.sourceUpdatedAt)
+        .sort()
+        .at(-1) ?? "",
   };
 }
 

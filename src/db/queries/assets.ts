@@ -1,11 +1,11 @@
 import { and, asc, desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Source } from "../../config";
 import type { AssetDetail, Quote } from "../../schemas/assets";
-import type { Db } from "../client";
-import { blobBytes, bucketOf, decodePoints } from "../history-codec";
-import { storedQuotesOf } from "../quote-store";
+import { runBatch } from "../batch";
+import { col, type Db } from "../client";
+import { blobBytes, bucketOf, decodePoints, QUOTES_PER_BUCKET } from "../history-codec";
 import { type AssetFilter, currentReadModel, latestPerSource, summarise } from "../read-model";
-import { assetAliases, assetMappings, assets, historyBuckets, type RESOLUTIONS } from "../schema";
+import { assetAliases, assetMappings, assets, historyBuckets, quoteBuckets, type RESOLUTIONS, type StoredQuote } from "../schema";
 
 export type { AssetFilter, SortKey } from "../read-model";
 
@@ -43,16 +43,36 @@ const mappingsOf = (db: Db, uid: string) =>
 
 /** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings, read from D1. */
 export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail | null> {
-  const target = await resolveUid(db, uid);
-  if (!target) return null;
-  const [mappings, aliases] = await db.batch([
-    mappingsOf(db, target),
-    db.select({ alias: assetAliases.aliasUid }).from(assetAliases).where(eq(assetAliases.assetUid, target)).orderBy(assetAliases.aliasUid),
+  // One round trip: the alias resolved in SQL, each mapping with its stored quote picked out of its
+  // bucket by SQLite (json_each over the bucket's ids), and the asset's aliases.
+  const target = targetOf(uid);
+  const m = assetMappings;
+  const [mappingRows, aliasRows] = await runBatch(db, [
+    sql`
+      SELECT ${m.source} AS source, ${m.sourceId} AS source_id, ${m.rule} AS rule, ${m.pinned} AS pinned, ${target} AS target,
+        (SELECT j.value FROM ${quoteBuckets} b, json_each(b.${col(quoteBuckets.quotes)}) j
+          WHERE b.${col(quoteBuckets.source)} = ${m.source} AND b.${col(quoteBuckets.bucket)} = ${m.slot} / ${sql.raw(String(QUOTES_PER_BUCKET))}
+            AND j.key = ${m.sourceId}) AS quote
+      FROM ${m} WHERE ${m.assetUid} = ${target} ORDER BY ${m.source}, ${m.sourceId}`,
+    sql`SELECT ${assetAliases.aliasUid} AS alias FROM ${assetAliases} WHERE ${assetAliases.assetUid} = ${target} ORDER BY 1`,
   ]);
-  const stored = (await storedQuotesOf(db, mappings)).filter((q) => q.assetUid === target);
-  if (!stored.length) return null;
+  const mappings = mappingRows.results as {
+    source: string;
+    source_id: string;
+    rule: string;
+    pinned: number;
+    target: string;
+    quote: string | null;
+  }[];
+  const targetUid = mappings[0]?.target;
+  const stored = mappings.flatMap((r) => {
+    const q = r.quote ? (JSON.parse(r.quote) as StoredQuote) : null;
+    return q && q.assetUid === targetUid ? [{ source: r.source, ...q }] : [];
+  });
+  if (!targetUid || !stored.length) return null;
+  const aliases = aliasRows.results as { alias: string }[];
   const latest = latestPerSource(stored);
-  const { spread_pct, ...asset } = summarise(target, stored);
+  const { spread_pct, ...asset } = summarise(targetUid, stored);
   const quotes: Quote[] = latest.map((q) => ({
     source: q.source as Source,
     source_id: q.sourceId,
@@ -71,7 +91,7 @@ export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail |
     ...asset,
     quotes,
     consensus: { price_usd: asset.price_usd, spread_pct, sources: quotes.length },
-    mappings: mappings.map((m) => ({ source: m.source as Source, source_id: m.sourceId, rule: m.rule, pinned: m.pinned })),
+    mappings: mappings.map((r) => ({ source: r.source as Source, source_id: r.source_id, rule: r.rule, pinned: !!r.pinned })),
     aliases: aliases.map((a) => a.alias),
   };
 }
