@@ -86,7 +86,7 @@ export async function waitFinished(base, p, timeoutMs = 900_000) {
   while (Date.now() - t0 < timeoutMs) {
     const r = await call(base, "GET", p);
     if (["succeeded", "partial", "failed"].includes(r.json?.data?.status)) return r.json.data;
-    await sleep(50);
+    await sleep(100);
   }
   throw new Error(`${p} did not finish`);
 }

@@ -3,7 +3,7 @@ import type { SourceQuote } from "../sources/source-quote";
 import { runBatch, type Statement } from "./batch";
 import { col, type Db, builder as q } from "./client";
 import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
-import { withLease } from "./lease";
+import { inLease, withLease } from "./lease";
 import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
 
 /** A validated quote with the asset it belongs to and its slot in its source's buckets. */
@@ -171,6 +171,7 @@ export async function historyStatements(db: Db, source: string, resolution: Reso
 
 /** One writer per source's buckets at a time: a page, a CSV block and a pin read, merge and write them under it. */
 export const quotesLease = (source: string) => `quotes:${source}`;
+const QUOTES_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
 
 /**
  * Stores a slice of resolved quotes: reads the buckets they fall in, keeps only quotes newer than
@@ -187,31 +188,43 @@ export async function storeQuotes(
   opts: { allKnown: boolean },
 ) {
   const buckets = quotes.map((q) => bucketOf(q.slot));
+  let ownCount = 0;
   // Ids seen before may bring nothing newer (a market that did not move): a first look without
   // the lease, and then nothing to merge and only `tail` to write.
   if (opts.allKnown && mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
     const tailStatements = tail(0);
     return { written: 0, tailResults: tailStatements.length ? await runBatch(db, tailStatements) : [] };
   }
-  return withLease(db, quotesLease(source), 60_000, 45_000, async () => {
-    // The buckets and every history row the slice's points could fall in, in one round trip.
-    const rowKeys = [...groupPoints(quotes.map(toPoint), "raw").values()];
-    const [bucketRows, historyRows] = await db.batch([
-      quoteBucketsQuery(db, source, buckets),
-      historyRowsQuery(db, source, "raw", rowKeys),
-    ]);
-    const stored = new Map<number, QuoteBucket>(bucketRows.map((r) => [r.bucket, r.quotes]));
-    const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
-    const existing = decodedHistory(historyRows);
-    const history = historyRowStatements(
-      source,
-      "raw",
-      [...groupPoints(points, "raw").entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
-    );
-    const own = [...quoteBucketStatements(source, dirty, now), ...history];
-    const results = await runBatch(db, [...own, ...tail(written)]);
-    return { written, tailResults: results.slice(own.length) };
-  });
+  // The buckets and every history row the slice's points could fall in, read with the lease taken.
+  const rowKeys = [...groupPoints(quotes.map(toPoint), "raw").values()];
+  const { value: written, writeResults } = await inLease(
+    db,
+    quotesLease(source),
+    QUOTES_LEASE,
+    [quoteBucketsQuery(db, source, buckets), historyRowsQuery(db, source, "raw", rowKeys)],
+    async ([bucketRows, historyRows]) => {
+      const stored = new Map<number, QuoteBucket>(
+        (bucketRows.results as { bucket: number; quotes: string }[]).map((r) => [r.bucket, JSON.parse(r.quotes) as QuoteBucket]),
+      );
+      const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
+      const existing = decodedHistory(
+        (historyRows.results as { bucket: number; period_start: string; points: unknown }[]).map((r) => ({
+          bucket: r.bucket,
+          periodStart: r.period_start,
+          points: r.points,
+        })),
+      );
+      const history = historyRowStatements(
+        source,
+        "raw",
+        [...groupPoints(points, "raw").entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
+      );
+      const own = [...quoteBucketStatements(source, dirty, now), ...history];
+      ownCount = own.length;
+      return { writes: [...own, ...tail(written)], value: written };
+    },
+  );
+  return { written, tailResults: writeResults.slice(ownCount) };
 }
 
 const toPoint = (q: ResolvedQuote): Point => ({

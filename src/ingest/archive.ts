@@ -1,5 +1,5 @@
 import { and, desc, eq } from "drizzle-orm";
-import type { Db } from "../db/client";
+import { builder, type Db } from "../db/client";
 import { rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
 
@@ -11,8 +11,9 @@ async function sha256(bytes: Uint8Array) {
 }
 
 /**
- * Stores an upstream body byte for byte in R2 before anything parses it, then parses it as JSON
- * and indexes it in D1 with its record count (null when it is not a JSON array) and its SHA-256.
+ * Stores an upstream body byte for byte in R2 before anything parses it, then parses it as JSON.
+ * Returns the D1 index row (record count, null when not a JSON array, and SHA-256) as a statement,
+ * for the caller to write with the part it stores, or on its own when the body is unusable.
  * A body identical to one already archived for the source (a market that did not move) is not
  * stored again: the part points at the earlier copy. The id is derived from run and part, so a
  * redelivered message overwrites its own archive.
@@ -31,13 +32,13 @@ export async function archiveRaw(
     .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
     .orderBy(desc(rawPayloads.fetchedAt))
     .get();
-  if (same) return { ...same, body, reused: true };
+  if (same) return { ...same, body, reused: true, index: null };
   const id = `${p.runId}-${p.part}`;
   const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
   await bucket.put(key, p.bytes, { httpMetadata: { contentType: p.contentType }, customMetadata: { source: p.source, run_id: p.runId } });
   const records = body.ok && Array.isArray(body.value) ? body.value.length : null;
   const size = p.bytes.byteLength;
-  await db
+  const index = builder
     .insert(rawPayloads)
     .values({
       id,
@@ -52,7 +53,7 @@ export async function archiveRaw(
       digest,
     })
     .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records, digest } });
-  return { id, key, fetchedAt, body, reused: false };
+  return { id, key, fetchedAt, body, reused: false, index };
 }
 
 function parseJson(bytes: Uint8Array): ParsedBody {

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import { leaseStatement, sourceLeaseName } from "../db/lease";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
@@ -67,7 +68,12 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     contentType: body.contentType,
     origin: s.config.DATA_ORIGIN,
   });
+  // The index row goes in with the page's part; a page that cannot be parsed indexes it on its own.
+  const indexAlone = async () => {
+    if (raw.index) await runBatch(s.db, [raw.index]);
+  };
   if (!raw.body.ok) {
+    await indexAlone();
     const error = `${msg.source} page ${msg.page}: malformed JSON (${body.bytes.byteLength} bytes; ${raw.body.error}); archived as ${raw.id}`;
     await completeRun(s, msg.run_id, { error, holdsLease: true });
     return;
@@ -78,6 +84,7 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     normalised = adapter.normalise(records, raw.fetchedAt);
   } catch (e) {
     if (!(e instanceof PayloadError)) throw e;
+    await indexAlone();
     await completeRun(s, msg.run_id, { error: `${msg.source} page ${msg.page}: ${e.message}; archived as ${raw.id}`, holdsLease: true });
     return;
   }
@@ -90,6 +97,7 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     fetched,
     normalised,
     rawId: raw.id,
+    also: raw.index ? [raw.index] : [],
   });
   log("info", "page_stored", {
     run_id: msg.run_id,

@@ -26,7 +26,17 @@ const RESOLVE_CHUNK = 5000;
 export async function storeNormalised(
   db: Db,
   kv: KVNamespace,
-  p: { source: string; runId: string; part: string; fetched: number; normalised: Normalised; checkpoint?: Checkpoint; rawId?: string },
+  p: {
+    source: string;
+    runId: string;
+    part: string;
+    fetched: number;
+    normalised: Normalised;
+    checkpoint?: Checkpoint;
+    rawId?: string;
+    /** Statements that belong in the part's transaction (its raw payload's index row). */
+    also?: Statement[];
+  },
 ) {
   const at = nowIso();
   // The newest record wins when one id appears twice in a payload.
@@ -59,7 +69,7 @@ export async function storeNormalised(
       at,
       (sliceWritten) => {
         if (!last) return [];
-        const tail: Statement[] = [];
+        const tail: Statement[] = [...(p.also ?? [])];
         for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
           tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
         }

@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
-import { runBatch } from "../db/batch";
-import type { Db } from "../db/client";
-import { withLease } from "../db/lease";
+import { runBatch, type Statement } from "../db/batch";
+import { col, type Db } from "../db/client";
+import { inLease } from "../db/lease";
 import { storedQuotesOf } from "../db/quote-store";
+import { ambiguousMatches, assetMappings } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
@@ -22,52 +23,66 @@ export type Resolution = Map<string, Resolved>;
  */
 export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
   const out: Resolution = new Map();
-  const [pinnedRes, cache] = await Promise.all([
-    db.all<{ source_id: string; asset_uid: string; slot: number }>(pinnedMappings(source)),
-    readMapCache(kv, source),
+  const cache = await readMapCache(kv, source);
+  // A copied uid may have been merged away since the copy (only a pin does that): quotes go where
+  // its alias points. Mappings in D1 never point at an alias, so only the copy's uids are looked up.
+  const copied = JSON.stringify([...new Set(quotes.flatMap((q) => cache.get(q.sourceId)?.assetUid ?? []))]);
+  const [pinnedRes, aliasRes] = await runBatch(db, [
+    pinnedMappings(source),
+    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${copied}))`,
   ]);
-  const pinned = new Map(pinnedRes.map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
+  const pinned = new Map((pinnedRes.results as PinnedRow[]).map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
+  const alias = new Map((aliasRes.results as { alias_uid: string; asset_uid: string }[]).map((a) => [a.alias_uid, a.asset_uid]));
   const unknown: SourceQuote[] = [];
   for (const q of quotes) {
-    const hit = pinned.get(q.sourceId) ?? cache.get(q.sourceId);
-    if (hit) out.set(matchKey(q), { ...hit, rule: pinned.has(q.sourceId) ? "pinned" : "known" });
+    const pin = pinned.get(q.sourceId);
+    const copy = cache.get(q.sourceId);
+    if (pin) out.set(matchKey(q), { ...pin, rule: "pinned" });
+    else if (copy) out.set(matchKey(q), { assetUid: alias.get(copy.assetUid) ?? copy.assetUid, slot: copy.slot, rule: "known" });
     else unknown.push(q);
   }
   // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
-  if (unknown.length) {
-    const created = await withLease(db, "unify", 60_000, 45_000, () => matchAndCreate(db, source, unknown));
-    for (const [k, v] of created) out.set(k, v);
-  }
-  // A uid that was merged away (only a pin does that) answers through its alias: quotes go where it
-  // points, even when the KV copy is older than the pin. A lookup by key: rows are read only for aliases.
-  const uids = JSON.stringify([...new Set([...out.values()].map((v) => v.assetUid))]);
-  const aliases = await db.all<{ alias_uid: string; asset_uid: string }>(
-    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${uids}))`,
-  );
-  if (aliases.length) {
-    const to = new Map(aliases.map((a) => [a.alias_uid, a.asset_uid]));
-    for (const v of out.values()) v.assetUid = to.get(v.assetUid) ?? v.assetUid;
-  }
+  if (unknown.length) for (const [k, v] of await matchAndCreate(db, source, unknown)) out.set(k, v);
   return out;
 }
+
+type PinnedRow = { source_id: string; asset_uid: string; slot: number };
 
 /** Pins of one source: few, and read on every unification (through a partial index). */
 export const pinnedMappings = (source: string) =>
   sql`SELECT source_id, asset_uid, slot FROM asset_mappings INDEXED BY mappings_pinned_idx WHERE source = ${source} AND pinned = 1`;
 
-/** Under the unify lease: one read batch (what is mapped, what could match, which uids are taken), decide, one write batch. */
+/** The unify lease: one writer of mappings (and so of slots and new uids) at a time, across every source. */
+const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+
+/**
+ * Under the unify lease, taken in the same round trip as the reads (what is mapped, what could
+ * match, which uids are taken, the next slot) and released with the writes: decide, then write.
+ */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
-  const out: Resolution = new Map();
   const choices = new Map(quotes.map((q) => [q.sourceId, uidCandidates(q)]));
   const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
-  const [mappedRes, candidateRes, takenRes, nextRes] = await runBatch(db, [
+  const reads = [
     sql`SELECT source_id, asset_uid, slot FROM asset_mappings
       WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
     // First choices only: the others are looked up below for the few records whose first is taken.
     takenUidsQuery(quotes.map(first)),
     nextSlotQuery(source),
-  ]);
+  ];
+  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) => decideAndWrite(db, source, quotes, choices, results));
+  return value;
+}
+
+async function decideAndWrite(
+  db: Db,
+  source: string,
+  quotes: SourceQuote[],
+  choices: Map<string, string[]>,
+  [mappedRes, candidateRes, takenRes, nextRes]: D1Result[],
+): Promise<{ writes: Statement[]; value: Resolution }> {
+  const out: Resolution = new Map();
+  const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
   const todo = quotes.filter((q) => {
@@ -75,7 +90,7 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     if (m) out.set(matchKey(q), { assetUid: m.asset_uid, slot: m.slot, rule: "known" });
     return !m;
   });
-  if (!todo.length) return out;
+  if (!todo.length) return { writes: [], value: out };
 
   const decisions = decide(todo, await withEvidence(db, candidateRes.results as MappingRow[]), new Map());
   const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
@@ -93,8 +108,8 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   }
   const now = nowIso();
   let slot = nextSlotOf(nextRes.results as { next: number }[]);
-  const mappings: unknown[][] = [];
-  const ambiguous: unknown[][] = [];
+  const mappings: NewMapping[] = [];
+  const ambiguous: NewAmbiguity[] = [];
   const created = new Set<string>();
   const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
   for (const q of ordered) {
@@ -107,23 +122,56 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
       created.add(uid);
     }
     out.set(matchKey(q), { assetUid: uid, rule: d.rule, slot });
-    mappings.push([q.sourceId, uid, d.rule, symbolKey(q.symbol), nameKey(q.name), idKey(source, q.sourceId, q.symbol), q.name, slot++]);
-    if (d.ambiguous) ambiguous.push([q.sourceId, uid, JSON.stringify(d.ambiguous), d.rule]);
+    mappings.push({
+      sourceId: q.sourceId,
+      assetUid: uid,
+      rule: d.rule,
+      symbolKey: symbolKey(q.symbol),
+      nameKey: nameKey(q.name),
+      idKey: idKey(source, q.sourceId, q.symbol),
+      name: q.name,
+      slot: slot++,
+    });
+    if (d.ambiguous) ambiguous.push({ sourceId: q.sourceId, assetUid: uid, candidates: JSON.stringify(d.ambiguous), reason: d.rule });
   }
-  const j = (i: number) => sql.raw(`json_extract(j.value, '$[${i}]')`);
-  await runBatch(db, [
-    sql`
-      INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
-      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, 0, ${j(3)}, ${j(4)}, ${j(5)}, ${j(6)}, ${j(7)}, ${now}, ${now}
-      FROM json_each(${JSON.stringify(mappings)}) j WHERE true
-      ON CONFLICT DO NOTHING`,
-    createAssetsStatement([...created], now),
-    sql`
-      INSERT INTO ambiguous_matches (source, source_id, asset_uid, candidates, reason, seen_at)
-      SELECT ${source}, ${j(0)}, ${j(1)}, ${j(2)}, ${j(3)}, ${now} FROM json_each(${JSON.stringify(ambiguous)}) j WHERE true
-      ON CONFLICT DO UPDATE SET asset_uid = excluded.asset_uid, candidates = excluded.candidates, reason = excluded.reason, seen_at = excluded.seen_at`,
-  ]);
-  return out;
+  return {
+    writes: [
+      insertMappingsStatement(source, mappings, now),
+      createAssetsStatement([...created], now),
+      ambiguitiesStatement(source, ambiguous, now),
+    ],
+    value: out,
+  };
+}
+
+type NewMapping = Pick<
+  typeof assetMappings.$inferInsert,
+  "sourceId" | "assetUid" | "rule" | "symbolKey" | "nameKey" | "idKey" | "name" | "slot"
+>;
+type NewAmbiguity = Pick<typeof ambiguousMatches.$inferInsert, "sourceId" | "assetUid" | "candidates" | "reason">;
+
+/** Rows travel as one JSON parameter of objects keyed by the schema's own property names. */
+const field = (name: string) => sql`j.value ->> ${name}`;
+
+function insertMappingsStatement(source: string, rows: NewMapping[], now: string) {
+  const m = assetMappings;
+  return sql`
+    INSERT INTO ${m} (${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.rule)}, ${col(m.pinned)}, ${col(m.symbolKey)},
+      ${col(m.nameKey)}, ${col(m.idKey)}, ${col(m.name)}, ${col(m.slot)}, ${col(m.createdAt)}, ${col(m.updatedAt)})
+    SELECT ${source}, ${field("sourceId")}, ${field("assetUid")}, ${field("rule")}, 0, ${field("symbolKey")}, ${field("nameKey")},
+      ${field("idKey")}, ${field("name")}, ${field("slot")}, ${now}, ${now}
+    FROM json_each(${JSON.stringify(rows)}) j WHERE true
+    ON CONFLICT DO NOTHING`;
+}
+
+function ambiguitiesStatement(source: string, rows: NewAmbiguity[], now: string) {
+  const a = ambiguousMatches;
+  return sql`
+    INSERT INTO ${a} (${col(a.source)}, ${col(a.sourceId)}, ${col(a.assetUid)}, ${col(a.candidates)}, ${col(a.reason)}, ${col(a.seenAt)})
+    SELECT ${source}, ${field("sourceId")}, ${field("assetUid")}, ${field("candidates")}, ${field("reason")}, ${now}
+    FROM json_each(${JSON.stringify(rows)}) j WHERE true
+    ON CONFLICT DO UPDATE SET ${col(a.assetUid)} = excluded.${col(a.assetUid)}, ${col(a.candidates)} = excluded.${col(a.candidates)},
+      ${col(a.reason)} = excluded.${col(a.reason)}, ${col(a.seenAt)} = excluded.${col(a.seenAt)}`;
 }
 
 /**
