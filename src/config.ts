@@ -43,8 +43,13 @@ const ConfigSchema = z.object({
   CORS_ORIGINS: z.string().default("*"),
   DATA_ORIGIN: z.enum(["live", "recorded"]).default("live"),
   RAW_RETENTION_DAYS: positiveInt(30),
+  STALE_AFTER_MINUTES: positiveInt(60),
+  OUTLIER_PCT: z.coerce.number().positive().default(10),
 });
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** The consensus rules the variables set. */
+export const consensusRules = (c: Config) => ({ staleAfterMinutes: c.STALE_AFTER_MINUTES, outlierPct: c.OUTLIER_PCT });
 
 const cache = new WeakMap<object, Config>();
 

@@ -24,4 +24,6 @@ export interface Env {
   CORS_ORIGINS?: string;
   DATA_ORIGIN?: string;
   RAW_RETENTION_DAYS?: string;
+  STALE_AFTER_MINUTES?: string;
+  OUTLIER_PCT?: string;
 }

@@ -94,7 +94,7 @@ describe("GET /data/{asset_uid}", () => {
         Body<{ quotes: { source: string }[]; consensus: { price_usd: number; sources: number }; mappings: { rule: string }[] }>
       >();
     expect(body.data.quotes.map((q) => q.source)).toEqual(["csv"]);
-    expect(body.data.consensus).toEqual({ price_usd: 10, spread_pct: 0, sources: 1 });
+    expect(body.data.consensus).toEqual({ price_usd: 10, spread_pct: 0, sources: 1, excluded: [] });
     expect(body.data.mappings[0].rule).toBe("new_asset");
     const missing = await api("/data/definitely-not-a-coin");
     expect(missing.status).toBe(404);

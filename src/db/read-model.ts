@@ -3,6 +3,7 @@ import { SOURCES, type Source } from "../config";
 import { now, nowIso } from "../lib/clock";
 import type { Asset } from "../schemas/assets";
 import type { Db } from "./client";
+import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
 import { assetAliases, readModel, type StoredQuote } from "./schema";
 
@@ -15,19 +16,14 @@ export type AssetFilter = {
   source?: Source;
   symbol?: string;
   q?: string;
+  /** asset_uids (or aliases) and `source:source_id`s; unknown ones are left out. */
+  ids?: string[];
   sort: SortKey;
   order: "asc" | "desc";
 };
 
 export type SourcedQuote = StoredQuote & { source: string };
-export type AssetSummary = Asset & { spread_pct: number | null };
-
-export function median(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return null;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
+export type AssetSummary = Asset & { spread_pct: number | null; fresh_sources: number };
 
 /** The latest quote of each source (newest source time, then the smaller id), in source priority order. */
 export function latestPerSource<Q extends SourcedQuote>(quotes: Q[]): Q[] {
@@ -41,33 +37,31 @@ export function latestPerSource<Q extends SourcedQuote>(quotes: Q[]): Q[] {
 }
 
 /**
- * An asset as served, from its sources' latest quotes: consensus price = median of each source's
- * latest price, spread = (max - min) / median x 100, descriptive fields from the first source
- * that has them (coingecko, then coinpaprika, then csv).
+ * An asset as served, from its sources' latest quotes: the consensus price (median of the fresh,
+ * not outlying sources; see consensusOf), descriptive fields from the first source that has them
+ * (coingecko, then coinpaprika, then csv).
  */
-export function summarise(assetUid: string, quotes: SourcedQuote[]): AssetSummary {
+export function summarise(assetUid: string, quotes: SourcedQuote[], rules: ConsensusRules = DEFAULT_CONSENSUS) {
   const latest = latestPerSource(quotes);
   const first = <T>(pick: (q: SourcedQuote) => T | null) => latest.map(pick).find((v) => v !== null && v !== undefined) ?? null;
-  const prices = latest.map((q) => q.priceUsd);
-  const mid = median(prices);
-  return {
+  const consensus = consensusOf(latest, rules);
+  const summary: AssetSummary = {
     asset_uid: assetUid,
     symbol: first((q) => q.symbol || null) ?? "",
     name: latest[0]?.name ?? "",
     rank: first((q) => q.rank),
-    price_usd: mid,
+    price_usd: consensus.price_usd,
     market_cap_usd: first((q) => q.marketCapUsd),
     volume_24h_usd: first((q) => q.volume24hUsd),
     change_24h_pct: first((q) => q.change24hPct),
-    spread_pct: mid ? ((Math.max(...prices) - Math.min(...prices)) / mid) * 100 : null,
+    spread_pct: consensus.spread_pct,
+    fresh_sources: consensus.sources,
     sources: latest.map((q) => q.source as Source),
     source_ids: Object.fromEntries(latest.map((q) => [q.source, q.sourceId])),
-    updated_at:
-      latest
-        .map((q) => q.sourceUpdatedAt)
-        .sort()
-        .at(-1) ?? "",
+    // ISO 8601 UTC strings sort as their times do.
+    updated_at: latest.map((q) => q.sourceUpdatedAt).sort().at(-1) ?? "",
   };
+  return { summary, latest, consensus };
 }
 
 /** The snapshot as stored in R2: one array per field (compact to parse), aliases, and quote counts per source. */
@@ -89,6 +83,7 @@ const FIELDS = [
   "volume_24h_usd",
   "change_24h_pct",
   "spread_pct",
+  "fresh_sources",
   "sources",
   "source_ids",
   "updated_at",
@@ -105,7 +100,9 @@ export class ReadModel {
   private readonly c: Snapshot["columns"];
   private readonly byUid = new Map<string, number>();
   private readonly orders = new Map<string, Int32Array>();
+  private readonly ranks = new Map<string, Int32Array>();
   private symbolIndex?: Map<string, number[]>;
+  private bySourceId?: Map<string, number>;
   private lowerNames?: string[];
   private lowerSymbols?: string[];
 
@@ -138,6 +135,11 @@ export class ReadModel {
     };
   }
 
+  /** Assets whose consensus rests on a single fresh source. */
+  singleSourceAssets() {
+    return this.c.fresh_sources.reduce((n, f) => n + (f === 1 ? 1 : 0), 0);
+  }
+
   /** The asset a uid or an alias of it names, if it is listed. */
   find(uid: string) {
     const i = this.byUid.get(this.snapshot.aliases[uid] ?? uid);
@@ -145,17 +147,32 @@ export class ReadModel {
   }
 
   list(f: AssetFilter) {
-    let rows: ArrayLike<number>;
-    if (f.symbol !== undefined || f.q !== undefined) {
-      const picked = this.filtered(f);
-      const rank = this.rankOf(f.source ?? "all", f.sort);
-      rows = Int32Array.from(picked).sort((a, b) => rank[a] - rank[b]);
-    } else rows = this.order(f.source ?? "all", f.sort);
-    const total = rows.length;
+    const { at, total } = this.matching(f);
     const start = (f.page - 1) * f.pageSize;
     const items: Asset[] = [];
-    for (let k = start; k < Math.min(total, start + f.pageSize); k++) items.push(this.asset(rows[f.order === "desc" ? total - 1 - k : k]));
+    for (let k = start; k < Math.min(total, start + f.pageSize); k++) items.push(this.asset(at(k)));
     return { items, total };
+  }
+
+  /** Every matching asset in order, `chunk` at a time (an export streams these). */
+  *each(f: Omit<AssetFilter, "page" | "pageSize">, chunk = 1000) {
+    const { at, total } = this.matching(f);
+    for (let start = 0; start < total; start += chunk) {
+      const out: Asset[] = [];
+      for (let k = start; k < Math.min(total, start + chunk); k++) out.push(this.asset(at(k)));
+      yield out;
+    }
+  }
+
+  /** The k-th matching asset in the requested order, and how many match. */
+  private matching(f: Omit<AssetFilter, "page" | "pageSize">) {
+    let rows: ArrayLike<number>;
+    if (f.symbol !== undefined || f.q !== undefined || f.ids !== undefined) {
+      const rank = this.rankOf(f.source ?? "all", f.sort);
+      rows = Int32Array.from(this.filtered(f)).sort((a, b) => rank[a] - rank[b]);
+    } else rows = this.order(f.source ?? "all", f.sort);
+    const total = rows.length;
+    return { total, at: (k: number) => rows[f.order === "desc" ? total - 1 - k : k] };
   }
 
   /** Indexes of a scope's assets in ascending order of `sort` (descending is the same read backwards: ties break by uid both ways). */
@@ -172,18 +189,26 @@ export class ReadModel {
     return o;
   }
 
-  /** Position of every asset in order(scope, sort), for sorting a filtered few. */
+  /** Position of every asset in order(scope, sort), for sorting a filtered few; built once per key. */
   private rankOf(scope: string, sort: SortKey) {
-    const o = this.order(scope, sort);
-    const rank = new Int32Array(this.size);
-    o.forEach((i, k) => {
-      rank[i] = k;
-    });
+    const key = `${scope}:${sort}`;
+    let rank = this.ranks.get(key);
+    if (!rank) {
+      const o = this.order(scope, sort);
+      rank = new Int32Array(this.size);
+      for (let k = 0; k < o.length; k++) rank[o[k]] = k;
+      this.ranks.set(key, rank);
+    }
     return rank;
   }
 
-  private filtered(f: AssetFilter): number[] {
+  private filtered(f: Omit<AssetFilter, "page" | "pageSize">): number[] {
     const inScope = (i: number) => !f.source || this.c.sources[i].includes(f.source);
+    const bySymbol = (i: number) => f.symbol === undefined || this.c.symbol[i].toLowerCase() === f.symbol.toLowerCase();
+    if (f.ids !== undefined) {
+      const picked = new Set(f.ids.flatMap((id) => this.indexOfId(id) ?? []));
+      return [...picked].filter((i) => inScope(i) && bySymbol(i) && this.matchesQ(i, f.q));
+    }
     if (f.symbol !== undefined) {
       this.symbolIndex ??= this.c.symbol.reduce(
         (m, s, i) => m.set(s.toLowerCase(), [...(m.get(s.toLowerCase()) ?? []), i]),
@@ -195,6 +220,19 @@ export class ReadModel {
     const out: number[] = [];
     for (let i = 0; i < this.size; i++) if (inScope(i) && this.matchesQ(i, f.q)) out.push(i);
     return out;
+  }
+
+  /** An asset_uid, an alias of one, or `source:source_id` (a source's id as the asset lists it). */
+  private indexOfId(id: string): number | undefined {
+    const byUid = this.byUid.get(this.snapshot.aliases[id] ?? id);
+    if (byUid !== undefined) return byUid;
+    if (!this.bySourceId) {
+      this.bySourceId = new Map();
+      this.c.source_ids.forEach((ids, i) => {
+        for (const [source, sourceId] of Object.entries(ids)) this.bySourceId!.set(`${source}:${sourceId}`, i);
+      });
+    }
+    return this.bySourceId.get(id);
   }
 
   /** Prefix match over the name and the symbol, case-insensitive. */
@@ -223,7 +261,7 @@ export class ReadModel {
 }
 
 /** Builds the snapshot from every stored quote bucket (the ground truth) and the aliases. */
-export async function buildSnapshot(db: Db, version: number): Promise<Snapshot> {
+export async function buildSnapshot(db: Db, version: number, rules: ConsensusRules): Promise<Snapshot> {
   const byAsset = new Map<string, SourcedQuote[]>();
   const quotes: Record<string, number> = {};
   for await (const row of allQuoteBuckets(db)) {
@@ -238,7 +276,7 @@ export async function buildSnapshot(db: Db, version: number): Promise<Snapshot> 
   const aliases = await db.select({ alias: assetAliases.aliasUid, uid: assetAliases.assetUid }).from(assetAliases);
   const columns = Object.fromEntries(FIELDS.map((f) => [f, []])) as unknown as Snapshot["columns"];
   for (const [uid, qs] of byAsset) {
-    const a = summarise(uid, qs);
+    const a = summarise(uid, qs, rules).summary;
     for (const f of FIELDS) (columns[f] as unknown[]).push(a[f]);
   }
   return { version, built_at: nowIso(), columns, aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.uid])), quotes };
@@ -251,13 +289,13 @@ const snapshotKey = (version: number) => `read-model/v${version}.json`;
  * published only over an older one, so a slow build never replaces a newer snapshot; each write
  * that matters is followed by a build claimed after it, so the published one is at most one run stale.
  */
-export async function publishReadModel(db: Db, bucket: R2Bucket) {
+export async function publishReadModel(db: Db, bucket: R2Bucket, rules: ConsensusRules = DEFAULT_CONSENSUS) {
   const [claim] = await db
     .update(readModel)
     .set({ claimed: sql`${readModel.claimed} + 1` })
     .where(eq(readModel.id, 1))
     .returning({ version: readModel.claimed, previous: readModel.key });
-  const snapshot = await buildSnapshot(db, claim.version);
+  const snapshot = await buildSnapshot(db, claim.version, rules);
   const key = snapshotKey(claim.version);
   await bucket.put(key, JSON.stringify(snapshot), { httpMetadata: { contentType: "application/json" } });
   const published = await db

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import type { Source } from "../config";
+import { consensusRules, type Source } from "../config";
 import type { Statement } from "../db/batch";
 import { builder } from "../db/client";
 import { sourceLeaseName } from "../db/lease";
@@ -31,7 +31,7 @@ export async function completeRun(
   const failed = !!opts.error;
   // D1 holds the rows already; a snapshot or KV that fails to publish only leaves reads one run stale.
   try {
-    if (totals.written > 0) await publishReadModel(s.db, s.env.BUCKET);
+    if (totals.written > 0) await publishReadModel(s.db, s.env.BUCKET, consensusRules(s.config));
   } catch (e) {
     log("warn", "read_model_publish_failed", { run_id: runId, error: (e as Error).message });
   }

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { SourceSchema } from "../config";
+import { SOURCES, SourceSchema } from "../config";
 
 const money = z.number().nullable();
 
@@ -47,9 +47,13 @@ export const MappingSchema = z
   .openapi("Mapping");
 
 export const ConsensusSchema = z.object({
-  price_usd: money,
-  spread_pct: money.openapi({ description: "(max - min) / median x 100 over the sources' latest prices." }),
-  sources: z.number().int(),
+  price_usd: money.openapi({ description: "Median of the latest prices of the sources not excluded." }),
+  spread_pct: money.openapi({ description: "(max - min) / median x 100 over those prices." }),
+  sources: z.number().int().openapi({ description: "Sources in the consensus." }),
+  excluded: z.array(z.object({ source: SourceSchema, reason: z.enum(["stale", "outlier"]) })).openapi({
+    description:
+      "Sources left out: `stale` (more than STALE_AFTER_MINUTES older than the asset's freshest quote) or `outlier` (with three or more fresh sources, further than OUTLIER_PCT from the median of the others).",
+  }),
 });
 
 export const AssetDetailSchema = AssetSchema.extend({
@@ -61,14 +65,30 @@ export const AssetDetailSchema = AssetSchema.extend({
 
 export const HistoryPointSchema = z
   .object({
-    source: SourceSchema,
+    source: z.enum([...SOURCES, "consensus"]),
     at: z.string(),
     price_usd: z.number(),
     market_cap_usd: money,
     volume_24h_usd: money,
-    resolution: z.enum(["raw", "hour", "day"]),
+    resolution: z
+      .enum(["raw", "hour", "day"])
+      .openapi({ description: "The stored resolution (with `interval`: the coarsest in the bucket)." }),
+    min_usd: z.number().optional().openapi({ description: "With `interval`: the bucket's lowest price." }),
+    max_usd: z.number().optional().openapi({ description: "With `interval`: the bucket's highest price." }),
   })
   .openapi("HistoryPoint");
+
+export const CandleSchema = z
+  .object({
+    t: z.string().openapi({ description: "The bucket's start." }),
+    open: z.number(),
+    high: z.number(),
+    low: z.number(),
+    close: z.number(),
+    volume_24h_usd: money.openapi({ description: "The last 24 h volume in the bucket." }),
+    points: z.number().int().openapi({ description: "Stored points behind the candle." }),
+  })
+  .openapi("Candle");
 
 export type Asset = z.infer<typeof AssetSchema>;
 export type Quote = z.infer<typeof QuoteSchema>;

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
+import type { ConsensusRules } from "../db/consensus";
 import { withLease } from "../db/lease";
 import { moveStoredQuote, storedQuotesOf } from "../db/quote-store";
 import { publishReadModel } from "../db/read-model";
@@ -14,7 +15,13 @@ import { nextSlotOf, nextSlotQuery } from "./slots";
  * rule, and applied at once to the stored quote (history follows its slot). An asset left with no
  * mapping becomes an alias of the target, so its uid keeps answering. The read model is rebuilt.
  */
-export async function pinMapping(db: Db, bucket: R2Bucket, assetUid: string, source: Source, sourceId: string) {
+export async function pinMapping(
+  db: Db,
+  bucket: R2Bucket,
+  rules: ConsensusRules,
+  pin: { assetUid: string; source: Source; sourceId: string },
+) {
+  const { assetUid, source, sourceId } = pin;
   const now = nowIso();
   // Under the unify lease: a new mapping takes the next slot, which only that lease hands out.
   const before = await withLease(db, "unify", 60_000, 45_000, async () => {
@@ -38,7 +45,7 @@ export async function pinMapping(db: Db, bucket: R2Bucket, assetUid: string, sou
   });
   await moveStoredQuote(db, source, sourceId, before.slot, assetUid, now);
   if (before.previous && before.previous !== assetUid) await retireIfEmpty(db, before.previous, assetUid, now);
-  await publishReadModel(db, bucket);
+  await publishReadModel(db, bucket, rules);
   return { source, source_id: sourceId, asset_uid: assetUid, pinned: true as const, previous_asset_uid: before.previous };
 }
 

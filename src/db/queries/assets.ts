@@ -3,8 +3,9 @@ import type { Source } from "../../config";
 import type { AssetDetail, Quote } from "../../schemas/assets";
 import { runBatch } from "../batch";
 import { col, type Db } from "../client";
+import { type ConsensusRules, DEFAULT_CONSENSUS } from "../consensus";
 import { blobBytes, bucketOf, decodePoints, QUOTES_PER_BUCKET } from "../history-codec";
-import { type AssetFilter, currentReadModel, latestPerSource, summarise } from "../read-model";
+import { type AssetFilter, currentReadModel, summarise } from "../read-model";
 import { assetAliases, assetMappings, assets, historyBuckets, quoteBuckets, type RESOLUTIONS, type StoredQuote } from "../schema";
 
 export type { AssetFilter, SortKey } from "../read-model";
@@ -42,7 +43,7 @@ const mappingsOf = (db: Db, uid: string) =>
     .orderBy(assetMappings.source, assetMappings.sourceId);
 
 /** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings, read from D1. */
-export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail | null> {
+export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules = DEFAULT_CONSENSUS): Promise<AssetDetail | null> {
   // One round trip: the alias resolved in SQL, each mapping with its stored quote picked out of its
   // bucket by SQLite (json_each over the bucket's ids), and the asset's aliases.
   const target = targetOf(uid);
@@ -71,8 +72,8 @@ export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail |
   });
   if (!targetUid || !stored.length) return null;
   const aliases = aliasRows.results as { alias: string }[];
-  const latest = latestPerSource(stored);
-  const { spread_pct, ...asset } = summarise(targetUid, stored);
+  const { summary, latest, consensus } = summarise(targetUid, stored, rules);
+  const { spread_pct: _spread, fresh_sources: _fresh, ...asset } = summary;
   const quotes: Quote[] = latest.map((q) => ({
     source: q.source as Source,
     source_id: q.sourceId,
@@ -90,7 +91,7 @@ export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail |
   return {
     ...asset,
     quotes,
-    consensus: { price_usd: asset.price_usd, spread_pct, sources: quotes.length },
+    consensus,
     mappings: mappings.map((r) => ({ source: r.source as Source, source_id: r.source_id, rule: r.rule, pinned: !!r.pinned })),
     aliases: aliases.map((a) => a.alias),
   };
@@ -99,8 +100,8 @@ export async function getAssetDetail(db: Db, uid: string): Promise<AssetDetail |
 /** The longest period a history row covers (a month of daily points): rows that start this long before `from` may still hold points after it. */
 const LONGEST_PERIOD_MS = 31 * 86_400_000;
 
-/** History of an asset, oldest first: the newest `limit` points of its mappings' rows, every resolution. */
-export async function assetHistory(db: Db, uid: string, f: { source?: Source; from?: string; to?: string; limit: number }) {
+/** History of an asset, oldest first: every stored point of its mappings in the range, every resolution. */
+export async function assetHistory(db: Db, uid: string, f: { source?: Source; from?: string; to?: string }) {
   const mappings = (await mappingsOf(db, uid)).filter((m) => !f.source || m.source === f.source);
   const from = f.from ? Date.parse(f.from) : Number.NEGATIVE_INFINITY;
   const to = f.to ? Date.parse(f.to) : Number.POSITIVE_INFINITY;
@@ -147,5 +148,5 @@ export async function assetHistory(db: Db, uid: string, f: { source?: Source; fr
     }
   });
   points.sort((a, b) => a.t - b.t || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  return points.slice(Math.max(0, points.length - f.limit)).map(({ t: _t, ...p }) => p);
+  return points.map(({ t: _t, ...p }) => p);
 }

@@ -1,4 +1,5 @@
 import type { RouteHandler } from "@hono/zod-openapi";
+import { consensusRules } from "../../config";
 import { resolveUid } from "../../db/queries/assets";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";
@@ -10,5 +11,9 @@ export const pin: RouteHandler<PinRoute, AppEnv> = async (c) => {
   const { source, source_id } = c.req.valid("json");
   const uid = await resolveUid(c.get("services").db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
-  return c.json(envelope(c, await pinMapping(c.get("services").db, c.get("services").env.BUCKET, uid, source, source_id)), 200);
+  const s = c.get("services");
+  return c.json(
+    envelope(c, await pinMapping(s.db, s.env.BUCKET, consensusRules(s.config), { assetUid: uid, source, sourceId: source_id })),
+    200,
+  );
 };

@@ -1,21 +1,62 @@
 import type { RouteHandler } from "@hono/zod-openapi";
+import { consensusRules } from "../../config";
 import { assetHistory, getAssetDetail, listAssets, resolveUid } from "../../db/queries/assets";
+import { currentReadModel } from "../../db/read-model";
+import { csvRow, download } from "../../lib/csv-out";
 import { ApiError } from "../../lib/errors";
-import { cachedJson } from "../../lib/http-cache";
+import { cachedJson, READ_CACHE_TAG } from "../../lib/http-cache";
 import { type AppEnv, envelope } from "../../lib/router";
-import type { DetailRoute, HistoryRoute, ListRoute } from "./data.routes";
+import { type BucketPoint, bucketed, candles, consensusSeries, type SeriesPoint } from "../../lib/series";
+import type { Asset } from "../../schemas/assets";
+import type { DetailRoute, ExportRoute, HistoryRoute, ListRoute, OhlcRoute } from "./data.routes";
 
 const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
+const orderOf = (q: { sort: string; order?: "asc" | "desc" }) => q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
+
+const EXPORT_COLUMNS = [
+  "asset_uid",
+  "symbol",
+  "name",
+  "rank",
+  "price_usd",
+  "market_cap_usd",
+  "volume_24h_usd",
+  "change_24h_pct",
+  "sources",
+  "source_ids",
+  "updated_at",
+] as const satisfies readonly (keyof Asset)[];
+
+export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
+  const q = c.req.valid("query");
+  const s = c.get("services");
+  const model = await currentReadModel(s.db, s.env.BUCKET);
+  const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: q.ids, sort: q.sort, order: orderOf(q) };
+  const pages = model ? model.each(filter) : [];
+  const headers = { "x-request-id": c.get("requestId"), "cache-control": "public, max-age=15", "cache-tag": READ_CACHE_TAG };
+  if (q.format === "ndjson") {
+    const lines = (function* () {
+      for (const page of pages) yield page.map((a) => `${JSON.stringify(a)}\n`).join("");
+    })();
+    return download(lines, "application/x-ndjson; charset=utf-8", "coinfuse-assets.ndjson", headers) as never;
+  }
+  const rows = (function* () {
+    yield csvRow(EXPORT_COLUMNS);
+    for (const page of pages) yield page.map((a) => csvRow(EXPORT_COLUMNS.map((k) => a[k]))).join("");
+  })();
+  return download(rows, "text/csv; charset=utf-8", "coinfuse-assets.csv", headers) as never;
+};
 
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
-  const order = q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
+  const order = orderOf(q);
   const { items, total } = await listAssets(c.get("services").db, c.get("services").env.BUCKET, {
     page: q.page,
     pageSize: q.page_size,
     source: q.source,
     symbol: q.symbol,
     q: q.q,
+    ids: q.ids,
     sort: q.sort,
     order,
   });
@@ -27,7 +68,8 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
 
 export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
-  const asset = await getAssetDetail(c.get("services").db, asset_uid);
+  const s = c.get("services");
+  const asset = await getAssetDetail(s.db, asset_uid, consensusRules(s.config));
   if (!asset) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   return cachedJson(c, envelope(c, asset)) as never;
 };
@@ -37,7 +79,35 @@ export const history: RouteHandler<HistoryRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const uid = await resolveUid(c.get("services").db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
-  const toIso = (s?: string) => (s ? new Date(s).toISOString() : undefined);
-  const points = await assetHistory(c.get("services").db, uid, { source: q.source, from: toIso(q.from), to: toIso(q.to), limit: q.limit });
+  const stored = await assetHistory(c.get("services").db, uid, {
+    source: q.source === "consensus" ? undefined : q.source,
+    from: toIso(q.from),
+    to: toIso(q.to),
+  });
+  const series: (SeriesPoint | BucketPoint)[] =
+    q.source === "consensus" ? consensusSeries(stored, q.interval ?? "5m") : q.interval ? bucketed(stored, q.interval) : stored;
+  const points = series.slice(Math.max(0, series.length - q.limit));
+  if (q.format === "csv") {
+    const rows = [csvRow(HISTORY_COLUMNS), ...points.map((p) => csvRow(HISTORY_COLUMNS.map((k) => (p as BucketPoint)[k])))];
+    return download(rows, "text/csv; charset=utf-8", `${uid}-history.csv`, { "x-request-id": c.get("requestId") }) as never;
+  }
   return cachedJson(c, envelope(c, points, { asset_uid: uid })) as never;
+};
+
+const HISTORY_COLUMNS = ["source", "at", "price_usd", "market_cap_usd", "volume_24h_usd", "resolution", "min_usd", "max_usd"] as const;
+const toIso = (s?: string) => (s ? new Date(s).toISOString() : undefined);
+
+export const ohlc: RouteHandler<OhlcRoute, AppEnv> = async (c) => {
+  const { asset_uid } = c.req.valid("param");
+  const q = c.req.valid("query");
+  const db = c.get("services").db;
+  const uid = await resolveUid(db, asset_uid);
+  if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
+  const stored = await assetHistory(db, uid, {
+    source: q.source === "consensus" ? undefined : q.source,
+    from: toIso(q.from),
+    to: toIso(q.to),
+  });
+  const series = q.source === "consensus" ? consensusSeries(stored, "5m") : stored;
+  return cachedJson(c, envelope(c, candles(series, q.interval), { asset_uid: uid, interval: q.interval, source: q.source })) as never;
 };

@@ -2,6 +2,7 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
 import { type SourceHealth, sourceHealth } from "../../db/queries/sources";
+import { currentReadModel } from "../../db/read-model";
 import { nowIso } from "../../lib/clock";
 import type { AppEnv } from "../../lib/router";
 import type { HealthRoute } from "./health.routes";
@@ -25,10 +26,12 @@ export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
   } catch {
     sources = unknownSources();
   }
+  const model = d1 === "ok" ? await currentReadModel(db, c.get("services").env.BUCKET).catch(() => null) : null;
+  const consensus = { assets: model?.size ?? 0, single_source_assets: model?.singleSourceAssets() ?? 0 };
   const degraded = kv === "error" || r2 === "error" || Object.values(sources).some((s) => s.status === "failing" || s.status === "stale");
   const status = d1 === "error" ? "down" : degraded ? "degraded" : "ok";
   c.header("cache-control", "no-store");
-  return c.json({ status, checks: { d1, kv, r2 }, sources, time: nowIso() }, d1 === "error" ? 503 : 200);
+  return c.json({ status, checks: { d1, kv, r2 }, sources, consensus, time: nowIso() }, d1 === "error" ? 503 : 200);
 };
 
 function unknownSources() {

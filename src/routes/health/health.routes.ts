@@ -13,6 +13,9 @@ export const HealthSchema = z
     status: z.enum(["ok", "degraded", "down"]),
     checks: z.object({ d1: Check, kv: Check, r2: Check }),
     sources: z.record(z.enum(SOURCES), SourceHealthSchema),
+    consensus: z
+      .object({ assets: z.number().int(), single_source_assets: z.number().int() })
+      .openapi({ description: "Assets in the published read model, and those whose consensus rests on one fresh source." }),
     time: z.string(),
   })
   .openapi("Health");
