@@ -59,7 +59,11 @@ export function summarise(assetUid: string, quotes: SourcedQuote[], rules: Conse
     sources: latest.map((q) => q.source as Source),
     source_ids: Object.fromEntries(latest.map((q) => [q.source, q.sourceId])),
     // ISO 8601 UTC strings sort as their times do.
-    updated_at: latest.map((q) => q.sourceUpdatedAt).sort().at(-1) ?? "",
+    updated_at:
+      latest
+        .map((q) => q.sourceUpdatedAt)
+        .sort()
+        .at(-1) ?? "",
   };
   return { summary, latest, consensus };
 }
