@@ -130,6 +130,13 @@ export function renderAsset(root, uid) {
             h("span", { class: change.dir }, change.text),
             h("span.muted", {}, ` 24h · consensus of ${nSources} source${nSources === 1 ? "" : "s"}`),
           ),
+          (c.excluded ?? []).length
+            ? h(
+                "p.small.notice",
+                { id: "consensus-excluded" },
+                `Left out of the consensus: ${c.excluded.map((x) => `${x.source} (${x.reason === "stale" ? "stale quote" : "outlier price"})`).join(", ")}`,
+              )
+            : null,
         ),
       ),
       h(

@@ -72,6 +72,14 @@ export function renderMarket(root, query) {
     { id: "page-size", name: "page_size" },
     PAGE_SIZES.map((n) => h("option", { value: n, selected: n === state.page_size }, String(n))),
   );
+  // Every asset matching the current search, source and sort, as one CSV download.
+  const exportLink = h("a.btn", { id: "export-csv", download: "coinfuse-assets.csv" }, "Export CSV");
+  const updateExport = () => {
+    const p = new URLSearchParams({ format: "csv", sort: state.sort, order: state.order });
+    if (state.q) p.set("q", state.q);
+    if (state.source) p.set("source", state.source);
+    exportLink.href = `/data/export?${p}`;
+  };
   const toolbar = h(
     "form.toolbar",
     {
@@ -87,6 +95,7 @@ export function renderMarket(root, query) {
     h("div.field.field-grow", {}, h("label", { for: "asset-search" }, "Search name or symbol"), search),
     h("div.field", {}, h("label", { for: "source-filter" }, "Quoted by"), sourceSelect),
     h("div.field", {}, h("label", { for: "page-size" }, "Rows"), sizeSelect),
+    exportLink,
   );
 
   const caption = h("caption.visually-hidden", {});
@@ -200,6 +209,7 @@ export function renderMarket(root, query) {
   }
 
   async function load() {
+    updateExport();
     writeState(state);
     renderHead();
     listAbort?.abort();

@@ -112,6 +112,16 @@ try {
     return `${names.length} rows: ${names.slice(0, 6).join(", ")}`;
   });
 
+  await check("Export CSV downloads the rows the market view shows", async () => {
+    const href = await page.$eval("#export-csv", (a) => a.href);
+    assert(/\/data\/export\?/.test(href) && href.includes("q=bitc") && href.includes("format=csv"), `export link ${href}`);
+    const text = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+    const lines = text.trim().split("\r\n");
+    assert(lines[0].startsWith("asset_uid,symbol,name,"), `header ${lines[0]}`);
+    assert(lines.length > 1 && lines.slice(1).every((l) => /bitc/i.test(l)), `rows ${lines.slice(1, 4).join(" | ")}`);
+    return `${lines.length - 1} rows`;
+  });
+
   await check("asset page draws one uPlot series per source", async () => {
     assert(assetUid, "no asset picked by the search step");
     await page.click(`#market-table tr[data-asset-uid="${cssEscape(assetUid)}"] th[scope=row] a`);
