@@ -20,9 +20,9 @@ export function upstreamVars(port) {
   };
 }
 
-export async function startWorker({ port = 18800, vars = {}, name = "bench" } = {}) {
+export async function startWorker({ port = 18800, vars = {}, name = "bench", keepState = false } = {}) {
   const state = path.join(root, "bench", "out", `${name}-state`);
-  fs.rmSync(state, { recursive: true, force: true });
+  if (!keepState) fs.rmSync(state, { recursive: true, force: true });
   fs.mkdirSync(state, { recursive: true });
   const args = prepareLocalWorker({ port, persistTo: state, vars: { ADMIN_TOKEN: TOKEN, READ_RATE_LIMIT: "off", ...vars } });
   const log = fs.openSync(path.join(root, "bench", "out", `${name}-dev.log`), "w");
@@ -34,6 +34,7 @@ export async function startWorker({ port = 18800, vars = {}, name = "bench" } = 
   return {
     base,
     state,
+    pid: proc.pid,
     stop: () => {
       liveWorkers.delete(proc.pid);
       try {

@@ -13,6 +13,7 @@ const STEPS = [
   ["csv-ingest", ["bench/csv-ingest.mjs", "100000"]],
   ["ingest", ["bench/ingest.mjs"]],
   ["api", ["bench/api.mjs"]],
+  ["series", ["bench/series.mjs"]],
   ["load", ["bench/load.mjs"]],
 ];
 const STEP_TIMEOUT_MS = 30 * 60_000;
