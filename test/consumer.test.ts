@@ -14,10 +14,14 @@ const q = (source: Src, sourceId: string, symbol: string, name: string, priceUsd
 });
 const T = (min: number) => new Date(Date.parse("2026-11-22T12:00:00.000Z") + min * 60_000).toISOString();
 
+/** Stores quotes as one part of a run, as the pipeline does after unification. */
+function store(source: Src, runId: string, quotes: ReturnType<typeof q>[]) {
+  const { s } = testServices();
+  return storeNormalised(s.db, s.env.KV, { source, runId, part: "p", fetched: quotes.length, normalised: { quotes, rejected: [] } });
+}
+
 beforeAll(async () => {
   const { s } = testServices();
-  const store = (source: Src, runId: string, quotes: ReturnType<typeof q>[]) =>
-    storeNormalised(s.db, s.env.KV, { source, runId, part: "p", fetched: quotes.length, normalised: { quotes, rejected: [] } });
   // Trio: three sources within 1 % of each other.
   await store("coingecko", "c1", [q("coingecko", "trio", "TRI", "Trio Coin", 100, T(0), { volume24hUsd: 50 })]);
   await store("coinpaprika", "c2", [q("coinpaprika", "tri-trio-coin", "TRI", "Trio Coin", 101, T(0))]);
@@ -55,14 +59,7 @@ describe("GET /data?ids", () => {
 
   it("resolves an alias among the ids", async () => {
     const friend = await uidOf("coingecko", "old-friend");
-    const { s } = testServices();
-    await storeNormalised(s.db, s.env.KV, {
-      source: "csv",
-      runId: "alias",
-      part: "p",
-      fetched: 1,
-      normalised: { quotes: [q("csv", "lone:lone-wolf", "LONE", "Lone Wolf", 3, T(0))], rejected: [] },
-    });
+    await store("csv", "alias", [q("csv", "lone:lone-wolf", "LONE", "Lone Wolf", 3, T(0))]);
     const lone = await uidOf("csv", "lone:lone-wolf");
     expect((await pinMapping(friend, { source: "csv", source_id: "lone:lone-wolf" })).status).toBe(200);
     const body = await (await api(`/data?ids=${lone}`)).json<Body<{ asset_uid: string }[]>>();

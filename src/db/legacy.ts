@@ -22,35 +22,27 @@ export async function carryLegacyTables(db: Db, maxSlices = 50) {
   const tables = new Set(
     (await db.all<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'legacy_%'`)).map((t) => t.name),
   );
-  let quotes = 0;
-  let points = 0;
-  let slices = 0;
-  if (tables.has("legacy_source_quotes")) {
-    await db.run(sql`DELETE FROM legacy_source_quotes AS q WHERE NOT EXISTS (
-      SELECT 1 FROM asset_mappings m WHERE m.source = q.source AND m.source_id = q.source_id)`);
-    while (slices++ < maxSlices) {
-      const n = await carryQuotes(db);
-      quotes += n;
-      if (n < QUOTES_PER_SLICE) {
-        await db.run(sql`DROP TABLE legacy_source_quotes`);
-        tables.delete("legacy_source_quotes");
+  let slices = maxSlices;
+  /** Carries one table slice by slice (rows without a mapping have nowhere to go), dropping it once empty. */
+  const drain = async (table: string, perSlice: number, carry: (db: Db) => Promise<number>) => {
+    let n = 0;
+    if (!tables.has(table)) return n;
+    await db.run(sql`DELETE FROM ${sql.identifier(table)} AS t WHERE NOT EXISTS (
+      SELECT 1 FROM asset_mappings m WHERE m.source = t.source AND m.source_id = t.source_id)`);
+    while (slices-- > 0) {
+      const got = await carry(db);
+      n += got;
+      if (got < perSlice) {
+        await db.run(sql`DROP TABLE ${sql.identifier(table)}`);
+        tables.delete(table);
         break;
       }
     }
-  }
-  if (tables.has("legacy_quote_history") && !tables.has("legacy_source_quotes")) {
-    await db.run(sql`DELETE FROM legacy_quote_history AS h WHERE NOT EXISTS (
-      SELECT 1 FROM asset_mappings m WHERE m.source = h.source AND m.source_id = h.source_id)`);
-    while (slices++ < maxSlices) {
-      const n = await carryHistory(db);
-      points += n;
-      if (n < POINTS_PER_SLICE) {
-        await db.run(sql`DROP TABLE legacy_quote_history`);
-        tables.delete("legacy_quote_history");
-        break;
-      }
-    }
-  }
+    return n;
+  };
+  // Quotes first: a carried point is kept only under a carried (or newer) quote's slot.
+  const quotes = await drain("legacy_source_quotes", QUOTES_PER_SLICE, carryQuotes);
+  const points = tables.has("legacy_source_quotes") ? 0 : await drain("legacy_quote_history", POINTS_PER_SLICE, carryHistory);
   carried = tables.size === 0;
   return { quotes, points, done: carried };
 }

@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { now, nowIso } from "../lib/clock";
-import type { Asset } from "../schemas/assets";
+import { type Asset, AssetSchema } from "../schemas/assets";
 import type { Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
@@ -77,20 +77,11 @@ type Snapshot = {
   quotes: Record<string, number>;
 };
 
+/** The snapshot's columns: every Asset field, and what the consensus adds. */
 const FIELDS = [
-  "asset_uid",
-  "symbol",
-  "name",
-  "rank",
-  "price_usd",
-  "market_cap_usd",
-  "volume_24h_usd",
-  "change_24h_pct",
+  ...(Object.keys(AssetSchema.shape) as (keyof Asset)[]),
   "spread_pct",
   "fresh_sources",
-  "sources",
-  "source_ids",
-  "updated_at",
 ] as const satisfies readonly (keyof AssetSummary)[];
 
 const NUMERIC_SORT = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;

@@ -7,25 +7,14 @@ import { ApiError } from "../../lib/errors";
 import { cachedJson, READ_CACHE_TAG } from "../../lib/http-cache";
 import { type AppEnv, envelope } from "../../lib/router";
 import { type BucketPoint, bucketed, candles, consensusSeries, type SeriesPoint } from "../../lib/series";
-import type { Asset } from "../../schemas/assets";
+import { type Asset, AssetSchema } from "../../schemas/assets";
 import type { DetailRoute, ExportRoute, HistoryRoute, ListRoute, OhlcRoute } from "./data.routes";
 
 const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
 const orderOf = (q: { sort: string; order?: "asc" | "desc" }) => q.order ?? (DEFAULT_DESC.has(q.sort) ? "desc" : "asc");
 
-const EXPORT_COLUMNS = [
-  "asset_uid",
-  "symbol",
-  "name",
-  "rank",
-  "price_usd",
-  "market_cap_usd",
-  "volume_24h_usd",
-  "change_24h_pct",
-  "sources",
-  "source_ids",
-  "updated_at",
-] as const satisfies readonly (keyof Asset)[];
+/** One CSV column per Asset field, in the schema's order. */
+const EXPORT_COLUMNS = Object.keys(AssetSchema.shape) as (keyof Asset)[];
 
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
