@@ -5,6 +5,7 @@
 //   node bench/cost.mjs [--coingecko 5000] [--coinpaprika 2000] [--shared 2000] [--interval 5]
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
 import { call, emit, fail, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
 import { monthlyBill } from "./prices.mjs";
@@ -76,7 +77,8 @@ try {
   writeMarket(1);
   const steady = await tick("steady");
   const repeat = await tick("repeat");
-  const bill = monthlyBill({ tick: steady, intervalMinutes, rawBytesPerTick: dirBytes(dir) });
+  // The archive stores each body gzipped, as the Worker does (src/lib/raw-archive.ts).
+  const bill = monthlyBill({ tick: steady, intervalMinutes, rawBytesPerTick: gzippedBytes(dir) });
   emit({ bench: "cost_month", scale, interval_minutes: intervalMinutes, ...bill });
   emit({
     bench: "cost_goals",
@@ -96,9 +98,9 @@ try {
   upstream.close();
 }
 
-function dirBytes(d) {
+function gzippedBytes(d) {
   let n = 0;
   for (const e of fs.readdirSync(d, { withFileTypes: true }))
-    n += e.isDirectory() ? dirBytes(path.join(d, e.name)) : fs.statSync(path.join(d, e.name)).size;
+    n += e.isDirectory() ? gzippedBytes(path.join(d, e.name)) : zlib.gzipSync(fs.readFileSync(path.join(d, e.name))).length;
   return n;
 }

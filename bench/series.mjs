@@ -9,7 +9,7 @@
 import { execSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { call, coincapCsv, emit, fail, median, root, startWorker, TOKEN, waitFinished } from "./lib.mjs";
+import { call, coincapCsv, emit, fail, median, startWorker, TOKEN, waitFinished } from "./lib.mjs";
 
 process.removeAllListeners("warning");
 const { DatabaseSync } = await import("node:sqlite");

@@ -7,6 +7,7 @@ import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
+import { readArchived } from "../src/lib/raw-archive";
 import { api, drain, json, rows, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
 
 /** A CoinGecko of `total` coins built from the recorded page (ids made unique per test). */
@@ -52,8 +53,11 @@ describe("HTTP sources", () => {
       start.run.runId,
     );
     expect(raws).toHaveLength(3);
+    // Stored gzipped; read back, the bytes are the body as received.
     const third = await env.BUCKET.get(raws[2].key);
-    expect(await third!.text()).toBe(JSON.stringify(coins.slice(500)));
+    expect(third!.httpMetadata?.contentEncoding).toBe("gzip");
+    expect(third!.size).toBeLessThan(JSON.stringify(coins.slice(500)).length);
+    expect(await new Response(await readArchived(env.BUCKET, raws[2].key)).text()).toBe(JSON.stringify(coins.slice(500)));
     const index = await (await api("/data/raw/coingecko?page_size=3")).json<{ data: { id: string; records: number }[] }>();
     expect(index.data[0]).toMatchObject({ records: 10 });
     const served = await api(`/data/raw/coingecko/${index.data[0].id}`);
@@ -165,7 +169,7 @@ describe("HTTP sources", () => {
         ),
       ).toEqual(before);
       const [raw] = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ?", runId);
-      expect(await (await env.BUCKET.get(raw.key))!.text()).toBe(body);
+      expect(await new Response(await readArchived(env.BUCKET, raw.key)).text()).toBe(body);
       const health = await (await api("/health")).json<{
         status: string;
         sources: Record<string, { status: string; last_error: string }>;

@@ -2,6 +2,7 @@ import { and, desc, eq } from "drizzle-orm";
 import { builder, type Db } from "../db/client";
 import { rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
+import { gzip } from "../lib/raw-archive";
 
 type ParsedBody = { ok: true; value: unknown } | { ok: false; error: string };
 
@@ -35,7 +36,12 @@ export async function archiveRaw(
   if (same) return { ...same, body, reused: true, index: null };
   const id = `${p.runId}-${p.part}`;
   const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
-  await bucket.put(key, p.bytes, { httpMetadata: { contentType: p.contentType }, customMetadata: { source: p.source, run_id: p.runId } });
+  // Stored gzipped (upstream JSON shrinks about tenfold: R2 bills storage by the GB-month); read
+  // back through readArchived, which returns the bytes as received.
+  await bucket.put(key, await gzip(p.bytes), {
+    httpMetadata: { contentType: p.contentType, contentEncoding: "gzip" },
+    customMetadata: { source: p.source, run_id: p.runId },
+  });
   const records = body.ok && Array.isArray(body.value) ? body.value.length : null;
   const size = p.bytes.byteLength;
   const index = builder

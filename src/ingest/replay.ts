@@ -4,6 +4,7 @@ import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
+import { readArchived } from "../lib/raw-archive";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { completeRun } from "./finish";
@@ -62,13 +63,13 @@ export async function replay(s: Services, msg: ReplayMessage) {
     if (await getPart(s.db, msg.run_id, part)) continue;
     const meta = await s.db.query.rawPayloads.findFirst({ where: eq(rawPayloads.id, rawId) });
     const adapter = meta ? httpSources[meta.source as keyof typeof httpSources] : undefined;
-    const object = meta ? await s.env.BUCKET.get(meta.key) : null;
+    const object = meta ? await readArchived(s.env.BUCKET, meta.key) : null;
     if (!meta || !adapter || !object) {
       errors.push(`${rawId}: archived payload not found`);
       continue;
     }
     try {
-      const body = JSON.parse(await object.text());
+      const body = JSON.parse(await new Response(object).text());
       const normalised = adapter.normalise(body, meta.fetchedAt);
       await storeNormalised(s.db, s.env.KV, {
         source: meta.source,

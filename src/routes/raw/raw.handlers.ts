@@ -2,6 +2,7 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { and, count, desc, eq } from "drizzle-orm";
 import { rawPayloads } from "../../db/schema";
 import { ApiError } from "../../lib/errors";
+import { readArchived } from "../../lib/raw-archive";
 import { type AppEnv, envelope } from "../../lib/router";
 import type { BodyRoute, ListRoute } from "./raw.routes";
 
@@ -37,13 +38,13 @@ export const body: RouteHandler<BodyRoute, AppEnv> = async (c) => {
   const row = await c
     .get("services")
     .db.query.rawPayloads.findFirst({ where: and(eq(rawPayloads.source, source), eq(rawPayloads.id, raw_id)) });
-  const object = row ? await c.env.BUCKET.get(row.key) : null;
-  if (!row || !object) throw new ApiError("not_found", `no archived ${source} payload "${raw_id}"`);
-  return new Response(object.body, {
+  const body = row ? await readArchived(c.get("services").env.BUCKET, row.key) : null;
+  if (!row || !body) throw new ApiError("not_found", `no archived ${source} payload "${raw_id}"`);
+  return new Response(body, {
     headers: {
       "content-type": row.contentType,
-      "content-length": String(object.size),
-      etag: object.httpEtag,
+      "content-length": String(row.bytes),
+      etag: `"${row.digest ?? row.id}"`,
       "cache-control": "public, max-age=86400, immutable",
     },
   }) as never;
