@@ -152,3 +152,13 @@ describe("Server-Timing", () => {
     expect(c.counted.d1_rows_read).toBeGreaterThan(0);
   });
 });
+
+describe("GET /data/{uid} cost", () => {
+  it("reads a few rows by key, not a row per id in the buckets", async () => {
+    await runOnce(0);
+    const res = await api("/data/usage-coin-3");
+    expect(res.status).toBe(200);
+    const read = Number(/rows_read=(\d+)/.exec(res.headers.get("server-timing") ?? "")?.[1]);
+    expect(read).toBeLessThanOrEqual(10);
+  });
+});

@@ -45,15 +45,18 @@ const mappingsOf = (db: Db, uid: string) =>
 /** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings, read from D1. */
 export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules = DEFAULT_CONSENSUS): Promise<AssetDetail | null> {
   // One round trip: the alias resolved in SQL, each mapping with its stored quote picked out of its
-  // bucket by SQLite (json_each over the bucket's ids), and the asset's aliases.
+  // bucket by SQLite with a JSON path (json_each, which reads a row per id in the bucket, only for
+  // ids a path cannot quote), and the asset's aliases.
   const target = targetOf(uid);
   const m = assetMappings;
   const [mappingRows, aliasRows] = await runBatch(db, [
     sql`
       SELECT ${m.source} AS source, ${m.sourceId} AS source_id, ${m.rule} AS rule, ${m.pinned} AS pinned, ${target} AS target,
-        (SELECT j.value FROM ${quoteBuckets} b, json_each(b.${col(quoteBuckets.quotes)}) j
-          WHERE b.${col(quoteBuckets.source)} = ${m.source} AND b.${col(quoteBuckets.bucket)} = ${m.slot} / ${sql.raw(String(QUOTES_PER_BUCKET))}
-            AND j.key = ${m.sourceId}) AS quote
+        (SELECT CASE WHEN instr(${m.sourceId}, '"') = 0 AND instr(${m.sourceId}, '\\') = 0
+            THEN json_extract(b.${col(quoteBuckets.quotes)}, '$."' || ${m.sourceId} || '"')
+            ELSE (SELECT j.value FROM json_each(b.${col(quoteBuckets.quotes)}) j WHERE j.key = ${m.sourceId}) END
+          FROM ${quoteBuckets} b
+          WHERE b.${col(quoteBuckets.source)} = ${m.source} AND b.${col(quoteBuckets.bucket)} = ${m.slot} / ${sql.raw(String(QUOTES_PER_BUCKET))}) AS quote
       FROM ${m} WHERE ${m.assetUid} = ${target} ORDER BY ${m.source}, ${m.sourceId}`,
     sql`SELECT ${assetAliases.aliasUid} AS alias FROM ${assetAliases} WHERE ${assetAliases.assetUid} = ${target} ORDER BY 1`,
   ]);

@@ -1,0 +1,58 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { dbFor } from "../src/db/client";
+import { publishReadModel } from "../src/db/read-model";
+import { rawPayloads } from "../src/db/schema";
+import { pruneRawArchive } from "../src/ingest/retention";
+import { purgeReadCache, READ_CACHE_TAG } from "../src/lib/http-cache";
+import { rows } from "./helpers";
+
+describe("raw archive retention", () => {
+  it("deletes payloads older than RAW_RETENTION_DAYS from R2 with their index rows, and keeps newer ones", async () => {
+    const db = dbFor(env.DB);
+    const now = Date.parse("2026-11-24T00:00:00Z");
+    const day = 86_400_000;
+    const put = async (id: string, daysAgo: number) => {
+      const key = `raw/coingecko/test/${id}.json`;
+      await env.BUCKET.put(key, "[]");
+      await db.insert(rawPayloads).values({
+        ...{ id, source: "coingecko", runId: "ret-run", key, bytes: 2, records: 0, contentType: "application/json" },
+        fetchedAt: new Date(now - daysAgo * day).toISOString(),
+      });
+      return key;
+    };
+    const old = await put("ret-old", 31);
+    const recent = await put("ret-recent", 29);
+    expect(await pruneRawArchive(db, env.BUCKET, 30, now)).toEqual({ raw_payloads_deleted: 1 });
+    expect(await env.BUCKET.head(old)).toBeNull();
+    expect(await env.BUCKET.head(recent)).not.toBeNull();
+    expect(await rows("SELECT id FROM raw_payloads WHERE run_id = 'ret-run'")).toEqual([{ id: "ret-recent" }]);
+    expect(await pruneRawArchive(db, env.BUCKET, 30, now)).toEqual({ raw_payloads_deleted: 0 });
+  });
+});
+
+describe("read model publishing", () => {
+  it("publishes a newer version each time and deletes the snapshot it replaced", async () => {
+    const db = dbFor(env.DB);
+    await publishReadModel(db, env.BUCKET);
+    const [first] = await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1");
+    await publishReadModel(db, env.BUCKET);
+    const [second] = await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1");
+    expect(second.version).toBeGreaterThan(first.version);
+    expect(await env.BUCKET.head(first.key)).toBeNull();
+    expect(await env.BUCKET.head(second.key)).not.toBeNull();
+  });
+});
+
+describe("edge cache purge", () => {
+  it("purges the read tag where the runtime has Workers Cache, and is skipped where it has none", async () => {
+    const purged: unknown[] = [];
+    const ctx = { cache: { purge: async (o: unknown) => purged.push(o) } } as unknown as ExecutionContext;
+    expect(await purgeReadCache(ctx)).toBe(true);
+    expect(purged).toEqual([{ tags: [READ_CACHE_TAG] }]);
+    expect(await purgeReadCache(undefined)).toBe(false);
+    expect(await purgeReadCache({} as ExecutionContext)).toBe(false);
+    const failing = { cache: { purge: async () => Promise.reject(new Error("purge down")) } } as unknown as ExecutionContext;
+    expect(await purgeReadCache(failing)).toBe(false);
+  });
+});
