@@ -32,15 +32,22 @@ describe("raw archive retention", () => {
 });
 
 describe("read model publishing", () => {
-  it("publishes a newer version each time and deletes the snapshot it replaced", async () => {
+  it("publishes a newer version each time, keeps the one it replaced and deletes older ones", async () => {
     const db = dbFor(env.DB);
+    const current = async () => (await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1"))[0];
     await publishReadModel(db, env.BUCKET);
-    const [first] = await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1");
+    const first = await current();
     await publishReadModel(db, env.BUCKET);
-    const [second] = await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1");
+    const second = await current();
     expect(second.version).toBeGreaterThan(first.version);
+    expect(await env.BUCKET.head(first.key)).not.toBeNull();
+    await publishReadModel(db, env.BUCKET);
+    const third = await current();
     expect(await env.BUCKET.head(first.key)).toBeNull();
     expect(await env.BUCKET.head(second.key)).not.toBeNull();
+    expect(await env.BUCKET.head(third.key)).not.toBeNull();
+    const listed = await env.BUCKET.list({ prefix: "read-model/" });
+    expect(listed.objects.map((o) => o.key).sort()).toEqual([second.key, third.key].sort());
   });
 });
 

@@ -110,8 +110,8 @@ describe("usage", () => {
     // What the bindings saw, less the one lookup after the close that serves the run back.
     expect(first.usage).toEqual({ ...first.counted, d1_rows_read: first.usage.d1_rows_read });
     expect(first.counted.d1_rows_read - first.usage.d1_rows_read).toBe(1);
-    // Three pages archived and the read model published: four R2 writes; two more pages queued.
-    expect(first.usage.r2_writes).toBe(4);
+    // Class A: three pages archived, the read model published, its old versions listed; two more pages queued.
+    expect(first.usage.r2_writes).toBe(5);
     expect(first.usage.queue_messages).toBe(3);
   });
 

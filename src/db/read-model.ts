@@ -277,7 +277,8 @@ export async function buildSnapshot(db: Db, version: number, rules: ConsensusRul
   return { version, built_at: nowIso(), columns, aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.uid])), quotes };
 }
 
-const snapshotKey = (version: number) => `read-model/v${version}.json`;
+const SNAPSHOT_PREFIX = "read-model/";
+const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.json`;
 
 /**
  * Rebuilds and publishes the read model. Versions are claimed before reading, and a snapshot is
@@ -302,7 +303,10 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     await bucket.delete(key);
     return null;
   }
-  if (claim.previous && claim.previous !== key) await bucket.delete(claim.previous);
+  // The snapshot it replaced stays for isolates fetching it right now; older ones go.
+  const listed = await bucket.list({ prefix: SNAPSHOT_PREFIX });
+  const stale = listed.objects.map((o) => o.key).filter((k) => k !== key && k !== claim.previous);
+  if (stale.length) await bucket.delete(stale);
   const model = new ReadModel(snapshot);
   loaded = { model, checkedAt: now() };
   return model;
@@ -318,13 +322,24 @@ export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadMo
   if (loaded && now() - loaded.checkedAt < RECHECK_MS) return loaded.model;
   loading ??= (async () => {
     try {
-      const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
       let model = loaded?.model ?? null;
-      if (!row?.key) model = null;
-      else if (model?.version !== row.version) {
+      // The pointer can move on between reading it and fetching its object (a newer snapshot
+      // replaced it): read it again, a few times, rather than serve nothing.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
+        if (!row?.key) {
+          model = null;
+          break;
+        }
+        if (model?.version === row.version) break;
         const object = await bucket.get(row.key);
-        // Replaced while we looked it up: keep what we have and look again next time.
-        if (object) model = new ReadModel(await object.json<Snapshot>());
+        if (!object) continue;
+        // The old copy is let go before the new one is parsed: at 132k assets a parsed snapshot
+        // takes ~55 MB of an isolate's 128 MB, and two at once would not fit.
+        model = null;
+        loaded = null;
+        model = new ReadModel(await object.json<Snapshot>());
+        break;
       }
       loaded = { model, checkedAt: now() };
       return model;
