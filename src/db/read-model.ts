@@ -349,8 +349,3 @@ export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadMo
   })();
   return loading;
 }
-
-/** Drops this isolate's copy (tests that rewrite D1 underneath it). */
-export function forgetReadModel() {
-  loaded = null;
-}
