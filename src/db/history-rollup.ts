@@ -2,8 +2,7 @@ import { and, asc, eq, lte } from "drizzle-orm";
 import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { blobBytes, decodePoints, type Point, periodStart } from "./history-codec";
-import { withLease } from "./lease";
-import { deleteHistoryRowStatement, historyStatements, quotesLease } from "./quote-store";
+import { deleteHistoryRowStatement, historyStatements, withQuotesLease } from "./quote-store";
 import { historyBuckets, type Resolution } from "./schema";
 
 /** Rows rolled up per transaction. */
@@ -57,7 +56,7 @@ export async function rollUp(db: Db, from: Resolution, to: Resolution, cutoff: n
           });
         }
       }
-      await withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+      await withQuotesLease(db, source, async () => {
         const writes = await historyStatements(db, source, to, points);
         const deletes = sourceRows.map((r) => deleteHistoryRowStatement(source, r.bucket, from, Date.parse(r.periodStart)));
         await runBatch(db, [...writes, ...deletes]);

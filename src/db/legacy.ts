@@ -2,8 +2,7 @@ import { sql } from "drizzle-orm";
 import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { bucketOf, type Point } from "./history-codec";
-import { withLease } from "./lease";
-import { historyStatements, quoteBucketStatements, quotesLease, readQuoteBuckets } from "./quote-store";
+import { historyStatements, quoteBucketStatements, readQuoteBuckets, withQuotesLease } from "./quote-store";
 import { RESOLUTIONS, type Resolution, type StoredQuote } from "./schema";
 
 /**
@@ -75,7 +74,7 @@ async function carryQuotes(db: Db) {
   const bySource = new Map<string, LegacyQuote[]>();
   for (const r of rows) bySource.set(r.source, [...(bySource.get(r.source) ?? []), r]);
   for (const [source, list] of bySource) {
-    await withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+    await withQuotesLease(db, source, async () => {
       const buckets = await readQuoteBuckets(
         db,
         source,
@@ -153,7 +152,7 @@ async function carryHistory(db: Db) {
   const sources = [...new Set(rows.map((r) => r.source))];
   // Every source's lease, in a fixed order, for the one transaction that writes and deletes.
   const run = async (i: number): Promise<void> => {
-    if (i < sources.length) return withLease(db, quotesLease(sources[i]), 60_000, 45_000, () => run(i + 1));
+    if (i < sources.length) return withQuotesLease(db, sources[i], () => run(i + 1));
     const writes = (await Promise.all([...groups.values()].map((g) => historyStatements(db, g.source, g.resolution, g.points)))).flat();
     await runBatch(db, [
       ...writes,

@@ -160,18 +160,25 @@ export function groupPoints(points: Point[], resolution: Resolution) {
 
 /** Merges points into a source's history rows of one resolution: the statements that write them. */
 export async function historyStatements(db: Db, source: string, resolution: Resolution, points: Point[]) {
-  const rows = groupPoints(points, resolution);
-  const existing = await readHistoryRows(db, source, resolution, [...rows.values()]);
-  return historyRowStatements(
-    source,
-    resolution,
-    [...rows.entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
-  );
+  const existing = await readHistoryRows(db, source, resolution, [...groupPoints(points, resolution).values()]);
+  return mergedHistoryStatements(source, resolution, points, existing);
 }
 
-/** One writer per source's buckets at a time: a page, a CSV block and a pin read, merge and write them under it. */
-export const quotesLease = (source: string) => `quotes:${source}`;
+/** The rows `points` fall in, each merged with what it already held (`existing`, by historyKey). */
+function mergedHistoryStatements(source: string, resolution: Resolution, points: Point[], existing: Map<string, Point[]>) {
+  const rows = [...groupPoints(points, resolution).entries()].map(([k, r]) => ({
+    ...r,
+    points: mergePoints(existing.get(k) ?? [], r.points),
+  }));
+  return historyRowStatements(source, resolution, rows);
+}
+
+/** One writer per source's buckets at a time: a page, a CSV block, a pin and a roll-up read, merge and write them under it. */
+const quotesLease = (source: string) => `quotes:${source}`;
 const QUOTES_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+
+export const withQuotesLease = <T>(db: Db, source: string, fn: () => Promise<T>) =>
+  withLease(db, quotesLease(source), QUOTES_LEASE.ttlMs, QUOTES_LEASE.waitMs, fn);
 
 /**
  * Stores a slice of resolved quotes: reads the buckets they fall in, keeps only quotes newer than
@@ -188,7 +195,6 @@ export async function storeQuotes(
   opts: { allKnown: boolean },
 ) {
   const buckets = quotes.map((q) => bucketOf(q.slot));
-  let ownCount = 0;
   // Ids seen before may bring nothing newer (a market that did not move): a first look without
   // the lease, and then nothing to merge and only `tail` to write.
   if (opts.allKnown && mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
@@ -197,7 +203,7 @@ export async function storeQuotes(
   }
   // The buckets and every history row the slice's points could fall in, read with the lease taken.
   const rowKeys = [...groupPoints(quotes.map(toPoint), "raw").values()];
-  const { value: written, writeResults } = await inLease(
+  const { value, writeResults } = await inLease(
     db,
     quotesLease(source),
     QUOTES_LEASE,
@@ -214,17 +220,11 @@ export async function storeQuotes(
           points: r.points,
         })),
       );
-      const history = historyRowStatements(
-        source,
-        "raw",
-        [...groupPoints(points, "raw").entries()].map(([k, r]) => ({ ...r, points: mergePoints(existing.get(k) ?? [], r.points) })),
-      );
-      const own = [...quoteBucketStatements(source, dirty, now), ...history];
-      ownCount = own.length;
-      return { writes: [...own, ...tail(written)], value: written };
+      const own = [...quoteBucketStatements(source, dirty, now), ...mergedHistoryStatements(source, "raw", points, existing)];
+      return { writes: [...own, ...tail(written)], value: { written, own: own.length } };
     },
   );
-  return { written, tailResults: writeResults.slice(ownCount) };
+  return { written: value.written, tailResults: writeResults.slice(value.own) };
 }
 
 const toPoint = (q: ResolvedQuote): Point => ({
@@ -237,7 +237,7 @@ const toPoint = (q: ResolvedQuote): Point => ({
 
 /** Rewrites the stored quote of (source, source_id), if any, to belong to `assetUid` (a pin). */
 export async function moveStoredQuote(db: Db, source: string, sourceId: string, slot: number, assetUid: string, now: string) {
-  await withLease(db, quotesLease(source), 60_000, 45_000, async () => {
+  await withQuotesLease(db, source, async () => {
     const bucket = (await readQuoteBuckets(db, source, [bucketOf(slot)])).get(bucketOf(slot));
     const quote = bucket?.[sourceId];
     if (!bucket || !quote || quote.assetUid === assetUid) return;

@@ -51,7 +51,7 @@ export async function completeRun(
   if (opts.nextCallAt !== undefined) also.push(deferRequestsStatement(source, opts.nextCallAt));
   // This message's cost so far goes in with the close; the queue handler records whatever follows.
   const usage = currentMeter()?.take();
-  const run = await finishRun(s.db, runId, opts.error ?? null, { totals, also, usage });
+  const run = await finishRun(s.db, runId, opts.error ?? null, { run: before, totals, also, usage });
   if (!run) return null;
   if (totals.written > 0) await purgeReadCache(s.ctx);
   log(run.status === "failed" ? "warn" : "info", "run_finished", {

@@ -11,6 +11,7 @@ import type { Trigger } from "../schemas/runs";
 
 export { getRun };
 
+type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
 
 /** A run in one of these states is over: later deliveries of its messages do nothing. */
@@ -22,7 +23,7 @@ export const isFinished = (status: string) => status === "succeeded" || status =
  * that go with it (the status moves in an index; a lease release or budget update is one row each).
  * test/usage.test.ts checks these against the binding's own counts.
  */
-export const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 3, d1_rows_written: 1 };
+export const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
 const CLOSE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 2 };
 const CLOSE_EXTRA_STATEMENT_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
 const closeCost = (extraStatements: number) =>
@@ -104,9 +105,9 @@ export async function finishRun(
   db: Db,
   runId: string,
   error: string | null = null,
-  opts: { totals?: PartCounts & { usage: Usage }; also?: Statement[]; usage?: Usage } = {},
+  opts: { run?: RunRow; totals?: PartCounts & { usage: Usage }; also?: Statement[]; usage?: Usage } = {},
 ) {
-  const run = await getRun(db, runId);
+  const run = opts.run ?? (await getRun(db, runId));
   if (!run || isFinished(run.status)) return run;
   const totals = opts.totals ?? (await partTotals(db, runId));
   const finishedAt = nowIso();
@@ -126,7 +127,8 @@ export async function finishRun(
       durationMs: Math.max(0, now() - Date.parse(startedAt)),
       ...Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])),
     })
-    .where(eq(ingestionRuns.runId, runId));
+    // Only an open run closes: a second close racing this one (a dead letter, say) changes nothing.
+    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, ["queued", "running"])));
   await unmetered(() => runBatch(db, [close, ...also]));
   return unmetered(() => getRun(db, runId));
 }
