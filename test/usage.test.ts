@@ -162,3 +162,16 @@ describe("GET /data/{uid} cost", () => {
     expect(read).toBeLessThanOrEqual(10);
   });
 });
+
+describe("usage of a run's start", () => {
+  it("charges an upload's run rows, upload row and queued message to its run before any job runs", async () => {
+    const c = countingEnv(env as unknown as Env);
+    const s = servicesFor(c.env);
+    const { registerUpload } = await import("../src/ingest/csv-sweep");
+    const before = { ...c.counted };
+    const up = await registerUpload(s, { key: "uploads/usage-start.csv", filename: "usage-start.csv", bytes: 10, etag: "e" });
+    const [run] = await rows<Record<string, number>>("SELECT * FROM ingestion_runs WHERE run_id = ?", up.runId);
+    expect(run.usage_queue_messages).toBe(1);
+    expect(run.usage_d1_rows_written).toBe(c.counted.d1_rows_written - before.d1_rows_written);
+  });
+});

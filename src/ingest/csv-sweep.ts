@@ -6,7 +6,7 @@ import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
 import { log } from "../lib/log";
 import { completeRun } from "./finish";
-import { markRunning, newRunRow } from "./runs";
+import { markRunning, newRunRow, startingRun } from "./runs";
 
 export const UPLOAD_PREFIX = "uploads/";
 /** An upload still unfinished after this long lost its message (or its worker): it is re-enqueued and resumes. */
@@ -64,6 +64,17 @@ export async function registerUpload(s: Services, o: { key: string; filename: st
   const run = newRunRow("csv", "upload", "live");
   const uploadId = o.uploadId ?? newId("upl");
   const at = nowIso();
+  await startingRun(s.db, run.runId, () => enqueueUpload(s, o, run, uploadId, at));
+  return { uploadId, runId: run.runId };
+}
+
+async function enqueueUpload(
+  s: Services,
+  o: { key: string; filename: string; bytes: number; etag: string },
+  run: ReturnType<typeof newRunRow>,
+  uploadId: string,
+  at: string,
+) {
   await s.db.batch([
     s.db.insert(ingestionRuns).values(run),
     s.db
@@ -82,5 +93,4 @@ export async function registerUpload(s: Services, o: { key: string; filename: st
       .onConflictDoUpdate({ target: uploads.uploadId, set: { runId: run.runId, bytes: o.bytes, etag: o.etag, updatedAt: at } }),
   ]);
   await s.env.JOBS.send({ type: "csv_upload", run_id: run.runId, upload_id: uploadId });
-  return { uploadId, runId: run.runId };
 }

@@ -8,7 +8,7 @@ import { readArchived } from "../lib/raw-archive";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { completeRun } from "./finish";
-import { getPart, getRun, isFinished, markRunning, newRunRow } from "./runs";
+import { getPart, getRun, isFinished, markRunning, newRunRow, startingRun } from "./runs";
 import { storeNormalised } from "./store-chunk";
 
 type ReplayMessage = Extract<JobMessage, { type: "replay" }>;
@@ -46,8 +46,10 @@ export async function startReplays(s: Services, payloads: (typeof rawPayloads.$i
   const runIds: string[] = [];
   for (const [source, ids] of bySource) {
     const row = newRunRow(source as Source, "replay", s.config.DATA_ORIGIN);
-    await s.db.insert(ingestionRuns).values(row);
-    await s.env.JOBS.send({ type: "replay", run_id: row.runId, raw_ids: ids.sort() });
+    await startingRun(s.db, row.runId, async () => {
+      await s.db.insert(ingestionRuns).values(row);
+      await s.env.JOBS.send({ type: "replay", run_id: row.runId, raw_ids: ids.sort() });
+    });
     runIds.push(row.runId);
   }
   return runIds.length ? s.db.select().from(ingestionRuns).where(inArray(ingestionRuns.runId, runIds)) : [];

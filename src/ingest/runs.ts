@@ -6,7 +6,7 @@ import { getRun } from "../db/queries/runs";
 import { ingestionRuns, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
-import { addUsage, isZero, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
+import { addUsage, isZero, measured, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
 import type { Trigger } from "../schemas/runs";
 
 export { getRun };
@@ -38,6 +38,13 @@ const usageStatement = (runId: string, usage: Usage) =>
     .update(ingestionRuns)
     .set(Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])))
     .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, ["queued", "running"])));
+
+/** Runs a run's start (its row, lease, first message) and charges what that cost to the run. */
+export async function startingRun<T>(db: Db, runId: string, start: () => Promise<T>) {
+  const { result, usage } = await measured(start);
+  await recordUsage(db, runId, usage);
+  return result;
+}
 
 /** Adds what a message cost to its open run; the update's own row is part of what it adds. */
 export async function recordUsage(db: Db, runId: string, usage: Usage) {

@@ -5,9 +5,8 @@ import { ingestionRuns } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
-import { measured } from "../lib/usage";
 import type { Trigger } from "../schemas/runs";
-import { finishRun, getRun, newRunRow, recordUsage } from "./runs";
+import { finishRun, getRun, newRunRow, startingRun } from "./runs";
 
 /** A source run holds its lease this long without a heartbeat before another run may take over. */
 export const SOURCE_LEASE_MS = 10 * 60_000;
@@ -20,9 +19,9 @@ export type StartResult = { started: true; run: typeof ingestionRuns.$inferSelec
  */
 export async function startSourceRun(s: Services, source: Source, trigger: Trigger): Promise<StartResult> {
   const row = newRunRow(source, trigger, s.config.DATA_ORIGIN);
-  const { result, usage } = await measured(() => takeLeaseAndEnqueue(s, source, trigger, row));
-  if (!result) return { started: false, runningRunId: (await currentHolder(s, source)) ?? null };
-  await recordUsage(s.db, row.runId, usage);
+  // A run that did not start has no row to charge: its recordUsage changes nothing.
+  const started = await startingRun(s.db, row.runId, () => takeLeaseAndEnqueue(s, source, trigger, row));
+  if (!started) return { started: false, runningRunId: (await currentHolder(s, source)) ?? null };
   return { started: true, run: (await getRun(s.db, row.runId))! };
 }
 

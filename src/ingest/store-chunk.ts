@@ -49,8 +49,10 @@ export async function storeNormalised(
     for (const [k, v] of await resolveAssets(db, kv, p.source, quotes.slice(i, i + RESOLVE_CHUNK))) resolution.set(k, v);
   }
   const t1 = now();
+  const known: boolean[] = [];
   const resolved: ResolvedQuote[] = quotes.map((q) => {
     const r = resolution.get(matchKey(q))!;
+    known.push(knownRules.has(r.rule));
     return { ...q, assetUid: r.assetUid, slot: r.slot };
   });
   let written = 0;
@@ -78,7 +80,7 @@ export async function storeNormalised(
         tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
         return tail;
       },
-      { allKnown: slice.every((q) => knownRules.has(resolution.get(matchKey(q))!.rule)) },
+      { allKnown: known.slice(s * CHUNK, (s + 1) * CHUNK).every(Boolean) },
     ).catch((e) => {
       if (usage) currentMeter()?.restore(usage);
       throw e;

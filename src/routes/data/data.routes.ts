@@ -12,6 +12,15 @@ const noControl = (max: number) =>
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters");
 
 const MAX_IDS = 250;
+
+/** The time range of history and candles. */
+const RangeQuery = {
+  from: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .openapi({ description: "Inclusive lower bound (ISO 8601).", example: "2026-11-01T00:00:00Z" }),
+  to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive upper bound (ISO 8601)." }),
+};
 const SeriesSource = z.enum([...SOURCES, "consensus"]);
 
 export const AssetUidParam = z.object({
@@ -119,11 +128,7 @@ export const history = createRoute({
           "One point per bucket: `at` is the bucket's start, the price is the bucket's last, with `min_usd`/`max_usd`. An empty bucket is missing. Omitted: every point kept (the finest resolution kept for the range; `consensus` uses 5m buckets).",
       }),
       format: z.enum(["json", "csv"]).default("json").openapi({ description: "`csv`: a download with a header row." }),
-      from: z.iso
-        .datetime({ offset: true })
-        .optional()
-        .openapi({ description: "Inclusive lower bound (ISO 8601).", example: "2026-11-01T00:00:00Z" }),
-      to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive upper bound (ISO 8601)." }),
+      ...RangeQuery,
       limit: z.coerce.number().int().min(1).max(10_000).default(2_000).openapi({ description: "Most recent points to return." }),
     }),
   },
@@ -151,8 +156,7 @@ export const ohlc = createRoute({
       source: SeriesSource.default("consensus").openapi({
         description: "`consensus` (the median of the sources in each 5-minute bucket) or one source.",
       }),
-      from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive lower bound (ISO 8601)." }),
-      to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive upper bound (ISO 8601)." }),
+      ...RangeQuery,
     }),
   },
   responses: {
