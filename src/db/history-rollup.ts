@@ -43,7 +43,9 @@ export async function rollUp(db: Db, from: Resolution, to: Resolution, cutoff: n
         const start = Date.parse(r.periodStart);
         const bySlot = new Map<number, Point[]>();
         for (const p of decodePoints(start, r.bucket, blobBytes(r.points))) {
-          bySlot.set(p.slot, [...(bySlot.get(p.slot) ?? []), p]);
+          const list = bySlot.get(p.slot);
+          if (list) list.push(p);
+          else bySlot.set(p.slot, [p]);
           removed++;
         }
         for (const [slot, ps] of bySlot) {

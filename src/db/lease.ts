@@ -26,7 +26,7 @@ export function leaseStatement(name: string, holder: string, ttlMs: number, when
     RETURNING holder`;
 }
 
-const releaseStatement = (name: string, holder: string) => sql`DELETE FROM leases WHERE name = ${name} AND holder = ${holder}`;
+export const releaseStatement = (name: string, holder: string) => sql`DELETE FROM leases WHERE name = ${name} AND holder = ${holder}`;
 
 export async function releaseLease(db: Db, name: string, holder: string) {
   await db.run(releaseStatement(name, holder));

@@ -1,10 +1,7 @@
-import { sql } from "drizzle-orm";
 import { consensusRules, type Source } from "../config";
 import type { Statement } from "../db/batch";
-import { builder } from "../db/client";
-import { sourceLeaseName } from "../db/lease";
+import { releaseStatement, sourceLeaseName } from "../db/lease";
 import { publishReadModel } from "../db/read-model";
-import { leases } from "../db/schema";
 import type { Services } from "../jobs/context";
 import { nowIso } from "../lib/clock";
 import { purgeReadCache } from "../lib/http-cache";
@@ -45,8 +42,7 @@ export async function completeRun(
     log("warn", "kv_publish_failed", { run_id: runId, error: (e as Error).message });
   }
   const also: Statement[] = [];
-  if (opts.holdsLease)
-    also.push(builder.delete(leases).where(sql`${leases.name} = ${sourceLeaseName(source)} AND ${leases.holder} = ${runId}`));
+  if (opts.holdsLease) also.push(releaseStatement(sourceLeaseName(source), runId));
   // The run paced its calls in memory; the next run of the source starts from where it left off.
   if (opts.nextCallAt !== undefined) also.push(deferRequestsStatement(source, opts.nextCallAt));
   // This message's cost so far goes in with the close; the queue handler records whatever follows.
