@@ -235,15 +235,24 @@ const toPoint = (q: ResolvedQuote): Point => ({
   volume24hUsd: q.volume24hUsd,
 });
 
-/** Rewrites the stored quote of (source, source_id), if any, to belong to `assetUid` (a pin). */
-export async function moveStoredQuote(db: Db, source: string, sourceId: string, slot: number, assetUid: string, now: string) {
-  await withQuotesLease(db, source, async () => {
-    const bucket = (await readQuoteBuckets(db, source, [bucketOf(slot)])).get(bucketOf(slot));
-    const quote = bucket?.[sourceId];
-    if (!bucket || !quote || quote.assetUid === assetUid) return;
-    bucket[sourceId] = { ...quote, assetUid };
-    await runBatch(db, quoteBucketStatements(source, new Map([[bucketOf(slot), bucket]]), now));
-  });
+/** Rewrites the stored quotes of these ids, where there are any, to belong to their new assets (a pin, a mapping decided again). */
+export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId: string; slot: number; assetUid: string }[], now: string) {
+  const bySource = new Map<string, typeof moves>();
+  for (const m of moves) bySource.set(m.source, [...(bySource.get(m.source) ?? []), m]);
+  for (const [source, list] of bySource) {
+    await withQuotesLease(db, source, async () => {
+      const stored = await readQuoteBuckets(db, source, [...new Set(list.map((m) => bucketOf(m.slot)))]);
+      const changed = new Map<number, QuoteBucket>();
+      for (const m of list) {
+        const bucket = stored.get(bucketOf(m.slot));
+        const quote = bucket?.[m.sourceId];
+        if (!bucket || !quote || quote.assetUid === m.assetUid) continue;
+        bucket[m.sourceId] = { ...quote, assetUid: m.assetUid };
+        changed.set(bucketOf(m.slot), bucket);
+      }
+      if (changed.size) await runBatch(db, quoteBucketStatements(source, changed, now));
+    });
+  }
 }
 
 /** The stored quotes of the given (source, slot, source id)s, e.g. an asset's mappings. */

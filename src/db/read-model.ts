@@ -2,10 +2,10 @@ import { eq, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { now, nowIso } from "../lib/clock";
 import { type Asset, AssetSchema } from "../schemas/assets";
-import type { Db } from "./client";
+import { col, type Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
-import { assetAliases, readModel, type StoredQuote } from "./schema";
+import { assetAliases, assetMappings, mappingMoves, readModel, type StoredQuote } from "./schema";
 
 export const SORT_KEYS = ["rank", "market_cap", "price", "volume", "change_24h", "symbol", "name"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -259,12 +259,14 @@ export class ReadModel {
 export async function buildSnapshot(db: Db, version: number, rules: ConsensusRules): Promise<Snapshot> {
   const byAsset = new Map<string, SourcedQuote[]>();
   const quotes: Record<string, number> = {};
+  const moved = await currentUidsOfMoved(db);
   for await (const row of allQuoteBuckets(db)) {
-    for (const q of Object.values(row.quotes)) {
-      const list = byAsset.get(q.assetUid);
-      const sq = { ...q, source: row.source };
+    for (const [sourceId, q] of Object.entries(row.quotes)) {
+      const uid = moved.get(`${row.source}\u0000${sourceId}`) ?? q.assetUid;
+      const list = byAsset.get(uid);
+      const sq = { ...q, assetUid: uid, source: row.source };
       if (list) list.push(sq);
-      else byAsset.set(q.assetUid, [sq]);
+      else byAsset.set(uid, [sq]);
       quotes[row.source] = (quotes[row.source] ?? 0) + 1;
     }
   }
@@ -275,6 +277,19 @@ export async function buildSnapshot(db: Db, version: number, rules: ConsensusRul
     for (const f of FIELDS) (columns[f] as unknown[]).push(a[f]);
   }
   return { version, built_at: nowIso(), columns, aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.uid])), quotes };
+}
+
+/**
+ * The asset of every pinned or moved id, from the mappings: a tick that resolved such an id from a
+ * map copy made before the move may have stored its quote under the old asset, and the mapping wins.
+ */
+async function currentUidsOfMoved(db: Db) {
+  const m = assetMappings;
+  const rows = await db.all<{ source: string; source_id: string; asset_uid: string }>(sql`
+    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)} FROM ${m} WHERE ${m.pinned} = 1
+    UNION SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)} FROM ${m}
+      WHERE (${m.source}, ${m.sourceId}) IN (SELECT ${col(mappingMoves.source)}, ${col(mappingMoves.sourceId)} FROM ${mappingMoves})`);
+  return new Map(rows.map((r) => [`${r.source}\u0000${r.source_id}`, r.asset_uid]));
 }
 
 const SNAPSHOT_PREFIX = "read-model/";

@@ -58,6 +58,25 @@ export const assetMappings = sqliteTable(
   ],
 );
 
+/**
+ * Every mapping decided again: it left `fromUid` for `toUid` on `rule`, with the scored evidence
+ * (unify/evidence.ts) as JSON. The id orders moves; the KV map copy carries the last one it holds.
+ */
+export const mappingMoves = sqliteTable(
+  "mapping_moves",
+  {
+    id: integer().primaryKey(),
+    source: text().notNull(),
+    sourceId: text().notNull(),
+    fromUid: text().notNull(),
+    toUid: text().notNull(),
+    rule: text().notNull(),
+    evidence: text({ mode: "json" }),
+    movedAt: text().notNull(),
+  },
+  (t) => [index("moves_from_idx").on(t.fromUid), index("moves_to_idx").on(t.toUid)],
+);
+
 /** Records that could belong to more than one asset; reported, never guessed silently. */
 export const ambiguousMatches = sqliteTable(
   "ambiguous_matches",

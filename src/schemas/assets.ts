@@ -56,11 +56,28 @@ export const ConsensusSchema = z.object({
   }),
 });
 
+export const MappingMoveSchema = z
+  .object({
+    source: SourceSchema,
+    source_id: z.string(),
+    from: z.string().openapi({ description: "The asset the mapping left (still answering, as the asset or as an alias)." }),
+    to: z.string().openapi({ description: "The asset it joined." }),
+    rule: z.string().openapi({ description: "The rule that placed it there, or `new_asset` when it became an asset of its own." }),
+    evidence: z.record(z.string(), z.unknown()).nullable().openapi({
+      description: "The scored evidence of the pair that placed it: `score`, `signals` (one score per signal), `with` (source:source_id).",
+    }),
+    moved_at: z.string(),
+  })
+  .openapi("MappingMove");
+
 export const AssetDetailSchema = AssetSchema.extend({
   quotes: z.array(QuoteSchema),
   consensus: ConsensusSchema,
   mappings: z.array(MappingSchema),
   aliases: z.array(z.string()),
+  mapping_history: z.array(MappingMoveSchema).openapi({
+    description: "Mappings this asset gained or lost when stronger evidence decided them again, newest first (up to 50).",
+  }),
 }).openapi("AssetDetail");
 
 export const HistoryPointSchema = z
@@ -93,3 +110,4 @@ export const CandleSchema = z
 export type Asset = z.infer<typeof AssetSchema>;
 export type Quote = z.infer<typeof QuoteSchema>;
 export type AssetDetail = z.infer<typeof AssetDetailSchema>;
+export type MappingMove = z.infer<typeof MappingMoveSchema>;

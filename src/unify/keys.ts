@@ -16,12 +16,40 @@ export const nameKey = (name: string) => fold(name).replace(/[^a-z0-9]/g, "");
 /** Words that providers add or drop around the same name ("FTX" / "FTX Token", "Mina" / "Mina Protocol"). */
 const FILLER_WORDS = new Set(["token", "coin", "network", "protocol", "project", "the", "official", "finance", "chain"]);
 
-export function looseNameKey(name: string) {
+export const looseNameKey = (name: string) => nameWords(name).join("");
+
+/** A name's words without filler words (all of them when nothing else is left). */
+export function nameWords(name: string) {
   const words = fold(name)
     .split(/[^a-z0-9]+/)
     .filter(Boolean);
   const kept = words.filter((w) => !FILLER_WORDS.has(w));
-  return (kept.length ? kept : words).join("");
+  return kept.length ? kept : words;
+}
+
+const OLD_MARKER = /\s*[[(]\s*old\s*[\])]\s*/gi;
+/** A trailing qualifier in brackets: the chain or bridge of a copy ("(Wormhole)", "(PulseChain)", "(BSC)"). */
+const QUALIFIER = /[[(]([^\])]+)[\])]\s*$/;
+/** Words that mark a copy of a coin on another chain. */
+const COPY_WORDS = /\b(bridged|wormhole|[a-z]+-peg(?:ged)?)\b/gi;
+
+/**
+ * What a name says beside the coin: `old`, CoinGecko's "[OLD]"/"(OLD)" for a migrated contract
+ * (`base` is the name without it); `marks`, the markers of a bridged or wrapped copy, among them
+ * the trailing bracketed `qualifier`, which may also be a former name ("MultiversX (Elrond)").
+ */
+export function markersOf(name: string) {
+  const old = new RegExp(OLD_MARKER.source, "i").test(name);
+  const base = old ? name.replace(OLD_MARKER, " ").trim() : name;
+  const marks = new Set<string>();
+  const qualifier = nameKey(base.match(QUALIFIER)?.[1] ?? "");
+  if (qualifier) marks.add(qualifier);
+  for (const m of base.matchAll(COPY_WORDS)) {
+    const word = m[1].toLowerCase();
+    marks.add(/-peg(ged)?$/.test(word) ? "peg" : word);
+  }
+  marks.delete("");
+  return { base, old, qualifier, marks: [...marks].sort() };
 }
 
 /**

@@ -4,10 +4,11 @@ import { runBatch } from "../db/batch";
 import type { Db } from "../db/client";
 import type { ConsensusRules } from "../db/consensus";
 import { withLease } from "../db/lease";
-import { moveStoredQuote, storedQuotesOf } from "../db/quote-store";
+import { moveStoredQuotes, storedQuotesOf } from "../db/quote-store";
 import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
-import { idKey, nameKey, symbolKey } from "./keys";
+import { keysOf } from "./evidence";
+import { retireStatements } from "./resolve";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
 /**
@@ -34,16 +35,17 @@ export async function pinMapping(
     const quote = existing ? (await storedQuotesOf(db, [{ source, sourceId, slot }]))[0] : undefined;
     const symbol = quote?.symbol ?? "";
     const name = quote?.name ?? "";
+    const keys = keysOf({ source, sourceId, symbol, name, priceUsd: null, rank: null, marketCapUsd: null });
     await runBatch(db, [
       sql`
         INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
-        VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${symbolKey(symbol)}, ${nameKey(name)}, ${idKey(source, sourceId, symbol)}, ${name}, ${slot}, ${now}, ${now})
+        VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${keys.sym}, ${keys.name}, ${keys.id}, ${name}, ${slot}, ${now}, ${now})
         ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`,
       sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`,
     ]);
     return { previous: existing?.asset_uid ?? null, slot };
   });
-  await moveStoredQuote(db, source, sourceId, before.slot, assetUid, now);
+  await moveStoredQuotes(db, [{ source, sourceId, slot: before.slot, assetUid }], now);
   if (before.previous && before.previous !== assetUid) await retireIfEmpty(db, before.previous, assetUid, now);
   await publishReadModel(db, bucket, rules);
   return { source, source_id: sourceId, asset_uid: assetUid, pinned: true as const, previous_asset_uid: before.previous };
@@ -53,9 +55,5 @@ export async function pinMapping(
 async function retireIfEmpty(db: Db, uid: string, into: string, now: string) {
   const left = await db.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM asset_mappings WHERE asset_uid = ${uid}`);
   if (left?.n) return;
-  await runBatch(db, [
-    sql`INSERT OR REPLACE INTO asset_aliases (alias_uid, asset_uid, created_at) VALUES (${uid}, ${into}, ${now})`,
-    sql`UPDATE asset_aliases SET asset_uid = ${into} WHERE asset_uid = ${uid}`,
-    sql`DELETE FROM assets WHERE asset_uid = ${uid}`,
-  ]);
+  await runBatch(db, retireStatements(uid, into, now));
 }

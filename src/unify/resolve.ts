@@ -2,16 +2,17 @@ import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
 import { inLease } from "../db/lease";
-import { storedQuotesOf } from "../db/quote-store";
-import { ambiguousMatches, assetMappings } from "../db/schema";
+import { moveStoredQuotes, storedQuotesOf } from "../db/quote-store";
+import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
-import { idKey, looseNameKey, nameKey, slugify, symbolKey } from "./keys";
+import { type Identity, keysOf } from "./evidence";
+import { slugify } from "./keys";
 import { readMapCache } from "./map-cache";
-import { type Decision, decide, type KnownMapping, matchKey } from "./matcher";
+import { type Decision, decide, type KnownMapping, matchKey, type Placement } from "./matcher";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
-type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number };
+type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number; pinned: number };
 
 export type Resolved = { assetUid: string; rule: string; slot: number };
 export type Resolution = Map<string, Resolved>;
@@ -23,22 +24,30 @@ export type Resolution = Map<string, Resolved>;
  */
 export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
   const out: Resolution = new Map();
-  const cache = await readMapCache(kv, source);
-  // A copied uid may have been merged away since the copy (only a pin does that): quotes go where
-  // its alias points. Mappings in D1 never point at an alias, so only the copy's uids are looked up.
+  const copy = await readMapCache(kv, source);
+  const cache = copy.map;
+  // A copied uid may have been merged away since the copy: quotes go where its alias points, and an
+  // id moved since the copy goes where the move took it. Mappings in D1 never point at an alias.
   const copied = JSON.stringify([...new Set(quotes.flatMap((q) => cache.get(q.sourceId)?.assetUid ?? []))]);
-  const [pinnedRes, aliasRes] = await runBatch(db, [
+  const moves = sql`SELECT ${col(mappingMoves.sourceId)}, ${col(mappingMoves.toUid)} FROM ${mappingMoves}
+    WHERE ${mappingMoves.id} > ${copy.lastMove} AND ${mappingMoves.source} = ${source} ORDER BY ${mappingMoves.id}`;
+  const [pinnedRes, movedRes, aliasRes] = await runBatch(db, [
     pinnedMappings(source),
-    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${copied}))`,
+    moves,
+    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
+      SELECT value FROM json_each(${copied})
+      UNION SELECT ${col(mappingMoves.toUid)} FROM ${mappingMoves} WHERE ${mappingMoves.id} > ${copy.lastMove} AND ${mappingMoves.source} = ${source})`,
   ]);
   const pinned = new Map((pinnedRes.results as PinnedRow[]).map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
+  const movedTo = new Map((movedRes.results as { source_id: string; to_uid: string }[]).map((m) => [m.source_id, m.to_uid]));
   const alias = new Map((aliasRes.results as { alias_uid: string; asset_uid: string }[]).map((a) => [a.alias_uid, a.asset_uid]));
+  const current = (uid: string) => alias.get(uid) ?? uid;
   const unknown: SourceQuote[] = [];
   for (const q of quotes) {
     const pin = pinned.get(q.sourceId);
-    const copy = cache.get(q.sourceId);
+    const hit = cache.get(q.sourceId);
     if (pin) out.set(matchKey(q), { ...pin, rule: "pinned" });
-    else if (copy) out.set(matchKey(q), { assetUid: alias.get(copy.assetUid) ?? copy.assetUid, slot: copy.slot, rule: "known" });
+    else if (hit) out.set(matchKey(q), { assetUid: current(movedTo.get(q.sourceId) ?? hit.assetUid), slot: hit.slot, rule: "known" });
     else unknown.push(q);
   }
   // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
@@ -58,31 +67,32 @@ const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
 /**
  * Under the unify lease, taken in the same round trip as the reads (what is mapped, what could
  * match, which uids are taken, the next slot) and released with the writes: decide, then write.
+ * Known mappings the decision moves get their stored quotes rewritten after the lease.
  */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
-  const choices = new Map(quotes.map((q) => [q.sourceId, uidCandidates(q)]));
-  const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
   const reads = [
-    sql`SELECT source_id, asset_uid, slot FROM asset_mappings
-      WHERE source = ${source} AND source_id IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
+    sql`SELECT ${col(assetMappings.sourceId)}, ${col(assetMappings.assetUid)}, ${col(assetMappings.slot)} FROM ${assetMappings}
+      WHERE ${assetMappings.source} = ${source}
+        AND ${assetMappings.sourceId} IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
-    // First choices only: the others are looked up below for the few records whose first is taken.
-    takenUidsQuery(quotes.map(first)),
+    // First choices only: the others are looked up below for the few new assets whose first is taken.
+    takenUidsQuery(quotes.map((q) => uidCandidates(q)[0])),
     nextSlotQuery(source),
   ];
-  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) => decideAndWrite(db, source, quotes, choices, results));
-  return value;
+  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) => decideAndWrite(db, source, quotes, results));
+  if (value.moved.length) await moveStoredQuotes(db, value.moved, nowIso());
+  return value.resolution;
 }
+
+type Moved = { source: string; sourceId: string; slot: number; assetUid: string };
 
 async function decideAndWrite(
   db: Db,
   source: string,
   quotes: SourceQuote[],
-  choices: Map<string, string[]>,
   [mappedRes, candidateRes, takenRes, nextRes]: D1Result[],
-): Promise<{ writes: Statement[]; value: Resolution }> {
+): Promise<{ writes: Statement[]; value: { resolution: Resolution; moved: Moved[] } }> {
   const out: Resolution = new Map();
-  const first = (q: SourceQuote) => choices.get(q.sourceId)![0];
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
   const todo = quotes.filter((q) => {
@@ -90,58 +100,93 @@ async function decideAndWrite(
     if (m) out.set(matchKey(q), { assetUid: m.asset_uid, slot: m.slot, rule: "known" });
     return !m;
   });
-  if (!todo.length) return { writes: [], value: out };
+  if (!todo.length) return { writes: [], value: { resolution: out, moved: [] } };
 
-  const decisions = decide(todo, await withEvidence(db, candidateRes.results as MappingRow[]), new Map());
-  const takenUids = new Set((takenRes.results as { uid: string }[]).map((r) => r.uid));
-  // New assets whose first-choice uid is taken, or wanted by another new asset of this batch.
-  const fresh = todo.filter((q) => !decisions.get(matchKey(q))?.assetUid);
-  const wanted = new Map<string, number>();
-  for (const q of fresh) wanted.set(first(q), (wanted.get(first(q)) ?? 0) + 1);
-  const contested = fresh.filter((q) => takenUids.has(first(q)) || wanted.get(first(q))! > 1);
-  // Only uids looked up in D1 may be handed out; anything else gets a random suffix.
-  const checked = new Set(quotes.map(first));
-  if (contested.length) {
-    const others = contested.flatMap((q) => choices.get(q.sourceId)!.slice(1));
-    for (const r of await db.all<{ uid: string }>(takenUidsQuery(others))) takenUids.add(r.uid);
-    for (const u of others) checked.add(u);
-  }
+  const candidates = candidateRes.results as MappingRow[];
+  const outcome = decide(todo, await withEvidence(db, candidates), new Map());
   const now = nowIso();
+  const freshUids = await freshUidsFor(db, outcome.fresh, quotes, takenRes.results as { uid: string }[]);
+  const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
+
   let slot = nextSlotOf(nextRes.results as { next: number }[]);
   const mappings: NewMapping[] = [];
   const ambiguous: NewAmbiguity[] = [];
-  const created = new Set<string>();
   const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
   for (const q of ordered) {
-    const d = decisions.get(matchKey(q)) as Decision;
-    let uid = d.assetUid;
-    if (!uid) {
-      const options = choices.get(q.sourceId)!;
-      uid = options.find((u) => checked.has(u) && !takenUids.has(u)) ?? `${options[0]}-${crypto.randomUUID().slice(0, 8)}`;
-      takenUids.add(uid);
-      created.add(uid);
-    }
+    const d = outcome.decisions.get(matchKey(q)) as Decision;
+    const uid = d.assetUid ?? freshUids[d.fresh!];
+    const keys = keysOf(q);
     out.set(matchKey(q), { assetUid: uid, rule: d.rule, slot });
     mappings.push({
       sourceId: q.sourceId,
       assetUid: uid,
       rule: d.rule,
-      symbolKey: symbolKey(q.symbol),
-      nameKey: nameKey(q.name),
-      idKey: idKey(source, q.sourceId, q.symbol),
+      symbolKey: keys.sym,
+      nameKey: keys.name,
+      idKey: keys.id,
       name: q.name,
       slot: slot++,
     });
     if (d.ambiguous) ambiguous.push({ sourceId: q.sourceId, assetUid: uid, candidates: JSON.stringify(d.ambiguous), reason: d.rule });
   }
+
+  const slotOf = new Map(candidates.map((m) => [`${m.source}\u0000${m.source_id}`, m.slot]));
+  const moves: NewMove[] = outcome.moves.map((m) => ({
+    source: m.source,
+    sourceId: m.sourceId,
+    fromUid: m.from,
+    toUid: uidOf(m.to),
+    rule: m.rule,
+    evidence: JSON.stringify({ ...m.evidence, with: m.with?.replace("\u0000", ":") }),
+  }));
+  const moved = moves.map((m) => ({
+    source: m.source,
+    sourceId: m.sourceId,
+    slot: slotOf.get(`${m.source}\u0000${m.sourceId}`)!,
+    assetUid: m.toUid,
+  }));
+  // Quotes of this batch that were known already but just moved go to their new asset.
+  for (const m of moved) {
+    const key = matchKey(m);
+    const r = out.get(key);
+    if (r) out.set(key, { ...r, assetUid: m.assetUid });
+  }
+  const retired = outcome.retired.map((r) => ({ uid: r.uid, into: uidOf(r.into) }));
   return {
     writes: [
       insertMappingsStatement(source, mappings, now),
-      createAssetsStatement([...created], now),
+      createAssetsStatement(freshUids, now),
+      ...(moves.length ? [moveMappingsStatement(moves, now), recordMovesStatement(moves, now)] : []),
+      ...retired.flatMap((r) => retireStatements(r.uid, r.into, now)),
       ambiguitiesStatement(source, ambiguous, now),
     ],
-    value: out,
+    value: { resolution: out, moved },
   };
+}
+
+/** Uids for the new assets, from their namers' names: the first free readable choice, else a random suffix. */
+async function freshUidsFor(db: Db, namers: Identity[], quotes: SourceQuote[], takenFirst: { uid: string }[]) {
+  const choices = namers.map((r) => uidCandidates(r));
+  const takenUids = new Set(takenFirst.map((r) => r.uid));
+  // Only uids looked up in D1 may be handed out: the batch's first choices were, the rest are looked up now.
+  const checked = new Set(quotes.map((q) => uidCandidates(q)[0]));
+  const wanted = new Map<string, number>();
+  for (const c of choices) wanted.set(c[0], (wanted.get(c[0]) ?? 0) + 1);
+  const unsure = choices.filter((c) => !checked.has(c[0]) || takenUids.has(c[0]) || wanted.get(c[0])! > 1).flat();
+  if (unsure.length) {
+    for (const r of await db.all<{ uid: string }>(takenUidsQuery(unsure))) takenUids.add(r.uid);
+    for (const u of unsure) checked.add(u);
+  }
+  const order = namers
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => (a.r.rank ?? 1e12) - (b.r.rank ?? 1e12) || (a.r.sourceId < b.r.sourceId ? -1 : 1));
+  const out: string[] = [];
+  for (const { i } of order) {
+    const uid = choices[i].find((u) => checked.has(u) && !takenUids.has(u)) ?? `${choices[i][0]}-${crypto.randomUUID().slice(0, 8)}`;
+    takenUids.add(uid);
+    out[i] = uid;
+  }
+  return out;
 }
 
 type NewMapping = Pick<
@@ -149,6 +194,7 @@ type NewMapping = Pick<
   "sourceId" | "assetUid" | "rule" | "symbolKey" | "nameKey" | "idKey" | "name" | "slot"
 >;
 type NewAmbiguity = Pick<typeof ambiguousMatches.$inferInsert, "sourceId" | "assetUid" | "candidates" | "reason">;
+type NewMove = Pick<typeof mappingMoves.$inferInsert, "source" | "sourceId" | "fromUid" | "toUid" | "rule" | "evidence">;
 
 /** Rows travel as one JSON parameter of objects keyed by the schema's own property names. */
 const field = (name: string) => sql`j.value ->> ${name}`;
@@ -164,6 +210,33 @@ function insertMappingsStatement(source: string, rows: NewMapping[], now: string
     ON CONFLICT DO NOTHING`;
 }
 
+/** Moved mappings take their new asset and the rule that moved them; a pin never moves (the decision keeps pinned ids). */
+function moveMappingsStatement(rows: NewMove[], now: string) {
+  const m = assetMappings;
+  return sql`
+    UPDATE ${m} SET ${col(m.assetUid)} = ${field("toUid")}, ${col(m.rule)} = ${field("rule")}, ${col(m.updatedAt)} = ${now}
+    FROM json_each(${JSON.stringify(rows)}) j
+    WHERE ${m.source} = ${field("source")} AND ${m.sourceId} = ${field("sourceId")} AND ${m.pinned} = 0`;
+}
+
+function recordMovesStatement(rows: NewMove[], now: string) {
+  const v = mappingMoves;
+  return sql`
+    INSERT INTO ${v} (${col(v.source)}, ${col(v.sourceId)}, ${col(v.fromUid)}, ${col(v.toUid)}, ${col(v.rule)}, ${col(v.evidence)}, ${col(v.movedAt)})
+    SELECT ${field("source")}, ${field("sourceId")}, ${field("fromUid")}, ${field("toUid")}, ${field("rule")}, ${field("evidence")}, ${now}
+    FROM json_each(${JSON.stringify(rows)}) j`;
+}
+
+/** An asset left with no mapping is merged into `into`: its uid (and its own aliases) answer as aliases. */
+export function retireStatements(uid: string, into: string, now: string): Statement[] {
+  const a = assetAliases;
+  return [
+    sql`INSERT OR REPLACE INTO ${a} (${col(a.aliasUid)}, ${col(a.assetUid)}, ${col(a.createdAt)}) VALUES (${uid}, ${into}, ${now})`,
+    sql`UPDATE ${a} SET ${col(a.assetUid)} = ${into} WHERE ${a.assetUid} = ${uid}`,
+    sql`DELETE FROM ${assets} WHERE ${assets.assetUid} = ${uid}`,
+  ];
+}
+
 function ambiguitiesStatement(source: string, rows: NewAmbiguity[], now: string) {
   const a = ambiguousMatches;
   return sql`
@@ -175,22 +248,29 @@ function ambiguitiesStatement(source: string, rows: NewAmbiguity[], now: string)
 }
 
 /**
- * Mappings that could match: same symbol, or a name or id key equal to the record's name or id key
- * (a provider's name is often another's id slug), plus every other mapping of those assets.
+ * Mappings that could match: the same symbol (or its "OLD" ticker), a name or id key equal to one
+ * of the record's (a provider's name is often another's id slug), a name made of the record's
+ * leading words or starting with them, plus every other mapping of those assets: the whole
+ * neighbourhood that grouping.ts decides again. Keys are evidence.ts's, so what is looked up here is
+ * what the matcher compares.
  */
 function candidatesQuery(quotes: SourceQuote[]) {
-  const symbols = JSON.stringify([...new Set(quotes.map((q) => symbolKey(q.symbol)).filter(Boolean))]);
-  const keys = JSON.stringify([
-    ...new Set(quotes.flatMap((q) => [nameKey(q.name), looseNameKey(q.name), idKey(q.source, q.sourceId, q.symbol)]).filter(Boolean)),
-  ]);
+  const lookups = { s: new Set<string>(), n: new Set<string>(), i: new Set<string>(), p: new Set<string>() };
+  for (const q of quotes) {
+    for (const key of keysOf(q).lookup) lookups[key[0] as keyof typeof lookups]?.add(key.slice(2));
+  }
+  const list = (set: Set<string>) => JSON.stringify([...set]);
+  const m = assetMappings;
   return sql`
     WITH hit AS (
-      SELECT asset_uid FROM asset_mappings WHERE symbol_key IN (SELECT value FROM json_each(${symbols}))
-      UNION SELECT asset_uid FROM asset_mappings WHERE name_key IN (SELECT value FROM json_each(${keys}))
-      UNION SELECT asset_uid FROM asset_mappings WHERE id_key IN (SELECT value FROM json_each(${keys}))
+      SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.symbolKey} IN (SELECT value FROM json_each(${list(lookups.s)}))
+      UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.nameKey} IN (SELECT value FROM json_each(${list(lookups.n)}))
+      UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.idKey} IN (SELECT value FROM json_each(${list(lookups.i)}))
+      UNION SELECT ${col(m.assetUid)} FROM json_each(${list(lookups.p)}) p, ${m}
+        WHERE ${m.nameKey} > p.value AND ${m.nameKey} < p.value || '{'
     )
-    SELECT m.source, m.source_id, m.asset_uid, m.name, m.symbol_key, m.slot
-    FROM asset_mappings m WHERE m.asset_uid IN (SELECT asset_uid FROM hit)`;
+    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)}, ${col(m.pinned)}
+    FROM ${m} WHERE ${m.assetUid} IN (SELECT ${col(m.assetUid)} FROM hit)`;
 }
 
 /** Candidate mappings with the price, rank and market cap of their latest stored quotes: the matcher's evidence. */
@@ -206,6 +286,7 @@ async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]>
       source: m.source,
       sourceId: m.source_id,
       assetUid: m.asset_uid,
+      pinned: Boolean(m.pinned),
       symbol: m.symbol_key,
       name: m.name,
       priceUsd: q?.priceUsd ?? null,
@@ -217,10 +298,11 @@ async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]>
 
 /** Identity rows of new assets (their prices live in the quote buckets). */
 export const createAssetsStatement = (uids: string[], now: string) =>
-  sql`INSERT INTO assets (asset_uid, created_at) SELECT value, ${now} FROM json_each(${JSON.stringify(uids)}) WHERE true ON CONFLICT DO NOTHING`;
+  sql`INSERT INTO ${assets} (${col(assets.assetUid)}, ${col(assets.createdAt)})
+    SELECT value, ${now} FROM json_each(${JSON.stringify(uids)}) WHERE true ON CONFLICT DO NOTHING`;
 
 /** Readable uid choices for a new asset: name slug, then qualified by symbol, then by source id. */
-function uidCandidates(q: SourceQuote) {
+function uidCandidates(q: { name: string; symbol: string; sourceId: string }) {
   const name = slugify(q.name) || slugify(q.symbol) || slugify(q.sourceId) || "asset";
   const sym = slugify(q.symbol);
   const out = [name];
@@ -233,7 +315,7 @@ function uidCandidates(q: SourceQuote) {
 function takenUidsQuery(uids: string[]) {
   const list = JSON.stringify([...new Set(uids)]);
   return sql`
-    SELECT asset_uid AS uid FROM assets WHERE asset_uid IN (SELECT value FROM json_each(${list}))
-    UNION SELECT alias_uid FROM asset_aliases WHERE alias_uid IN (SELECT value FROM json_each(${list}))
-    UNION SELECT asset_uid FROM asset_mappings WHERE asset_uid IN (SELECT value FROM json_each(${list}))`;
+    SELECT ${col(assets.assetUid)} AS uid FROM ${assets} WHERE ${assets.assetUid} IN (SELECT value FROM json_each(${list}))
+    UNION SELECT ${col(assetAliases.aliasUid)} FROM ${assetAliases} WHERE ${assetAliases.aliasUid} IN (SELECT value FROM json_each(${list}))
+    UNION SELECT ${col(assetMappings.assetUid)} FROM ${assetMappings} WHERE ${assetMappings.assetUid} IN (SELECT value FROM json_each(${list}))`;
 }

@@ -1,12 +1,21 @@
-import { and, asc, desc, eq, gte, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../../config";
-import type { AssetDetail, Quote } from "../../schemas/assets";
+import type { AssetDetail, MappingMove, Quote } from "../../schemas/assets";
 import { runBatch } from "../batch";
 import { col, type Db } from "../client";
 import { type ConsensusRules, DEFAULT_CONSENSUS } from "../consensus";
 import { blobBytes, bucketOf, decodePoints, QUOTES_PER_BUCKET } from "../history-codec";
 import { type AssetFilter, currentReadModel, summarise } from "../read-model";
-import { assetAliases, assetMappings, assets, historyBuckets, quoteBuckets, type RESOLUTIONS, type StoredQuote } from "../schema";
+import {
+  assetAliases,
+  assetMappings,
+  assets,
+  historyBuckets,
+  mappingMoves,
+  quoteBuckets,
+  type RESOLUTIONS,
+  type StoredQuote,
+} from "../schema";
 
 export type { AssetFilter, SortKey } from "../read-model";
 
@@ -49,7 +58,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
   // ids a path cannot quote), and the asset's aliases.
   const target = targetOf(uid);
   const m = assetMappings;
-  const [mappingRows, aliasRows] = await runBatch(db, [
+  const [mappingRows, aliasRows, moveRows] = await runBatch(db, [
     sql`
       SELECT ${m.source} AS source, ${m.sourceId} AS source_id, ${m.rule} AS rule, ${m.pinned} AS pinned, ${target} AS target,
         (SELECT CASE WHEN instr(${m.sourceId}, '"') = 0 AND instr(${m.sourceId}, '\\') = 0
@@ -59,6 +68,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
           WHERE b.${col(quoteBuckets.source)} = ${m.source} AND b.${col(quoteBuckets.bucket)} = ${m.slot} / ${sql.raw(String(QUOTES_PER_BUCKET))}) AS quote
       FROM ${m} WHERE ${m.assetUid} = ${target} ORDER BY ${m.source}, ${m.sourceId}`,
     sql`SELECT ${assetAliases.aliasUid} AS alias FROM ${assetAliases} WHERE ${assetAliases.assetUid} = ${target} ORDER BY 1`,
+    movesQuery(sql`${mappingMoves.fromUid} = ${target} OR ${mappingMoves.toUid} = ${target}`, MAX_HISTORY, 0),
   ]);
   const mappings = mappingRows.results as {
     source: string;
@@ -69,10 +79,10 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
     quote: string | null;
   }[];
   const targetUid = mappings[0]?.target;
-  const stored = mappings.flatMap((r) => {
-    const q = r.quote ? (JSON.parse(r.quote) as StoredQuote) : null;
-    return q && q.assetUid === targetUid ? [{ source: r.source, ...q }] : [];
-  });
+  // The mapping says whose quote it is (a tick may have stored it just before the id moved).
+  const stored = mappings.flatMap((r) =>
+    r.quote ? [{ source: r.source, ...(JSON.parse(r.quote) as StoredQuote), assetUid: targetUid }] : [],
+  );
   if (!targetUid || !stored.length) return null;
   const aliases = aliasRows.results as { alias: string }[];
   const { summary, latest, consensus } = summarise(targetUid, stored, rules);
@@ -97,6 +107,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
     consensus,
     mappings: mappings.map((r) => ({ source: r.source as Source, source_id: r.source_id, rule: r.rule, pinned: !!r.pinned })),
     aliases: aliases.map((a) => a.alias),
+    mapping_history: (moveRows.results as MoveRow[]).map(toMove),
   };
 }
 
@@ -152,4 +163,44 @@ export async function assetHistory(db: Db, uid: string, f: { source?: Source; fr
   });
   points.sort((a, b) => a.t - b.t || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   return points.map(({ t: _t, ...p }) => p);
+}
+
+/** Moves listed with an asset's detail. */
+const MAX_HISTORY = 50;
+
+type MoveRow = {
+  source: string;
+  source_id: string;
+  from_uid: string;
+  to_uid: string;
+  rule: string;
+  evidence: string | null;
+  moved_at: string;
+};
+
+/** Mapping moves matching `where`, newest first. */
+export const movesQuery = (where: SQL, limit: number, offset: number) => {
+  const v = mappingMoves;
+  return sql`SELECT ${v.source} AS source, ${v.sourceId} AS source_id, ${v.fromUid} AS from_uid, ${v.toUid} AS to_uid, ${v.rule} AS rule,
+      ${v.evidence} AS evidence, ${v.movedAt} AS moved_at
+    FROM ${v} WHERE ${where} ORDER BY ${v.id} DESC LIMIT ${limit} OFFSET ${offset}`;
+};
+
+export const toMove = (r: MoveRow): MappingMove => ({
+  source: r.source as Source,
+  source_id: r.source_id,
+  from: r.from_uid,
+  to: r.to_uid,
+  rule: r.rule,
+  evidence: r.evidence ? (JSON.parse(r.evidence) as Record<string, unknown>) : null,
+  moved_at: r.moved_at,
+});
+
+/** GET /stats/moves: every mapping move, newest first. */
+export async function listMoves(db: Db, page: number, pageSize: number) {
+  const [rows, total] = await runBatch(db, [
+    movesQuery(sql`true`, pageSize, (page - 1) * pageSize),
+    sql`SELECT COUNT(*) AS n FROM ${mappingMoves}`,
+  ]);
+  return { moves: (rows.results as MoveRow[]).map(toMove), total: (total.results[0] as { n: number }).n };
 }

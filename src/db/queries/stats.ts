@@ -41,11 +41,13 @@ export async function collectStats(db: Db, bucket: R2Bucket) {
       FROM ingestion_runs GROUP BY source`,
     sql`SELECT COUNT(*) AS n FROM dead_letters`,
     sql`SELECT COUNT(*) AS n FROM ambiguous_matches`,
+    sql`SELECT COUNT(*) AS n FROM mapping_moves`,
   ]);
-  const [totals, byStatus, bySource, dead, ambiguous] = results.map((r) => r.results) as unknown as [
+  const [totals, byStatus, bySource, dead, ambiguous, moves] = results.map((r) => r.results) as unknown as [
     { history_points: number }[],
     { status: RunStatus; n: number }[],
     (Omit<SourceStats, "records" | "mean_duration_ms" | "usage"> & { mean: number | null } & Record<string, number>)[],
+    { n: number }[],
     { n: number }[],
     { n: number }[],
   ];
@@ -83,6 +85,7 @@ export async function collectStats(db: Db, bucket: R2Bucket) {
     sources,
     deadLetters: dead[0].n,
     ambiguous: ambiguous[0].n,
+    moves: moves[0].n,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { RouteHandler, z } from "@hono/zod-openapi";
 import { count, desc } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
+import { listMoves } from "../../db/queries/assets";
 import { collectStats, lastRuns, listRuns } from "../../db/queries/stats";
 import { ambiguousMatches } from "../../db/schema";
 import { readCheckpoints } from "../../ingest/checkpoints";
@@ -41,6 +42,7 @@ export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
       recent_runs: recent.runs,
       dead_letters: s.deadLetters,
       ambiguous_matches: s.ambiguous,
+      mapping_moves: s.moves,
     }),
     200,
   );
@@ -77,4 +79,10 @@ export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = asyn
     seen_at: r.seenAt,
   }));
   return c.json(envelope(c, data, { page, page_size, total }), 200);
+};
+
+export const moves: RouteHandler<typeof routes.moves, AppEnv> = async (c) => {
+  const { page, page_size } = c.req.valid("query");
+  const { moves, total } = await listMoves(c.get("services").db, page, page_size);
+  return c.json(envelope(c, moves, { page, page_size, total }), 200);
 };

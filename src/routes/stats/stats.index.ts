@@ -6,4 +6,5 @@ export const statsRouter = createRouter()
   .openapi(routes.stats, handlers.stats)
   .openapi(routes.runs, handlers.runs)
   .openapi(routes.checkpoints, handlers.checkpoints)
-  .openapi(routes.ambiguities, handlers.ambiguities);
+  .openapi(routes.ambiguities, handlers.ambiguities)
+  .openapi(routes.moves, handlers.moves);

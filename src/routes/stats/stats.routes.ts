@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { SOURCES, SourceSchema } from "../../config";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
+import { MappingMoveSchema } from "../../schemas/assets";
 import { CheckpointSchema, RunSchema, RunStatusSchema, UsageSchema } from "../../schemas/runs";
 
 const SourceStatsSchema = z.object({
@@ -32,6 +33,10 @@ export const StatsSchema = z
       .number()
       .int()
       .openapi({ description: "Records that could belong to more than one asset; see /stats/ambiguities." }),
+    mapping_moves: z
+      .number()
+      .int()
+      .openapi({ description: "Mappings decided again on stronger evidence and moved to another asset; see /stats/moves." }),
   })
   .openapi("Stats");
 
@@ -83,4 +88,15 @@ export const ambiguities = createRoute({
   description: "Reported rather than guessed silently; pin the right mapping with PUT /assets/{asset_uid}/mappings.",
   request: { query: z.object(PageQuery) },
   responses: { 200: jsonEnvelope(z.array(AmbiguitySchema), "Ambiguous records", true), ...errorResponses("validation_error") },
+});
+
+export const moves = createRoute({
+  method: "get",
+  path: "/stats/moves",
+  tags: ["Operations"],
+  summary: "Mappings moved to another asset, newest first",
+  description:
+    "A mapping made on weak evidence is provisional: when a later record brings stronger evidence, it is decided again and may move. Each move names its rule and scored evidence; the uid it left keeps answering.",
+  request: { query: z.object(PageQuery) },
+  responses: { 200: jsonEnvelope(z.array(MappingMoveSchema), "Moves", true), ...errorResponses("validation_error") },
 });

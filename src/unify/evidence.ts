@@ -1,0 +1,273 @@
+import { idKey, looseNameKey, markersOf, nameKey, nameWords, symbolKey } from "./keys";
+
+/** What the matcher knows of a record: its identity and its latest figures. */
+export type Identity = {
+  source: string;
+  sourceId: string;
+  symbol: string;
+  name: string;
+  priceUsd: number | null;
+  rank: number | null;
+  marketCapUsd: number | null;
+};
+
+/**
+ * One score per signal. A pair of records from different sources is scored by adding the
+ * signals that fire; the pairs are then tried highest score first (see grouping.ts), so the
+ * strongest evidence for an asset always wins it, whatever arrived first.
+ */
+export const SCORES = {
+  /** Equal provider id slugs: providers derive them from the coin's name, so this is the strongest single signal. */
+  id: 4,
+  /** An id shorter than MIN_ID_LENGTH ("eth", "op") is a ticker more than a name. */
+  shortId: 2,
+  /** Equal names (case, accents, spacing and punctuation aside). */
+  name: 3,
+  /** Equal once filler words go ("Mina" / "Mina Protocol"), or a name that is the other's id slug ("Binance Coin" / `binancecoin`). */
+  looseName: 2.5,
+  /** One name starts with the other's words ("Terra" / "Terra Luna Classic"): a hint, never enough alone. */
+  namePart: 1.5,
+  /** Equal tickers: thousands of tokens share a few hundred popular ones, so a ticker alone is weak. */
+  symbol: 2,
+  /** Exactly one side carries "[OLD]"/"(OLD)" (and maybe an "OLD" ticker): a migrated contract, a little against the unmarked coin. */
+  oldMarker: -1,
+  /** A bridge or wrap marker on one side only ("(Wormhole)", "Bridged", "Binance-Peg"): a copy of the coin, not the coin. */
+  bridgeMarker: -4,
+  /** Prices within 1%, 3%, 10% of the lower one; 10-25% and 25-50% apart count against; beyond PRICE_VETO no pair is made. */
+  price: [
+    [0.01, 2.5],
+    [0.03, 1.5],
+    [0.1, 0.5],
+    [0.25, -2],
+    [0.5, -3.5],
+  ] as const,
+  /** Market caps (when a rank is missing) within 5%, 25%, 3x of each other; up to SIZE_VETO apart counts against. */
+  marketCap: [
+    [1.05, 2],
+    [1.25, 1.5],
+    [3, 0.5],
+  ] as const,
+  marketCapApart: -1,
+  /** Ranks within 15% or 10 places, within 50% or 25 places; farther counts against. */
+  rankClose: 1,
+  rankNear: 0.5,
+  rankApart: -0.5,
+} as const;
+
+/** Provider ids shorter than this are too generic to count as a name. */
+export const MIN_ID_LENGTH = 4;
+/** Prices further apart than this (of the lower one) are never one coin: an old/new contract, a namesake. */
+export const PRICE_VETO = 0.5;
+/** Market caps more than 100x apart, or ranks 20x apart, are never one coin: a copycat, a dead contract. */
+export const SIZE_VETO = { marketCap: 100, rank: 20 };
+/** Prices this close to $1 are a peg, not a fingerprint: every dollar stablecoin and its bridged copies cost $1. */
+export const PEG_BAND = 0.03;
+/** Figures "agree" when prices are this close and the sizes do not count against: what the id-only and weak rules ask. */
+export const FIGURES_AGREE = 0.1;
+/** A pair must score this much to join two assets; a weak pair (no name or id) needs WEAK_MIN. */
+export const STRONG_MIN = 3;
+export const WEAK_MIN = 4;
+
+/** The rules, named by the identity signals that fired; `weak` ones never decide between look-alikes. */
+export const RULES = {
+  provider_id: { weak: false },
+  id_name: { weak: false },
+  name_symbol: { weak: false },
+  migrated: { weak: false },
+  id_figures: { weak: false },
+  name_figures: { weak: true },
+  symbol_corroborated: { weak: true },
+} as const;
+export type MatchRule = keyof typeof RULES;
+
+/** How many leading words of a name are tried as a shorter name of the same coin. */
+const MAX_PREFIX_WORDS = 3;
+
+/** Normalised keys of a record; `lookup` are the keys it finds candidates by, `own` those it is found by. */
+export type Keys = {
+  sym: string;
+  baseSym: string;
+  name: string;
+  loose: string;
+  words: string[];
+  id: string;
+  old: boolean;
+  qualifier: string;
+  marks: string[];
+  own: string[];
+  lookup: string[];
+};
+
+/** Keys of records passed again batch after batch; checked against the fields, so an edited object is re-keyed. */
+const keyCache = new WeakMap<Identity, { source: string; sourceId: string; symbol: string; name: string; keys: Keys }>();
+
+export function keysOf(r: Identity): Keys {
+  const hit = keyCache.get(r);
+  if (hit && hit.source === r.source && hit.sourceId === r.sourceId && hit.symbol === r.symbol && hit.name === r.name) return hit.keys;
+  const keys = computeKeys(r);
+  keyCache.set(r, { source: r.source, sourceId: r.sourceId, symbol: r.symbol, name: r.name, keys });
+  return keys;
+}
+
+function computeKeys(r: Identity): Keys {
+  const { base, old, qualifier, marks } = markersOf(r.name);
+  const sym = symbolKey(r.symbol);
+  // "XOLD" is the ticker of "X [OLD]": the migrated contract's base ticker is X.
+  const baseSym = old && sym.length > 3 && sym.endsWith("old") ? sym.slice(0, -3) : sym;
+  const name = nameKey(base);
+  const loose = looseNameKey(base);
+  const words = nameWords(base);
+  const id = idKey(r.source, r.sourceId, r.symbol);
+  const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
+  // "terra" finds "terra luna classic" and the other way round: "p:" keys are a name's leading words.
+  const prefixes = words[0]?.length >= 3 ? words.slice(1, MAX_PREFIX_WORDS + 1).map((_, i) => words.slice(0, i + 1).join("")) : [];
+  const own = keys([["s", sym], ["s", baseSym], ["n", name], ["n", loose], ["i", id], ...prefixes.map((p): [string, string] => ["p", p])]);
+  // A name may be another provider's id slug and the other way round.
+  const lookup = keys([
+    ["s", sym],
+    ["s", baseSym],
+    // The ticker CoinGecko gives a migrated contract ("KST" -> "KSTOLD").
+    ["s", sym && `${sym}old`],
+    ["n", name],
+    ["n", loose],
+    ["i", id],
+    ["i", name],
+    ["i", loose],
+    ["n", id],
+    ["p", loose],
+    ...prefixes.map((p): [string, string] => ["n", p]),
+  ]);
+  return { sym, baseSym, name, loose, words, id, old, qualifier, marks, own, lookup };
+}
+
+export function priceGap(a: number | null, b: number | null) {
+  if (a == null || b == null || a <= 0 || b <= 0) return null;
+  return Math.abs(a - b) / Math.min(a, b);
+}
+
+const pegged = (p: number | null) => p != null && Math.abs(p - 1) <= PEG_BAND;
+const ratio = (a: number, b: number) => Math.max(a, b) / Math.min(a, b);
+
+/** How far apart two records are in size (|log| of the market-cap or rank ratio); null when unknown. */
+export function sizeDistance(r: Identity, m: Identity) {
+  if (r.rank && m.rank) return Math.abs(Math.log(r.rank / m.rank));
+  if (r.marketCapUsd && m.marketCapUsd) return Math.abs(Math.log(r.marketCapUsd / m.marketCapUsd));
+  return null;
+}
+
+/** Price and size contradict each other so much that no name or id makes the two one coin. */
+export function figuresVeto(r: Identity, m: Identity) {
+  const gap = priceGap(r.priceUsd, m.priceUsd);
+  if (gap !== null && gap > PRICE_VETO) return true;
+  if (r.marketCapUsd && m.marketCapUsd) return ratio(r.marketCapUsd, m.marketCapUsd) > SIZE_VETO.marketCap;
+  if (r.rank && m.rank) return ratio(r.rank, m.rank) > SIZE_VETO.rank;
+  return false;
+}
+
+function priceScore(r: Identity, m: Identity) {
+  const gap = priceGap(r.priceUsd, m.priceUsd);
+  if (gap === null || (pegged(r.priceUsd) && pegged(m.priceUsd))) return 0;
+  for (const [bound, score] of SCORES.price) if (gap <= bound) return score;
+  return Number.NEGATIVE_INFINITY;
+}
+
+/** Ranks first: providers rank alike, while their market caps differ with how each counts the supply. */
+function sizeScore(r: Identity, m: Identity): number | null {
+  if (r.rank && m.rank) {
+    const d = Math.abs(r.rank - m.rank);
+    const x = ratio(r.rank, m.rank);
+    if (d <= 10 || x <= 1.15) return SCORES.rankClose;
+    if (d <= 25 || x <= 1.5) return SCORES.rankNear;
+    return SCORES.rankApart;
+  }
+  if (r.marketCapUsd && m.marketCapUsd) {
+    const x = ratio(r.marketCapUsd, m.marketCapUsd);
+    for (const [bound, score] of SCORES.marketCap) if (x <= bound) return score;
+    return SCORES.marketCapApart;
+  }
+  return null;
+}
+
+export type Signals = {
+  id?: number;
+  name?: number;
+  symbol?: number;
+  old?: number;
+  bridge?: number;
+  price?: number;
+  size?: number;
+};
+export type Evidence = { rule: MatchRule; score: number; signals: Signals; priceGap: number | null; sizeDistance: number | null };
+
+const same = (a: string, b: string) => a !== "" && a === b;
+/** One name's words start the other's ("terra" / "terra luna classic"), with a first word long enough to mean something. */
+const namePrefix = (a: string[], b: string[]) => {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return short.length > 0 && short.length < long.length && short[0].length >= 3 && short.every((w, i) => long[i] === w);
+};
+
+/**
+ * The evidence that two records of different sources are one coin, or null when there is none
+ * (no identity signal, figures that veto, or a score under the rule's minimum).
+ */
+export function compare(x: Identity, m: Identity): Evidence | null {
+  if (figuresVeto(x, m)) return null;
+  const a = keysOf(x);
+  const b = keysOf(m);
+  const signals: Signals = {};
+  const idSame = same(a.id, b.id);
+  if (idSame) signals.id = a.id.length >= MIN_ID_LENGTH ? SCORES.id : SCORES.shortId;
+  const nameSame = same(a.name, b.name);
+  const nameLoose =
+    !nameSame && (same(a.loose, b.loose) || same(a.name, b.id) || same(a.loose, b.id) || same(a.id, b.name) || same(a.id, b.loose));
+  const namePart = !nameSame && !nameLoose && namePrefix(a.words, b.words);
+  if (nameSame) signals.name = SCORES.name;
+  else if (nameLoose) signals.name = SCORES.looseName;
+  else if (namePart) signals.name = SCORES.namePart;
+  const symSame = same(a.sym, b.sym);
+  const symMigrated = !symSame && a.old !== b.old && same(a.baseSym, b.baseSym);
+  if (symSame || symMigrated) signals.symbol = SCORES.symbol;
+  if (a.old !== b.old) signals.old = SCORES.oldMarker;
+  const copyMarked = !sameMarks(a, b);
+  if (copyMarked) signals.bridge = SCORES.bridgeMarker;
+  const price = priceScore(x, m);
+  if (price !== 0) signals.price = price;
+  const size = sizeScore(x, m);
+  if (size !== null && size !== 0) signals.size = size;
+
+  const agree = figuresAgree(x, m, size);
+  const nameOk = nameSame || nameLoose;
+  let rule: MatchRule | null = null;
+  if (idSame && symSame) rule = "provider_id";
+  else if (idSame && nameOk && agree) rule = "id_name";
+  else if (nameOk && symSame) rule = "name_symbol";
+  else if (nameOk && symMigrated && agree) rule = "migrated";
+  else if (idSame && a.id.length >= MIN_ID_LENGTH && agree) rule = "id_figures";
+  else if (namePart && agree && !copyMarked) rule = "name_figures";
+  else if (symSame && agree && !copyMarked) rule = "symbol_corroborated";
+  if (!rule) return null;
+  const score = Object.values(signals).reduce((s, v) => s + v, 0);
+  if (score < (RULES[rule].weak ? WEAK_MIN : STRONG_MIN)) return null;
+  return { rule, score, signals, priceGap: priceGap(x.priceUsd, m.priceUsd), sizeDistance: sizeDistance(x, m) };
+}
+
+/**
+ * Both records carry the same copy markers. A bracketed qualifier that names either coin itself
+ * (its id slug or name: "MultiversX (Elrond)" / `egld-elrond`, "AVA (Travala)" / `ava-travala`)
+ * is a former or fuller name, not a chain.
+ */
+function sameMarks(a: Keys, b: Keys) {
+  const own = (k: Keys, other: Keys) =>
+    k.marks.filter((m) => !(m === k.qualifier && [k.id, other.id, other.name, other.loose].includes(m)));
+  const x = own(a, b);
+  const y = own(b, a);
+  return x.length === y.length && x.every((m, i) => m === y[i]);
+}
+
+/** Close prices (both known, and a peg only with a size to back it) and sizes that do not count against. */
+function figuresAgree(x: Identity, m: Identity, size: number | null) {
+  const gap = priceGap(x.priceUsd, m.priceUsd);
+  if (gap === null || gap > FIGURES_AGREE) return false;
+  if (pegged(x.priceUsd) && pegged(m.priceUsd) && size === null) return false;
+  return size === null || size > 0;
+}

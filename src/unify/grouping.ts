@@ -1,0 +1,174 @@
+import { compare, type Evidence, figuresVeto, type Identity, keysOf, RULES } from "./evidence";
+
+/** A record to group; `pinned` fixes it to that asset uid (an admin's pin), which only records of that pin's group share. */
+export type GroupNode = { r: Identity; pinned?: string };
+export type Edge = { a: string; b: string; evidence: Evidence };
+export type Grouping = {
+  /** Record keys, grouped: each group is one asset. */
+  groups: string[][];
+  groupOf: Map<string, number>;
+  /** The strongest accepted pair of each record that joined another: why it is where it is. */
+  joinedBy: Map<string, Edge>;
+  /** Records left apart from others they resemble because the choice was not clear: the keys they resemble. */
+  ambiguous: Map<string, string[]>;
+};
+
+export const recordKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
+
+/** Under a weak rule, a rival pair within this much of the best one's score makes the choice a guess. */
+const WEAK_MARGIN = 1;
+
+/**
+ * Groups records into assets on all the evidence at once: every scored pair is tried, highest
+ * score first, and joins its two groups when they can be one asset (at most one id per API source,
+ * one pin, no figures that veto) and no rival pair is as good. The result depends only on the set
+ * of records, never on the order they arrived in.
+ */
+export function groupRecords(nodes: GroupNode[]): Grouping {
+  const byKey = new Map<string, GroupNode>();
+  for (const n of nodes) if (!byKey.has(recordKey(n.r))) byKey.set(recordKey(n.r), n);
+  const edges = scoredEdges(candidatePairs([...byKey.values()]));
+  return joinGroups(byKey, edges);
+}
+
+/** Records compared with each other: different sources (or two CSV ids) sharing a symbol, name or id key. */
+export function candidatePairs(nodes: GroupNode[]): [Identity, Identity][] {
+  const index = new Map<string, Identity[]>();
+  for (const { r } of nodes) {
+    for (const k of keysOf(r).own) {
+      const list = index.get(k);
+      if (list) list.push(r);
+      else index.set(k, [r]);
+    }
+  }
+  const pairs = new Map<string, [Identity, Identity]>();
+  for (const { r } of nodes) {
+    const key = recordKey(r);
+    for (const k of keysOf(r).lookup) {
+      for (const m of index.get(k) ?? []) {
+        if (m === r || (m.source === r.source && r.source !== "csv")) continue;
+        const other = recordKey(m);
+        const [x, y] = key < other ? [r, m] : [m, r];
+        const id = key < other ? `${key}\u0001${other}` : `${other}\u0001${key}`;
+        if (!pairs.has(id)) pairs.set(id, [x, y]);
+      }
+    }
+  }
+  return [...pairs.values()];
+}
+
+/** The pairs with evidence, strongest first (ties in a fixed order of keys). */
+export function scoredEdges(pairs: [Identity, Identity][]): Edge[] {
+  const edges: Edge[] = [];
+  for (const [x, y] of pairs) {
+    const evidence = compare(x, y);
+    if (evidence) edges.push({ a: recordKey(x), b: recordKey(y), evidence });
+  }
+  return edges.sort((p, q) => q.evidence.score - p.evidence.score || cmp(p.a, q.a) || cmp(p.b, q.b));
+}
+
+type Group = { id: number; keys: string[]; records: Identity[]; apiSources: Set<string>; pin?: string };
+
+/** Kruskal over the scored pairs, with the one-id-per-API-source and pin constraints, and no guessing between rivals. */
+export function joinGroups(byKey: Map<string, GroupNode>, edges: Edge[]): Grouping {
+  const groupOf = new Map<string, Group>();
+  let nextId = 0;
+  // Records pinned to one uid start as one group.
+  const pins = new Map<string, Group>();
+  for (const [key, n] of byKey) {
+    let g = n.pinned ? pins.get(n.pinned) : undefined;
+    if (!g) {
+      g = { id: nextId++, keys: [], records: [], apiSources: new Set(), pin: n.pinned };
+      if (n.pinned) pins.set(n.pinned, g);
+    }
+    g.keys.push(key);
+    g.records.push(n.r);
+    if (n.r.source !== "csv") g.apiSources.add(n.r.source);
+    groupOf.set(key, g);
+  }
+
+  const edgesOf = new Map<string, Edge[]>();
+  for (const e of edges) {
+    for (const k of [e.a, e.b]) {
+      const list = edgesOf.get(k);
+      if (list) list.push(e);
+      else edgesOf.set(k, [e]);
+    }
+  }
+  const joinedBy = new Map<string, Edge>();
+  const ambiguous = new Map<string, Set<string>>();
+  const frozen = new Set<string>();
+  const decided = new Set<Edge>();
+
+  const note = (key: string, others: string[]) => {
+    const set = ambiguous.get(key) ?? new Set<string>();
+    for (const o of others) set.add(o);
+    ambiguous.set(key, set);
+  };
+
+  for (const e of edges) {
+    decided.add(e);
+    if (frozen.has(e.a) || frozen.has(e.b)) continue;
+    const A = groupOf.get(e.a)!;
+    const B = groupOf.get(e.b)!;
+    if (A === B) continue;
+    if (!compatible(A, B)) {
+      // The asset already holds an id of this source: a look-alike worth reporting if nothing else takes it.
+      note(e.a, [e.b]);
+      note(e.b, [e.a]);
+      continue;
+    }
+    const margin = RULES[e.evidence.rule].weak ? WEAK_MARGIN : 0;
+    const rivalsOf = (key: string, own: Group, other: Group) =>
+      (edgesOf.get(key) ?? []).filter((r) => {
+        if (r === e || (decided.has(r) && r.evidence.score > e.evidence.score)) return false;
+        if (r.evidence.score < e.evidence.score - margin) return false;
+        const C = groupOf.get(r.a === key ? r.b : r.a)!;
+        return C !== own && C !== other && compatible(own, C) && !compatible(other, C);
+      });
+    const rivals = [...rivalsOf(e.a, A, B).map((r) => [e.a, r] as const), ...rivalsOf(e.b, B, A).map((r) => [e.b, r] as const)];
+    if (rivals.length) {
+      // Two candidates about as good for one place: neither is guessed.
+      for (const [key, r] of rivals) {
+        frozen.add(key);
+        note(key, [e.a === key ? e.b : e.a, r.a === key ? r.b : r.a]);
+      }
+      continue;
+    }
+    for (const k of [e.a, e.b]) if (!joinedBy.has(k)) joinedBy.set(k, e);
+    merge(A, B);
+  }
+
+  function merge(A: Group, B: Group) {
+    for (const k of B.keys) groupOf.set(k, A);
+    A.keys.push(...B.keys);
+    A.records.push(...B.records);
+    for (const s of B.apiSources) A.apiSources.add(s);
+    A.pin ??= B.pin;
+  }
+
+  const groups = [...new Set(groupOf.values())].sort((p, q) => p.id - q.id);
+  const index = new Map(groups.map((g, i) => [g, i]));
+  const out: Grouping = {
+    groups: groups.map((g) => [...g.keys].sort()),
+    groupOf: new Map([...groupOf].map(([k, g]) => [k, index.get(g)!])),
+    joinedBy,
+    ambiguous: new Map(),
+  };
+  // Look-alikes are reported only for records the evidence did not place.
+  for (const [key, others] of ambiguous) {
+    if (frozen.has(key) || !joinedBy.has(key)) out.ambiguous.set(key, [...others].sort());
+  }
+  return out;
+}
+
+/** Two groups can be one asset: no API source twice, at most one pin, and no pair of members whose figures veto. */
+function compatible(A: Group, B: Group) {
+  if (A === B) return false;
+  for (const s of B.apiSources) if (A.apiSources.has(s)) return false;
+  if (A.pin && B.pin && A.pin !== B.pin) return false;
+  for (const x of A.records) for (const y of B.records) if (x.source !== y.source && figuresVeto(x, y)) return false;
+  return true;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
