@@ -120,7 +120,9 @@ function simulate(batches: Rec[][], pinned = new Map<string, string>(), select: 
   const taken = new Set<string>(pinned.values());
   const rules = new Map<string, string>();
   let moves = 0;
+  let batchNo = 0;
   for (const batch of batches) {
+    batchNo++;
     const records = batch.map(identity).filter((r) => !mappings.has(matchKey(r)));
     if (!records.length) continue;
     const all = [...mappings.values()];
@@ -137,7 +139,7 @@ function simulate(batches: Rec[][], pinned = new Map<string, string>(), select: 
       const d = out.decisions.get(matchKey(r));
       if (!d) throw new Error(`no decision for ${matchKey(r)}`);
       const uid = d.assetUid ?? freshUids[d.fresh!];
-      mappings.set(matchKey(r), { ...r, symbol: symbolKey(r.symbol), assetUid: uid });
+      mappings.set(matchKey(r), { ...r, symbol: symbolKey(r.symbol), assetUid: uid, createdAt: String(batchNo).padStart(6, "0") });
       rules.set(matchKey(r), d.rule);
     }
   }

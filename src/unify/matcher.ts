@@ -3,8 +3,11 @@ import { type Grouping, groupRecords, recordKey } from "./grouping";
 
 export type { Identity } from "./evidence";
 
-/** A (source, source_id) already mapped to an asset, with its latest figures; `pinned` fixes it there. */
-export type KnownMapping = Identity & { assetUid: string; pinned?: boolean };
+/**
+ * A (source, source_id) already mapped to an asset, with its latest figures; `pinned` fixes it
+ * there; `createdAt` orders mappings, so the asset's first one (whose name the uid usually is) is known.
+ */
+export type KnownMapping = Identity & { assetUid: string; pinned?: boolean; createdAt?: string };
 
 export type Rule = "pinned" | "known" | MatchRule | "new_asset";
 /** Where a record goes: an existing asset, or the `fresh`-th new one (records of one new asset share the number). */
@@ -43,25 +46,42 @@ export function decide(records: Identity[], known: KnownMapping[], pinned: Map<s
 
 /**
  * Which existing uid each group keeps: a pinned uid first, then the uid most of its known
- * mappings hold (the larger group first on a tie). Every uid goes to one group at most.
+ * mappings hold; on a tie, the group holding the uid's first mapping, then the larger group.
+ * Every uid goes to one group at most.
  */
 export function assignUids(grouping: Grouping, known: Map<string, KnownMapping>, pinned: Map<string, string>): (string | null)[] {
-  type Claim = { group: number; uid: string; forced: boolean; count: number; size: number };
+  const founder = new Map<string, KnownMapping>();
+  for (const [key, m] of known) {
+    const f = founder.get(m.assetUid);
+    if (!f || (m.createdAt ?? "") < (f.createdAt ?? "") || ((m.createdAt ?? "") === (f.createdAt ?? "") && key < recordKey(f)))
+      founder.set(m.assetUid, m);
+  }
+  type Claim = { group: number; uid: string; forced: boolean; count: number; founder: boolean; size: number };
   const claims: Claim[] = [];
   grouping.groups.forEach((keys, group) => {
-    const counts = new Map<string, number>();
+    const counts = new Map<string, { count: number; founder: boolean }>();
     let forced: string | undefined;
     for (const k of keys) {
       const m = known.get(k);
       const pin = pinned.get(k) ?? (m?.pinned ? m.assetUid : undefined);
       if (pin) forced = pin;
-      if (m) counts.set(m.assetUid, (counts.get(m.assetUid) ?? 0) + 1);
+      if (!m) continue;
+      const c = counts.get(m.assetUid) ?? { count: 0, founder: false };
+      c.count++;
+      c.founder ||= founder.get(m.assetUid) === m;
+      counts.set(m.assetUid, c);
     }
-    if (forced) claims.push({ group, uid: forced, forced: true, count: keys.length, size: keys.length });
-    for (const [uid, count] of counts) claims.push({ group, uid, forced: false, count, size: keys.length });
+    if (forced) claims.push({ group, uid: forced, forced: true, count: keys.length, founder: true, size: keys.length });
+    for (const [uid, c] of counts) claims.push({ group, uid, forced: false, ...c, size: keys.length });
   });
   claims.sort(
-    (p, q) => Number(q.forced) - Number(p.forced) || q.count - p.count || q.size - p.size || cmp(p.uid, q.uid) || p.group - q.group,
+    (p, q) =>
+      Number(q.forced) - Number(p.forced) ||
+      q.count - p.count ||
+      Number(q.founder) - Number(p.founder) ||
+      q.size - p.size ||
+      cmp(p.uid, q.uid) ||
+      p.group - q.group,
   );
   const out: (string | null)[] = grouping.groups.map(() => null);
   const given = new Set<string>();

@@ -12,7 +12,16 @@ import { readMapCache } from "./map-cache";
 import { type Decision, decide, type KnownMapping, matchKey, type Placement } from "./matcher";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
-type MappingRow = { source: string; source_id: string; asset_uid: string; name: string; symbol_key: string; slot: number; pinned: number };
+type MappingRow = {
+  source: string;
+  source_id: string;
+  asset_uid: string;
+  name: string;
+  symbol_key: string;
+  slot: number;
+  pinned: number;
+  created_at: string;
+};
 
 export type Resolved = { assetUid: string; rule: string; slot: number };
 export type Resolution = Map<string, Resolved>;
@@ -269,7 +278,8 @@ function candidatesQuery(quotes: SourceQuote[]) {
       UNION SELECT ${col(m.assetUid)} FROM json_each(${list(lookups.p)}) p, ${m}
         WHERE ${m.nameKey} > p.value AND ${m.nameKey} < p.value || '{'
     )
-    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)}, ${col(m.pinned)}
+    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)}, ${col(m.pinned)},
+      ${col(m.createdAt)}
     FROM ${m} WHERE ${m.assetUid} IN (SELECT ${col(m.assetUid)} FROM hit)`;
 }
 
@@ -287,6 +297,7 @@ async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]>
       sourceId: m.source_id,
       assetUid: m.asset_uid,
       pinned: Boolean(m.pinned),
+      createdAt: m.created_at,
       symbol: m.symbol_key,
       name: m.name,
       priceUsd: q?.priceUsd ?? null,
