@@ -12,7 +12,7 @@ import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
-import { pinnedMappings } from "../src/unify/resolve";
+import { candidatesQuery, pinnedMappings } from "../src/unify/resolve";
 import { api, pinMapping, rows, storedRows, testServices, unpackStorage } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
@@ -212,6 +212,10 @@ describe("storage statements", () => {
       rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T),
     ];
     for (const statement of statements) expect(await fullScans(statement)).toEqual([]);
+    // A batch's neighbourhood, name prefixes included, is found through the mapping indexes.
+    const neighbourhood = await plan(candidatesQuery([quote("coinpaprika", "trn-terrane", "TRN", "Terrane", 1)]));
+    expect(neighbourhood.filter((d) => d.startsWith("SCAN ") && !d.includes("VIRTUAL TABLE") && d !== "SCAN hit")).toEqual([]);
+    expect(neighbourhood).toContainEqual(expect.stringMatching(/SEARCH asset_mappings USING (COVERING )?INDEX mappings_name_idx \(name_key>\? AND name_key<\?\)/));
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });

@@ -263,7 +263,7 @@ function ambiguitiesStatement(source: string, rows: NewAmbiguity[], now: string)
  * neighbourhood that grouping.ts decides again. Keys are evidence.ts's, so what is looked up here is
  * what the matcher compares.
  */
-function candidatesQuery(quotes: SourceQuote[]) {
+export function candidatesQuery(quotes: SourceQuote[]) {
   const lookups = { s: new Set<string>(), n: new Set<string>(), i: new Set<string>(), p: new Set<string>() };
   for (const q of quotes) {
     for (const key of keysOf(q).lookup) lookups[key[0] as keyof typeof lookups]?.add(key.slice(2));
@@ -275,7 +275,8 @@ function candidatesQuery(quotes: SourceQuote[]) {
       SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.symbolKey} IN (SELECT value FROM json_each(${list(lookups.s)}))
       UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.nameKey} IN (SELECT value FROM json_each(${list(lookups.n)}))
       UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.idKey} IN (SELECT value FROM json_each(${list(lookups.i)}))
-      UNION SELECT ${col(m.assetUid)} FROM json_each(${list(lookups.p)}) p, ${m}
+      -- CROSS JOIN keeps json_each outside, so each prefix is one range of the name index.
+      UNION SELECT ${col(m.assetUid)} FROM json_each(${list(lookups.p)}) p CROSS JOIN ${m}
         WHERE ${m.nameKey} > p.value AND ${m.nameKey} < p.value || '{'
     )
     SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)}, ${col(m.pinned)},
