@@ -113,6 +113,15 @@ describe("scored evidence", () => {
     expect(figuresVeto(cg("a", "a", "A", 1, 10), cp("a-a", "A", "A", 1, 250))).toBe(true);
     expect(compare(cg("pepe", "pepe", "Pepe", 4.4e-6, 51), cp("pepe-pepe-bsc", "PEPE", "Pepe", 4.5e-6, 4000))).toBeNull();
   });
+
+  it("trusts agreeing ranks over market caps 100x apart (one provider's supply figure is off)", () => {
+    const a = { ...cg("sample-token", "st", "Sample Token", 17.9, 297), marketCapUsd: 4.2e8 };
+    const b = { ...cp("st-sample-token", "ST", "Sample Token", 18.0, 297), marketCapUsd: 7e10 };
+    expect(figuresVeto(a, b)).toBe(false);
+    expect(compare(a, b)?.rule).toBe("provider_id");
+    // Without both ranks the market caps decide.
+    expect(figuresVeto({ ...a, rank: null }, b)).toBe(true);
+  });
 });
 
 describe("grouping steps", () => {

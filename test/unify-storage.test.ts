@@ -215,7 +215,9 @@ describe("storage statements", () => {
     // A batch's neighbourhood, name prefixes included, is found through the mapping indexes.
     const neighbourhood = await plan(candidatesQuery([quote("coinpaprika", "trn-terrane", "TRN", "Terrane", 1)]));
     expect(neighbourhood.filter((d) => d.startsWith("SCAN ") && !d.includes("VIRTUAL TABLE") && d !== "SCAN hit")).toEqual([]);
-    expect(neighbourhood).toContainEqual(expect.stringMatching(/SEARCH asset_mappings USING (COVERING )?INDEX mappings_name_idx \(name_key>\? AND name_key<\?\)/));
+    expect(neighbourhood).toContainEqual(
+      expect.stringMatching(/SEARCH asset_mappings USING (COVERING )?INDEX mappings_name_idx \(name_key>\? AND name_key<\?\)/),
+    );
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });

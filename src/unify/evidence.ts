@@ -58,7 +58,7 @@ export const SCORES = {
 export const MIN_ID_LENGTH = 4;
 /** Prices further apart than this (of the lower one) are never one coin: an old/new contract, a namesake. */
 export const PRICE_VETO = 0.5;
-/** Market caps more than 100x apart, or ranks 20x apart, are never one coin: a copycat, a dead contract. */
+/** Ranks 20x apart (or, without both ranks, market caps 100x apart) are never one coin: a copycat, a dead contract. */
 export const SIZE_VETO = { marketCap: 100, rank: 20 };
 /** Prices this close to $1 are a peg, not a fingerprint: every dollar stablecoin and its bridged copies cost $1. */
 export const PEG_BAND = 0.03;
@@ -159,8 +159,9 @@ export function sizeDistance(r: Identity, m: Identity) {
 export function figuresVeto(r: Identity, m: Identity) {
   const gap = priceGap(r.priceUsd, m.priceUsd);
   if (gap !== null && gap > PRICE_VETO) return true;
-  if (r.marketCapUsd && m.marketCapUsd) return ratio(r.marketCapUsd, m.marketCapUsd) > SIZE_VETO.marketCap;
+  // Ranks first, as in sizeScore: a provider's supply figure can be off by orders of magnitude while its rank agrees.
   if (r.rank && m.rank) return ratio(r.rank, m.rank) > SIZE_VETO.rank;
+  if (r.marketCapUsd && m.marketCapUsd) return ratio(r.marketCapUsd, m.marketCapUsd) > SIZE_VETO.marketCap;
   return false;
 }
 
