@@ -6,7 +6,7 @@ import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import { dbFor } from "../src/db/client";
 import { historyRowStatements, historyRowsQuery, quoteBucketStatements, quoteBucketsQuery } from "../src/db/quote-store";
-import { publishReadModel } from "../src/db/read-model";
+import { movedOrPinnedQuery, publishReadModel } from "../src/db/read-model";
 import { rejectionStatement } from "../src/db/rejections";
 import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
@@ -218,6 +218,8 @@ describe("storage statements", () => {
     expect(neighbourhood).toContainEqual(
       expect.stringMatching(/SEARCH asset_mappings USING (COVERING )?INDEX mappings_name_idx \(name_key>\? AND name_key<\?\)/),
     );
+    // The read model's pinned-or-moved lookup reads the pinned index and the moves, not the map.
+    expect((await fullScans(movedOrPinnedQuery)).filter((d) => !d.includes("mappings_pinned_idx") && d !== "SCAN v")).toEqual([]);
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });

@@ -284,13 +284,17 @@ export async function buildSnapshot(db: Db, version: number, rules: ConsensusRul
  * map copy made before the move may have stored its quote under the old asset, and the mapping wins.
  */
 async function currentUidsOfMoved(db: Db) {
-  const m = assetMappings;
-  const rows = await db.all<{ source: string; source_id: string; asset_uid: string }>(sql`
-    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)} FROM ${m} WHERE ${m.pinned} = 1
-    UNION SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)} FROM ${m}
-      WHERE (${m.source}, ${m.sourceId}) IN (SELECT ${col(mappingMoves.source)}, ${col(mappingMoves.sourceId)} FROM ${mappingMoves})`);
+  const rows = await db.all<{ source: string; source_id: string; asset_uid: string }>(movedOrPinnedQuery);
   return new Map(rows.map((r) => [`${r.source}\u0000${r.source_id}`, r.asset_uid]));
 }
+
+/** Pinned ids through their partial index, moved ids by key: never a pass over the whole map. */
+export const movedOrPinnedQuery = sql`
+  SELECT ${col(assetMappings.source)}, ${col(assetMappings.sourceId)}, ${col(assetMappings.assetUid)}
+  FROM ${assetMappings} INDEXED BY mappings_pinned_idx WHERE ${assetMappings.pinned} = 1
+  UNION SELECT m.${col(assetMappings.source)}, m.${col(assetMappings.sourceId)}, m.${col(assetMappings.assetUid)}
+  FROM ${mappingMoves} v JOIN ${assetMappings} m
+    ON m.${col(assetMappings.source)} = v.${col(mappingMoves.source)} AND m.${col(assetMappings.sourceId)} = v.${col(mappingMoves.sourceId)}`;
 
 const SNAPSHOT_PREFIX = "read-model/";
 const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.json`;
