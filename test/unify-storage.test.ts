@@ -12,7 +12,7 @@ import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
 import { coinpaprika } from "../src/sources/coinpaprika";
-import { candidatesQuery, pinnedMappings } from "../src/unify/resolve";
+import { candidatesQuery, copiedAliasesQuery, movesSinceQuery, pinnedMappings } from "../src/unify/resolve";
 import { api, pinMapping, rows, storedRows, testServices, unpackStorage } from "./helpers";
 
 const T = "2026-11-22T12:00:00.000Z";
@@ -220,6 +220,9 @@ describe("storage statements", () => {
     );
     // The read model's pinned-or-moved lookup reads the pinned index and the moves, not the map.
     expect((await fullScans(movedOrPinnedQuery)).filter((d) => !d.includes("mappings_pinned_idx") && d !== "SCAN v")).toEqual([]);
+    // The aliases a map copy needs are looked up by key, the moves since the copy by rowid.
+    expect(await fullScans(copiedAliasesQuery('["a","b"]'))).toEqual([]);
+    expect(await fullScans(movesSinceQuery(0, "coinpaprika"))).toEqual([]);
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });

@@ -38,14 +38,10 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
   // A copied uid may have been merged away since the copy: quotes go where its alias points, and an
   // id moved since the copy goes where the move took it. Mappings in D1 never point at an alias.
   const copied = JSON.stringify([...new Set(quotes.flatMap((q) => cache.get(q.sourceId)?.assetUid ?? []))]);
-  const moves = sql`SELECT ${col(mappingMoves.sourceId)}, ${col(mappingMoves.toUid)} FROM ${mappingMoves}
-    WHERE ${mappingMoves.id} > ${copy.lastMove} AND ${mappingMoves.source} = ${source} ORDER BY ${mappingMoves.id}`;
   const [pinnedRes, movedRes, aliasRes] = await runBatch(db, [
     pinnedMappings(source),
-    moves,
-    sql`SELECT alias_uid, asset_uid FROM asset_aliases WHERE alias_uid IN (
-      SELECT value FROM json_each(${copied})
-      UNION SELECT ${col(mappingMoves.toUid)} FROM ${mappingMoves} WHERE ${mappingMoves.id} > ${copy.lastMove} AND ${mappingMoves.source} = ${source})`,
+    movesSinceQuery(copy.lastMove, source),
+    copiedAliasesQuery(copied),
   ]);
   const pinned = new Map((pinnedRes.results as PinnedRow[]).map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
   const movedTo = new Map((movedRes.results as { source_id: string; to_uid: string }[]).map((m) => [m.source_id, m.to_uid]));
@@ -65,6 +61,21 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
 }
 
 type PinnedRow = { source_id: string; asset_uid: string; slot: number };
+
+/** Aliases among the copy's uids, each found by key. */
+export const copiedAliasesQuery = (copiedUids: string) =>
+  sql`SELECT ${col(assetAliases.aliasUid)}, ${col(assetAliases.assetUid)} FROM ${assetAliases}
+    WHERE ${assetAliases.aliasUid} IN (SELECT value FROM json_each(${copiedUids}))`;
+
+/** Ids moved since the copy (by rowid), with the alias their new uid may have become since. */
+export const movesSinceQuery = (lastMove: number, source: string) => {
+  const v = mappingMoves;
+  const a = assetAliases;
+  return sql`
+    SELECT v.${col(v.sourceId)}, COALESCE(a.${col(a.assetUid)}, v.${col(v.toUid)}) AS to_uid
+    FROM ${v} v LEFT JOIN ${a} a ON a.${col(a.aliasUid)} = v.${col(v.toUid)}
+    WHERE v.${col(v.id)} > ${lastMove} AND v.${col(v.source)} = ${source} ORDER BY v.${col(v.id)}`;
+};
 
 /** Pins of one source: few, and read on every unification (through a partial index). */
 export const pinnedMappings = (source: string) =>
