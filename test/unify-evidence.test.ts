@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compare, figuresVeto, type Identity, keysOf, SCORES } from "../src/unify/evidence";
+import { compare, figuresVeto, type Identity, keysOf, SCORES, STRONG_MIN } from "../src/unify/evidence";
 import { candidatePairs, groupRecords, joinGroups, recordKey, scoredEdges } from "../src/unify/grouping";
 import { markersOf } from "../src/unify/keys";
 import { assignUids, decide, type KnownMapping } from "../src/unify/matcher";
@@ -112,6 +112,16 @@ describe("scored evidence", () => {
     expect(figuresVeto(cg("a", "a", "A", 1, null), cp("a-a", "A", "A", 1.6, null))).toBe(true);
     expect(figuresVeto(cg("a", "a", "A", 1, 10), cp("a-a", "A", "A", 1, 250))).toBe(true);
     expect(compare(cg("pepe", "pepe", "Pepe", 4.4e-6, 51), cp("pepe-pepe-bsc", "PEPE", "Pepe", 4.5e-6, 4000))).toBeNull();
+  });
+
+  it("still joins a name and symbol priced loosely when nothing better fits, as the weakest strong pair", () => {
+    const loose = compare(cg("zeta-x", "zx", "Zeta X", 1, 3000), cp("zx-zeta-x-coin", "ZX", "Zeta X", 1.4, 5000))!;
+    expect(loose.rule).toBe("name_symbol");
+    expect(loose.score).toBe(SCORES.name + SCORES.symbol + SCORES.price[4][1] + SCORES.rankApart);
+    expect(loose.score).toBeGreaterThanOrEqual(STRONG_MIN);
+    // Below the pair whose figures agree.
+    const agreeing = compare(cg("zeta-x", "zx", "Zeta X", 1.39, 4900), cp("zx-zeta-x-coin", "ZX", "Zeta X", 1.4, 5000))!;
+    expect(agreeing.score).toBeGreaterThan(loose.score);
   });
 
   it("trusts agreeing ranks over market caps 100x apart (one provider's supply figure is off)", () => {

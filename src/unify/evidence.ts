@@ -1,4 +1,4 @@
-import { idKey, looseNameKey, markersOf, nameKey, nameWords, symbolKey } from "./keys";
+import { idKey, markersOf, nameKeysOf, symbolKey } from "./keys";
 
 /** What the matcher knows of a record: its identity and its latest figures. */
 export type Identity = {
@@ -64,8 +64,14 @@ export const SIZE_VETO = { marketCap: 100, rank: 20 };
 export const PEG_BAND = 0.03;
 /** Figures "agree" when prices are this close and the sizes do not count against: what the id-only and weak rules ask. */
 export const FIGURES_AGREE = 0.1;
-/** A pair must score this much to join two assets; a weak pair (no name or id) needs WEAK_MIN. */
-export const STRONG_MIN = 3;
+/**
+ * A pair must score this much to join two assets. A strong pair (an id or a name) passes with the
+ * worst figures short of a veto (name and symbol, prices 25-50% apart, ranks apart: 1), since
+ * illiquid coins are priced loosely; it is then tried after every pair whose figures agree, which is
+ * what tells a successor from its original. Only a copy marker takes it below.
+ */
+export const STRONG_MIN = 1;
+/** A weak pair (no id, no whole name) needs agreeing figures on top: symbol or leading words, close price, close size. */
 export const WEAK_MIN = 4;
 
 /** The rules, named by the identity signals that fired; `weak` ones never decide between look-alikes. */
@@ -114,9 +120,7 @@ function computeKeys(r: Identity): Keys {
   const sym = symbolKey(r.symbol);
   // "XOLD" is the ticker of "X [OLD]": the migrated contract's base ticker is X.
   const baseSym = old && sym.length > 3 && sym.endsWith("old") ? sym.slice(0, -3) : sym;
-  const name = nameKey(base);
-  const loose = looseNameKey(base);
-  const words = nameWords(base);
+  const { name, loose, words } = nameKeysOf(base);
   const id = idKey(r.source, r.sourceId, r.symbol);
   const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
   // "terra" finds "terra luna classic" and the other way round: "p:" keys are a name's leading words.

@@ -1,13 +1,13 @@
 /** Normalised keys the matcher compares. Pure, shared by ingestion and tests. */
 
-export const symbolKey = (symbol: string) => symbol.normalize("NFKC").trim().toLowerCase();
+const ASCII = /^[\x20-\x7e]*$/;
+
+// Unicode normalisation is the costly part of a key, and most names and tickers are plain ASCII already.
+export const symbolKey = (symbol: string) => (ASCII.test(symbol) ? symbol : symbol.normalize("NFKC")).trim().toLowerCase();
 
 function fold(s: string) {
-  return s
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/&/g, " and ");
+  const plain = ASCII.test(s) ? s : s.normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
+  return plain.toLowerCase().replace(/&/g, " and ");
 }
 
 /** Exact name key: case, accents, spacing and punctuation do not count ("Act I : The AI Prophecy" = "Act I The AI Prophecy"). */
@@ -19,15 +19,25 @@ const FILLER_WORDS = new Set(["token", "coin", "network", "protocol", "project",
 export const looseNameKey = (name: string) => nameWords(name).join("");
 
 /** A name's words without filler words (all of them when nothing else is left). */
-export function nameWords(name: string) {
-  const words = fold(name)
-    .split(/[^a-z0-9]+/)
-    .filter(Boolean);
+export const nameWords = (name: string) => wordsOf(fold(name));
+
+function wordsOf(folded: string) {
+  const words = folded.split(/[^a-z0-9]+/).filter(Boolean);
   const kept = words.filter((w) => !FILLER_WORDS.has(w));
   return kept.length ? kept : words;
 }
 
+/** A name's exact key, loose key and words, folding it once. */
+export function nameKeysOf(name: string) {
+  const folded = fold(name);
+  const words = wordsOf(folded);
+  return { name: folded.replace(/[^a-z0-9]/g, ""), loose: words.join(""), words };
+}
+
 const OLD_MARKER = /\s*[[(]\s*old\s*[\])]\s*/gi;
+const OLD_TEST = /[[(]\s*old\s*[\])]/i;
+/** Every marker below needs one of these: most names have none, and skip the rest. */
+const MAYBE_MARKED = /[[(]|bridged|wormhole|-peg/i;
 /** A trailing qualifier in brackets: the chain or bridge of a copy ("(Wormhole)", "(PulseChain)", "(BSC)"). */
 const QUALIFIER = /[[(]([^\])]+)[\])]\s*$/;
 /** Words that mark a copy of a coin on another chain. */
@@ -38,8 +48,9 @@ const COPY_WORDS = /\b(bridged|wormhole|[a-z]+-peg(?:ged)?)\b/gi;
  * (`base` is the name without it); `marks`, the markers of a bridged or wrapped copy, among them
  * the trailing bracketed `qualifier`, which may also be a former name ("MultiversX (Elrond)").
  */
-export function markersOf(name: string) {
-  const old = new RegExp(OLD_MARKER.source, "i").test(name);
+export function markersOf(name: string): { base: string; old: boolean; qualifier: string; marks: string[] } {
+  if (!MAYBE_MARKED.test(name)) return { base: name, old: false, qualifier: "", marks: [] };
+  const old = OLD_TEST.test(name);
   const base = old ? name.replace(OLD_MARKER, " ").trim() : name;
   const marks = new Set<string>();
   const qualifier = nameKey(base.match(QUALIFIER)?.[1] ?? "");
