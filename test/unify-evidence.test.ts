@@ -3,29 +3,13 @@ import { compare, figuresVeto, type Identity, keysOf, SCORES, STRONG_MIN } from 
 import { candidatePairs, groupRecords, joinGroups, recordKey, scoredEdges } from "../src/unify/grouping";
 import { markersOf } from "../src/unify/keys";
 import { assignUids, decide, type KnownMapping } from "../src/unify/matcher";
+import { gecko, identityOf, paprika } from "./identities";
 
 /** Each signal, rule and step of unification on its own. */
 
-const rec = (
-  source: string,
-  sourceId: string,
-  symbol: string,
-  name: string,
-  priceUsd: number | null,
-  rank: number | null = null,
-): Identity => ({
-  source,
-  sourceId,
-  symbol,
-  name,
-  priceUsd,
-  rank,
-  marketCapUsd: null,
-});
-const cg = (id: string, symbol: string, name: string, price: number | null, rank: number | null = null) =>
-  rec("coingecko", id, symbol, name, price, rank);
-const cp = (id: string, symbol: string, name: string, price: number | null, rank: number | null = null) =>
-  rec("coinpaprika", id, symbol, name, price, rank);
+const rec = identityOf;
+const cg = gecko;
+const cp = paprika;
 
 describe("markers in names", () => {
   it("reads CoinGecko's migrated-contract marker and strips it from the name", () => {

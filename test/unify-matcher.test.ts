@@ -1,32 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { idKey } from "../src/unify/keys";
 import { type Decision, decide, type Identity, type KnownMapping, matchKey } from "../src/unify/matcher";
+import { csvRecord, gecko, paprika } from "./identities";
 
 /** Focused cases for the pure matcher: one rule or guard per test. */
 
-const rec = (
-  source: string,
-  sourceId: string,
-  symbol: string,
-  name: string,
-  priceUsd: number,
-  rank: number | null,
-  marketCapUsd: number | null,
-): Identity => ({
-  source,
-  sourceId,
-  symbol,
-  name,
-  priceUsd,
-  rank,
-  marketCapUsd,
-});
-const gecko = (id: string, symbol: string, name: string, price: number, rank: number | null, mcap: number | null = null) =>
-  rec("coingecko", id, symbol, name, price, rank, mcap);
-const paprika = (id: string, symbol: string, name: string, price: number, rank: number | null, mcap: number | null = null) =>
-  rec("coinpaprika", id, symbol, name, price, rank, mcap);
-const csv = (id: string, symbol: string, name: string, price: number, mcap: number | null = null) =>
-  rec("csv", id, symbol, name, price, null, mcap);
+const csv = csvRecord;
 const on = (assetUid: string, ...rs: Identity[]): KnownMapping[] => rs.map((r) => ({ ...r, assetUid }));
 
 function one(r: Identity, known: KnownMapping[], pinned = new Map<string, string>()): Decision {
