@@ -157,7 +157,7 @@ async function decideAndWrite(
     fromUid: m.from,
     toUid: uidOf(m.to),
     rule: m.rule,
-    evidence: JSON.stringify({ ...m.evidence, with: m.with?.replace("\u0000", ":") }),
+    evidence: m.evidence ? JSON.stringify({ ...m.evidence, with: m.with?.replace("\u0000", ":") }) : null,
   }));
   const moved = moves.map((m) => ({
     source: m.source,
