@@ -4,13 +4,15 @@ import { publishReadModel } from "../src/db/read-model";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import type { SourceQuote } from "../src/sources/source-quote";
 import { publishMapCache } from "../src/unify/map-cache";
+import identities from "./fixtures/identities.json";
+import classes from "./fixtures/identity-classes.json";
 import { api, rows, storedRows, testServices } from "./helpers";
 
 const T1 = "2026-11-22T12:00:00.000Z";
 const T2 = "2026-11-22T12:05:00.000Z";
 
 const quote = (
-  source: "coingecko" | "coinpaprika",
+  source: "coingecko" | "coinpaprika" | "csv",
   sourceId: string,
   symbol: string,
   name: string,
@@ -150,5 +152,67 @@ describe("a weak mapping gives way to stronger evidence", () => {
     expect(moved).toEqual({ asset_uid: (await mappingOf("coingecko", "zephyr-protocol")).asset_uid, rule: "provider_id" });
     expect(moved.asset_uid).not.toBe("zeta-phoenix");
     expect((await api("/data/zeta-phoenix")).status).toBe(200);
+  });
+});
+
+describe("convergence in storage", () => {
+  type Side = { id: string; name: string; symbol: string; rank?: number } | null;
+  type Coin = { key: string; price: number; coingecko: Side; coinpaprika: Side; csv: Side };
+  const coins = [...(identities as Coin[]), ...(classes as Coin[])];
+  const jitter = (s: string) => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    return ((h >>> 0) / 2 ** 32 - 0.5) * 0.008;
+  };
+  const recordsOf = (source: "coingecko" | "coinpaprika" | "csv") =>
+    coins.flatMap((c) => {
+      const side = c[source];
+      if (!side) return [];
+      const price = c.price * (1 + jitter(`${source}|${c.key}`));
+      // Market cap follows the coin's rank the way real markets do (CSV rows have a market cap but no rank).
+      const rank = c.coingecko?.rank ?? c.coinpaprika?.rank ?? 5000;
+      const marketCapUsd = (1.8e12 * rank ** -1.4 * price) / c.price;
+      return [
+        { ...quote(source, side.id, side.symbol, side.name, price, 0), rank: source === "csv" ? null : (side.rank ?? null), marketCapUsd },
+      ];
+    });
+  const keyOf = new Map<string, string>(
+    coins.flatMap((c) =>
+      (["coingecko", "coinpaprika", "csv"] as const).flatMap((s) => (c[s] ? [[`${s}:${c[s]!.id}`, c.key] as const] : [])),
+    ),
+  );
+  const pages = (qs: SourceQuote[], size: number) => {
+    const sorted = [...qs].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9) || (a.sourceId < b.sourceId ? -1 : 1));
+    return Array.from({ length: Math.ceil(sorted.length / size) }, (_, i) => sorted.slice(i * size, (i + 1) * size));
+  };
+  async function ingest(batches: SourceQuote[][]) {
+    for (const table of ["asset_mappings", "assets", "quote_buckets", "history_buckets", "asset_aliases", "leases", "mapping_moves"])
+      await env.DB.prepare(`DELETE FROM ${table}`).run();
+    await env.KV.delete("map:coingecko");
+    await env.KV.delete("map:coinpaprika");
+    let n = 0;
+    for (const batch of batches) await store(batch[0].source, `b${n++}`, batch);
+    const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>(
+      "SELECT asset_uid, source, source_id FROM asset_mappings",
+    );
+    const groups = new Map<string, string[]>();
+    for (const m of mappings) groups.set(m.asset_uid, [...(groups.get(m.asset_uid) ?? []), `${m.source}:${m.source_id}`]);
+    const moves = (await rows<{ n: number }>("SELECT COUNT(*) AS n FROM mapping_moves"))[0].n;
+    return { partition: [...groups.values()].map((g) => g.sort().join(" ")).sort(), groups: [...groups.values()], moves };
+  }
+
+  it("groups the real and hard-class identities the same from D1 whatever the source and page order, every case right", async () => {
+    const gecko = recordsOf("coingecko");
+    const paprika = recordsOf("coinpaprika");
+    const csv = recordsOf("csv");
+    const first = await ingest([paprika, ...pages(gecko, 20), csv]);
+    const second = await ingest([csv, ...pages(gecko, 250).reverse(), paprika]);
+    expect(second.partition).toEqual(first.partition);
+    // Every group holds one coin, and every coin is one group.
+    for (const g of first.groups) expect(new Set(g.map((k) => keyOf.get(k))).size, g.join(" ")).toBe(1);
+    const split = [...new Set(keyOf.values())].filter((key) => first.groups.filter((g) => g.some((k) => keyOf.get(k) === key)).length > 1);
+    expect(split).toEqual([]);
+    expect(first.groups.length).toBe(new Set(keyOf.values()).size);
+    expect(first.moves).toBeGreaterThan(0);
   });
 });
