@@ -192,6 +192,17 @@ describe("grouping steps", () => {
     expect(uids[g.groupOf.get(recordKey(paprika))!]).toBeNull();
   });
 
+  it("never moves a pinned mapping, whatever evidence comes later; the asset's other ids stay decided on evidence", () => {
+    // An admin pinned the look-alike to CoinPaprika's asset; the true coin then arrives.
+    const look = { ...cg("zeta-phoenix", "zeph", "Zeta Phoenix", 2.446, 388), assetUid: "zeph", pinned: true, createdAt: "2" };
+    const paprika = { ...cp("zeph-zephyr-protocol", "ZEPH", "Zephyr Protocol", 2.41, 400), assetUid: "zeph", createdAt: "1" };
+    const out = decide([cg("zephyr-protocol", "zeph", "Zephyr Protocol", 2.412, 400)], [look, paprika], new Map());
+    expect(out.moves.map((m) => m.sourceId)).not.toContain("zeta-phoenix");
+    // A pin fixes that id only: CoinPaprika's id is still decided on evidence, and goes with the true coin.
+    expect(out.moves).toMatchObject([{ sourceId: "zeph-zephyr-protocol", from: "zeph", to: { fresh: 0 }, rule: "provider_id" }]);
+    expect(out.decisions.get("coingecko\u0000zephyr-protocol")).toMatchObject({ assetUid: null, fresh: 0, rule: "provider_id" });
+  });
+
   it("retires a uid whose every mapping moved, into the asset most of them went to", () => {
     // Two CSV ids of one coin made an asset before the API records came; both then join Bitcoin.
     const known: KnownMapping[] = [
