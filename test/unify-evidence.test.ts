@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { compare, figuresVeto, type Identity, keysOf, SCORES, STRONG_MIN } from "../src/unify/evidence";
 import { candidatePairs, groupRecords, joinGroups, recordKey, scoredEdges } from "../src/unify/grouping";
 import { markersOf } from "../src/unify/keys";
-import { assignUids, decide, type KnownMapping } from "../src/unify/matcher";
+import { assignUids, decide, type KnownMapping, placeGroups } from "../src/unify/matcher";
 import { gecko, identityOf, paprika } from "./identities";
 
 /** Each signal, rule and step of unification on its own. */
@@ -201,6 +201,17 @@ describe("grouping steps", () => {
     // A pin fixes that id only: CoinPaprika's id is still decided on evidence, and goes with the true coin.
     expect(out.moves).toMatchObject([{ sourceId: "zeph-zephyr-protocol", from: "zeph", to: { fresh: 0 }, rule: "provider_id" }]);
     expect(out.decisions.get("coingecko\u0000zephyr-protocol")).toMatchObject({ assetUid: null, fresh: 0, rule: "provider_id" });
+  });
+
+  it("places each group at the uid it keeps or at a new asset named after its best-ranked record", () => {
+    const a = cg("zephyr-protocol", "zeph", "Zephyr Protocol", 2.412, 400);
+    const b = cp("zeph-zephyr-protocol", "ZEPH", "Zephyr Protocol v1", 2.41, 380);
+    const c = cg("zeta-phoenix", "zeph", "Zeta Phoenix", 5, 9000);
+    const g = { groups: [[recordKey(a), recordKey(b)], [recordKey(c)]], groupOf: new Map(), joinedBy: new Map(), ambiguous: new Map() };
+    const byKey = new Map([a, b, c].map((r) => [recordKey(r), r]));
+    const { placements, fresh } = placeGroups(g, [null, "zeta"], (k) => byKey.get(k)!);
+    expect(placements).toEqual([{ fresh: 0 }, { assetUid: "zeta" }]);
+    expect(fresh).toEqual([b]);
   });
 
   it("retires a uid whose every mapping moved, into the asset most of them went to", () => {

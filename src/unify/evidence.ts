@@ -72,7 +72,7 @@ export const FIGURES_AGREE = 0.1;
  */
 export const STRONG_MIN = 1;
 /** A weak pair (no id, no whole name) needs agreeing figures on top: symbol or leading words, close price, close size. */
-export const WEAK_MIN = 4;
+export const WEAK_MIN = 3.5;
 
 /** The rules, named by the identity signals that fired; `weak` ones never decide between look-alikes. */
 export const RULES = {

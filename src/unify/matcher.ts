@@ -100,74 +100,87 @@ function outcomeOf(
   known: Map<string, KnownMapping>,
   pinned: Map<string, string>,
 ): Outcome {
-  // New assets are numbered in group order; each is named after its best-ranked record.
-  const freshOf = new Map<number, number>();
-  const namers: Identity[] = [];
-  const placementOf = (group: number): Placement => {
-    const uid = uids[group];
-    if (uid) return { assetUid: uid };
-    let n = freshOf.get(group);
-    if (n === undefined) {
-      n = namers.length;
-      freshOf.set(group, n);
-      namers.push(namer(grouping.groups[group].map((k) => identityOf(k))));
-    }
-    return { fresh: n };
-  };
   const inputs = new Map<string, Identity>();
   for (const r of records) if (!inputs.has(recordKey(r))) inputs.set(recordKey(r), r);
-  const identityOf = (k: string) => (known.get(k) ?? inputs.get(k))!;
-  const uidOf = (group: number) => {
-    const p = placementOf(group);
-    return "assetUid" in p ? p.assetUid : null;
-  };
-  const why = (key: string) => {
-    const e = grouping.joinedBy.get(key);
-    if (!e) return { rule: "new_asset" as const };
-    return { rule: e.evidence.rule, evidence: e.evidence, with: e.a === key ? e.b : e.a };
-  };
-  const ambiguity = (key: string) => {
-    const others = grouping.ambiguous.get(key);
-    if (!others) return {};
-    const own = grouping.groupOf.get(key);
-    const alternatives = [...new Set(others.map((o) => grouping.groupOf.get(o)!).filter((g) => g !== own))]
-      .map((g) => uidOf(g))
-      .filter((u): u is string => u !== null)
-      .sort();
-    return alternatives.length ? { ambiguous: alternatives } : {};
-  };
-
+  const { placements, fresh } = placeGroups(grouping, uids, (k) => (known.get(k) ?? inputs.get(k))!);
   const decisions = new Map<string, Decision>();
-  for (const [key] of inputs) {
-    const group = grouping.groupOf.get(key)!;
-    const place = placementOf(group);
-    const at = "assetUid" in place ? { assetUid: place.assetUid } : { assetUid: null, fresh: place.fresh };
-    const pin = pinned.get(key);
-    const m = known.get(key);
-    if (pin) decisions.set(key, { assetUid: pin, rule: "pinned" });
-    else if (m && at.assetUid === m.assetUid) decisions.set(key, { assetUid: m.assetUid, rule: "known" });
-    else decisions.set(key, { ...at, ...why(key), ...ambiguity(key) });
-  }
+  for (const key of inputs.keys()) decisions.set(key, decisionOf(key, grouping, placements, known, pinned));
+  const moves = movesOf(grouping, placements, known);
+  return { decisions, moves, fresh, retired: retiredOf(moves, uids) };
+}
 
+/** Every group's place: the uid it keeps, or the next new asset, named after its best-ranked record. */
+export function placeGroups(grouping: Grouping, uids: (string | null)[], identityOf: (key: string) => Identity) {
+  const fresh: Identity[] = [];
+  const placements = grouping.groups.map((keys, group): Placement => {
+    const uid = uids[group];
+    if (uid) return { assetUid: uid };
+    fresh.push(namer(keys.map(identityOf)));
+    return { fresh: fresh.length - 1 };
+  });
+  return { placements, fresh };
+}
+
+/** Why a record is in its group: the strongest pair that joined it, or nothing (an asset of its own). */
+function joinedBy(grouping: Grouping, key: string): Pick<Move, "rule" | "evidence" | "with"> {
+  const e = grouping.joinedBy.get(key);
+  if (!e) return { rule: "new_asset" };
+  return { rule: e.evidence.rule, evidence: e.evidence, with: e.a === key ? e.b : e.a };
+}
+
+/** The existing assets a record resembled but was not given to (a rival as good, or a place taken). */
+function alternativesOf(grouping: Grouping, placements: Placement[], key: string) {
+  const own = grouping.groupOf.get(key);
+  const groups = new Set((grouping.ambiguous.get(key) ?? []).map((o) => grouping.groupOf.get(o)!).filter((g) => g !== own));
+  const uids = [...groups].flatMap((g) => {
+    const p = placements[g];
+    return "assetUid" in p ? [p.assetUid] : [];
+  });
+  return uids.sort();
+}
+
+function decisionOf(
+  key: string,
+  grouping: Grouping,
+  placements: Placement[],
+  known: Map<string, KnownMapping>,
+  pinned: Map<string, string>,
+): Decision {
+  const place = placements[grouping.groupOf.get(key)!];
+  const at = "assetUid" in place ? { assetUid: place.assetUid } : { assetUid: null, fresh: place.fresh };
+  const pin = pinned.get(key);
+  const m = known.get(key);
+  if (pin) return { assetUid: pin, rule: "pinned" };
+  if (m && at.assetUid === m.assetUid) return { assetUid: m.assetUid, rule: "known" };
+  const alternatives = alternativesOf(grouping, placements, key);
+  return { ...at, ...joinedBy(grouping, key), ...(alternatives.length ? { ambiguous: alternatives } : {}) };
+}
+
+/** Known mappings whose group's place is not their asset. */
+function movesOf(grouping: Grouping, placements: Placement[], known: Map<string, KnownMapping>): Move[] {
   const moves: Move[] = [];
-  const wentTo = new Map<string, Map<string, { place: Placement; n: number }>>();
   for (const [key, m] of known) {
-    const group = grouping.groupOf.get(key)!;
-    const place = placementOf(group);
-    if ("assetUid" in place && place.assetUid === m.assetUid) continue;
-    const { rule, evidence, with: other } = why(key);
-    moves.push({ source: m.source, sourceId: m.sourceId, from: m.assetUid, to: place, rule, evidence, with: other });
-    const label = "assetUid" in place ? place.assetUid : `#${place.fresh}`;
-    const to = wentTo.get(m.assetUid) ?? new Map();
-    to.set(label, { place, n: (to.get(label)?.n ?? 0) + 1 });
-    wentTo.set(m.assetUid, to);
+    const to = placements[grouping.groupOf.get(key)!];
+    if ("assetUid" in to && to.assetUid === m.assetUid) continue;
+    moves.push({ source: m.source, sourceId: m.sourceId, from: m.assetUid, to, ...joinedBy(grouping, key) });
   }
+  return moves;
+}
+
+/** Uids that no group kept (every mapping moved): each into the place most of its mappings went to. */
+function retiredOf(moves: Move[], uids: (string | null)[]) {
   const kept = new Set(uids.filter((u): u is string => u !== null));
-  const retired = [...wentTo]
-    .filter(([uid]) => !kept.has(uid))
+  const wentTo = new Map<string, Map<string, { place: Placement; n: number }>>();
+  for (const m of moves) {
+    if (kept.has(m.from)) continue;
+    const label = "assetUid" in m.to ? m.to.assetUid : `#${m.to.fresh}`;
+    const to = wentTo.get(m.from) ?? new Map<string, { place: Placement; n: number }>();
+    to.set(label, { place: m.to, n: (to.get(label)?.n ?? 0) + 1 });
+    wentTo.set(m.from, to);
+  }
+  return [...wentTo]
     .sort(([a], [b]) => cmp(a, b))
     .map(([uid, to]) => ({ uid, into: [...to.entries()].sort(([a, p], [b, q]) => q.n - p.n || cmp(a, b))[0][1].place }));
-  return { decisions, moves, fresh: namers, retired };
 }
 
 /** The record a new asset is named after: the best-ranked API record, else the first by key. */
