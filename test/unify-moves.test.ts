@@ -108,6 +108,7 @@ describe("a weak mapping gives way to stronger evidence", () => {
 
     const stats = await (await api("/stats")).json<{ data: { mapping_moves: number } }>();
     expect(stats.data.mapping_moves).toBe(1);
+    expect(await (await api("/metrics")).text()).toContain("coinfuse_mapping_moves_total 1");
     const list = await (await api("/stats/moves")).json<{ data: { source_id: string }[]; metadata: { total: number } }>();
     expect(list.metadata.total).toBe(1);
     expect(list.data[0].source_id).toBe("zeta-phoenix");

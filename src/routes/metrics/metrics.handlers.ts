@@ -85,6 +85,7 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
     family("coinfuse_history_points", "gauge", "Stored history points.", [[{}, s.totals.history_points]]),
     family("coinfuse_dead_letters", "gauge", "Queue messages that exhausted their retries.", [[{}, s.deadLetters]]),
     family("coinfuse_ambiguous_matches", "gauge", "Records that could match more than one asset.", [[{}, s.ambiguous]]),
+    family("coinfuse_mapping_moves_total", "counter", "Mappings decided again on stronger evidence and moved.", [[{}, s.moves]]),
   ].join("\n\n");
   return c.text(`${body}\n`, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }) as never;
 };
