@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { publishReadModel } from "../src/db/read-model";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import type { SourceQuote } from "../src/sources/source-quote";
-import { publishMapCache } from "../src/unify/map-cache";
+import { forgetMapCopies, publishMapCache } from "../src/unify/map-cache";
 import identities from "./fixtures/identities.json";
 import classes from "./fixtures/identity-classes.json";
 import { api, rows, storedRows, testServices } from "./helpers";
@@ -64,6 +64,7 @@ beforeEach(async () => {
     await env.DB.prepare(`DELETE FROM ${t}`).run();
   await env.KV.delete("map:coingecko");
   await env.KV.delete("map:coinpaprika");
+  forgetMapCopies();
 });
 
 describe("a weak mapping gives way to stronger evidence", () => {
@@ -141,6 +142,19 @@ describe("a weak mapping gives way to stronger evidence", () => {
     expect(copy.last_move).toBe(1);
   });
 
+  it("stores a known id of the same page at its new asset when the page's new record moves it", async () => {
+    const { s } = testServices();
+    await store("coinpaprika", "p1", [paprikaZeph]);
+    await store("coingecko", "g1", [lookalike]);
+    await publishMapCache(s.db, s.env.KV, "coingecko");
+    // The next page holds the look-alike again (known from the copy) and the true coin (new).
+    await store("coingecko", "g2", [{ ...lookalike, priceUsd: 2.45, sourceUpdatedAt: T2 }, geckoZeph]);
+    expect(await storedRows("SELECT source_id, asset_uid, price_usd FROM source_quotes WHERE source = 'coingecko' ORDER BY 1")).toEqual([
+      { source_id: "zephyr-protocol", asset_uid: "zephyr-protocol", price_usd: 2.412 },
+      { source_id: "zeta-phoenix", asset_uid: "zeta-phoenix", price_usd: 2.45 },
+    ]);
+  });
+
   it("keeps the uid with the asset's first mapping, so a uid once served still answers", async () => {
     // The look-alike comes first and names the asset; CoinPaprika's coin joins it provisionally.
     await store("coingecko", "g1", [lookalike]);
@@ -191,6 +205,7 @@ describe("convergence in storage", () => {
       await env.DB.prepare(`DELETE FROM ${table}`).run();
     await env.KV.delete("map:coingecko");
     await env.KV.delete("map:coinpaprika");
+    forgetMapCopies();
     let n = 0;
     for (const batch of batches) await store(batch[0].source, `b${n++}`, batch);
     const mappings = await rows<{ asset_uid: string; source: string; source_id: string }>(

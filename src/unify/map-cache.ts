@@ -16,6 +16,8 @@ export type MappedId = { assetUid: string; slot: number };
 type Published = { next_slot: number; last_move: number; ids: Record<string, [string, number]> };
 export type MapCopy = { at: number; map: Map<string, MappedId>; nextSlot: number; lastMove: number };
 const memo = new Map<string, MapCopy>();
+/** Drops the isolate's parsed copies: for when the map they copy is wiped (a test's fresh database). */
+export const forgetMapCopies = () => memo.clear();
 
 /**
  * The hot-path copy of the unification map: one KV value per source, { next_slot, last_move, ids: { source_id: [asset_uid, slot] } }.

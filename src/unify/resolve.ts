@@ -56,7 +56,14 @@ export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quo
     else unknown.push(q);
   }
   // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
-  if (unknown.length) for (const [k, v] of await matchAndCreate(db, source, unknown)) out.set(k, v);
+  if (!unknown.length) return out;
+  const { resolution, moved } = await matchAndCreate(db, source, unknown);
+  for (const [k, v] of resolution) out.set(k, v);
+  // Ids of this batch that the new ones just moved go to their new asset.
+  for (const m of moved) {
+    const r = out.get(matchKey(m));
+    if (r) out.set(matchKey(m), { ...r, assetUid: m.assetUid });
+  }
   return out;
 }
 
@@ -101,7 +108,7 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   ];
   const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) => decideAndWrite(db, source, quotes, results));
   if (value.moved.length) await moveStoredQuotes(db, value.moved, nowIso());
-  return value.resolution;
+  return value;
 }
 
 type Moved = { source: string; sourceId: string; slot: number; assetUid: string };
@@ -165,12 +172,6 @@ async function decideAndWrite(
     slot: slotOf.get(`${m.source}\u0000${m.sourceId}`)!,
     assetUid: m.toUid,
   }));
-  // Quotes of this batch that were known already but just moved go to their new asset.
-  for (const m of moved) {
-    const key = matchKey(m);
-    const r = out.get(key);
-    if (r) out.set(key, { ...r, assetUid: m.assetUid });
-  }
   const retired = outcome.retired.map((r) => ({ uid: r.uid, into: uidOf(r.into) }));
   return {
     writes: [
