@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compare, figuresVeto, type Identity, keysOf, SCORES, STRONG_MIN } from "../src/unify/evidence";
-import { candidatePairs, groupRecords, joinGroups, recordKey, scoredEdges } from "../src/unify/grouping";
+import { candidatePairs, groupRecords, joinGroups, matchKey as recordKey, scoredEdges } from "../src/unify/grouping";
 import { markersOf } from "../src/unify/keys";
 import { assignUids, decide, type KnownMapping, placeGroups } from "../src/unify/matcher";
 import { gecko, identityOf, paprika } from "./identities";

@@ -238,7 +238,11 @@ const toPoint = (q: ResolvedQuote): Point => ({
 /** Rewrites the stored quotes of these ids, where there are any, to belong to their new assets (a pin, a mapping decided again). */
 export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId: string; slot: number; assetUid: string }[], now: string) {
   const bySource = new Map<string, typeof moves>();
-  for (const m of moves) bySource.set(m.source, [...(bySource.get(m.source) ?? []), m]);
+  for (const m of moves) {
+    const list = bySource.get(m.source);
+    if (list) list.push(m);
+    else bySource.set(m.source, [m]);
+  }
   for (const [source, list] of bySource) {
     await withQuotesLease(db, source, async () => {
       const stored = await readQuoteBuckets(db, source, [...new Set(list.map((m) => bucketOf(m.slot)))]);

@@ -55,15 +55,15 @@ export const SCORES = {
 } as const;
 
 /** Provider ids shorter than this are too generic to count as a name. */
-export const MIN_ID_LENGTH = 4;
+const MIN_ID_LENGTH = 4;
 /** Prices further apart than this (of the lower one) are never one coin: an old/new contract, a namesake. */
-export const PRICE_VETO = 0.5;
+const PRICE_VETO = 0.5;
 /** Ranks 20x apart (or, without both ranks, market caps 100x apart) are never one coin: a copycat, a dead contract. */
-export const SIZE_VETO = { marketCap: 100, rank: 20 };
+const SIZE_VETO = { marketCap: 100, rank: 20 };
 /** Prices this close to $1 are a peg, not a fingerprint: every dollar stablecoin and its bridged copies cost $1. */
-export const PEG_BAND = 0.03;
+const PEG_BAND = 0.03;
 /** Figures "agree" when prices are this close and the sizes do not count against: what the id-only and weak rules ask. */
-export const FIGURES_AGREE = 0.1;
+const FIGURES_AGREE = 0.1;
 /**
  * A pair must score this much to join two assets. A strong pair (an id or a name) passes with the
  * worst figures short of a veto (name and symbol, prices 25-50% apart, ranks apart: 1), since
@@ -144,7 +144,7 @@ function computeKeys(r: Identity): Keys {
   return { sym, baseSym, name, loose, words, id, old, qualifier, marks, own, lookup };
 }
 
-export function priceGap(a: number | null, b: number | null) {
+function priceGap(a: number | null, b: number | null) {
   if (a == null || b == null || a <= 0 || b <= 0) return null;
   return Math.abs(a - b) / Math.min(a, b);
 }
@@ -153,7 +153,7 @@ const pegged = (p: number | null) => p != null && Math.abs(p - 1) <= PEG_BAND;
 const ratio = (a: number, b: number) => Math.max(a, b) / Math.min(a, b);
 
 /** How far apart two records are in size (|log| of the market-cap or rank ratio); null when unknown. */
-export function sizeDistance(r: Identity, m: Identity) {
+function sizeDistance(r: Identity, m: Identity) {
   if (r.rank && m.rank) return Math.abs(Math.log(r.rank / m.rank));
   if (r.marketCapUsd && m.marketCapUsd) return Math.abs(Math.log(r.marketCapUsd / m.marketCapUsd));
   return null;

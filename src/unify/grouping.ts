@@ -13,7 +13,8 @@ export type Grouping = {
   ambiguous: Map<string, string[]>;
 };
 
-export const recordKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
+/** One key per (source, source_id), the matcher's record identity. */
+export const matchKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
 
 /** Under a weak rule, a rival pair within this much of the best one's score makes the choice a guess. */
 const WEAK_MARGIN = 1;
@@ -26,7 +27,7 @@ const WEAK_MARGIN = 1;
  */
 export function groupRecords(nodes: GroupNode[]): Grouping {
   const byKey = new Map<string, GroupNode>();
-  for (const n of nodes) if (!byKey.has(recordKey(n.r))) byKey.set(recordKey(n.r), n);
+  for (const n of nodes) if (!byKey.has(matchKey(n.r))) byKey.set(matchKey(n.r), n);
   const edges = scoredEdges(candidatePairs([...byKey.values()]));
   return joinGroups(byKey, edges);
 }
@@ -43,11 +44,11 @@ export function candidatePairs(nodes: GroupNode[]): [Identity, Identity][] {
   }
   const pairs = new Map<string, [Identity, Identity]>();
   for (const { r } of nodes) {
-    const key = recordKey(r);
+    const key = matchKey(r);
     for (const k of keysOf(r).lookup) {
       for (const m of index.get(k) ?? []) {
         if (m === r || (m.source === r.source && r.source !== "csv")) continue;
-        const other = recordKey(m);
+        const other = matchKey(m);
         const [x, y] = key < other ? [r, m] : [m, r];
         const id = key < other ? `${key}\u0001${other}` : `${other}\u0001${key}`;
         if (!pairs.has(id)) pairs.set(id, [x, y]);
@@ -62,7 +63,7 @@ export function scoredEdges(pairs: [Identity, Identity][]): Edge[] {
   const edges: Edge[] = [];
   for (const [x, y] of pairs) {
     const evidence = compare(x, y);
-    if (evidence) edges.push({ a: recordKey(x), b: recordKey(y), evidence });
+    if (evidence) edges.push({ a: matchKey(x), b: matchKey(y), evidence });
   }
   return edges.sort((p, q) => q.evidence.score - p.evidence.score || cmp(p.a, q.a) || cmp(p.b, q.b));
 }

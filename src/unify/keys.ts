@@ -16,11 +16,7 @@ export const nameKey = (name: string) => fold(name).replace(/[^a-z0-9]/g, "");
 /** Words that providers add or drop around the same name ("FTX" / "FTX Token", "Mina" / "Mina Protocol"). */
 const FILLER_WORDS = new Set(["token", "coin", "network", "protocol", "project", "the", "official", "finance", "chain"]);
 
-export const looseNameKey = (name: string) => nameWords(name).join("");
-
 /** A name's words without filler words (all of them when nothing else is left). */
-export const nameWords = (name: string) => wordsOf(fold(name));
-
 function wordsOf(folded: string) {
   const words = folded.split(/[^a-z0-9]+/).filter(Boolean);
   const kept = words.filter((w) => !FILLER_WORDS.has(w));

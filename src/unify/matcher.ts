@@ -1,5 +1,5 @@
 import type { Evidence, Identity, MatchRule } from "./evidence";
-import { type Grouping, groupRecords, recordKey } from "./grouping";
+import { type Grouping, groupRecords, matchKey } from "./grouping";
 
 export type { Identity } from "./evidence";
 
@@ -24,7 +24,7 @@ export type Outcome = {
   retired: { uid: string; into: Placement }[];
 };
 
-export const matchKey = recordKey;
+export { matchKey } from "./grouping";
 
 /**
  * Decides the asset of every record in `records` together with the mappings already known that
@@ -33,11 +33,11 @@ export const matchKey = recordKey;
  * depend on the order records arrived in. Known mappings whose group changed are moves.
  */
 export function decide(records: Identity[], known: KnownMapping[], pinned: Map<string, string>): Outcome {
-  const knownByKey = new Map(known.map((m) => [recordKey(m), m]));
+  const knownByKey = new Map(known.map((m) => [matchKey(m), m]));
   const fresh = new Map<string, Identity>();
-  for (const r of records) if (!knownByKey.has(recordKey(r)) && !fresh.has(recordKey(r))) fresh.set(recordKey(r), r);
+  for (const r of records) if (!knownByKey.has(matchKey(r)) && !fresh.has(matchKey(r))) fresh.set(matchKey(r), r);
   const grouping = groupRecords([
-    ...known.map((m) => ({ r: m, pinned: pinned.get(recordKey(m)) ?? (m.pinned ? m.assetUid : undefined) })),
+    ...known.map((m) => ({ r: m, pinned: pinned.get(matchKey(m)) ?? (m.pinned ? m.assetUid : undefined) })),
     ...[...fresh].map(([key, r]) => ({ r, pinned: pinned.get(key) })),
   ]);
   const uids = assignUids(grouping, knownByKey, pinned);
@@ -53,7 +53,7 @@ export function assignUids(grouping: Grouping, known: Map<string, KnownMapping>,
   const founder = new Map<string, KnownMapping>();
   for (const [key, m] of known) {
     const f = founder.get(m.assetUid);
-    if (!f || (m.createdAt ?? "") < (f.createdAt ?? "") || ((m.createdAt ?? "") === (f.createdAt ?? "") && key < recordKey(f)))
+    if (!f || (m.createdAt ?? "") < (f.createdAt ?? "") || ((m.createdAt ?? "") === (f.createdAt ?? "") && key < matchKey(f)))
       founder.set(m.assetUid, m);
   }
   type Claim = { group: number; uid: string; forced: boolean; count: number; founder: boolean; size: number };
@@ -101,7 +101,7 @@ function outcomeOf(
   pinned: Map<string, string>,
 ): Outcome {
   const inputs = new Map<string, Identity>();
-  for (const r of records) if (!inputs.has(recordKey(r))) inputs.set(recordKey(r), r);
+  for (const r of records) if (!inputs.has(matchKey(r))) inputs.set(matchKey(r), r);
   const { placements, fresh } = placeGroups(grouping, uids, (k) => (known.get(k) ?? inputs.get(k))!);
   const decisions = new Map<string, Decision>();
   for (const key of inputs.keys()) decisions.set(key, decisionOf(key, grouping, placements, known, pinned));
@@ -185,7 +185,7 @@ function retiredOf(moves: Move[], uids: (string | null)[]) {
 
 /** The record a new asset is named after: the best-ranked API record, else the first by key. */
 function namer(members: Identity[]) {
-  return [...members].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || cmp(recordKey(a), recordKey(b)))[0];
+  return [...members].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || cmp(matchKey(a), matchKey(b)))[0];
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -97,16 +97,19 @@ const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
  * Known mappings the decision moves get their stored quotes rewritten after the lease.
  */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
+  // First choices only: the others are looked up later for the few new assets whose first is taken.
+  const firstChoices = quotes.map((q) => uidCandidates(q)[0]);
   const reads = [
     sql`SELECT ${col(assetMappings.sourceId)}, ${col(assetMappings.assetUid)}, ${col(assetMappings.slot)} FROM ${assetMappings}
       WHERE ${assetMappings.source} = ${source}
         AND ${assetMappings.sourceId} IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
-    // First choices only: the others are looked up below for the few new assets whose first is taken.
-    takenUidsQuery(quotes.map((q) => uidCandidates(q)[0])),
+    takenUidsQuery(firstChoices),
     nextSlotQuery(source),
   ];
-  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) => decideAndWrite(db, source, quotes, results));
+  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) =>
+    decideAndWrite(db, source, quotes, new Set(firstChoices), results),
+  );
   if (value.moved.length) await moveStoredQuotes(db, value.moved, nowIso());
   return value;
 }
@@ -117,6 +120,7 @@ async function decideAndWrite(
   db: Db,
   source: string,
   quotes: SourceQuote[],
+  checkedUids: Set<string>,
   [mappedRes, candidateRes, takenRes, nextRes]: D1Result[],
 ): Promise<{ writes: Statement[]; value: { resolution: Resolution; moved: Moved[] } }> {
   const out: Resolution = new Map();
@@ -132,7 +136,7 @@ async function decideAndWrite(
   const candidates = candidateRes.results as MappingRow[];
   const outcome = decide(todo, await withEvidence(db, candidates), new Map());
   const now = nowIso();
-  const freshUids = await freshUidsFor(db, outcome.fresh, quotes, takenRes.results as { uid: string }[]);
+  const freshUids = await freshUidsFor(db, outcome.fresh, checkedUids, takenRes.results as { uid: string }[]);
   const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
 
   let slot = nextSlotOf(nextRes.results as { next: number }[]);
@@ -157,7 +161,7 @@ async function decideAndWrite(
     if (d.ambiguous) ambiguous.push({ sourceId: q.sourceId, assetUid: uid, candidates: JSON.stringify(d.ambiguous), reason: d.rule });
   }
 
-  const slotOf = new Map(candidates.map((m) => [`${m.source}\u0000${m.source_id}`, m.slot]));
+  const slotOf = new Map(candidates.map((m) => [matchKey({ source: m.source, sourceId: m.source_id }), m.slot]));
   const moves: NewMove[] = outcome.moves.map((m) => ({
     source: m.source,
     sourceId: m.sourceId,
@@ -169,7 +173,7 @@ async function decideAndWrite(
   const moved = moves.map((m) => ({
     source: m.source,
     sourceId: m.sourceId,
-    slot: slotOf.get(`${m.source}\u0000${m.sourceId}`)!,
+    slot: slotOf.get(matchKey(m))!,
     assetUid: m.toUid,
   }));
   const retired = outcome.retired.map((r) => ({ uid: r.uid, into: uidOf(r.into) }));
@@ -186,11 +190,10 @@ async function decideAndWrite(
 }
 
 /** Uids for the new assets, from their namers' names: the first free readable choice, else a random suffix. */
-async function freshUidsFor(db: Db, namers: Identity[], quotes: SourceQuote[], takenFirst: { uid: string }[]) {
+async function freshUidsFor(db: Db, namers: Identity[], checked: Set<string>, takenFirst: { uid: string }[]) {
   const choices = namers.map((r) => uidCandidates(r));
   const takenUids = new Set(takenFirst.map((r) => r.uid));
-  // Only uids looked up in D1 may be handed out: the batch's first choices were, the rest are looked up now.
-  const checked = new Set(quotes.map((q) => uidCandidates(q)[0]));
+  // Only uids looked up in D1 may be handed out: `checked` (the batch's first choices) were, the rest are looked up now.
   const wanted = new Map<string, number>();
   for (const c of choices) wanted.set(c[0], (wanted.get(c[0]) ?? 0) + 1);
   const unsure = choices.filter((c) => !checked.has(c[0]) || takenUids.has(c[0]) || wanted.get(c[0])! > 1).flat();
@@ -302,9 +305,9 @@ async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]>
     db,
     rows.map((m) => ({ source: m.source, sourceId: m.source_id, slot: m.slot })),
   );
-  const byKey = new Map(quotes.map((q) => [`${q.source}\u0000${q.sourceId}`, q]));
+  const byKey = new Map(quotes.map((q) => [matchKey(q), q]));
   return rows.map((m) => {
-    const q = byKey.get(`${m.source}\u0000${m.source_id}`);
+    const q = byKey.get(matchKey({ source: m.source, sourceId: m.source_id }));
     return {
       source: m.source,
       sourceId: m.source_id,
