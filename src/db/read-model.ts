@@ -48,7 +48,7 @@ export function summarise(assetUid: string, quotes: SourcedQuote[], rules: Conse
   const summary: AssetSummary = {
     asset_uid: assetUid,
     symbol: first((q) => q.symbol || null) ?? "",
-    name: latest[0]?.name ?? "",
+    name: first((q) => q.name || null) ?? "",
     rank: first((q) => q.rank),
     price_usd: consensus.price_usd,
     market_cap_usd: first((q) => q.marketCapUsd),
@@ -98,8 +98,7 @@ export class ReadModel {
   private readonly ranks = new Map<string, Int32Array>();
   private symbolIndex?: Map<string, number[]>;
   private bySourceId?: Map<string, number>;
-  private lowerNames?: string[];
-  private lowerSymbols?: string[];
+  private lowerCase?: { name: string[]; symbol: string[] };
 
   constructor(readonly snapshot: Snapshot) {
     this.c = snapshot.columns;
@@ -197,23 +196,38 @@ export class ReadModel {
     return rank;
   }
 
+  /** Names and symbols in lower case, built once per snapshot for every filter and sort that needs them. */
+  private lower() {
+    this.lowerCase ??= { name: this.c.name.map((s) => s.toLowerCase()), symbol: this.c.symbol.map((s) => s.toLowerCase()) };
+    return this.lowerCase;
+  }
+
   private filtered(f: Omit<AssetFilter, "page" | "pageSize">): number[] {
+    const lower = this.lower();
     const inScope = (i: number) => !f.source || this.c.sources[i].includes(f.source);
-    const bySymbol = (i: number) => f.symbol === undefined || this.c.symbol[i].toLowerCase() === f.symbol.toLowerCase();
+    const symbol = f.symbol?.toLowerCase();
+    const bySymbol = (i: number) => symbol === undefined || lower.symbol[i] === symbol;
+    // Prefix match over the name and the symbol, case-insensitive; a blank term matches nothing.
+    const term = f.q?.trim().toLowerCase();
+    if (term === "") return [];
+    const matchesQ = (i: number) => term === undefined || lower.name[i].startsWith(term) || lower.symbol[i].startsWith(term);
     if (f.ids !== undefined) {
       const picked = new Set(f.ids.flatMap((id) => this.indexOfId(id) ?? []));
-      return [...picked].filter((i) => inScope(i) && bySymbol(i) && this.matchesQ(i, f.q));
+      return [...picked].filter((i) => inScope(i) && bySymbol(i) && matchesQ(i));
     }
-    if (f.symbol !== undefined) {
-      this.symbolIndex ??= this.c.symbol.reduce(
-        (m, s, i) => m.set(s.toLowerCase(), [...(m.get(s.toLowerCase()) ?? []), i]),
-        new Map<string, number[]>(),
-      );
-      const hits = this.symbolIndex.get(f.symbol.toLowerCase()) ?? [];
-      return hits.filter((i) => inScope(i) && this.matchesQ(i, f.q));
+    if (symbol !== undefined) {
+      if (!this.symbolIndex) {
+        this.symbolIndex = new Map<string, number[]>();
+        lower.symbol.forEach((s, i) => {
+          const list = this.symbolIndex!.get(s);
+          if (list) list.push(i);
+          else this.symbolIndex!.set(s, [i]);
+        });
+      }
+      return (this.symbolIndex.get(symbol) ?? []).filter((i) => inScope(i) && matchesQ(i));
     }
     const out: number[] = [];
-    for (let i = 0; i < this.size; i++) if (inScope(i) && this.matchesQ(i, f.q)) out.push(i);
+    for (let i = 0; i < this.size; i++) if (inScope(i) && matchesQ(i)) out.push(i);
     return out;
   }
 
@@ -230,21 +244,11 @@ export class ReadModel {
     return this.bySourceId.get(id);
   }
 
-  /** Prefix match over the name and the symbol, case-insensitive. */
-  private matchesQ(i: number, q?: string) {
-    if (q === undefined) return true;
-    const term = q.trim().toLowerCase();
-    if (!term) return false;
-    this.lowerNames ??= this.c.name.map((s) => s.toLowerCase());
-    this.lowerSymbols ??= this.c.symbol.map((s) => s.toLowerCase());
-    return this.lowerNames[i].startsWith(term) || this.lowerSymbols[i].startsWith(term);
-  }
-
   private comparator(sort: SortKey): (a: number, b: number) => number {
     const uid = this.c.asset_uid;
     const tie = (a: number, b: number) => (uid[a] < uid[b] ? -1 : uid[a] > uid[b] ? 1 : 0);
     if (sort === "symbol" || sort === "name") {
-      const keys = (sort === "symbol" ? this.c.symbol : this.c.name).map((s) => s.toLowerCase());
+      const keys = this.lower()[sort];
       return (a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : tie(a, b));
     }
     // Unknown values sort as the smallest, except rank, where an unknown rank comes after every known one.
