@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { dbFor } from "../src/db/client";
 import { publishReadModel } from "../src/db/read-model";
-import { rawPayloads } from "../src/db/schema";
+import { rawPayloads, runParts } from "../src/db/schema";
 import { pruneRawArchive } from "../src/ingest/retention";
 import { purgeReadCache, READ_CACHE_TAG } from "../src/lib/http-cache";
 import { rows } from "./helpers";
@@ -28,6 +28,23 @@ describe("raw archive retention", () => {
     expect(await env.BUCKET.head(recent)).not.toBeNull();
     expect(await rows("SELECT id FROM raw_payloads WHERE run_id = 'ret-run'")).toEqual([{ id: "ret-recent" }]);
     expect(await pruneRawArchive(db, env.BUCKET, 30, now)).toEqual({ raw_payloads_deleted: 0 });
+  });
+
+  it("keeps an old payload that a recent part still reads (an unchanged body is archived once)", async () => {
+    const db = dbFor(env.DB);
+    const now = Date.parse("2026-11-24T00:00:00Z");
+    const key = "raw/coingecko/test/ret-reused.json";
+    await env.BUCKET.put(key, "[]");
+    await db.insert(rawPayloads).values({
+      ...{ id: "ret-reused", source: "coingecko", runId: "ret-run-2", key, bytes: 2, records: 0, contentType: "application/json" },
+      fetchedAt: new Date(now - 40 * 86_400_000).toISOString(),
+    });
+    await db.insert(runParts).values({
+      ...{ runId: "ret-run-3", part: "page-1", fetched: 0, accepted: 0, rejected: 0, written: 0, rawId: "ret-reused" },
+      finishedAt: new Date(now - 86_400_000).toISOString(),
+    });
+    expect(await pruneRawArchive(db, env.BUCKET, 30, now)).toEqual({ raw_payloads_deleted: 0 });
+    expect(await env.BUCKET.head(key)).not.toBeNull();
   });
 });
 

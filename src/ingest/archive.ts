@@ -28,12 +28,13 @@ export async function archiveRaw(
   const body = parseJson(p.bytes);
   const digest = await sha256(p.bytes);
   const same = await db
-    .select({ id: rawPayloads.id, key: rawPayloads.key, fetchedAt: rawPayloads.fetchedAt })
+    .select({ id: rawPayloads.id, key: rawPayloads.key })
     .from(rawPayloads)
     .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
     .orderBy(desc(rawPayloads.fetchedAt))
     .get();
-  if (same) return { ...same, body, reused: true, index: null };
+  // The body was archived before; this fetch still happened now (records without their own time are stamped with it).
+  if (same) return { ...same, fetchedAt, body, reused: true, index: null };
   const id = `${p.runId}-${p.part}`;
   const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
   // Stored gzipped (upstream JSON shrinks about tenfold: R2 bills storage by the GB-month); read

@@ -1,7 +1,7 @@
-import { lt, sql } from "drizzle-orm";
+import { and, gte, isNotNull, lt, notInArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { rollUp } from "../db/history-rollup";
-import { rawPayloads } from "../db/schema";
+import { rawPayloads, runParts } from "../db/schema";
 import { now } from "../lib/clock";
 
 /** Raw points are kept this long, hourly roll-ups this long; daily roll-ups are kept for good. */
@@ -24,7 +24,10 @@ export async function rollUpHistory(db: Db, at = now()) {
 /** Objects deleted per R2 call (its limit for a multi-key delete). */
 const DELETE_BATCH = 1000;
 
-/** Deletes archived raw payloads older than `days` from R2, then their index rows. */
+/**
+ * Deletes archived raw payloads older than `days` from R2, then their index rows. A payload that a
+ * part finished since the cutoff still reads (an unchanged body is archived once) is kept for replay.
+ */
 export async function pruneRawArchive(db: Db, bucket: R2Bucket, days: number, at = now()) {
   const cutoff = new Date(at - days * DAY).toISOString();
   let deleted = 0;
@@ -32,7 +35,18 @@ export async function pruneRawArchive(db: Db, bucket: R2Bucket, days: number, at
     const old = await db
       .select({ id: rawPayloads.id, key: rawPayloads.key })
       .from(rawPayloads)
-      .where(lt(rawPayloads.fetchedAt, cutoff))
+      .where(
+        and(
+          lt(rawPayloads.fetchedAt, cutoff),
+          notInArray(
+            rawPayloads.id,
+            db
+              .select({ id: sql`${runParts.rawId}` })
+              .from(runParts)
+              .where(and(isNotNull(runParts.rawId), gte(runParts.finishedAt, cutoff))),
+          ),
+        ),
+      )
       .limit(DELETE_BATCH);
     if (!old.length) break;
     await bucket.delete(old.map((r) => r.key));
