@@ -1,4 +1,5 @@
 import { and, asc, eq, lte } from "drizzle-orm";
+import { groupBy } from "../lib/group-by";
 import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { blobBytes, decodePoints, type Point, periodStart } from "./history-codec";
@@ -35,9 +36,7 @@ export async function rollUp(db: Db, from: Resolution, to: Resolution, cutoff: n
       .orderBy(asc(historyBuckets.periodStart))
       .limit(ROWS_PER_BATCH);
     if (!rows.length) break;
-    const bySource = new Map<string, typeof rows>();
-    for (const r of rows) bySource.set(r.source, [...(bySource.get(r.source) ?? []), r]);
-    for (const [source, sourceRows] of bySource) {
+    for (const [source, sourceRows] of groupBy(rows, (r) => r.source)) {
       const points: Point[] = [];
       for (const r of sourceRows) {
         const start = Date.parse(r.periodStart);

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { groupBy } from "../lib/group-by";
 import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { bucketOf, type Point } from "./history-codec";
@@ -50,7 +51,8 @@ type LegacyQuote = {
   rowid: number;
   source: string;
   source_id: string;
-  asset_uid: string;
+  /** The mapping's asset now, which the carried quote belongs to (the legacy row's may be older). */
+  mapped_uid: string;
   symbol: string;
   name: string;
   rank: number | null;
@@ -69,11 +71,9 @@ type LegacyQuote = {
 
 async function carryQuotes(db: Db) {
   const rows = await db.all<LegacyQuote>(sql`
-    SELECT q.rowid, q.*, m.slot FROM legacy_source_quotes q JOIN asset_mappings m ON m.source = q.source AND m.source_id = q.source_id
+    SELECT q.rowid, q.*, m.asset_uid AS mapped_uid, m.slot FROM legacy_source_quotes q JOIN asset_mappings m ON m.source = q.source AND m.source_id = q.source_id
     ORDER BY q.rowid LIMIT ${QUOTES_PER_SLICE}`);
-  const bySource = new Map<string, LegacyQuote[]>();
-  for (const r of rows) bySource.set(r.source, [...(bySource.get(r.source) ?? []), r]);
-  for (const [source, list] of bySource) {
+  for (const [source, list] of groupBy(rows, (r) => r.source)) {
     await withQuotesLease(db, source, async () => {
       const buckets = await readQuoteBuckets(
         db,
@@ -113,7 +113,7 @@ const toStored = (r: LegacyQuote): StoredQuote => ({
   totalSupply: r.total_supply,
   maxSupply: r.max_supply,
   sourceUpdatedAt: r.source_updated_at,
-  assetUid: r.asset_uid,
+  assetUid: r.mapped_uid,
   slot: r.slot,
   ingestedAt: r.ingested_at,
   runId: r.run_id,

@@ -1,4 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
+import { groupBy } from "../lib/group-by";
 import type { SourceQuote } from "../sources/source-quote";
 import { runBatch, type Statement } from "./batch";
 import { col, type Db, builder as q } from "./client";
@@ -132,9 +133,10 @@ export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQu
   let written = 0;
   for (const q of quotes) {
     const b = bucketOf(q.slot);
-    const bucket = dirty.get(b) ?? { ...(stored.get(b) ?? {}) };
-    const old = bucket[q.sourceId];
+    const old = (dirty.get(b) ?? stored.get(b))?.[q.sourceId];
     if (old && old.sourceUpdatedAt >= q.sourceUpdatedAt) continue;
+    // A bucket is copied once, when its first quote changes.
+    const bucket = dirty.get(b) ?? { ...(stored.get(b) ?? {}) };
     const { source: _source, ...quote } = q;
     bucket[q.sourceId] = { ...quote, ingestedAt: now, runId };
     dirty.set(b, bucket);
@@ -237,13 +239,7 @@ const toPoint = (q: ResolvedQuote): Point => ({
 
 /** Rewrites the stored quotes of these ids, where there are any, to belong to their new assets (a pin, a mapping decided again). */
 export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId: string; slot: number; assetUid: string }[], now: string) {
-  const bySource = new Map<string, typeof moves>();
-  for (const m of moves) {
-    const list = bySource.get(m.source);
-    if (list) list.push(m);
-    else bySource.set(m.source, [m]);
-  }
-  for (const [source, list] of bySource) {
+  for (const [source, list] of groupBy(moves, (m) => m.source)) {
     await withQuotesLease(db, source, async () => {
       const stored = await readQuoteBuckets(db, source, [...new Set(list.map((m) => bucketOf(m.slot)))]);
       const changed = new Map<number, QuoteBucket>();
@@ -261,10 +257,12 @@ export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId
 
 /** The stored quotes of the given (source, slot, source id)s, e.g. an asset's mappings. */
 export async function storedQuotesOf(db: Db, ids: { source: string; sourceId: string; slot: number }[]) {
-  const bySource = new Map<string, number[]>();
-  for (const id of ids) bySource.set(id.source, [...(bySource.get(id.source) ?? []), bucketOf(id.slot)]);
   const buckets = new Map<string, Map<number, QuoteBucket>>();
-  await Promise.all([...bySource].map(async ([source, bs]) => buckets.set(source, await readQuoteBuckets(db, source, bs))));
+  await Promise.all(
+    [...groupBy(ids, (id) => id.source)].map(async ([source, list]) =>
+      buckets.set(source, await readQuoteBuckets(db, source, [...new Set(list.map((id) => bucketOf(id.slot)))])),
+    ),
+  );
   return ids.flatMap((id) => {
     const q = buckets.get(id.source)?.get(bucketOf(id.slot))?.[id.sourceId];
     return q ? [{ source: id.source, ...q }] : [];

@@ -3,6 +3,7 @@ import type { Source } from "../config";
 import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
+import { groupBy } from "../lib/group-by";
 import { log } from "../lib/log";
 import { readArchived } from "../lib/raw-archive";
 import { httpSources } from "../sources";
@@ -41,10 +42,9 @@ export async function payloadsToReplay(s: Services, source?: Source, rawId?: str
 
 /** Creates one replay run per source and enqueues it; no upstream is called. */
 export async function startReplays(s: Services, payloads: (typeof rawPayloads.$inferSelect)[]) {
-  const bySource = new Map<string, string[]>();
-  for (const p of payloads) bySource.set(p.source, [...(bySource.get(p.source) ?? []), p.id]);
   const runIds: string[] = [];
-  for (const [source, ids] of bySource) {
+  for (const [source, list] of groupBy(payloads, (p) => p.source)) {
+    const ids = list.map((p) => p.id);
     const row = newRunRow(source as Source, "replay", s.config.DATA_ORIGIN);
     await startingRun(s.db, row.runId, async () => {
       await s.db.insert(ingestionRuns).values(row);

@@ -1,3 +1,4 @@
+import { groupBy } from "./group-by";
 import { median } from "./median";
 
 /** A stored price point of one source, as history returns it. */
@@ -50,9 +51,7 @@ const medianOf = (xs: (number | null)[]) => median(xs.filter((x): x is number =>
 
 /** The consensus series: per bucket of `interval`, the median over the sources of each bucketed field. */
 export function consensusSeries(points: SeriesPoint[], interval: Interval): BucketPoint[] {
-  const bySlot = new Map<string, BucketPoint[]>();
-  for (const b of bucketed(points, interval)) bySlot.set(b.at, [...(bySlot.get(b.at) ?? []), b]);
-  return [...bySlot].map(([at, bs]) => ({
+  return [...groupBy(bucketed(points, interval), (b) => b.at)].map(([at, bs]) => ({
     source: "consensus",
     at,
     price_usd: medianOf(bs.map((b) => b.price_usd))!,
