@@ -5,7 +5,7 @@ import type { Env } from "../src/env";
 import { startSourceRun } from "../src/ingest/start-run";
 import { servicesFor } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
-import { noUsage, type Usage } from "../src/lib/usage";
+import { currentMeter, measured, noUsage, subtractUsage, type Usage } from "../src/lib/usage";
 import { api, apiWith, drain, json, recordingQueue, rows, stubUpstream } from "./helpers";
 
 /**
@@ -135,6 +135,27 @@ describe("usage", () => {
     expect(stats.data.sources.coingecko.usage.d1_rows_written).toBe(sum.w);
     const metrics = await (await api("/metrics")).text();
     expect(metrics).toContain(`coinfuse_usage_total{source="coingecko",unit="d1_rows_written"} ${sum.w}`);
+  });
+});
+
+describe("carried usage", () => {
+  it("is handed over by the write that takes it, and left for the redelivery when the job fails first", async () => {
+    const carried = { d1_rows_written: 5, queue_messages: 1 };
+    // Taken by a write: not carried any more.
+    const written = await measured(async () => {
+      const m = currentMeter()!;
+      m.carry(carried);
+      expect(m.take()).toMatchObject(carried);
+    });
+    expect(written.carried).toBeNull();
+    // The write did not happen and its usage was put back: still carried, so a failed job leaves it to the redelivery.
+    const failed = await measured(async () => {
+      const m = currentMeter()!;
+      m.carry(carried);
+      m.restore(m.take());
+    });
+    expect(failed.carried).toEqual(carried);
+    expect(subtractUsage(failed.usage, failed.carried!)).toEqual(noUsage());
   });
 });
 

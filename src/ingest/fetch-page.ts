@@ -35,7 +35,7 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   // Delivered again after its part was stored: what it carried is recorded already.
   if (done) return continueOrFinish(s, msg, done.fetched);
   // What the previous page carried is this message's to record, with its part or its close.
-  if (msg.usage) currentMeter()?.restore(msg.usage);
+  if (msg.usage) currentMeter()?.carry(msg.usage);
 
   const { url, headers } = adapter.request(s.config, msg.page);
   const pacer = requestPacer(s.db, msg.source, adapter.requestsPerMinute(s.config), msg.not_before);

@@ -8,7 +8,7 @@ import { replay } from "../ingest/replay";
 import { recordUsage } from "../ingest/runs";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
-import { measured } from "../lib/usage";
+import { measured, subtractUsage } from "../lib/usage";
 import { type Services, servicesFor } from "./context";
 import { type JobMessage, JobMessageSchema } from "./messages";
 
@@ -40,8 +40,10 @@ export async function runMeteredJob(s: Services, job: JobMessage) {
       return e as Error;
     }
   });
+  // A failed job is delivered again with what it carried in: that is recorded then, not twice.
+  const usage = cost.result && cost.carried ? subtractUsage(cost.usage, cost.carried) : cost.usage;
   try {
-    await recordUsage(s.db, job.run_id, cost.usage);
+    await recordUsage(s.db, job.run_id, usage);
   } catch (e) {
     log("warn", "usage_not_recorded", { run_id: job.run_id, error: (e as Error).message });
   }

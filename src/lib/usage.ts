@@ -19,17 +19,28 @@ export const noUsage = (): Usage => ({
 export class Meter {
   usage = noUsage();
   d1Ms = 0;
+  /** Usage a message carried in (an earlier job's), while it is in `usage` and not yet handed over. */
+  carried: Partial<Usage> | null = null;
+  private carriedTaken: Partial<Usage> | null = null;
   add(key: UsageKey, n: number) {
     this.usage[key] += n;
+  }
+  /** Adds what a message carried in: recorded by whichever write takes it next, or by the message's redelivery. */
+  carry(u: Partial<Usage>) {
+    for (const k of USAGE_KEYS) this.usage[k] += u[k] ?? 0;
+    this.carried = u;
   }
   take(): Usage {
     const out = this.usage;
     this.usage = noUsage();
+    this.carriedTaken = this.carried;
+    this.carried = null;
     return out;
   }
-  /** Puts back what was taken for a write that did not happen. */
+  /** Puts back what the last `take` handed to a write that did not happen. */
   restore(u: Partial<Usage>) {
     for (const k of USAGE_KEYS) this.usage[k] += u[k] ?? 0;
+    this.carried = this.carriedTaken;
   }
 }
 
@@ -169,7 +180,9 @@ export const serverTiming = (m: Meter) => `d1;dur=${m.d1Ms.toFixed(2)};desc="row
 
 export const currentMeter = () => current.getStore();
 
-export const addUsage = (a: Usage, b: Partial<Usage>): Usage => Object.fromEntries(USAGE_KEYS.map((k) => [k, a[k] + (b[k] ?? 0)])) as Usage;
+export const addUsage = (a: Usage, b: Partial<Usage>, sign = 1): Usage =>
+  Object.fromEntries(USAGE_KEYS.map((k) => [k, a[k] + sign * (b[k] ?? 0)])) as Usage;
+export const subtractUsage = (a: Usage, b: Partial<Usage>) => addUsage(a, b, -1);
 
 export const isZero = (u: Usage) => USAGE_KEYS.every((k) => u[k] === 0);
 
@@ -177,14 +190,15 @@ export const isZero = (u: Usage) => USAGE_KEYS.every((k) => u[k] === 0);
  * Runs `fn` under a fresh meter and returns what it cost (less what it handed over with `take`);
  * the cost is also added to the enclosing meter, so a request's Server-Timing still counts it.
  */
-export async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
+export async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; usage: Usage; carried: Partial<Usage> | null }> {
   const parent = current.getStore();
   const meter = new Meter();
   const result = await withMeter(meter, fn);
+  const carried = meter.carried;
   const usage = meter.take();
   if (parent) {
     for (const k of USAGE_KEYS) parent.add(k, usage[k]);
     parent.d1Ms += meter.d1Ms;
   }
-  return { result, usage };
+  return { result, usage, carried };
 }
