@@ -186,6 +186,9 @@ describe("GET /data/export", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
     expect(res.headers.get("content-disposition")).toBe('attachment; filename="coinfuse-assets.csv"');
+    // Cached like every public read, and carries the request id like every response.
+    expect(res.headers.get("cache-tag")).toBe("coinfuse-data");
+    expect(res.headers.get("x-request-id")).toBeTruthy();
     const text = await res.text();
     const lines = text.trim().split("\r\n");
     expect(lines[0]).toBe(

@@ -2,17 +2,25 @@ import type { AppContext } from "./router";
 
 /** Every cached public read carries this tag; a run that changed data purges it. */
 export const READ_CACHE_TAG = "coinfuse-data";
+/** Seconds a public read may be served from the edge (longer stale while it revalidates). */
+const READ_MAX_AGE = 15;
+
+/** The caching headers of every public read, JSON or download. */
+export const readCacheHeaders = (maxAge = READ_MAX_AGE) => ({
+  "cache-control": `public, max-age=${maxAge}, stale-while-revalidate=${maxAge * 4}`,
+  "cache-tag": READ_CACHE_TAG,
+});
 
 /**
  * JSON with a strong validator: the ETag hashes what the client would see apart from the
  * per-request metadata (request id, latency), so an unchanged page answers 304 with no body.
  * `Cache-Control` and `Cache-Tag` let Workers Cache serve it from the edge until the next run purges it.
  */
-export async function cachedJson(c: AppContext, body: { data: unknown; metadata: Record<string, unknown> }, maxAge = 15) {
+export async function cachedJson(c: AppContext, body: { data: unknown; metadata: Record<string, unknown> }, maxAge = READ_MAX_AGE) {
   const { request_id: _r, api_latency_ms: _l, ...stable } = body.metadata;
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(JSON.stringify([body.data, stable])));
   const etag = `"${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
-  const headers = { etag, "cache-control": `public, max-age=${maxAge}, stale-while-revalidate=${maxAge * 4}`, "cache-tag": READ_CACHE_TAG };
+  const headers = { etag, ...readCacheHeaders(maxAge) };
   const match = c.req.header("if-none-match");
   if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
     return c.body(null, 304, headers);

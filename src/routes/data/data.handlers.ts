@@ -4,7 +4,7 @@ import { assetHistory, getAssetDetail, listAssets, resolveUid } from "../../db/q
 import { currentReadModel } from "../../db/read-model";
 import { csvRow, download } from "../../lib/csv-out";
 import { ApiError } from "../../lib/errors";
-import { cachedJson, READ_CACHE_TAG } from "../../lib/http-cache";
+import { cachedJson, readCacheHeaders } from "../../lib/http-cache";
 import { type AppEnv, envelope } from "../../lib/router";
 import { type BucketPoint, bucketed, candles, consensusSeries, type SeriesPoint } from "../../lib/series";
 import { type Asset, AssetSchema } from "../../schemas/assets";
@@ -22,7 +22,7 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const model = await currentReadModel(s.db, s.env.BUCKET);
   const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: q.ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
-  const headers = { "x-request-id": c.get("requestId"), "cache-control": "public, max-age=15", "cache-tag": READ_CACHE_TAG };
+  const headers = readCacheHeaders();
   if (q.format === "ndjson") {
     const lines = (function* () {
       for (const page of pages) yield page.map((a) => `${JSON.stringify(a)}\n`).join("");
@@ -78,7 +78,7 @@ export const history: RouteHandler<HistoryRoute, AppEnv> = async (c) => {
   const points = series.slice(Math.max(0, series.length - q.limit));
   if (q.format === "csv") {
     const rows = [csvRow(HISTORY_COLUMNS), ...points.map((p) => csvRow(HISTORY_COLUMNS.map((k) => (p as BucketPoint)[k])))];
-    return download(rows, "text/csv; charset=utf-8", `${uid}-history.csv`, { "x-request-id": c.get("requestId") }) as never;
+    return download(rows, "text/csv; charset=utf-8", `${uid}-history.csv`, readCacheHeaders()) as never;
   }
   return cachedJson(c, envelope(c, points, { asset_uid: uid })) as never;
 };
