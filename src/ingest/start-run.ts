@@ -20,18 +20,21 @@ export type StartResult = { started: true; run: typeof ingestionRuns.$inferSelec
 export async function startSourceRun(s: Services, source: Source, trigger: Trigger): Promise<StartResult> {
   const row = newRunRow(source, trigger, s.config.DATA_ORIGIN);
   // A run that did not start has no row to charge: its recordUsage changes nothing.
-  const started = await startingRun(s.db, row.runId, () => takeLeaseAndEnqueue(s, source, trigger, row));
-  if (!started) return { started: false, runningRunId: (await currentHolder(s, source)) ?? null };
+  const taken = await startingRun(s.db, row.runId, () => takeLeaseAndEnqueue(s, source, trigger, row));
+  if (!taken.started) return { started: false, runningRunId: taken.holder };
   return { started: true, run: (await getRun(s.db, row.runId))! };
 }
 
-const currentHolder = async (s: Services, source: Source) =>
-  (await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) }))?.holder;
-
-/** True when the run was queued; false when another run of the source holds the lease. */
-async function takeLeaseAndEnqueue(s: Services, source: Source, trigger: Trigger, row: ReturnType<typeof newRunRow>) {
+/** Started when the run was queued; otherwise the run of the source that holds the lease (as read before trying). */
+async function takeLeaseAndEnqueue(
+  s: Services,
+  source: Source,
+  trigger: Trigger,
+  row: ReturnType<typeof newRunRow>,
+): Promise<{ started: boolean; holder: string | null }> {
   const previous = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
-  if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS))) return false;
+  if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS)))
+    return { started: false, holder: previous?.holder ?? null };
   // We took over an expired lease: its run stopped sending heartbeats (its worker died), so it is
   // closed as failed with that reason rather than left "running" for good.
   if (previous && previous.holder !== row.runId) {
@@ -52,5 +55,5 @@ async function takeLeaseAndEnqueue(s: Services, source: Source, trigger: Trigger
     throw e;
   }
   log("info", "run_queued", { run_id: row.runId, source, trigger });
-  return true;
+  return { started: true, holder: row.runId };
 }
