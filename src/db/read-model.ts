@@ -134,12 +134,6 @@ export class ReadModel {
     return this.c.fresh_sources.reduce((n, f) => n + (f === 1 ? 1 : 0), 0);
   }
 
-  /** The asset a uid or an alias of it names, if it is listed. */
-  find(uid: string) {
-    const i = this.byUid.get(this.snapshot.aliases[uid] ?? uid);
-    return i === undefined ? null : this.asset(i);
-  }
-
   list(f: AssetFilter) {
     const { at, total } = this.matching(f);
     const start = (f.page - 1) * f.pageSize;

@@ -23,7 +23,7 @@ export const isFinished = (status: string) => status === "succeeded" || status =
  * that go with it (the status moves in an index; a lease release or budget update is one row each).
  * test/usage.test.ts checks these against the binding's own counts.
  */
-export const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
+const USAGE_UPDATE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
 const CLOSE_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 2 };
 const CLOSE_EXTRA_STATEMENT_COST: Partial<Usage> = { d1_rows_read: 1, d1_rows_written: 1 };
 const closeCost = (extraStatements: number) =>

@@ -17,8 +17,6 @@ import {
   type StoredQuote,
 } from "../schema";
 
-export type { AssetFilter, SortKey } from "../read-model";
-
 /** One page of GET /data, from the in-memory read model: no D1 rows for the page itself, at any depth. */
 export async function listAssets(db: Db, bucket: R2Bucket, f: AssetFilter) {
   const model = await currentReadModel(db, bucket);
