@@ -7,7 +7,7 @@ import paprika from "../data/coinpaprika/tickers.json";
 import { dbFor } from "../src/db/client";
 import { historyRowStatements, historyRowsQuery, quoteBucketStatements, quoteBucketsQuery } from "../src/db/quote-store";
 import { movedOrPinnedQuery, publishReadModel } from "../src/db/read-model";
-import { rejectionStatement } from "../src/db/rejections";
+import { rejectionStatements } from "../src/db/rejections";
 import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
@@ -209,7 +209,7 @@ describe("storage statements", () => {
       ...quoteBucketStatements("coinpaprika", new Map([[0, {}]]), T),
       historyRowsQuery(db, "coinpaprika", "raw", [{ bucket: 0, start: Date.parse(T) }]),
       ...historyRowStatements("coinpaprika", "raw", [{ bucket: 0, start: Date.parse(T), points: [] }]),
-      rejectionStatement("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T),
+      ...rejectionStatements("coinpaprika", "plan-run", [{ recordKey: "x", row: 1, sourceId: "x", reason: "r" }], T),
     ];
     for (const statement of statements) expect(await fullScans(statement)).toEqual([]);
     // A batch's neighbourhood, name prefixes included, is found through the mapping indexes.
@@ -225,6 +225,19 @@ describe("storage statements", () => {
     expect(await fullScans(movesSinceQuery(0, "coinpaprika"))).toEqual([]);
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
+  });
+});
+
+describe("rejection statements", () => {
+  it("slice many long reasons so no JSON parameter nears D1's 2 MB value limit", async () => {
+    const rejected = Array.from({ length: 5000 }, (_, i) => ({ recordKey: `k${i}`, row: i, sourceId: `id-${i}`, reason: "x".repeat(600) }));
+    const statements = rejectionStatements("csv", "big-run", rejected, T);
+    expect(statements.length).toBeGreaterThan(1);
+    const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
+    for (const st of statements) for (const p of dialect.sqlToQuery(st).params) expect(String(p).length).toBeLessThan(1_000_000);
+    const { runBatch } = await import("../src/db/batch");
+    await runBatch(dbFor(env.DB), statements);
+    expect(await rows("SELECT COUNT(*) AS n FROM rejected_records WHERE run_id = 'big-run'")).toEqual([{ n: 5000 }]);
   });
 });
 

@@ -20,3 +20,24 @@ export async function runBatch<T = Record<string, unknown>>(db: Db, statements: 
     }),
   );
 }
+
+/** Bytes of JSON per statement parameter, well under D1's 2 MB value limit. */
+const PARAM_BYTES = 800_000;
+
+/** Splits rows into JSON arrays of at most PARAM_BYTES each. */
+export function jsonSlices(rows: string[]) {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let size = 0;
+  for (const r of rows) {
+    if (cur.length && size + r.length > PARAM_BYTES) {
+      out.push(`[${cur.join(",")}]`);
+      cur = [];
+      size = 0;
+    }
+    cur.push(r);
+    size += r.length + 1;
+  }
+  if (cur.length) out.push(`[${cur.join(",")}]`);
+  return out;
+}

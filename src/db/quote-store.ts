@@ -1,7 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { groupBy } from "../lib/group-by";
 import type { SourceQuote } from "../sources/source-quote";
-import { runBatch, type Statement } from "./batch";
+import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db, builder as q } from "./client";
 import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
 import { inLease, withLease } from "./lease";
@@ -23,27 +23,6 @@ export const quoteBucketsQuery = (db: Db, source: string, buckets: number[]) =>
 export async function readQuoteBuckets(db: Db, source: string, buckets: number[]) {
   const rows = buckets.length ? await quoteBucketsQuery(db, source, buckets) : [];
   return new Map<number, QuoteBucket>(rows.map((r) => [r.bucket, r.quotes]));
-}
-
-/** Bytes of JSON per statement parameter, well under D1's 2 MB value limit. */
-const PARAM_BYTES = 800_000;
-
-/** Splits rows into JSON arrays of at most PARAM_BYTES each. */
-function jsonSlices(rows: string[]) {
-  const out: string[] = [];
-  let cur: string[] = [];
-  let size = 0;
-  for (const r of rows) {
-    if (cur.length && size + r.length > PARAM_BYTES) {
-      out.push(`[${cur.join(",")}]`);
-      cur = [];
-      size = 0;
-    }
-    cur.push(r);
-    size += r.length + 1;
-  }
-  if (cur.length) out.push(`[${cur.join(",")}]`);
-  return out;
 }
 
 const qb = quoteBuckets;

@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
 import { type ResolvedQuote, storeQuotes } from "../db/quote-store";
-import { rejectionStatement } from "../db/rejections";
+import { rejectionStatements } from "../db/rejections";
 import { runParts as p_ } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
@@ -72,9 +72,7 @@ export async function storeNormalised(
       (sliceWritten) => {
         if (!last) return [];
         const tail: Statement[] = [...(p.also ?? [])];
-        for (let r = 0; r < p.normalised.rejected.length; r += CHUNK) {
-          tail.push(rejectionStatement(p.source, p.runId, p.normalised.rejected.slice(r, r + CHUNK), at));
-        }
+        tail.push(...rejectionStatements(p.source, p.runId, p.normalised.rejected, at));
         if (p.checkpoint) tail.push(p.checkpoint.advance);
         usage = currentMeter()?.take() ?? noUsage();
         tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
