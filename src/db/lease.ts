@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { now, sleep } from "../lib/clock";
 import { runBatch, type Statement } from "./batch";
 import type { Db } from "./client";
+import { leaseFence, leases } from "./schema";
 
 /**
  * Exclusive, expiring locks in D1 (not KV: a stale KV read would let two holders in). A holder
@@ -32,46 +33,111 @@ export async function releaseLease(db: Db, name: string, holder: string) {
   await db.run(releaseStatement(name, holder));
 }
 
+/** A writer whose lease was taken over (it stalled past its TTL) or released: its batch was rolled back. */
+export class LeaseLost extends Error {
+  constructor(readonly lease: string) {
+    super(`lease ${lease} was lost before this write committed (the holder stalled past its TTL); nothing was written`);
+  }
+}
+
 /**
- * A critical section in two round trips: `name` is taken in the same batch as `reads` (whose
- * results count only when it was taken; otherwise the batch is sent again after a backoff, for up
- * to `waitMs`), and released in the same transaction as the writes `work` returns.
+ * The fencing token check: a statement that fails, and so rolls back the whole batch it is in, unless
+ * `holder` still holds `name`. A take-over changes the holder and a release deletes the row, so a
+ * holder that stalled past its TTL can never commit after another writer may have. It inserts nothing
+ * while the lease is held: no row is written.
  */
-export async function inLease<T>(
-  db: Db,
-  name: string,
-  opts: { ttlMs: number; waitMs: number },
-  reads: Statement[],
-  work: (readResults: D1Result[]) => Promise<{ writes: Statement[]; value: T }>,
-): Promise<{ value: T; writeResults: D1Result[] }> {
+export const fenceStatement = (name: string, holder: string) =>
+  sql`INSERT INTO ${leaseFence} (${sql.identifier("held")}) SELECT NULL
+    WHERE NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = ${name} AND ${leases.holder} = ${holder})`;
+
+const FENCE_FAILED = "lease_fence.held";
+
+export type LeaseOpts = { ttlMs: number; waitMs: number };
+
+/** A lease this isolate holds. Every batch that writes under it starts with its fence. */
+export type HeldLease = { name: string; holder: string; ttlMs: number };
+
+/**
+ * Runs `statements` as one transaction that commits only while every lease in `held` is still held
+ * by its holder; a lost one aborts it with LeaseLost. Each lease is also extended when less than half
+ * of it is left, so long critical sections working in several batches keep it.
+ */
+export async function fencedBatch(db: Db, held: HeldLease[], statements: Statement[]): Promise<D1Result[]> {
+  const t = now();
+  const guard = held.flatMap((l) => [
+    fenceStatement(l.name, l.holder),
+    sql`UPDATE ${leases} SET ${sql.identifier("expires_at")} = ${t + l.ttlMs}
+      WHERE ${leases.name} = ${l.name} AND ${leases.holder} = ${l.holder} AND ${leases.expiresAt} <= ${t + l.ttlMs / 2}`,
+  ]);
+  try {
+    const out = await runBatch(db, [...guard, ...statements]);
+    return out.slice(guard.length);
+  } catch (e) {
+    if (String((e as Error)?.message ?? e).includes(FENCE_FAILED)) {
+      const lost = await db.all<{ name: string }>(
+        sql`SELECT j.value ->> 0 AS name FROM json_each(${JSON.stringify(held.map((l) => [l.name, l.holder]))}) j
+          WHERE NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = j.value ->> 0 AND ${leases.holder} = j.value ->> 1)`,
+      );
+      throw new LeaseLost(lost.map((l) => l.name).join(", ") || held.map((l) => l.name).join(", "));
+    }
+    throw e;
+  }
+}
+
+/**
+ * Takes `name`, in the same batch as `reads` (whose results count only when it was taken; otherwise
+ * the batch is sent again after a backoff, for up to `waitMs`).
+ */
+export async function takeLease(db: Db, name: string, opts: LeaseOpts, reads: Statement[] = []) {
   const holder = crypto.randomUUID();
   const deadline = now() + opts.waitMs;
   let delay = 25;
-  let results: D1Result[];
   while (true) {
     const [lease, ...rest] = await runBatch(db, [leaseStatement(name, holder, opts.ttlMs), ...reads]);
     if ((lease.results[0] as { holder?: string } | undefined)?.holder === holder) {
-      results = rest;
-      break;
+      return { lease: { name, holder, ttlMs: opts.ttlMs } satisfies HeldLease, reads: rest };
     }
     if (now() > deadline) throw new Error(`timed out waiting for lease ${name}`);
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 500);
   }
+}
+
+/**
+ * A critical section in two round trips: `name` is taken in the same batch as `reads`, and the
+ * writes `work` returns commit fenced, in the same transaction that releases it. `work` may take
+ * further leases (`also`, e.g. a source's quotes inside unification): their fences join the write
+ * batch and they are released with it.
+ */
+export async function inLease<T>(
+  db: Db,
+  name: string,
+  opts: LeaseOpts,
+  reads: Statement[],
+  work: (readResults: D1Result[], lease: HeldLease) => Promise<{ writes: Statement[]; value: T; also?: HeldLease[] }>,
+): Promise<{ value: T; writeResults: D1Result[] }> {
+  const { lease, reads: results } = await takeLease(db, name, opts, reads);
+  let also: HeldLease[] = [];
   try {
-    const { writes, value } = await work(results);
-    const out = await runBatch(db, [...writes, releaseStatement(name, holder)]);
-    return { value, writeResults: out.slice(0, writes.length) };
+    const done = await work(results, lease);
+    also = done.also ?? [];
+    const held = [lease, ...also];
+    const out = await fencedBatch(db, held, [...done.writes, ...held.map((l) => releaseStatement(l.name, l.holder))]);
+    return { value: done.value, writeResults: out.slice(0, done.writes.length) };
   } catch (e) {
-    await releaseLease(db, name, holder);
+    await Promise.all([lease, ...also].map((l) => releaseLease(db, l.name, l.holder)));
     throw e;
   }
 }
 
-/** Runs `fn` holding `name`, waiting for it up to `waitMs`. */
-export async function withLease<T>(db: Db, name: string, ttlMs: number, waitMs: number, fn: () => Promise<T>) {
-  const { value } = await inLease(db, name, { ttlMs, waitMs }, [], async () => ({ writes: [], value: await fn() }));
-  return value;
+/** Runs `fn` holding `name`, waiting for it up to `waitMs`; `fn` writes through fencedBatch with the lease it is given. */
+export async function withLease<T>(db: Db, name: string, opts: LeaseOpts, fn: (lease: HeldLease) => Promise<T>) {
+  const { lease } = await takeLease(db, name, opts);
+  try {
+    return await fn(lease);
+  } finally {
+    await releaseLease(db, name, lease.holder);
+  }
 }
 
 export const sourceLeaseName = (source: string) => `source:${source}`;

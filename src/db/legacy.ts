@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { groupBy } from "../lib/group-by";
-import { runBatch } from "./batch";
 import type { Db } from "./client";
 import { bucketOf, type Point } from "./history-codec";
+import { fencedBatch, type HeldLease } from "./lease";
 import { historyStatements, quoteBucketStatements, readQuoteBuckets, withQuotesLease } from "./quote-store";
 import { RESOLUTIONS, type Resolution, type StoredQuote } from "./schema";
 
@@ -74,7 +74,7 @@ async function carryQuotes(db: Db) {
     SELECT q.rowid, q.*, m.asset_uid AS mapped_uid, m.slot FROM legacy_source_quotes q JOIN asset_mappings m ON m.source = q.source AND m.source_id = q.source_id
     ORDER BY q.rowid LIMIT ${QUOTES_PER_SLICE}`);
   for (const [source, list] of groupBy(rows, (r) => r.source)) {
-    await withQuotesLease(db, source, async () => {
+    await withQuotesLease(db, source, async (lease) => {
       const buckets = await readQuoteBuckets(
         db,
         source,
@@ -91,10 +91,14 @@ async function carryQuotes(db: Db) {
         dirty.add(b);
       }
       const now = new Date().toISOString();
-      await runBatch(db, [
-        ...quoteBucketStatements(source, new Map([...dirty].map((b) => [b, buckets.get(b)!])), now),
-        sql`DELETE FROM legacy_source_quotes WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(list.map((r) => r.rowid))}))`,
-      ]);
+      await fencedBatch(
+        db,
+        [lease],
+        [
+          ...quoteBucketStatements(source, new Map([...dirty].map((b) => [b, buckets.get(b)!])), now),
+          sql`DELETE FROM legacy_source_quotes WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(list.map((r) => r.rowid))}))`,
+        ],
+      );
     });
   }
   return rows.length;
@@ -149,17 +153,17 @@ async function carryHistory(db: Db) {
     });
     groups.set(k, g);
   }
-  const sources = [...new Set(rows.map((r) => r.source))];
+  const sources = [...new Set(rows.map((r) => r.source))].sort();
   // Every source's lease, in a fixed order, for the one transaction that writes and deletes.
-  const run = async (i: number): Promise<void> => {
-    if (i < sources.length) return withQuotesLease(db, sources[i], () => run(i + 1));
+  const run = async (i: number, held: HeldLease[]): Promise<void> => {
+    if (i < sources.length) return withQuotesLease(db, sources[i], (lease) => run(i + 1, [...held, lease]));
     const writes = (await Promise.all([...groups.values()].map((g) => historyStatements(db, g.source, g.resolution, g.points)))).flat();
-    await runBatch(db, [
+    await fencedBatch(db, held, [
       ...writes,
       sql`DELETE FROM legacy_quote_history WHERE rowid IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.rowid))}))`,
     ]);
   };
-  await run(0);
+  await run(0, []);
   return rows.length;
 }
 

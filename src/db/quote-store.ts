@@ -3,8 +3,8 @@ import { groupBy } from "../lib/group-by";
 import type { SourceQuote } from "../sources/source-quote";
 import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db, builder as q } from "./client";
-import { blobBytes, bucketOf, decodePoints, encodePoints, mergePoints, type Point, periodStart } from "./history-codec";
-import { inLease, withLease } from "./lease";
+import { blobBytes, bucketOf, decodePoints, encodePoints, isWeighted, mergePoints, type Point, periodStart } from "./history-codec";
+import { type HeldLease, inLease, releaseLease, takeLease, withLease } from "./lease";
 import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
 
 /** A validated quote with the asset it belongs to and its slot in its source's buckets. */
@@ -79,7 +79,7 @@ export function historyRowStatements(
     JSON.stringify({
       bucket: r.bucket,
       start: new Date(r.start).toISOString(),
-      points: hex(encodePoints(r.start, r.points)),
+      points: hex(encodePoints(r.start, r.points, isWeighted(resolution))),
       count: r.points.length,
     }),
   );
@@ -146,47 +146,58 @@ export async function historyStatements(db: Db, source: string, resolution: Reso
 }
 
 /** The rows `points` fall in, each merged with what it already held (`existing`, by historyKey). */
-function mergedHistoryStatements(source: string, resolution: Resolution, points: Point[], existing: Map<string, Point[]>) {
+export function mergedHistoryStatements(source: string, resolution: Resolution, points: Point[], existing: Map<string, Point[]>) {
   const rows = [...groupPoints(points, resolution).entries()].map(([k, r]) => ({
     ...r,
-    points: mergePoints(existing.get(k) ?? [], r.points),
+    points: mergePoints(existing.get(k) ?? [], r.points, isWeighted(resolution)),
   }));
   return historyRowStatements(source, resolution, rows);
 }
 
-/** One writer per source's buckets at a time: a page, a CSV block, a pin and a roll-up read, merge and write them under it. */
-const quotesLease = (source: string) => `quotes:${source}`;
-const QUOTES_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+/** One writer per source's buckets at a time: a page, a CSV block, a pin, a move and a roll-up read, merge and write them under it. */
+export const quotesLeaseName = (source: string) => `quotes:${source}`;
+export const QUOTES_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
 
-export const withQuotesLease = <T>(db: Db, source: string, fn: () => Promise<T>) =>
-  withLease(db, quotesLease(source), QUOTES_LEASE.ttlMs, QUOTES_LEASE.waitMs, fn);
+export const withQuotesLease = <T>(db: Db, source: string, fn: (lease: HeldLease) => Promise<T>) =>
+  withLease(db, quotesLeaseName(source), QUOTES_LEASE, fn);
+
+/** Statements that run in the slice's own transaction, by name; their results come back under the same names. */
+export type TailStatements = Record<string, Statement[]>;
+
+export type StoreQuotesInput = {
+  source: string;
+  runId: string;
+  quotes: ResolvedQuote[];
+  now: string;
+  /** True when every id was mapped before this part: then a first look without the lease may show nothing is newer. */
+  allKnown: boolean;
+  /** The part's bookkeeping, given how many quotes were newer. */
+  tail?: (written: number) => TailStatements;
+};
 
 /**
  * Stores a slice of resolved quotes: reads the buckets they fall in, keeps only quotes newer than
- * the stored ones, and writes the changed buckets, their history points and `tail` (the part's
- * bookkeeping) in one transaction. Returns how many quotes were newer and the batch's results.
+ * the stored ones, and writes the changed buckets, their history points and the tail in one
+ * transaction, fenced by the source's quotes lease. Returns how many quotes were newer and the
+ * tail's results by name.
  */
-export async function storeQuotes(
-  db: Db,
-  source: string,
-  runId: string,
-  quotes: ResolvedQuote[],
-  now: string,
-  tail: (written: number) => Statement[],
-  opts: { allKnown: boolean },
-) {
+export async function storeQuotes(db: Db, input: StoreQuotesInput) {
+  const { source, runId, quotes, now } = input;
+  const tail: (written: number) => TailStatements = input.tail ?? (() => ({}));
   const buckets = quotes.map((q) => bucketOf(q.slot));
   // Ids seen before may bring nothing newer (a market that did not move): a first look without
-  // the lease, and then nothing to merge and only `tail` to write.
-  if (opts.allKnown && mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
-    const tailStatements = tail(0);
-    return { written: 0, tailResults: tailStatements.length ? await runBatch(db, tailStatements) : [] };
+  // the lease, and then nothing to merge and only the tail to write.
+  if (input.allKnown && mergeQuotes(await readQuoteBuckets(db, source, buckets), quotes, runId, now).written === 0) {
+    const named = tail(0);
+    const flat = Object.values(named).flat();
+    return { written: 0, tail: byName(named, flat.length ? await runBatch(db, flat) : []) };
   }
   // The buckets and every history row the slice's points could fall in, read with the lease taken.
   const rowKeys = [...groupPoints(quotes.map(toPoint), "raw").values()];
+  let named: TailStatements = {};
   const { value, writeResults } = await inLease(
     db,
-    quotesLease(source),
+    quotesLeaseName(source),
     QUOTES_LEASE,
     [quoteBucketsQuery(db, source, buckets), historyRowsQuery(db, source, "raw", rowKeys)],
     async ([bucketRows, historyRows]) => {
@@ -194,19 +205,34 @@ export async function storeQuotes(
         (bucketRows.results as { bucket: number; quotes: string }[]).map((r) => [r.bucket, JSON.parse(r.quotes) as QuoteBucket]),
       );
       const { dirty, points, written } = mergeQuotes(stored, quotes, runId, now);
-      const existing = decodedHistory(
-        (historyRows.results as { bucket: number; period_start: string; points: unknown }[]).map((r) => ({
-          bucket: r.bucket,
-          periodStart: r.period_start,
-          points: r.points,
-        })),
-      );
-      const own = [...quoteBucketStatements(source, dirty, now), ...mergedHistoryStatements(source, "raw", points, existing)];
-      return { writes: [...own, ...tail(written)], value: { written, own: own.length } };
+      const own = [...quoteBucketStatements(source, dirty, now), ...mergedHistoryStatements(source, "raw", points, rawRows(historyRows))];
+      named = tail(written);
+      return { writes: [...own, ...Object.values(named).flat()], value: { written, own: own.length } };
     },
   );
-  return { written: value.written, tailResults: writeResults.slice(value.own) };
+  return { written: value.written, tail: byName(named, writeResults.slice(value.own)) };
 }
+
+/** Results of a flattened TailStatements, given back under their names. */
+function byName(named: TailStatements, results: D1Result[]) {
+  const out: Record<string, D1Result[]> = {};
+  let i = 0;
+  for (const [name, list] of Object.entries(named)) {
+    out[name] = results.slice(i, i + list.length);
+    i += list.length;
+  }
+  return out;
+}
+
+/** History rows as a batch read them (snake_case columns), decoded by historyKey. */
+export const rawRows = (res: D1Result) =>
+  decodedHistory(
+    (res.results as { bucket: number; period_start: string; points: unknown }[]).map((r) => ({
+      bucket: r.bucket,
+      periodStart: r.period_start,
+      points: r.points,
+    })),
+  );
 
 const toPoint = (q: ResolvedQuote): Point => ({
   slot: q.slot,
@@ -216,11 +242,26 @@ const toPoint = (q: ResolvedQuote): Point => ({
   volume24hUsd: q.volume24hUsd,
 });
 
-/** Rewrites the stored quotes of these ids, where there are any, to belong to their new assets (a pin, a mapping decided again). */
-export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId: string; slot: number; assetUid: string }[], now: string) {
-  for (const [source, list] of groupBy(moves, (m) => m.source)) {
-    await withQuotesLease(db, source, async () => {
-      const stored = await readQuoteBuckets(db, source, [...new Set(list.map((m) => bucketOf(m.slot)))]);
+type Move = { source: string; sourceId: string; slot: number; assetUid: string };
+
+/**
+ * Takes the quotes lease of every source the moves touch (in source order, as every multi-lease
+ * writer does) and returns the statements that rewrite the stored quotes of these ids, where there
+ * are any, to belong to their new assets. The caller commits them with `leases` fenced, in the same
+ * transaction as the mapping change (a pin, a mapping decided again), and releases the leases.
+ */
+export async function takeQuotesToMove(db: Db, moves: Move[], now: string) {
+  const leases: HeldLease[] = [];
+  const writes: Statement[] = [];
+  try {
+    for (const [source, list] of [...groupBy(moves, (m) => m.source)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const taken = await takeLease(db, quotesLeaseName(source), QUOTES_LEASE, [
+        quoteBucketsQuery(db, source, [...new Set(list.map((m) => bucketOf(m.slot)))]),
+      ]);
+      leases.push(taken.lease);
+      const stored = new Map(
+        (taken.reads[0].results as { bucket: number; quotes: string }[]).map((r) => [r.bucket, JSON.parse(r.quotes) as QuoteBucket]),
+      );
       const changed = new Map<number, QuoteBucket>();
       for (const m of list) {
         const bucket = stored.get(bucketOf(m.slot));
@@ -229,8 +270,12 @@ export async function moveStoredQuotes(db: Db, moves: { source: string; sourceId
         bucket[m.sourceId] = { ...quote, assetUid: m.assetUid };
         changed.set(bucketOf(m.slot), bucket);
       }
-      if (changed.size) await runBatch(db, quoteBucketStatements(source, changed, now));
-    });
+      writes.push(...quoteBucketStatements(source, changed, now));
+    }
+    return { leases, writes };
+  } catch (e) {
+    await Promise.all(leases.map((l) => releaseLease(db, l.name, l.holder)));
+    throw e;
   }
 }
 

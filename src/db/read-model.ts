@@ -296,11 +296,13 @@ export const movedOrPinnedQuery = sql`
 
 const SNAPSHOT_PREFIX = "read-model/";
 const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.json`;
+const versionOf = (key: string | null) => Number(/v(\d+)\.json$/.exec(key ?? "")?.[1] ?? 0);
 
 /**
- * Rebuilds and publishes the read model. Versions are claimed before reading, and a snapshot is
- * published only over an older one, so a slow build never replaces a newer snapshot; each write
- * that matters is followed by a build claimed after it, so the published one is at most one run stale.
+ * Rebuilds and publishes the read model. Versions are claimed before reading, and the pointer only
+ * moves forward (a snapshot is published only over an older one), so a slow build never replaces a
+ * newer snapshot; each write that matters is followed by a build claimed after it, so the published
+ * one is at most one run stale. A failed publish leaves the previous snapshot served.
  */
 export async function publishReadModel(db: Db, bucket: R2Bucket, rules: ConsensusRules = DEFAULT_CONSENSUS) {
   const [claim] = await db
@@ -317,14 +319,33 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     .where(sql`${readModel.id} = 1 AND ${readModel.version} < ${claim.version}`)
     .returning({ version: readModel.version });
   if (!published.length) {
+    // A newer snapshot was published first: this one was never named, so nobody can be fetching it.
     await bucket.delete(key);
     return null;
   }
-  // The snapshot it replaced stays for isolates fetching it right now; older ones go.
-  const listed = await bucket.list({ prefix: SNAPSHOT_PREFIX });
-  const stale = listed.objects.map((o) => o.key).filter((k) => k !== key && k !== claim.previous);
-  if (stale.length) await bucket.delete(stale);
+  await deleteSnapshotsBefore(bucket, versionOf(claim.previous));
   const model = new ReadModel(snapshot);
+  keepNewer(model);
+  return model;
+}
+
+/**
+ * Deletes snapshots older than `version`, the one the pointer named when this publish claimed its
+ * own. The pointer has only moved forward since, so what it names now, the one it replaced, any
+ * newer one being built, and the one isolates fetched last are all kept.
+ */
+async function deleteSnapshotsBefore(bucket: R2Bucket, version: number) {
+  const listed = await bucket.list({ prefix: SNAPSHOT_PREFIX });
+  const stale = listed.objects.map((o) => o.key).filter((k) => versionOf(k) < version);
+  if (stale.length) await bucket.delete(stale);
+}
+
+/** This isolate's copy moves forward only: an older publish or fetch finishing late never replaces a newer one. */
+function keepNewer(model: ReadModel | null) {
+  if (model && loaded?.model && loaded.model.version > model.version) {
+    loaded = { ...loaded, checkedAt: now() };
+    return loaded.model;
+  }
   loaded = { model, checkedAt: now() };
   return model;
 }
@@ -358,8 +379,7 @@ export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadMo
         model = new ReadModel(await object.json<Snapshot>());
         break;
       }
-      loaded = { model, checkedAt: now() };
-      return model;
+      return keepNewer(model);
     } finally {
       loading = null;
     }

@@ -246,6 +246,14 @@ export const leases = sqliteTable("leases", {
   expiresAt: integer().notNull(),
 });
 
+/**
+ * Always empty: a fenced batch inserts a NULL here when its lease is no longer held, and the NOT NULL
+ * constraint rolls the whole batch back (SQLite has no conditional RAISE outside triggers).
+ */
+export const leaseFence = sqliteTable("lease_fence", {
+  held: integer().notNull(),
+});
+
 /** Per-source request budget shared by every isolate: the earliest time the next call may start. */
 export const requestBudgets = sqliteTable("request_budgets", {
   source: text().primaryKey(),

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
-import { type ResolvedQuote, storeQuotes } from "../db/quote-store";
+import { type ResolvedQuote, storeQuotes, type TailStatements } from "../db/quote-store";
 import { rejectionStatements } from "../db/rejections";
 import { runParts as p_ } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
@@ -63,28 +63,28 @@ export async function storeNormalised(
     // The part records what it cost up to its own transaction; that transaction's cost goes on with
     // the next part, message or close. Put back if the transaction does not happen.
     let usage: Usage | undefined;
-    const stored = await storeQuotes(
-      db,
-      p.source,
-      p.runId,
-      slice,
-      at,
-      (sliceWritten) => {
-        if (!last) return [];
-        const tail: Statement[] = [...(p.also ?? [])];
-        tail.push(...rejectionStatements(p.source, p.runId, p.normalised.rejected, at));
-        if (p.checkpoint) tail.push(p.checkpoint.advance);
+    const stored = await storeQuotes(db, {
+      source: p.source,
+      runId: p.runId,
+      quotes: slice,
+      now: at,
+      allKnown: known.slice(s * CHUNK, (s + 1) * CHUNK).every(Boolean),
+      tail: (sliceWritten): TailStatements => {
+        if (!last) return {};
         usage = currentMeter()?.take() ?? noUsage();
-        tail.push(partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds));
-        return tail;
+        return {
+          also: p.also ?? [],
+          rejections: rejectionStatements(p.source, p.runId, p.normalised.rejected, at),
+          checkpoint: p.checkpoint ? [p.checkpoint.advance] : [],
+          part: [partStatement(p, written + sliceWritten, at, usage, p.checkpoint?.holds)],
+        };
       },
-      { allKnown: known.slice(s * CHUNK, (s + 1) * CHUNK).every(Boolean) },
-    ).catch((e) => {
+    }).catch((e) => {
       if (usage) currentMeter()?.restore(usage);
       throw e;
     });
     written += stored.written;
-    if (last && p.checkpoint && stored.tailResults.at(-2)?.meta.changes === 0) {
+    if (last && p.checkpoint && stored.tail.checkpoint?.[0]?.meta.changes === 0) {
       if (usage) currentMeter()?.restore(usage);
       throw new CheckpointMoved(`${p.part}: the checkpoint was moved by another delivery; resuming from it`);
     }

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
-import { inLease } from "../db/lease";
-import { moveStoredQuotes, storedQuotesOf } from "../db/quote-store";
+import { type HeldLease, inLease } from "../db/lease";
+import { storedQuotesOf, takeQuotesToMove } from "../db/quote-store";
 import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
@@ -89,12 +89,13 @@ export const pinnedMappings = (source: string) =>
   sql`SELECT source_id, asset_uid, slot FROM asset_mappings INDEXED BY mappings_pinned_idx WHERE source = ${source} AND pinned = 1`;
 
 /** The unify lease: one writer of mappings (and so of slots and new uids) at a time, across every source. */
-const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+export const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
 
 /**
  * Under the unify lease, taken in the same round trip as the reads (what is mapped, what could
  * match, which uids are taken, the next slot) and released with the writes: decide, then write.
- * Known mappings the decision moves get their stored quotes rewritten after the lease.
+ * Known mappings the decision moves get their stored quotes rewritten in the same transaction,
+ * under their sources' quotes leases too.
  */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   // First choices only: the others are looked up later for the few new assets whose first is taken.
@@ -110,7 +111,6 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
   const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) =>
     decideAndWrite(db, source, quotes, new Set(firstChoices), results),
   );
-  if (value.moved.length) await moveStoredQuotes(db, value.moved, nowIso());
   return value;
 }
 
@@ -122,7 +122,7 @@ async function decideAndWrite(
   quotes: SourceQuote[],
   checkedUids: Set<string>,
   [mappedRes, candidateRes, takenRes, nextRes]: D1Result[],
-): Promise<{ writes: Statement[]; value: { resolution: Resolution; moved: Moved[] } }> {
+): Promise<{ writes: Statement[]; value: { resolution: Resolution; moved: Moved[] }; also?: HeldLease[] }> {
   const out: Resolution = new Map();
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
@@ -177,15 +177,19 @@ async function decideAndWrite(
     assetUid: m.toUid,
   }));
   const retired = outcome.retired.map((r) => ({ uid: r.uid, into: uidOf(r.into) }));
+  // Last: nothing may throw once the quotes leases are taken (they are released with the write batch).
+  const move = moved.length ? await takeQuotesToMove(db, moved, now) : { writes: [], leases: [] };
   return {
     writes: [
       insertMappingsStatement(source, mappings, now),
       createAssetsStatement(freshUids, now),
       ...(moves.length ? [moveMappingsStatement(moves, now), recordMovesStatement(moves, now)] : []),
+      ...move.writes,
       ...retired.flatMap((r) => retireStatements(r.uid, r.into, now)),
       ambiguitiesStatement(source, ambiguous, now),
     ],
     value: { resolution: out, moved },
+    also: move.leases,
   };
 }
 
@@ -231,7 +235,7 @@ function insertMappingsStatement(source: string, rows: NewMapping[], now: string
     SELECT ${source}, ${field("sourceId")}, ${field("assetUid")}, ${field("rule")}, 0, ${field("symbolKey")}, ${field("nameKey")},
       ${field("idKey")}, ${field("name")}, ${field("slot")}, ${now}, ${now}
     FROM json_each(${JSON.stringify(rows)}) j WHERE true
-    ON CONFLICT DO NOTHING`;
+    ON CONFLICT (${col(m.source)}, ${col(m.sourceId)}) DO NOTHING`;
 }
 
 /** Moved mappings take their new asset and the rule that moved them; a pin never moves (the decision keeps pinned ids). */

@@ -1,0 +1,3 @@
+CREATE TABLE `lease_fence` (
+	`held` integer NOT NULL
+);
