@@ -1,0 +1,228 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { dbFor } from "../src/db/client";
+import { DEFAULT_CONSENSUS } from "../src/db/consensus";
+import { currentReadModel, publishReadModel } from "../src/db/read-model";
+import { rollUpHistory } from "../src/ingest/retention";
+import { storeNormalised } from "../src/ingest/store-chunk";
+import { setClock } from "../src/lib/clock";
+import type { SourceQuote } from "../src/sources/source-quote";
+import { pinMapping } from "../src/unify/pin";
+import { resolveAssets } from "../src/unify/resolve";
+import { rows, storedRows } from "./helpers";
+import { hookedBucket, hookedD1, signal } from "./interleave";
+
+const MIN = 60_000;
+const DAY = 86_400_000;
+const HOUR_START = Date.parse("2026-01-05T10:00:00Z");
+
+const quote = (sourceId: string, priceUsd: number, at: number, name = sourceId): SourceQuote => ({
+  source: "csv",
+  sourceId,
+  symbol: sourceId.slice(0, 5).toUpperCase(),
+  name,
+  rank: null,
+  priceUsd,
+  marketCapUsd: priceUsd * 1000,
+  volume24hUsd: null,
+  change24hPct: null,
+  circulatingSupply: null,
+  totalSupply: null,
+  maxSupply: null,
+  sourceUpdatedAt: new Date(at).toISOString(),
+});
+
+let parts = 0;
+/** Stores quotes as one CSV part of its own run, the way every page and block is stored. */
+const store = (db: D1Database, quotes: SourceQuote[]) =>
+  storeNormalised(dbFor(db), env.KV, {
+    source: "csv",
+    runId: `conc-run-${++parts}`,
+    part: "p1",
+    fetched: quotes.length,
+    normalised: { quotes, rejected: [] },
+  });
+
+const hourPoints = (sourceId: string) =>
+  storedRows<{ at: string; price_usd: number; market_cap_usd: number; resolution: string }>(
+    "SELECT at, price_usd, market_cap_usd, resolution FROM quote_history WHERE source = 'csv' AND source_id = ? ORDER BY resolution, at",
+    sourceId,
+  );
+
+const storedQuote = async (sourceId: string) =>
+  (
+    await storedRows<{ price_usd: number; source_updated_at: string; asset_uid: string }>(
+      "SELECT price_usd, source_updated_at, asset_uid FROM source_quotes WHERE source = 'csv' AND source_id = ?",
+      sourceId,
+    )
+  )[0];
+
+afterEach(() => setClock(() => Date.now()));
+
+describe("roll-ups keep every point's weight", () => {
+  it("an hour rolled up in two passes gives the mean of all its points, as one pass would", async () => {
+    await store(env.DB, [quote("weight-a", 100, HOUR_START + 5 * MIN)]);
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 30 * DAY);
+    // A later point of the same hour arrives after the hour was rolled up.
+    await store(env.DB, [quote("weight-a", 200, HOUR_START + 20 * MIN)]);
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 30 * DAY);
+    expect(await hourPoints("weight-a")).toEqual([
+      { at: new Date(HOUR_START).toISOString(), price_usd: 150, market_cap_usd: 150_000, resolution: "hour" },
+    ]);
+    // Days too: two hourly passes into one day weigh 2 and 1 raw points, not one point each.
+    await store(env.DB, [quote("weight-a", 450, HOUR_START + 3 * 60 * MIN)]);
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 30 * DAY);
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 200 * DAY);
+    expect(await hourPoints("weight-a")).toEqual([
+      { at: "2026-01-05T00:00:00.000Z", price_usd: 250, market_cap_usd: 250_000, resolution: "day" },
+    ]);
+    // Running it again changes nothing.
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 200 * DAY);
+    expect((await hourPoints("weight-a")).map((p) => p.price_usd)).toEqual([250]);
+  });
+
+  it("a point stored while a roll-up is reading its hour is rolled up, never deleted unread", async () => {
+    await store(env.DB, [quote("weight-b", 100, HOUR_START + 5 * MIN)]);
+    let raced = false;
+    const racing = hookedD1(env.DB, async ({ sql }) => {
+      // Right after the roll-up has listed the raw rows that are due, a tick stores one more point there.
+      if (raced || !sql.some((s) => s.includes('"history_buckets"') && s.includes('"period_start" <='))) return;
+      raced = true;
+      await store(env.DB, [quote("weight-b", 200, HOUR_START + 20 * MIN)]);
+    });
+    await rollUpHistory(dbFor(racing), HOUR_START + 30 * DAY);
+    expect(raced).toBe(true);
+    await rollUpHistory(dbFor(env.DB), HOUR_START + 30 * DAY);
+    expect((await hourPoints("weight-b")).map((p) => [p.resolution, p.price_usd])).toEqual([["hour", 150]]);
+  });
+});
+
+describe("leases fence their writes", () => {
+  it("a quotes writer that stalled past its lease cannot commit over the newer quote stored meanwhile", async () => {
+    const t0 = Date.parse("2026-02-01T00:00:00Z");
+    setClock(() => t0);
+    await store(env.DB, [quote("fenced-a", 10, t0 - 10 * MIN)]);
+    let stalled = false;
+    const stalling = hookedD1(env.DB, async ({ sql, kind }) => {
+      // The writer has taken the quotes lease and read the buckets; it stalls past the lease's TTL,
+      // and another writer takes the lease over and stores a newer quote.
+      const took = kind === "batch" && sql[0].includes("INSERT INTO leases") && sql.some((s) => s.includes('"quote_buckets"'));
+      if (stalled || !took) return;
+      stalled = true;
+      setClock(() => t0 + 2 * MIN);
+      await store(env.DB, [quote("fenced-a", 30, t0 - 1 * MIN)]);
+    });
+    const late = await store(stalling, [quote("fenced-a", 20, t0 - 5 * MIN)]).catch((e: Error) => e);
+    expect(stalled).toBe(true);
+    expect(late).toBeInstanceOf(Error);
+    expect(String(late)).toMatch(/lease quotes:csv was lost/);
+    expect(await storedQuote("fenced-a")).toMatchObject({ price_usd: 30, source_updated_at: new Date(t0 - MIN).toISOString() });
+    // Its history point is not written either; the retry (a queue redelivery) then stores it.
+    expect((await hourPoints("fenced-a")).map((p) => p.price_usd)).toEqual([10, 30]);
+    await store(env.DB, [quote("fenced-a", 20, t0 - 5 * MIN)]);
+    expect((await storedQuote("fenced-a")).price_usd).toBe(30);
+  });
+
+  it("two deciders never hand out one slot: the one that stalled past the unify lease fails and decides again", async () => {
+    const t0 = Date.parse("2026-02-02T00:00:00Z");
+    setClock(() => t0);
+    let stalled = false;
+    const stalling = hookedD1(env.DB, async ({ sql, kind }) => {
+      // The decider has taken the unify lease with its reads (the next free slot among them) and stalls.
+      const took = kind === "batch" && sql[0].includes("INSERT INTO leases") && sql.some((s) => s.includes("slot + 1 AS next"));
+      if (stalled || !took) return;
+      stalled = true;
+      setClock(() => t0 + 2 * MIN);
+      await resolveAssets(dbFor(env.DB), env.KV, "csv", [quote("slot-y", 5, t0, "Slot Y Coin")]);
+    });
+    const first = await resolveAssets(dbFor(stalling), env.KV, "csv", [quote("slot-x", 7, t0, "Slot X Coin")]).catch(() => null);
+    expect(stalled).toBe(true);
+    const mapped = async () =>
+      new Map(
+        (await rows<{ source_id: string; slot: number }>("SELECT source_id, slot FROM asset_mappings WHERE source = 'csv'")).map((m) => [
+          m.source_id,
+          m.slot,
+        ]),
+      );
+    // Whatever the stalled decider answered must be stored: an answered slot without its mapping
+    // would put two coins' quotes and history under one slot.
+    for (const r of first?.values() ?? []) expect([...(await mapped()).values()]).toContain(r.slot);
+    const retried = first ?? (await resolveAssets(dbFor(env.DB), env.KV, "csv", [quote("slot-x", 7, t0, "Slot X Coin")]));
+    const slots = await mapped();
+    expect(slots.get("slot-x")).toBe([...retried.values()][0].slot);
+    expect(slots.get("slot-x")).not.toBe(slots.get("slot-y"));
+  });
+});
+
+describe("a pin commits whole", () => {
+  it("a pin whose quote rewrite fails leaves the mapping and the stored quote as they were", async () => {
+    const t0 = Date.parse("2026-02-03T00:00:00Z");
+    await store(env.DB, [quote("pin-from", 3, t0, "Pin From Coin"), quote("pin-target", 900, t0, "Pin Target Coin")]);
+    const target = (await storedQuote("pin-target")).asset_uid;
+    const failing = hookedD1(env.DB, {
+      before: ({ sql, kind }) => {
+        if (kind === "batch" && sql.some((s) => s.includes('INSERT INTO "quote_buckets"'))) throw new Error("injected D1 failure");
+      },
+    });
+    await expect(
+      pinMapping(dbFor(failing), env.BUCKET, DEFAULT_CONSENSUS, { assetUid: target, source: "csv", sourceId: "pin-from" }),
+    ).rejects.toThrow("injected");
+    const mapping = async () =>
+      (await rows<{ asset_uid: string; pinned: number }>("SELECT asset_uid, pinned FROM asset_mappings WHERE source_id = 'pin-from'"))[0];
+    // The mapping and the stored quote agree: both unchanged.
+    expect((await mapping()).asset_uid).toBe((await storedQuote("pin-from")).asset_uid);
+    expect((await mapping()).pinned).toBe(0);
+    await pinMapping(dbFor(env.DB), env.BUCKET, DEFAULT_CONSENSUS, { assetUid: target, source: "csv", sourceId: "pin-from" });
+    expect(await mapping()).toEqual({ asset_uid: target, pinned: 1 });
+    expect((await storedQuote("pin-from")).asset_uid).toBe(target);
+  });
+});
+
+describe("publishes never dangle", () => {
+  /**
+   * Two overlapping publishes: A claims first, B claims while A is writing its snapshot, A moves the
+   * pointer first; then A cleans up after B has put its snapshot, or only after B has published.
+   */
+  async function overlappingPublishes(order: "a-cleans-after-b-puts" | "a-cleans-after-b-publishes") {
+    await store(env.DB, [quote("publish-a", 1, Date.parse("2026-02-04T00:00:00Z"))]);
+    await publishReadModel(dbFor(env.DB), env.BUCKET);
+    const bPut = signal();
+    const aPointed = signal();
+    const aDone = signal();
+    let b: Promise<unknown> = Promise.resolve();
+    const dbA = hookedD1(env.DB, ({ sql }) => {
+      if (sql.some((q) => q.startsWith('update "read_model" set "version"'))) aPointed.resolve();
+    });
+    const bucketB = hookedBucket(env.BUCKET, {
+      afterPut: async () => {
+        bPut.resolve();
+        await (order === "a-cleans-after-b-puts" ? aDone.promise : aPointed.promise);
+      },
+    });
+    const bucketA = hookedBucket(env.BUCKET, {
+      afterPut: async () => {
+        b = publishReadModel(dbFor(env.DB), bucketB);
+        await bPut.promise;
+      },
+      beforeList: async () => {
+        if (order === "a-cleans-after-b-publishes") await b;
+      },
+    });
+    await publishReadModel(dbFor(dbA), bucketA).finally(() => aDone.resolve());
+    await b;
+    return (await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1"))[0];
+  }
+
+  it("the snapshot the pointer names is never deleted by an older publish's clean-up", async () => {
+    const pointer = await overlappingPublishes("a-cleans-after-b-puts");
+    expect(await env.BUCKET.head(pointer.key)).not.toBeNull();
+    const model = await currentReadModel(dbFor(env.DB), env.BUCKET);
+    expect(model?.size).toBeGreaterThan(0);
+  });
+
+  it("an isolate's copy never goes back to an older publish that finished last", async () => {
+    const pointer = await overlappingPublishes("a-cleans-after-b-publishes");
+    expect(await env.BUCKET.head(pointer.key)).not.toBeNull();
+    expect((await currentReadModel(dbFor(env.DB), env.BUCKET))?.version).toBe(pointer.version);
+  });
+});
