@@ -14,21 +14,22 @@ const probe = (p: Promise<unknown>) =>
   );
 
 export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
-  const db = c.get("services").db;
+  const s = c.get("services");
+  const db = s.db;
   const [d1, kv, r2] = await Promise.all([
     probe(db.get(sql`SELECT 1`)),
-    probe(c.env.KV.get("health:probe")),
-    probe(c.env.BUCKET.head("health/probe")),
+    probe(s.env.KV.get("health:probe")),
+    probe(s.env.BUCKET.head("health/probe")),
   ]);
   let sources: Record<Source, SourceHealth>;
   try {
-    sources = d1 === "ok" ? await sourceHealth(db, c.get("services").config) : unknownSources();
+    sources = d1 === "ok" ? await sourceHealth(db, s.config) : unknownSources();
   } catch {
     sources = unknownSources();
   }
-  const model = d1 === "ok" ? await currentReadModel(db, c.get("services").env.BUCKET).catch(() => null) : null;
+  const model = d1 === "ok" ? await currentReadModel(db, s.env.BUCKET).catch(() => null) : null;
   const consensus = { assets: model?.size ?? 0, single_source_assets: model?.singleSourceAssets() ?? 0 };
-  const degraded = kv === "error" || r2 === "error" || Object.values(sources).some((s) => s.status === "failing" || s.status === "stale");
+  const degraded = kv === "error" || r2 === "error" || Object.values(sources).some((h) => h.status === "failing" || h.status === "stale");
   const status = d1 === "error" ? "down" : degraded ? "degraded" : "ok";
   c.header("cache-control", "no-store");
   return c.json({ status, checks: { d1, kv, r2 }, sources, consensus, time: nowIso() }, d1 === "error" ? 503 : 200);

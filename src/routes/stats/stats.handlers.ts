@@ -55,7 +55,7 @@ export const runs: RouteHandler<typeof routes.runs, AppEnv> = async (c) => {
 };
 
 export const checkpoints: RouteHandler<typeof routes.checkpoints, AppEnv> = async (c) => {
-  return c.json(envelope(c, await readCheckpoints(c.env.KV)), 200);
+  return c.json(envelope(c, await readCheckpoints(c.get("services").env.KV)), 200);
 };
 
 export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = async (c) => {

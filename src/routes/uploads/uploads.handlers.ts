@@ -29,7 +29,7 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   const at = nowIso();
   // The row exists before the object, so the cron sweep never mistakes an API upload for a foreign one.
   await s.db.insert(uploads).values({ uploadId, key, filename, bytes: 0, etag: "", status: "queued", createdAt: at, updatedAt: at });
-  const stored = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } }).catch(
+  const stored = await s.env.BUCKET.put(key, body, { httpMetadata: { contentType: "text/csv" }, customMetadata: { filename } }).catch(
     (e: Error) => {
       log("error", "upload_store_failed", { request_id: c.get("requestId"), key, error: e.message });
       return null;
@@ -43,7 +43,7 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
     where: and(eq(uploads.filename, filename), eq(uploads.etag, stored.etag), ne(uploads.status, "failed"), ne(uploads.uploadId, uploadId)),
   });
   if (same) {
-    await Promise.all([c.env.BUCKET.delete(key), s.db.delete(uploads).where(eq(uploads.uploadId, uploadId))]);
+    await Promise.all([s.env.BUCKET.delete(key), s.db.delete(uploads).where(eq(uploads.uploadId, uploadId))]);
     return c.json(envelope(c, await uploadView(s.db, same.uploadId)), 202);
   }
   await registerUpload(s, { uploadId, key, filename, bytes: stored.size, etag: stored.etag });
