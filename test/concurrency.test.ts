@@ -81,6 +81,16 @@ describe("roll-ups keep every point's weight", () => {
     expect((await hourPoints("weight-a")).map((p) => p.price_usd)).toEqual([250]);
   });
 
+  it("an id listed at several times in one payload keeps each time as a point and the newest as its quote, in any row order", async () => {
+    const at = (m: number) => HOUR_START + m * MIN;
+    await store(env.DB, [quote("series-a", 30, at(30)), quote("series-a", 10, at(10)), quote("series-a", 20, at(20))]);
+    expect((await storedQuote("series-a")).price_usd).toBe(30);
+    expect((await hourPoints("series-a")).map((p) => p.price_usd)).toEqual([10, 20, 30]);
+    // The same payload again, and an older row later, add nothing: points only follow the quote forward.
+    await store(env.DB, [quote("series-a", 20, at(20)), quote("series-a", 30, at(30)), quote("series-a", 5, at(5))]);
+    expect((await hourPoints("series-a")).map((p) => p.price_usd)).toEqual([10, 20, 30]);
+  });
+
   it("a point stored while a roll-up is reading its hour is rolled up, never deleted unread", async () => {
     await store(env.DB, [quote("weight-b", 100, HOUR_START + 5 * MIN)]);
     let raced = false;

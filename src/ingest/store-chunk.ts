@@ -39,9 +39,13 @@ export async function storeNormalised(
   },
 ) {
   const at = nowIso();
-  // The newest record wins when one id appears twice in a payload.
-  const byId = new Map(p.normalised.quotes.map((q) => [q.sourceId, q]));
-  const quotes = [...byId.values()];
+  // Records in time order (stable): an id listed at several times (a CSV of past days) advances
+  // through each, so every one newer than what is stored adds its history point and the newest
+  // stays as the quote. Identity is decided once per id, on its newest record.
+  const ordered = [...p.normalised.quotes].sort((a, b) =>
+    a.sourceUpdatedAt < b.sourceUpdatedAt ? -1 : a.sourceUpdatedAt > b.sourceUpdatedAt ? 1 : 0,
+  );
+  const quotes = [...new Map(ordered.map((q) => [q.sourceId, q])).values()];
   const t0 = now();
   // Resolved in slices so that every JSON parameter stays well under D1's 2 MB value limit.
   const resolution: Resolution = new Map();
@@ -50,7 +54,7 @@ export async function storeNormalised(
   }
   const t1 = now();
   const known: boolean[] = [];
-  const resolved: ResolvedQuote[] = quotes.map((q) => {
+  const resolved: ResolvedQuote[] = ordered.map((q) => {
     const r = resolution.get(matchKey(q))!;
     known.push(knownRules.has(r.rule));
     return { ...q, assetUid: r.assetUid, slot: r.slot };
