@@ -1,15 +1,19 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import { dbFor } from "../src/db/client";
 import { DEFAULT_CONSENSUS } from "../src/db/consensus";
 import { currentReadModel, publishReadModel } from "../src/db/read-model";
 import { rollUpHistory } from "../src/ingest/retention";
+import { startSourceRun } from "../src/ingest/start-run";
 import { storeNormalised } from "../src/ingest/store-chunk";
+import { handleQueue } from "../src/jobs/queue";
 import { setClock } from "../src/lib/clock";
 import type { SourceQuote } from "../src/sources/source-quote";
 import { pinMapping } from "../src/unify/pin";
 import { resolveAssets } from "../src/unify/resolve";
-import { rows, storedRows } from "./helpers";
+import { json, recordingQueue, rows, storedRows, stubUpstream, testServices } from "./helpers";
 import { hookedBucket, hookedD1, signal } from "./interleave";
 
 const MIN = 60_000;
@@ -161,6 +165,43 @@ describe("leases fence their writes", () => {
     const slots = await mapped();
     expect(slots.get("slot-x")).toBe([...retried.values()][0].slot);
     expect(slots.get("slot-x")).not.toBe(slots.get("slot-y"));
+  });
+});
+
+describe("a lost lease is a retried error", () => {
+  it("a page whose quotes lease was taken over mid-write is retried, then stored and counted once", async () => {
+    const { s } = testServices();
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("the run did not start");
+    const runId = start.run.runId;
+    const page = geckoPage1.slice(0, 3).map((c) => ({ ...c, id: `lease-${c.id}`, name: `Lease ${c.name}`, symbol: `l${c.symbol}` }));
+    const up = stubUpstream(() => json(page));
+    const { queue } = recordingQueue();
+    let stolen = false;
+    const stealing = hookedD1(env.DB, async ({ sql, kind }) => {
+      const took = kind === "batch" && sql[0].includes("INSERT INTO leases") && sql.some((q) => q.includes('"quote_buckets"'));
+      if (stolen || !took) return;
+      stolen = true;
+      // The page stalls past its TTL and another writer takes the lease before it writes.
+      await env.DB.prepare("UPDATE leases SET holder = 'another-writer' WHERE name = 'quotes:coingecko'").run();
+    });
+    const message = {
+      id: "page-1",
+      timestamp: new Date(),
+      attempts: 1,
+      body: { type: "fetch_page", run_id: runId, source: "coingecko", page: 1 },
+    };
+    const first = createMessageBatch("coinfuse-jobs", [message]);
+    await handleQueue(first, { ...env, DB: stealing, JOBS: queue } as never, up.fetch);
+    expect((await getQueueResult(first, createExecutionContext())).retryMessages.map((m) => m.msgId)).toEqual(["page-1"]);
+    expect(await rows("SELECT part FROM run_parts WHERE run_id = ?", runId)).toEqual([]);
+    await env.DB.prepare("DELETE FROM leases WHERE name = 'quotes:coingecko'").run();
+    const again = createMessageBatch("coinfuse-jobs", [{ ...message, attempts: 2 }]);
+    await handleQueue(again, { ...env, JOBS: queue } as never, up.fetch);
+    expect((await getQueueResult(again, createExecutionContext())).explicitAcks).toEqual(["page-1"]);
+    expect(await rows("SELECT accepted, written FROM run_parts WHERE run_id = ?", runId)).toEqual([{ accepted: 3, written: 3 }]);
+    const stored = await storedRows<{ n: number }>("SELECT COUNT(*) AS n FROM source_quotes WHERE source_id LIKE 'lease-%'");
+    expect(stored).toEqual([{ n: 3 }]);
   });
 });
 
