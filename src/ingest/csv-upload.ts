@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { uploads } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
@@ -18,7 +18,7 @@ import {
 import type { Normalised } from "../sources/source-quote";
 import { completeRun } from "./finish";
 import { getRun, isFinished, markRunning } from "./runs";
-import { storeNormalised } from "./store-chunk";
+import { CheckpointMoved, storeNormalised } from "./store-chunk";
 
 type CsvUploadMessage = Extract<JobMessage, { type: "csv_upload" }>;
 type UploadRow = typeof uploads.$inferSelect;
@@ -97,10 +97,19 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage, opts: { b
         }
         offset += headerBytes.length;
         carry = carry.subarray(headerBytes.length);
-        await s.db
+        // From the state this delivery read: a delivery that finds the header written lost the race.
+        const wrote = await s.db
           .update(uploads)
           .set({ header: JSON.stringify(header), byteOffset: offset, updatedAt: nowIso() })
-          .where(eq(uploads.uploadId, upload.uploadId));
+          .where(
+            and(
+              eq(uploads.uploadId, upload.uploadId),
+              isNull(uploads.header),
+              eq(uploads.byteOffset, upload.byteOffset),
+              eq(uploads.rowsDone, upload.rowsDone),
+            ),
+          );
+        if (wrote.meta.changes === 0) return superseded(run.runId, upload.uploadId);
       }
 
       if (skippingLongRecord) {
@@ -151,10 +160,25 @@ export async function ingestUpload(s: Services, msg: CsvUploadMessage, opts: { b
   } catch (e) {
     // A failed read or parse must not leave the previous block's write running behind the retry.
     await storing.catch(() => {});
+    if (e instanceof CheckpointMoved) return superseded(run.runId, upload.uploadId);
     throw e;
   }
-  await storing;
+  try {
+    await storing;
+  } catch (e) {
+    if (e instanceof CheckpointMoved) return superseded(run.runId, upload.uploadId);
+    throw e;
+  }
   await finishUpload(s, upload.uploadId, run.runId, null);
+}
+
+/**
+ * Another delivery of the upload (the sweep's re-enqueue, a redelivery) moved its checkpoint after
+ * this one read it: that one carries the file on and this one stops, so every row is counted once.
+ * Should the other die, the sweep finds the upload stalled and enqueues it again.
+ */
+function superseded(runId: string, uploadId: string) {
+  log("info", "csv_superseded", { run_id: runId, upload_id: uploadId });
 }
 
 function parseBlock(block: Uint8Array, header: CsvHeader, rowsBefore: number, fallbackTime: string) {
