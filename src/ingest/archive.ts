@@ -1,6 +1,6 @@
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import { builder, type Db } from "../db/client";
-import { rawPayloads } from "../db/schema";
+import { leaseFence, rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import { gzip } from "../lib/raw-archive";
 
@@ -13,28 +13,32 @@ async function sha256(bytes: Uint8Array) {
 
 /**
  * Stores an upstream body byte for byte in R2 before anything parses it, then parses it as JSON.
- * Returns the D1 index row (record count, null when not a JSON array, and SHA-256) as a statement,
- * for the caller to write with the part it stores, or on its own when the body is unusable.
- * A body identical to one already archived for the source (a market that did not move) is not
- * stored again: the part points at the earlier copy. The id is derived from run and part, so a
- * redelivered message overwrites its own archive.
+ * Returns the statements that go into the transaction of the part read from it: the D1 index row
+ * (record count, null when not a JSON array, and SHA-256), or, when the body is identical to one
+ * already archived for the source (a market that did not move), a check that keeps that archive: the
+ * body is not stored again and the part points at the earlier copy. An unusable body is indexed on
+ * its own (`index`). The id is derived from run and part, so a redelivered message overwrites its
+ * own archive.
  */
 export async function archiveRaw(
   bucket: R2Bucket,
   db: Db,
-  p: { source: string; runId: string; part: string; bytes: Uint8Array; contentType: string; origin: string },
+  p: { source: string; runId: string; part: string; bytes: Uint8Array; contentType: string; origin: string; reuse?: boolean },
 ) {
   const fetchedAt = nowIso();
   const body = parseJson(p.bytes);
   const digest = await sha256(p.bytes);
-  const same = await db
-    .select({ id: rawPayloads.id, key: rawPayloads.key })
-    .from(rawPayloads)
-    .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
-    .orderBy(desc(rawPayloads.fetchedAt))
-    .get();
+  const same =
+    p.reuse === false
+      ? undefined
+      : await db
+          .select({ id: rawPayloads.id, key: rawPayloads.key })
+          .from(rawPayloads)
+          .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
+          .orderBy(desc(rawPayloads.fetchedAt))
+          .get();
   // The body was archived before; this fetch still happened now (records without their own time are stamped with it).
-  if (same) return { ...same, fetchedAt, body, reused: true, index: null };
+  if (same) return { ...same, fetchedAt, body, reused: true, index: null, inPart: [archiveStillThere(same.id)] };
   const id = `${p.runId}-${p.part}`;
   const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
   // Stored gzipped (upstream JSON shrinks about tenfold: R2 bills storage by the GB-month); read
@@ -60,7 +64,21 @@ export async function archiveRaw(
       digest,
     })
     .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records, digest } });
-  return { id, key, fetchedAt, body, reused: false, index };
+  return { id, key, fetchedAt, body, reused: false, index, inPart: [index] };
+}
+
+/**
+ * Fails, and so rolls back the part's whole transaction, when the archive it reuses is no longer
+ * indexed (retention deleted it after this page found it): a part never commits pointing at a
+ * deleted archive. It inserts nothing while the archive is there (the lease fence's always-empty table).
+ */
+const archiveStillThere = (id: string) =>
+  sql`INSERT INTO ${leaseFence} (${sql.identifier("held")}) SELECT NULL
+    WHERE NOT EXISTS (SELECT 1 FROM ${rawPayloads} WHERE ${rawPayloads.id} = ${id})`;
+
+/** Whether an archive is still indexed. */
+export async function isArchived(db: Db, id: string) {
+  return !!(await db.select({ id: rawPayloads.id }).from(rawPayloads).where(eq(rawPayloads.id, id)).get());
 }
 
 function parseJson(bytes: Uint8Array): ParsedBody {

@@ -8,7 +8,7 @@ import { log } from "../lib/log";
 import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
-import { archiveRaw } from "./archive";
+import { archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { requestPacer } from "./request-budget";
@@ -60,14 +60,17 @@ export async function fetchPage(s: Services, msg: FetchPage) {
     return;
   }
 
-  const raw = await archiveRaw(s.env.BUCKET, s.db, {
-    source: msg.source,
-    runId: msg.run_id,
-    part,
-    bytes: body.bytes,
-    contentType: body.contentType,
-    origin: s.config.DATA_ORIGIN,
-  });
+  const archive = (reuse: boolean) =>
+    archiveRaw(s.env.BUCKET, s.db, {
+      source: msg.source,
+      runId: msg.run_id,
+      part,
+      bytes: body.bytes,
+      contentType: body.contentType,
+      origin: s.config.DATA_ORIGIN,
+      reuse,
+    });
+  let raw = await archive(true);
   // The index row goes in with the page's part; a page that cannot be parsed indexes it on its own.
   const indexAlone = async () => {
     if (raw.index) await runBatch(s.db, [raw.index]);
@@ -90,15 +93,18 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   }
   const fetched = Array.isArray(records) ? records.length : 0;
   const t0 = now();
-  const stored = await storeNormalised(s.db, s.env.KV, {
-    source: msg.source,
-    runId: msg.run_id,
-    part,
-    fetched,
-    normalised,
-    rawId: raw.id,
-    also: raw.index ? [raw.index] : [],
-  });
+  const store = () =>
+    storeNormalised(s.db, s.env.KV, { source: msg.source, runId: msg.run_id, part, fetched, normalised, rawId: raw.id, also: raw.inPart });
+  let stored: Awaited<ReturnType<typeof store>>;
+  try {
+    stored = await store();
+  } catch (e) {
+    if (!raw.reused || (await isArchived(s.db, raw.id))) throw e;
+    // Retention deleted the archive this page reused before its part committed, and so nothing
+    // was: the body is archived again and the part stored with it.
+    raw = await archive(false);
+    stored = await store();
+  }
   log("info", "page_stored", {
     run_id: msg.run_id,
     source: msg.source,

@@ -1,4 +1,4 @@
-import { and, gte, isNotNull, lt, notInArray, sql } from "drizzle-orm";
+import { and, gte, inArray, isNotNull, lt, notInArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { rollUp } from "../db/history-rollup";
 import { rawPayloads, runParts } from "../db/schema";
@@ -25,35 +25,30 @@ export async function rollUpHistory(db: Db, at = now()) {
 const DELETE_BATCH = 1000;
 
 /**
- * Deletes archived raw payloads older than `days` from R2, then their index rows. A payload that a
- * part finished since the cutoff still reads (an unchanged body is archived once) is kept for replay.
+ * Deletes archived raw payloads older than `days`: their index rows, then their objects in R2. A payload
+ * that a part finished since the cutoff still reads (an unchanged body is archived once) is kept for
+ * replay. Choosing and deleting the rows is one statement, and a part that reuses a payload commits
+ * only while its row is there (archive.ts): whichever comes first, no part points at a deleted
+ * payload. An object goes only once its row has gone, so nothing can find it to reuse it after.
  */
 export async function pruneRawArchive(db: Db, bucket: R2Bucket, days: number, at = now()) {
   const cutoff = new Date(at - days * DAY).toISOString();
+  const recentlyRead = db
+    .select({ id: sql`${runParts.rawId}` })
+    .from(runParts)
+    .where(and(isNotNull(runParts.rawId), gte(runParts.finishedAt, cutoff)));
   let deleted = 0;
   while (true) {
-    const old = await db
-      .select({ id: rawPayloads.id, key: rawPayloads.key })
+    const old = db
+      .select({ id: rawPayloads.id })
       .from(rawPayloads)
-      .where(
-        and(
-          lt(rawPayloads.fetchedAt, cutoff),
-          notInArray(
-            rawPayloads.id,
-            db
-              .select({ id: sql`${runParts.rawId}` })
-              .from(runParts)
-              .where(and(isNotNull(runParts.rawId), gte(runParts.finishedAt, cutoff))),
-          ),
-        ),
-      )
+      .where(and(lt(rawPayloads.fetchedAt, cutoff), notInArray(rawPayloads.id, recentlyRead)))
       .limit(DELETE_BATCH);
-    if (!old.length) break;
-    await bucket.delete(old.map((r) => r.key));
-    // One JSON parameter: D1 takes at most 100 bound parameters.
-    await db.delete(rawPayloads).where(sql`${rawPayloads.id} IN (SELECT value FROM json_each(${JSON.stringify(old.map((r) => r.id))}))`);
-    deleted += old.length;
-    if (old.length < DELETE_BATCH) break;
+    const gone = await db.delete(rawPayloads).where(inArray(rawPayloads.id, old)).returning({ key: rawPayloads.key });
+    if (!gone.length) break;
+    await bucket.delete(gone.map((r) => r.key));
+    deleted += gone.length;
+    if (gone.length < DELETE_BATCH) break;
   }
   return { raw_payloads_deleted: deleted };
 }
