@@ -1,11 +1,13 @@
 import { eq, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { now, nowIso } from "../lib/clock";
-import { type Asset, AssetSchema } from "../schemas/assets";
+import { log } from "../lib/log";
+import type { Asset } from "../schemas/assets";
 import { col, type Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
 import { assetAliases, assetMappings, mappingMoves, readModel, type StoredQuote } from "./schema";
+import { encodeSections, lowerBound, SnapshotSections, type TextList, textSections } from "./snapshot-format";
 
 export const SORT_KEYS = ["rank", "market_cap", "price", "volume", "change_24h", "symbol", "name"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -68,70 +70,156 @@ export function summarise(assetUid: string, quotes: SourcedQuote[], rules: Conse
   return { summary, latest, consensus };
 }
 
-/** The snapshot as stored in R2: one array per field (compact to parse), aliases, and quote counts per source. */
-type Snapshot = {
-  version: number;
-  built_at: string;
-  columns: { [K in keyof AssetSummary]: AssetSummary[K][] };
-  aliases: Record<string, string>;
-  quotes: Record<string, number>;
-};
+const SEP = "\u0001";
+/** A row's text fields, in this order: its uid, symbol and name, then its id at each source ("" where it has none). */
+const TEXT_FIELDS = 3;
 
-/** The snapshot's columns: every Asset field, and what the consensus adds. */
-const FIELDS = [
-  ...(Object.keys(AssetSchema.shape) as (keyof Asset)[]),
-  "spread_pct",
-  "fresh_sources",
-] as const satisfies readonly (keyof AssetSummary)[];
-
-const NUMERIC_SORT = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;
+const NUMERIC = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;
+const MONEY = ["price_usd", "market_cap_usd", "volume_24h_usd", "change_24h_pct"] as const;
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * The /data read model in memory: every sort of every scope is an index array built on first use,
- * so a page at any depth is a slice, and no request reads D1 for it.
+ * Encodes assets as a snapshot (snapshot-format.ts): rows in uid order, numeric columns, every
+ * sort order of every asset, each source's ids in order, and the aliases in order, so a loaded
+ * snapshot answers any page, filter or lookup by slicing and binary search.
+ */
+export function encodeSnapshot(
+  meta: { version: number; built_at: string; quotes: Record<string, number> },
+  input: AssetSummary[],
+  aliasPairs: [string, string][],
+) {
+  const assets = [...input].sort((a, b) => byString(a.asset_uid, b.asset_uid));
+  const n = assets.length;
+  const column = (pick: (a: AssetSummary) => number | null) => Float64Array.from(assets, (a) => pick(a) ?? Number.NaN);
+  const money = MONEY.map((f) => ({ name: f, kind: "f64" as const, data: column((a) => a[f]) }));
+  const rank = Int32Array.from(assets, (a) => a.rank ?? -1);
+  const flags = Uint8Array.from(assets, (a) =>
+    SOURCES.reduce((bits, src, k) => bits | (a.sources.includes(src) ? 1 << k : 0), Math.min(a.fresh_sources, 7) << SOURCES.length),
+  );
+  const times = [...new Set(assets.map((a) => a.updated_at))].sort(byString);
+  const timeIndex = new Map(times.map((t, i) => [t, i]));
+  const updated = Uint32Array.from(assets, (a) => timeIndex.get(a.updated_at)!);
+
+  const lowerName = assets.map((a) => a.name.toLowerCase());
+  const lowerSymbol = assets.map((a) => a.symbol.toLowerCase());
+  const orders = SORT_KEYS.map((sort) => {
+    const ids = Array.from({ length: n }, (_, i) => i);
+    // Rows are in uid order, so the row index breaks every tie by uid.
+    if (sort === "symbol" || sort === "name") {
+      const keys = sort === "name" ? lowerName : lowerSymbol;
+      ids.sort((x, y) => byString(keys[x], keys[y]) || x - y);
+    } else {
+      // Unknown values sort as the smallest, except rank, where an unknown rank comes after every known one.
+      const v =
+        sort === "rank"
+          ? Float64Array.from(rank, (r) => (r < 0 ? Number.POSITIVE_INFINITY : r))
+          : Float64Array.from(assets, (a) => a[NUMERIC[sort]] ?? Number.NEGATIVE_INFINITY);
+      ids.sort((x, y) => v[x] - v[y] || x - y);
+    }
+    return { name: `order:${sort}`, kind: "i32" as const, data: Int32Array.from(ids) };
+  });
+  const sourceIds = SOURCES.map((src) => {
+    const rows = assets.flatMap((a, i) => (a.source_ids[src] ? [i] : []));
+    rows.sort((x, y) => byString(assets[x].source_ids[src]!, assets[y].source_ids[src]!));
+    return { name: `ids:${src}`, kind: "i32" as const, data: Int32Array.from(rows) };
+  });
+  const rowOf = new Map(assets.map((a, i) => [a.asset_uid, i]));
+  const aliases = aliasPairs.filter(([, uid]) => rowOf.has(uid)).sort((x, y) => byString(x[0], y[0]));
+  return encodeSections({ ...meta, size: n }, [
+    ...money,
+    { name: "rank", kind: "i32", data: rank },
+    { name: "flags", kind: "u8", data: flags },
+    { name: "updated", kind: "u32", data: updated },
+    ...textSections("times", times),
+    ...textSections(
+      "rows",
+      assets.map((a) => [a.asset_uid, a.symbol, a.name, ...SOURCES.map((src) => a.source_ids[src] ?? "")].join(SEP)),
+    ),
+    ...orders,
+    ...sourceIds,
+    ...textSections(
+      "aliases",
+      aliases.map(([alias]) => alias),
+    ),
+    { name: "alias_rows", kind: "i32", data: Int32Array.from(aliases, ([, uid]) => rowOf.get(uid)!) },
+  ]);
+}
+
+const SOURCE_BIT = Object.fromEntries(SOURCES.map((src, k) => [src, 1 << k])) as Record<Source, number>;
+const SOURCE_MASK = (1 << SOURCES.length) - 1;
+
+/**
+ * The /data read model in memory: typed-array views over one fetched snapshot. A page at any
+ * depth is a slice of a stored order, a filter a binary search, and only the served rows are
+ * decoded; no request reads D1 for it.
  */
 export class ReadModel {
   readonly size: number;
-  private readonly c: Snapshot["columns"];
-  private readonly byUid = new Map<string, number>();
-  private readonly orders = new Map<string, Int32Array>();
-  private readonly ranks = new Map<string, Int32Array>();
-  private symbolIndex?: Map<string, number[]>;
-  private bySourceId?: Map<string, number>;
-  private lowerCase?: { name: string[]; symbol: string[] };
+  readonly version: number;
+  /** Stored quotes per source when it was built. */
+  readonly quotes: Record<string, number>;
+  private readonly s: SnapshotSections;
+  private readonly rows: TextList;
+  private readonly times: TextList;
+  private readonly money: Record<(typeof MONEY)[number], Float64Array>;
+  private readonly rank: Int32Array;
+  private readonly flags: Uint8Array;
+  private readonly updated: Uint32Array;
+  /** Orders of one source's assets and each order's inverse, derived from the stored orders on first use (one pass). */
+  private readonly scoped = new Map<string, Int32Array>();
+  private readonly positions = new Map<SortKey, Int32Array>();
+  private singleSource?: number;
 
-  constructor(readonly snapshot: Snapshot) {
-    this.c = snapshot.columns;
-    this.size = this.c.asset_uid.length;
-    this.c.asset_uid.forEach((uid, i) => {
-      this.byUid.set(uid, i);
-    });
+  constructor(buffer: ArrayBuffer) {
+    this.s = new SnapshotSections(buffer);
+    const h = this.s.header;
+    this.size = h.size;
+    this.version = h.version;
+    this.quotes = h.quotes;
+    this.rows = this.s.text("rows");
+    this.times = this.s.text("times");
+    this.money = Object.fromEntries(MONEY.map((f) => [f, this.s.f64(f)])) as ReadModel["money"];
+    this.rank = this.s.i32("rank");
+    this.flags = this.s.u8("flags");
+    this.updated = this.s.u32("updated");
   }
 
-  get version() {
-    return this.snapshot.version;
+  /** Bytes the loaded snapshot holds. */
+  get bytes() {
+    return this.s.buffer.byteLength;
+  }
+
+  private fields(i: number) {
+    return this.rows.get(i).split(SEP);
   }
 
   asset(i: number): Asset {
-    const c = this.c;
+    const f = this.fields(i);
+    const num = (x: number) => (Number.isNaN(x) ? null : x);
+    const sources = SOURCES.filter((src) => this.flags[i] & SOURCE_BIT[src]);
     return {
-      asset_uid: c.asset_uid[i],
-      symbol: c.symbol[i],
-      name: c.name[i],
-      rank: c.rank[i],
-      price_usd: c.price_usd[i],
-      market_cap_usd: c.market_cap_usd[i],
-      volume_24h_usd: c.volume_24h_usd[i],
-      change_24h_pct: c.change_24h_pct[i],
-      sources: c.sources[i],
-      source_ids: c.source_ids[i],
-      updated_at: c.updated_at[i],
+      asset_uid: f[0],
+      symbol: f[1],
+      name: f[2],
+      rank: this.rank[i] < 0 ? null : this.rank[i],
+      price_usd: num(this.money.price_usd[i]),
+      market_cap_usd: num(this.money.market_cap_usd[i]),
+      volume_24h_usd: num(this.money.volume_24h_usd[i]),
+      change_24h_pct: num(this.money.change_24h_pct[i]),
+      sources,
+      source_ids: Object.fromEntries(sources.map((src) => [src, f[TEXT_FIELDS + SOURCES.indexOf(src)]])),
+      updated_at: this.times.get(this.updated[i]),
     };
   }
 
   /** Assets whose consensus rests on a single fresh source. */
   singleSourceAssets() {
-    return this.c.fresh_sources.reduce((n, f) => n + (f === 1 ? 1 : 0), 0);
+    if (this.singleSource === undefined) {
+      let count = 0;
+      for (let i = 0; i < this.size; i++) if (this.flags[i] >> SOURCES.length === 1) count++;
+      this.singleSource = count;
+    }
+    return this.singleSource;
   }
 
   list(f: AssetFilter) {
@@ -156,105 +244,96 @@ export class ReadModel {
   private matching(f: Omit<AssetFilter, "page" | "pageSize">) {
     let rows: ArrayLike<number>;
     if (f.symbol !== undefined || f.q !== undefined || f.ids !== undefined) {
-      const rank = this.rankOf(f.source ?? "all", f.sort);
-      rows = Int32Array.from(this.filtered(f)).sort((a, b) => rank[a] - rank[b]);
-    } else rows = this.order(f.source ?? "all", f.sort);
+      const position = this.position(f.sort);
+      rows = Int32Array.from(this.filtered(f)).sort((a, b) => position[a] - position[b]);
+    } else rows = this.order(f.source, f.sort);
     const total = rows.length;
     return { total, at: (k: number) => rows[f.order === "desc" ? total - 1 - k : k] };
   }
 
-  /** Indexes of a scope's assets in ascending order of `sort` (descending is the same read backwards: ties break by uid both ways). */
-  private order(scope: string, sort: SortKey) {
-    const key = `${scope}:${sort}`;
-    let o = this.orders.get(key);
+  /** A stored order, or its rows of one source (one pass, kept). Descending is the same read backwards: ties break by uid both ways. */
+  private order(source: Source | undefined, sort: SortKey) {
+    const all = this.s.i32(`order:${sort}`);
+    if (!source) return all;
+    const key = `${source}:${sort}`;
+    let o = this.scoped.get(key);
     if (!o) {
-      const ids: number[] = [];
-      for (let i = 0; i < this.size; i++) if (scope === "all" || this.c.sources[i].includes(scope as Source)) ids.push(i);
-      const cmp = this.comparator(sort);
-      o = Int32Array.from(ids.sort(cmp));
-      this.orders.set(key, o);
+      const bit = SOURCE_BIT[source];
+      let count = 0;
+      for (let k = 0; k < all.length; k++) if (this.flags[all[k]] & bit) count++;
+      o = new Int32Array(count);
+      let j = 0;
+      for (let k = 0; k < all.length; k++) if (this.flags[all[k]] & bit) o[j++] = all[k];
+      this.scoped.set(key, o);
     }
     return o;
   }
 
-  /** Position of every asset in order(scope, sort), for sorting a filtered few; built once per key. */
-  private rankOf(scope: string, sort: SortKey) {
-    const key = `${scope}:${sort}`;
-    let rank = this.ranks.get(key);
-    if (!rank) {
-      const o = this.order(scope, sort);
-      rank = new Int32Array(this.size);
-      for (let k = 0; k < o.length; k++) rank[o[k]] = k;
-      this.ranks.set(key, rank);
+  /** Where each row stands in a stored order, for sorting a filtered few. */
+  private position(sort: SortKey) {
+    let p = this.positions.get(sort);
+    if (!p) {
+      const o = this.s.i32(`order:${sort}`);
+      p = new Int32Array(this.size);
+      for (let k = 0; k < o.length; k++) p[o[k]] = k;
+      this.positions.set(sort, p);
     }
-    return rank;
+    return p;
   }
 
-  /** Names and symbols in lower case, built once per snapshot for every filter and sort that needs them. */
-  private lower() {
-    this.lowerCase ??= { name: this.c.name.map((s) => s.toLowerCase()), symbol: this.c.symbol.map((s) => s.toLowerCase()) };
-    return this.lowerCase;
+  /** The positions [from, to) of a stored order whose lower-cased field starts with `prefix` (or equals it, `exact`). */
+  private range(sort: "name" | "symbol", prefix: string, exact: boolean) {
+    const o = this.s.i32(`order:${sort}`);
+    const field = sort === "name" ? 2 : 1;
+    const key = (pos: number) => this.fields(o[pos])[field].toLowerCase();
+    const from = lowerBound(o.length, key, prefix);
+    const to = exact ? lowerBound(o.length, key, `${prefix}\u0000`) : lowerBound(o.length, key, `${prefix}\uffff`);
+    return o.subarray(from, to);
   }
 
   private filtered(f: Omit<AssetFilter, "page" | "pageSize">): number[] {
-    const lower = this.lower();
-    const inScope = (i: number) => !f.source || this.c.sources[i].includes(f.source);
+    const inScope = (i: number) => !f.source || (this.flags[i] & SOURCE_BIT[f.source]) !== 0;
     const symbol = f.symbol?.toLowerCase();
-    const bySymbol = (i: number) => symbol === undefined || lower.symbol[i] === symbol;
     // Prefix match over the name and the symbol, case-insensitive; a blank term matches nothing.
     const term = f.q?.trim().toLowerCase();
     if (term === "") return [];
-    const matchesQ = (i: number) => term === undefined || lower.name[i].startsWith(term) || lower.symbol[i].startsWith(term);
-    if (f.ids !== undefined) {
-      const picked = new Set(f.ids.flatMap((id) => this.indexOfId(id) ?? []));
-      return [...picked].filter((i) => inScope(i) && bySymbol(i) && matchesQ(i));
-    }
-    if (symbol !== undefined) {
-      if (!this.symbolIndex) {
-        this.symbolIndex = new Map<string, number[]>();
-        lower.symbol.forEach((s, i) => {
-          const list = this.symbolIndex!.get(s);
-          if (list) list.push(i);
-          else this.symbolIndex!.set(s, [i]);
-        });
-      }
-      return (this.symbolIndex.get(symbol) ?? []).filter((i) => inScope(i) && matchesQ(i));
-    }
+    const lower = (i: number, k: number) => this.fields(i)[k].toLowerCase();
+    const bySymbol = (i: number) => symbol === undefined || lower(i, 1) === symbol;
+    const matchesQ = (i: number) => term === undefined || lower(i, 2).startsWith(term) || lower(i, 1).startsWith(term);
+    let candidates: Iterable<number>;
+    if (f.ids !== undefined) candidates = new Set(f.ids.flatMap((id) => this.rowOfId(id) ?? []));
+    else if (symbol !== undefined) candidates = this.range("symbol", symbol, true);
+    else candidates = new Set([...this.range("name", term!, false), ...this.range("symbol", term!, false)]);
     const out: number[] = [];
-    for (let i = 0; i < this.size; i++) if (inScope(i) && matchesQ(i)) out.push(i);
+    for (const i of candidates) if (inScope(i) && bySymbol(i) && matchesQ(i)) out.push(i);
     return out;
   }
 
   /** An asset_uid, an alias of one, or `source:source_id` (a source's id as the asset lists it). */
-  private indexOfId(id: string): number | undefined {
-    const byUid = this.byUid.get(this.snapshot.aliases[id] ?? id);
+  private rowOfId(id: string): number | undefined {
+    const byUid = this.find(this.size, (i) => this.fields(i)[0], id);
     if (byUid !== undefined) return byUid;
-    if (!this.bySourceId) {
-      this.bySourceId = new Map();
-      this.c.source_ids.forEach((ids, i) => {
-        for (const [source, sourceId] of Object.entries(ids)) this.bySourceId!.set(`${source}:${sourceId}`, i);
-      });
-    }
-    return this.bySourceId.get(id);
+    const aliases = this.s.text("aliases");
+    const alias = this.find(aliases.length, (k) => aliases.get(k), id);
+    if (alias !== undefined) return this.s.i32("alias_rows")[alias];
+    const colon = id.indexOf(":");
+    const source = id.slice(0, colon) as Source;
+    if (colon < 0 || !SOURCES.includes(source)) return undefined;
+    const rows = this.s.i32(`ids:${source}`);
+    const field = TEXT_FIELDS + SOURCES.indexOf(source);
+    const k = this.find(rows.length, (pos) => this.fields(rows[pos])[field], id.slice(colon + 1));
+    return k === undefined ? undefined : rows[k];
   }
 
-  private comparator(sort: SortKey): (a: number, b: number) => number {
-    const uid = this.c.asset_uid;
-    const tie = (a: number, b: number) => (uid[a] < uid[b] ? -1 : uid[a] > uid[b] ? 1 : 0);
-    if (sort === "symbol" || sort === "name") {
-      const keys = this.lower()[sort];
-      return (a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : tie(a, b));
-    }
-    // Unknown values sort as the smallest, except rank, where an unknown rank comes after every known one.
-    const values = sort === "rank" ? this.c.rank : this.c[NUMERIC_SORT[sort]];
-    const missing = sort === "rank" ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
-    const v = Float64Array.from(values, (x) => x ?? missing);
-    return (a, b) => v[a] - v[b] || tie(a, b);
+  /** The position in [0, n) whose key equals `target`, keys ascending. */
+  private find(n: number, key: (pos: number) => string, target: string) {
+    const pos = lowerBound(n, key, target);
+    return pos < n && key(pos) === target ? pos : undefined;
   }
 }
 
 /** Builds the snapshot from every stored quote bucket (the ground truth) and the aliases. */
-export async function buildSnapshot(db: Db, version: number, rules: ConsensusRules): Promise<Snapshot> {
+export async function buildSnapshot(db: Db, version: number, rules: ConsensusRules) {
   const byAsset = new Map<string, SourcedQuote[]>();
   const quotes: Record<string, number> = {};
   const moved = await currentUidsOfMoved(db);
@@ -269,12 +348,12 @@ export async function buildSnapshot(db: Db, version: number, rules: ConsensusRul
     }
   }
   const aliases = await db.select({ alias: assetAliases.aliasUid, uid: assetAliases.assetUid }).from(assetAliases);
-  const columns = Object.fromEntries(FIELDS.map((f) => [f, []])) as unknown as Snapshot["columns"];
-  for (const [uid, qs] of byAsset) {
-    const a = summarise(uid, qs, rules).summary;
-    for (const f of FIELDS) (columns[f] as unknown[]).push(a[f]);
-  }
-  return { version, built_at: nowIso(), columns, aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.uid])), quotes };
+  const summaries = [...byAsset].map(([uid, qs]) => summarise(uid, qs, rules).summary);
+  return encodeSnapshot(
+    { version, built_at: nowIso(), quotes },
+    summaries,
+    aliases.map((a) => [a.alias, a.uid]),
+  );
 }
 
 /**
@@ -295,8 +374,8 @@ export const movedOrPinnedQuery = sql`
     ON m.${col(assetMappings.source)} = v.${col(mappingMoves.source)} AND m.${col(assetMappings.sourceId)} = v.${col(mappingMoves.sourceId)}`;
 
 const SNAPSHOT_PREFIX = "read-model/";
-const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.json`;
-const versionOf = (key: string | null) => Number(/v(\d+)\.json$/.exec(key ?? "")?.[1] ?? 0);
+const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.bin`;
+const versionOf = (key: string | null) => Number(/v(\d+)\.(bin|json)$/.exec(key ?? "")?.[1] ?? 0);
 
 /**
  * Rebuilds and publishes the read model. Versions are claimed before reading, and the pointer only
@@ -311,11 +390,12 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     .where(eq(readModel.id, 1))
     .returning({ version: readModel.claimed, previous: readModel.key });
   const snapshot = await buildSnapshot(db, claim.version, rules);
+  const model = new ReadModel(snapshot.buffer as ArrayBuffer);
   const key = snapshotKey(claim.version);
-  await bucket.put(key, JSON.stringify(snapshot), { httpMetadata: { contentType: "application/json" } });
+  await bucket.put(key, snapshot, { httpMetadata: { contentType: "application/octet-stream" } });
   const published = await db
     .update(readModel)
-    .set({ version: claim.version, key, assets: snapshot.columns.asset_uid.length, builtAt: snapshot.built_at })
+    .set({ version: claim.version, key, assets: model.size, builtAt: nowIso() })
     .where(sql`${readModel.id} = 1 AND ${readModel.version} < ${claim.version}`)
     .returning({ version: readModel.version });
   if (!published.length) {
@@ -324,7 +404,6 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     return null;
   }
   await deleteSnapshotsBefore(bucket, versionOf(claim.previous));
-  const model = new ReadModel(snapshot);
   keepNewer(model);
   return model;
 }
@@ -372,11 +451,13 @@ export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadMo
         if (model?.version === row.version) break;
         const object = await bucket.get(row.key);
         if (!object) continue;
-        // The old copy is let go before the new one is parsed: at 132k assets a parsed snapshot
-        // takes ~55 MB of an isolate's 128 MB, and two at once would not fit.
-        model = null;
-        loaded = null;
-        model = new ReadModel(await object.json<Snapshot>());
+        try {
+          model = new ReadModel(await object.arrayBuffer());
+        } catch (e) {
+          // A snapshot in a format this version does not read (one published before an upgrade):
+          // the next publish replaces it.
+          log("warn", "read_model_unreadable", { key: row.key, error: String(e) });
+        }
         break;
       }
       return keepNewer(model);

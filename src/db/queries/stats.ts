@@ -61,7 +61,7 @@ export async function collectStats(db: Db, bucket: R2Bucket) {
     const s = bySource.find((x) => x.source === source);
     sources[source] = {
       source,
-      records: model?.snapshot.quotes[source] ?? 0,
+      records: model?.quotes[source] ?? 0,
       runs: s?.runs ?? 0,
       finished: s?.finished ?? 0,
       succeeded: s?.succeeded ?? 0,
@@ -78,7 +78,7 @@ export async function collectStats(db: Db, bucket: R2Bucket) {
   return {
     totals: {
       assets: model?.size ?? 0,
-      quotes: Object.values(model?.snapshot.quotes ?? {}).reduce((n, q) => n + q, 0),
+      quotes: Object.values(model?.quotes ?? {}).reduce((n, q) => n + q, 0),
       history_points: totals[0].history_points,
     },
     runs,
