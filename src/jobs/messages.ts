@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HTTP_SOURCES } from "../config";
+import { HTTP_SOURCES, SOURCES } from "../config";
 import { USAGE_KEYS, type UsageKey } from "../lib/usage";
 
 /** Queue messages. Each names the run it belongs to; the work it resumes from lives in D1. */
@@ -17,5 +17,19 @@ export const JobMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("csv_upload"), run_id: z.string(), upload_id: z.string() }),
   z.object({ type: z.literal("csv_sweep"), run_id: z.string() }),
   z.object({ type: z.literal("replay"), run_id: z.string(), raw_ids: z.array(z.string()).min(1) }),
+  z.object({
+    type: z.literal("rebuild"),
+    run_id: z.string(),
+    /** The rebuild's run of each source; the rebuild lease and each source's lease are held by them. */
+    runs: z.object(Object.fromEntries(SOURCES.map((s) => [s, z.string()])) as Record<(typeof SOURCES)[number], z.ZodString>),
+    step: z.enum(["start", "list", "replay"]),
+    /** list: the R2 prefix being listed and R2's cursor in it. */
+    prefix: z.string().optional(),
+    cursor: z.string().optional(),
+    /** replay: the (time, key) of the last archived object replayed; the next one is the first after it. */
+    after: z.tuple([z.string(), z.string()]).optional(),
+    /** replay: an upload whose ingestion went on in its own message; the rebuild waits for its run to close. */
+    waiting: z.string().optional(),
+  }),
 ]);
 export type JobMessage = z.infer<typeof JobMessageSchema>;

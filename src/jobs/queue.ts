@@ -4,6 +4,7 @@ import { sweepUploads } from "../ingest/csv-sweep";
 import { ingestUpload } from "../ingest/csv-upload";
 import { fetchPage } from "../ingest/fetch-page";
 import { completeRun } from "../ingest/finish";
+import { abandonRebuild, rebuild } from "../ingest/rebuild";
 import { replay } from "../ingest/replay";
 import { recordUsage } from "../ingest/runs";
 import { nowIso } from "../lib/clock";
@@ -24,6 +25,8 @@ export async function runJob(s: Services, job: JobMessage) {
       return sweepUploads(s, job);
     case "replay":
       return replay(s, job);
+    case "rebuild":
+      return rebuild(s, job);
   }
 }
 
@@ -106,9 +109,11 @@ async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env) {
       })
       .onConflictDoNothing();
     const parsed = JobMessageSchema.safeParse(message.body);
-    if (parsed.success) {
+    const error = "dead-lettered: the job kept failing after every retry";
+    if (parsed.success && parsed.data.type === "rebuild") await abandonRebuild(s, parsed.data, error);
+    else if (parsed.success) {
       const holdsLease = parsed.data.type === "fetch_page" || parsed.data.type === "csv_sweep";
-      await completeRun(s, parsed.data.run_id, { error: "dead-lettered: the job kept failing after every retry", holdsLease });
+      await completeRun(s, parsed.data.run_id, { error, holdsLease });
     }
     log("error", "job_dead_lettered", { message_id: message.id, body: message.body });
     message.ack();

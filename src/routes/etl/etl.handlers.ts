@@ -1,11 +1,12 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import { SOURCES } from "../../config";
 import { getRunView, toRun } from "../../db/queries/runs";
+import { startRebuild } from "../../ingest/rebuild";
 import { payloadsToReplay, startReplays } from "../../ingest/replay";
 import { startSourceRun } from "../../ingest/start-run";
 import { ApiError } from "../../lib/errors";
 import { type AppEnv, envelope } from "../../lib/router";
-import type { GetRunRoute, ReplayRoute, RunAllRoute, RunOneRoute } from "./etl.routes";
+import type { GetRunRoute, RebuildRoute, ReplayRoute, RunAllRoute, RunOneRoute } from "./etl.routes";
 
 export const runOne: RouteHandler<RunOneRoute, AppEnv> = async (c) => {
   const { source } = c.req.valid("param");
@@ -37,6 +38,16 @@ export const replay: RouteHandler<ReplayRoute, AppEnv> = async (c) => {
     throw new ApiError("not_found", body.raw_id ? `no archived payload "${body.raw_id}"` : "no archived payloads to replay");
   const runs = await startReplays(s, payloads);
   return c.json(envelope(c, { runs: runs.map(toRun) }), 202);
+};
+
+export const rebuild: RouteHandler<RebuildRoute, AppEnv> = async (c) => {
+  const result = await startRebuild(c.get("services"));
+  if (!result.started) {
+    throw new ApiError("conflict", `a rebuild is already running (runs ${result.running.join(", ")})`, [
+      { running_run_ids: result.running },
+    ]);
+  }
+  return c.json(envelope(c, { runs: result.runs.map(toRun) }), 202);
 };
 
 export const getRun: RouteHandler<GetRunRoute, AppEnv> = async (c) => {

@@ -53,6 +53,23 @@ export const replay = createRoute({
   responses: { 202: jsonEnvelope(RunsBody, "The replay runs"), ...errorResponses("validation_error", ...adminErrors, "not_found") },
 });
 
+export const rebuild = createRoute({
+  method: "post",
+  path: "/etl/rebuild",
+  tags: ["Ingestion"],
+  summary: "Rebuild the database from the R2 archive",
+  description:
+    "Replays every raw payload archived in R2 and every CSV object under `uploads/`, in the order they were fetched or uploaded, into the current database: needs nothing from D1 but the migrated schema (R2 is listed, its index rows written again). One replay run per source, done through the queue; each source's lease is held until the rebuild ends, so no run of a source interleaves. Pins are not in the archive: export them first and pin them again after. 409 `conflict` while a rebuild runs.",
+  security,
+  request: {
+    body: { required: false, content: { "application/json": { schema: z.object({}).strict() } } },
+  },
+  responses: {
+    202: jsonEnvelope(RunsBody, "The rebuild's runs, one per source, queued"),
+    ...errorResponses("validation_error", ...adminErrors, "conflict"),
+  },
+});
+
 export const getRun = createRoute({
   method: "get",
   path: "/etl/runs/{run_id}",
@@ -73,4 +90,5 @@ export const getRun = createRoute({
 export type RunOneRoute = typeof runOne;
 export type RunAllRoute = typeof runAll;
 export type ReplayRoute = typeof replay;
+export type RebuildRoute = typeof rebuild;
 export type GetRunRoute = typeof getRun;

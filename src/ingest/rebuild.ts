@@ -1,0 +1,548 @@
+import { eq, inArray, sql } from "drizzle-orm";
+import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
+import { jsonSlices, runBatch, type Statement } from "../db/batch";
+import { builder } from "../db/client";
+import { acquireLease, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
+import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
+import type { Services } from "../jobs/context";
+import type { JobMessage } from "../jobs/messages";
+import { now, nowIso } from "../lib/clock";
+import { newId } from "../lib/ids";
+import { log } from "../lib/log";
+import { readArchived } from "../lib/raw-archive";
+import { currentMeter, noUsage } from "../lib/usage";
+import { httpSources } from "../sources";
+import { PayloadError } from "../sources/source";
+import { forgetMapCopies, publishMapCache } from "../unify/map-cache";
+import { UPLOAD_PREFIX } from "./csv-sweep";
+import { ingestUpload } from "./csv-upload";
+import { completeRun } from "./finish";
+import { finishRun, getRun, isFinished, markRunningStatement, newRunRow, startingRun } from "./runs";
+import { SOURCE_LEASE_MS } from "./start-run";
+import { storeNormalised } from "./store-chunk";
+
+type RebuildMessage = Extract<JobMessage, { type: "rebuild" }>;
+/** Per-message bounds, smaller in tests so that a small archive still spans several messages. */
+type Limits = { itemsPerMessage?: number; listLimit?: number; listCalls?: number };
+export type RebuildRuns = RebuildMessage["runs"];
+type RunRow = typeof ingestionRuns.$inferSelect;
+
+/** One rebuild at a time: the lease is held by the rebuild's runs and renewed by each of its messages. */
+export const REBUILD_LEASE = "rebuild";
+/** A rebuild whose messages stopped for this long (none renewed its lease) can be started again. */
+const REBUILD_LEASE_MS = 10 * 60_000;
+/** R2 list calls per listing message (1,000 keys each). */
+const LIST_CALLS = 10;
+/**
+ * Archived objects replayed per message, and the time after which a message hands the rest to the
+ * next one: an invocation has bounded time and subrequests, and a payload takes about ten (R2, D1, leases).
+ */
+const ITEMS_PER_MESSAGE = 10;
+const TIME_BUDGET_MS = 20_000;
+/** How long the rebuild waits before it looks again at a source's running run or a CSV file ingested in its own messages. */
+const WAIT_SECONDS = 10;
+/** An upload not advanced for this long lost its worker (as the CSV sweep judges it): the rebuild takes it over. */
+const STUCK_AFTER_MS = 15 * 60_000;
+
+const RAW_PREFIX = "raw/";
+/** What the rebuild lists, in this order: each HTTP source's raw archive, then the CSV uploads. */
+const PREFIXES = [...HTTP_SOURCES.map((s) => `${RAW_PREFIX}${s}/`), UPLOAD_PREFIX];
+const CSV_OBJECT = /\.(csv|tsv|txt)$/i;
+/** A market page's archive (`<run>-page-<n>`, maybe followed by the fetching delivery's id); other archived bodies are reference data. */
+const MARKET_PAGE = /\/[^/]+-page-\d+(-[^/]*)?\.json$/;
+
+const holderOf = (runs: RebuildRuns) => SOURCES.map((s) => runs[s]).join(",");
+const runOfPrefix = (runs: RebuildRuns, prefix: string) =>
+  prefix.startsWith(RAW_PREFIX) ? runs[prefix.slice(RAW_PREFIX.length, -1) as HttpSource] : runs.csv;
+
+export type RebuildStart = { started: true; runs: RunRow[] } | { started: false; running: string[] };
+
+/**
+ * Starts a rebuild of the database from R2: one replay run per source, all queued, under the rebuild
+ * lease (409 while another holds it). Its first message takes each source's lease, so no run of a
+ * source interleaves with the replay of its archive.
+ */
+export async function startRebuild(s: Services): Promise<RebuildStart> {
+  const rows = SOURCES.map((source) => newRunRow(source, "replay", s.config.DATA_ORIGIN));
+  const runs = Object.fromEntries(rows.map((r) => [r.source, r.runId])) as RebuildRuns;
+  const holder = holderOf(runs);
+  const taken = await startingRun(s.db, runs.csv, async () => {
+    const previous = await s.db.query.leases.findFirst({ where: eq(leases.name, REBUILD_LEASE) });
+    if (!(await acquireLease(s.db, REBUILD_LEASE, holder, REBUILD_LEASE_MS))) return { started: false, holder: previous?.holder ?? "" };
+    if (previous && previous.holder !== holder) {
+      await abandonRuns(
+        s,
+        previous.holder.split(","),
+        "abandoned: the rebuild's messages stopped and its lease expired; a later rebuild took over",
+      );
+    }
+    try {
+      await runBatch(
+        s.db,
+        rows.map((r) => builder.insert(ingestionRuns).values(r)),
+      );
+      await s.env.JOBS.send({ type: "rebuild", run_id: runs.csv, runs, step: "start" });
+    } catch (e) {
+      await releaseLease(s.db, REBUILD_LEASE, holder);
+      await s.db
+        .update(ingestionRuns)
+        .set({ status: "failed", error: "could not enqueue the rebuild" })
+        .where(
+          inArray(
+            ingestionRuns.runId,
+            rows.map((r) => r.runId),
+          ),
+        );
+      throw e;
+    }
+    return { started: true, holder };
+  });
+  if (!taken.started) return { started: false, running: taken.holder ? taken.holder.split(",") : [] };
+  log("info", "rebuild_queued", { runs });
+  const stored = await s.db
+    .select()
+    .from(ingestionRuns)
+    .where(
+      inArray(
+        ingestionRuns.runId,
+        rows.map((r) => r.runId),
+      ),
+    );
+  return { started: true, runs: SOURCES.map((src) => stored.find((r) => r.source === src)!) };
+}
+
+/**
+ * One step of a rebuild: `start` (take the source leases, make KV's map copies D1's), `list` (index
+ * R2's raw payloads and CSV objects in D1), `replay` (replay them in the order they were fetched or
+ * uploaded, then close the runs). Every message renews the leases; one that finds the rebuild lease
+ * held by another rebuild does nothing.
+ */
+export async function rebuild(s: Services, msg: RebuildMessage, opts: Limits = {}) {
+  const lease = await heartbeat(s, msg);
+  if (!lease.held) {
+    log("warn", "rebuild_not_held", { run_id: msg.run_id, step: msg.step });
+    return;
+  }
+  if (lease.tookOver.length) {
+    await abandonRuns(s, lease.tookOver, "abandoned: its lease expired without a heartbeat; a rebuild took over");
+  }
+  // A map copy parsed in this isolate before the rebuild (from KV) may map ids that D1 lost: none is used.
+  forgetMapCopies();
+  const rs: Services = { ...s, env: { ...s.env, KV: withoutReads(s.env.KV) } };
+  if (msg.step === "start") return start(s, msg, lease);
+  if (msg.step === "list") return list(rs, msg, opts);
+  return replayInOrder(s, rs, msg, opts);
+}
+
+/** Closes a rebuild that cannot go on (its message was dead-lettered): every run failed with `error`, every lease released. */
+export async function abandonRebuild(s: Services, msg: RebuildMessage, error: string) {
+  for (const source of SOURCES) await completeRun(s, msg.runs[source], { error, holdsLease: true });
+  await releaseLease(s.db, REBUILD_LEASE, holderOf(msg.runs));
+}
+
+async function start(s: Services, msg: RebuildMessage, lease: Awaited<ReturnType<typeof heartbeat>>) {
+  const busy = SOURCES.filter((source) => !lease.sources.has(source));
+  if (busy.length) {
+    // A source's run holds its lease: the rebuild starts when it has finished (or its lease expired).
+    log("info", "rebuild_waits", { run_id: msg.run_id, running: busy.map((b) => lease.holders[b]) });
+    await s.env.JOBS.send(msg, { delaySeconds: WAIT_SECONDS });
+    return;
+  }
+  await runBatch(
+    s.db,
+    SOURCES.map((source) => markRunningStatement(msg.runs[source])),
+  );
+  await restoreReadModelRow(s);
+  // KV's map copies become D1's (empty, when D1 lost its rows), for the runs that follow the rebuild.
+  for (const source of SOURCES) await publishMapCache(s.db, s.env.KV, source);
+  forgetMapCopies();
+  await s.env.JOBS.send({ ...base(msg), run_id: runOfPrefix(msg.runs, PREFIXES[0]), step: "list", prefix: PREFIXES[0] });
+}
+
+const base = (msg: RebuildMessage) => ({ type: "rebuild" as const, runs: msg.runs });
+
+/** Lists R2 and writes the index rows the replay walks: one raw_payloads row per archived payload, one uploads row per CSV object. */
+async function list(s: Services, msg: RebuildMessage, opts: Limits) {
+  let prefix = msg.prefix ?? PREFIXES[0];
+  let cursor = msg.cursor;
+  for (let call = 0; call < (opts.listCalls ?? LIST_CALLS); call++) {
+    const page = await s.env.BUCKET.list({ prefix, cursor, limit: opts.listLimit ?? 1000, include: ["httpMetadata", "customMetadata"] });
+    const statements = indexStatements(s, prefix, page.objects);
+    if (statements.length) await runBatch(s.db, statements);
+    if (page.truncated) {
+      cursor = page.cursor;
+      continue;
+    }
+    const next = PREFIXES[PREFIXES.indexOf(prefix) + 1];
+    if (!next) {
+      await s.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay" });
+      return;
+    }
+    prefix = next;
+    cursor = undefined;
+  }
+  await s.env.JOBS.send({ ...base(msg), run_id: runOfPrefix(msg.runs, prefix), step: "list", prefix, cursor });
+}
+
+/**
+ * Index rows for listed objects, kept where they exist already (their id and fetch time are the exact ones).
+ * From R2 alone: a raw payload's id, run and source come from its key and metadata; its fetch time is
+ * when R2 stored it (a few milliseconds after the fetch; metadata `fetched_at` wins where an archive
+ * carries it); size, record count and digest are filled in when it is replayed.
+ */
+function indexStatements(s: Services, prefix: string, objects: R2Object[]): Statement[] {
+  if (prefix.startsWith(RAW_PREFIX)) {
+    const source = prefix.slice(RAW_PREFIX.length, -1);
+    const rows = objects.flatMap((o) => {
+      const name = /([^/]+)\.json$/.exec(o.key)?.[1];
+      if (!name) return [];
+      const meta = o.customMetadata ?? {};
+      // The payload's id is `<run>-<part>`; a key may add the fetching delivery's id after it. A
+      // market page's part is `page-<n>`; another part is told apart only by metadata naming it
+      // (without it, the key's name is the id).
+      const runId = meta.run_id ?? name.split("-")[0];
+      const page = /^(.+?-page-\d+)(-|$)/.exec(name)?.[1];
+      return JSON.stringify({
+        id: meta.id ?? (meta.part ? `${runId}-${meta.part}` : (page ?? name)),
+        source,
+        run_id: runId,
+        key: o.key,
+        fetched_at: meta.fetched_at ?? o.uploaded.toISOString(),
+        bytes: o.size,
+        content_type: o.httpMetadata?.contentType ?? "application/json",
+        origin: meta.origin ?? s.config.DATA_ORIGIN,
+      });
+    });
+    return jsonSlices(rows).map(
+      (json) => sql`
+        INSERT INTO raw_payloads (id, source, run_id, key, fetched_at, bytes, records, content_type, origin, digest)
+        SELECT j.value ->> 'id', j.value ->> 'source', j.value ->> 'run_id', j.value ->> 'key', j.value ->> 'fetched_at',
+          j.value ->> 'bytes', NULL, j.value ->> 'content_type', j.value ->> 'origin', NULL
+        FROM json_each(${json}) j
+        WHERE NOT EXISTS (SELECT 1 FROM raw_payloads r WHERE r.run_id = j.value ->> 'run_id' AND r.key = j.value ->> 'key')
+        ON CONFLICT (id) DO NOTHING`,
+    );
+  }
+  const at = nowIso();
+  const rows = objects
+    .filter((o) => CSV_OBJECT.test(o.key))
+    .map((o) =>
+      JSON.stringify({
+        // An API upload's key holds its id; an object put in R2 by other means gets one.
+        upload_id: /^uploads\/(upl_[0-9a-z]+)\//.exec(o.key)?.[1] ?? newId("upl", o.uploaded.getTime()),
+        key: o.key,
+        filename: o.customMetadata?.filename ?? o.key.split("/").pop() ?? o.key,
+        bytes: o.size,
+        etag: o.etag,
+        created_at: o.uploaded.toISOString(),
+      }),
+    );
+  return jsonSlices(rows).map(
+    (json) => sql`
+      INSERT INTO uploads (upload_id, key, filename, bytes, etag, run_id, status, created_at, updated_at)
+      SELECT j.value ->> 'upload_id', j.value ->> 'key', j.value ->> 'filename', j.value ->> 'bytes', j.value ->> 'etag', NULL,
+        'queued', j.value ->> 'created_at', ${at}
+      FROM json_each(${json}) j WHERE true
+      ON CONFLICT DO NOTHING`,
+  );
+}
+
+type Item =
+  | { kind: "raw"; source: HttpSource; id: string; key: string; at: string }
+  | { kind: "upload"; id: string; key: string; at: string };
+
+/** Replays archived payloads and uploads in (time, key) order from `after`, a bounded number per message, then closes the rebuild. */
+async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opts: Limits) {
+  const perMessage = opts.itemsPerMessage ?? ITEMS_PER_MESSAGE;
+  const deadline = now() + TIME_BUDGET_MS;
+  let after = msg.after ?? (["", ""] as [string, string]);
+  let waiting = msg.waiting;
+  let done = 0;
+  while (done < perMessage && now() < deadline) {
+    const items = await nextItems(rs, after, perMessage - done);
+    if (!items.length) return finishRebuild(s, msg);
+    for (const item of items) {
+      if (item.kind === "raw") await replayPayload(rs, msg.runs[item.source], item);
+      else if ((await replayUpload(rs, msg, item, waiting === item.id)) === "continues") {
+        // The file goes on in its own messages; the rebuild looks again later, to keep the order.
+        await rs.env.JOBS.send(
+          { ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting: item.id },
+          { delaySeconds: WAIT_SECONDS },
+        );
+        return;
+      }
+      waiting = undefined;
+      after = [item.at, item.key];
+      done++;
+      if (now() >= deadline) break;
+    }
+  }
+  await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after });
+}
+
+/**
+ * The next archived objects after `after`, in (time, key) order: up to `limit` from each list (each
+ * read through an index range), merged. A list cut at `limit` is complete only up to its last item,
+ * so nothing after the earliest such cut is returned.
+ */
+async function nextItems(s: Services, [t, k]: [string, string], limit: number): Promise<Item[]> {
+  const results = await runBatch<{ id: string; key: string; at: string }>(s.db, [
+    ...HTTP_SOURCES.map(
+      (source) => sql`SELECT id, key, fetched_at AS at FROM raw_payloads
+        WHERE source = ${source} AND fetched_at >= ${t} AND (fetched_at > ${t} OR key > ${k})
+        ORDER BY fetched_at, key LIMIT ${limit}`,
+    ),
+    sql`SELECT upload_id AS id, key, created_at AS at FROM uploads
+      WHERE created_at >= ${t} AND (created_at > ${t} OR key > ${k})
+      ORDER BY created_at, key LIMIT ${limit}`,
+  ]);
+  const lists: Item[][] = results.map((r, i) =>
+    r.results.map((row) => (i < HTTP_SOURCES.length ? { kind: "raw", source: HTTP_SOURCES[i], ...row } : { kind: "upload", ...row })),
+  );
+  const bound = lists
+    .filter((l) => l.length === limit)
+    .map((l) => l[l.length - 1])
+    .sort(byTimeAndKey)[0];
+  return lists
+    .flat()
+    .sort(byTimeAndKey)
+    .filter((i) => !bound || byTimeAndKey(i, bound) <= 0)
+    .slice(0, limit);
+}
+
+/** The order SQLite compares text in (UTF-8 bytes, the same as code points), so the cursor and this sort agree. */
+function byTimeAndKey(a: { at: string; key: string }, b: { at: string; key: string }) {
+  return codePoints(a.at, b.at) || codePoints(a.key, b.key);
+}
+function codePoints(a: string, b: string) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = (x[i].codePointAt(0) ?? 0) - (y[i].codePointAt(0) ?? 0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+/** Replays one archived payload into its source's rebuild run, and completes its index row (size, records, digest). */
+async function replayPayload(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
+  // Reference data (exchange rates, contract lists) is indexed, but it holds no quotes to replay.
+  if (!MARKET_PAGE.test(item.key)) return;
+  const replayed = await s.db.all<{ part: string }>(
+    sql`SELECT part FROM run_parts WHERE run_id = ${runId} AND part IN (${`replay-${item.id}`}, ${`skip-${item.id}`})`,
+  );
+  if (replayed.length) return;
+  const stream = await readArchived(s.env.BUCKET, item.key);
+  if (!stream) return skip(s, runId, item, "the archived object is no longer in R2");
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const digest = await sha256(bytes);
+  const index = (records: number | null) =>
+    builder.update(rawPayloads).set({ bytes: bytes.byteLength, records, digest }).where(eq(rawPayloads.id, item.id));
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    return skip(s, runId, item, `malformed JSON (${(e as Error).message})`, [index(null)]);
+  }
+  const records = Array.isArray(body) ? body.length : null;
+  let normalised: ReturnType<(typeof httpSources)[HttpSource]["normalise"]>;
+  try {
+    normalised = httpSources[item.source].normalise(body, item.at);
+  } catch (e) {
+    if (!(e instanceof PayloadError)) throw e;
+    return skip(s, runId, item, e.message, [index(records)]);
+  }
+  await storeNormalised(s.db, s.env.KV, {
+    source: item.source,
+    runId,
+    part: `replay-${item.id}`,
+    fetched: records ?? 0,
+    normalised,
+    rawId: item.id,
+    also: [index(records)],
+  });
+}
+
+/** A payload that cannot be replayed is recorded as a part of its run (counting nothing), with what it cost so far. */
+async function skip(s: Services, runId: string, item: { id: string }, reason: string, also: Statement[] = []) {
+  const usage = currentMeter()?.take() ?? noUsage();
+  const part = builder
+    .insert(runParts)
+    .values({
+      runId,
+      part: `skip-${item.id}`,
+      fetched: 0,
+      accepted: 0,
+      rejected: 0,
+      written: 0,
+      finishedAt: nowIso(),
+      rawId: item.id,
+      ...usage,
+    })
+    .onConflictDoNothing();
+  try {
+    await runBatch(s.db, [...also, part]);
+  } catch (e) {
+    currentMeter()?.restore(usage);
+    throw e;
+  }
+  log("warn", "rebuild_skipped", { run_id: runId, raw_id: item.id, reason });
+}
+
+/**
+ * Ingests one CSV object again, from its first row, in a run of its own (as an upload is), inline.
+ * The rebuild's csv run records a part per upload, in the same transaction that resets the upload,
+ * so a redelivery resumes the file instead of starting it again. "continues" when the file went on
+ * in its own messages (a large file): the rebuild waits for its run to close.
+ */
+async function replayUpload(s: Services, msg: RebuildMessage, item: Extract<Item, { kind: "upload" }>, waiting: boolean) {
+  const marker = `upload-${item.id}`;
+  let upload = await s.db.query.uploads.findFirst({ where: eq(uploads.uploadId, item.id) });
+  if (!upload) return "done";
+  const [started] = await s.db.all<{ part: string }>(sql`SELECT part FROM run_parts WHERE run_id = ${msg.runs.csv} AND part = ${marker}`);
+  if (!started) {
+    const object = await s.env.BUCKET.head(upload.key);
+    const current = upload.runId ? await getRun(s.db, upload.runId) : undefined;
+    const stuck = Date.parse(upload.updatedAt) < now() - STUCK_AFTER_MS;
+    if (!object || (current && !isFinished(current.status) && !stuck)) {
+      // Gone from R2 (nothing to replay), or being ingested right now by its own run: left as it is.
+      await s.db
+        .insert(runParts)
+        .values({ runId: msg.runs.csv, part: marker, fetched: 0, accepted: 0, rejected: 0, written: 0, finishedAt: nowIso() })
+        .onConflictDoNothing();
+      return "done";
+    }
+    if (current && !isFinished(current.status)) await finishRun(s.db, current.runId, "abandoned: a rebuild replays this upload again");
+    const run = newRunRow("csv", "replay", "live");
+    const at = nowIso();
+    await startingRun(s.db, run.runId, () =>
+      runBatch(s.db, [
+        builder.insert(ingestionRuns).values(run),
+        builder
+          .update(uploads)
+          .set({
+            runId: run.runId,
+            status: "queued",
+            byteOffset: 0,
+            rowsDone: 0,
+            header: null,
+            accepted: 0,
+            rejected: 0,
+            bytes: object.size,
+            etag: object.etag,
+            updatedAt: at,
+          })
+          .where(eq(uploads.uploadId, item.id)),
+        builder
+          .insert(runParts)
+          .values({ runId: msg.runs.csv, part: marker, fetched: 1, accepted: 0, rejected: 0, written: 0, finishedAt: at })
+          .onConflictDoNothing(),
+      ]),
+    );
+    upload = { ...upload, runId: run.runId, updatedAt: at };
+    waiting = false;
+  }
+  const run = upload.runId ? await getRun(s.db, upload.runId) : undefined;
+  if (!run || isFinished(run.status)) return "done";
+  // Waiting on the file's own messages, unless they stopped (then it resumes from its checkpoint here).
+  if (!waiting || Date.parse(upload.updatedAt) < now() - STUCK_AFTER_MS) {
+    await ingestUpload(s, { type: "csv_upload", run_id: run.runId, upload_id: upload.uploadId });
+  }
+  const after = await getRun(s.db, run.runId);
+  return after && !isFinished(after.status) ? "continues" : "done";
+}
+
+/** Closes the rebuild's runs (each publishes what it wrote, its checkpoint and map, and releases its source's lease), then the rebuild lease. */
+async function finishRebuild(s: Services, msg: RebuildMessage) {
+  const ids = SOURCES.map((source) => msg.runs[source]);
+  const parts = await s.db.all<{ run_id: string; skipped: number; replayed: number }>(sql`
+    SELECT run_id, SUM(part LIKE 'skip-%') AS skipped, SUM(part LIKE 'replay-%') AS replayed FROM run_parts
+    WHERE run_id IN (SELECT value FROM json_each(${JSON.stringify(ids)})) GROUP BY run_id`);
+  for (const source of SOURCES) {
+    const p = parts.find((x) => x.run_id === msg.runs[source]);
+    const error =
+      p?.skipped && !p.replayed ? `none of the ${p.skipped} archived payloads could be replayed (see the rebuild_skipped logs)` : null;
+    await completeRun(s, msg.runs[source], { error, holdsLease: true });
+  }
+  await releaseLease(s.db, REBUILD_LEASE, holderOf(msg.runs));
+  log("info", "rebuild_finished", { runs: msg.runs, skipped: parts.reduce((n, p) => n + (p.skipped ?? 0), 0) });
+}
+
+/**
+ * Renews the rebuild lease and each source's lease for the rebuild's runs (taking a source's lease
+ * once its run has finished or its lease expired), in one round trip: who holds each after, and
+ * the runs whose expired leases were taken over.
+ */
+async function heartbeat(s: Services, msg: RebuildMessage) {
+  const names = [REBUILD_LEASE, ...SOURCES.map(sourceLeaseName)];
+  const holders = sql`SELECT name, holder FROM leases WHERE name IN (SELECT value FROM json_each(${JSON.stringify(names)}))`;
+  const open = (runId: string) => sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${runId} AND status IN ('queued', 'running'))`;
+  const results = await runBatch<{ name: string; holder: string }>(s.db, [
+    holders,
+    leaseStatement(REBUILD_LEASE, holderOf(msg.runs), REBUILD_LEASE_MS, open(msg.runs.csv), REBUILD_LEASE_MS / 2),
+    ...SOURCES.map((source) =>
+      leaseStatement(sourceLeaseName(source), msg.runs[source], SOURCE_LEASE_MS, open(msg.runs[source]), SOURCE_LEASE_MS / 2),
+    ),
+    holders,
+  ]);
+  const before = new Map(results[0].results.map((r) => [r.name, r.holder]));
+  const after = new Map(results[results.length - 1].results.map((r) => [r.name, r.holder]));
+  const holds = (source: Source) => after.get(sourceLeaseName(source)) === msg.runs[source];
+  return {
+    held: after.get(REBUILD_LEASE) === holderOf(msg.runs),
+    sources: new Set(SOURCES.filter(holds)),
+    holders: Object.fromEntries(SOURCES.map((source) => [source, after.get(sourceLeaseName(source)) ?? null])) as Record<
+      Source,
+      string | null
+    >,
+    tookOver: SOURCES.flatMap((source) => {
+      const previous = before.get(sourceLeaseName(source));
+      return previous && previous !== msg.runs[source] && holds(source) ? [previous] : [];
+    }),
+  };
+}
+
+/** Closes runs whose holder stopped, as failed with `reason`, and releases the source leases they hold. */
+async function abandonRuns(s: Services, runIds: string[], reason: string) {
+  for (const runId of runIds) {
+    const run = await getRun(s.db, runId);
+    if (!run) continue;
+    await finishRun(s.db, runId, reason, { run, also: [releaseStatement(sourceLeaseName(run.source), runId)] });
+  }
+}
+
+/**
+ * The read model's row, which the migration seeds, when it went with the other rows: numbered after
+ * the snapshots still in R2 (read-model.ts keeps them as `read-model/v<version>.<ext>`), so no isolate
+ * holding one of those takes a new snapshot for one it has.
+ */
+async function restoreReadModelRow(s: Services) {
+  if (await s.db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { id: true } })) return;
+  const listed = await s.env.BUCKET.list({ prefix: "read-model/" });
+  const newest = Math.max(0, ...listed.objects.map((o) => Number(/\/v(\d+)\.\w+$/.exec(o.key)?.[1] ?? 0)));
+  await s.db
+    .insert(readModel)
+    .values({ id: 1, claimed: newest, version: newest, key: null, assets: 0, builtAt: null })
+    .onConflictDoNothing();
+}
+
+/**
+ * KV as the rebuild's replays see it: nothing is read (a map copy made before D1 lost its rows maps ids
+ * D1 no longer has, and KV may serve it for a minute after it is replaced), writes go through. Every
+ * id is then looked up in D1, the ground truth.
+ */
+function withoutReads(kv: KVNamespace): KVNamespace {
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "get") return async () => null;
+      if (prop === "getWithMetadata") return async () => ({ value: null, metadata: null, cacheStatus: null });
+      const v = Reflect.get(target, prop);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+async function sha256(bytes: Uint8Array) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
