@@ -16,6 +16,9 @@ export function dbFor(d1: D1Database): Db {
 }
 export type Db = ReturnType<typeof drizzle<typeof schema>>;
 
+/** A drizzle handle over one D1 session (read replication): built per session, as a session lives for one request. */
+export const sessionDb = (session: D1DatabaseSession): Db => drizzle(session as unknown as D1Database, { schema, casing: "snake_case" });
+
 /** Builds statements for batches (toSQL) where no handle is at hand; never executes anything. */
 export const builder: Db = drizzle({} as D1Database, { schema, casing: "snake_case" });
 

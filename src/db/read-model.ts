@@ -383,7 +383,7 @@ const versionOf = (key: string | null) => Number(/v(\d+)\.(bin|json)$/.exec(key 
  * newer snapshot; each write that matters is followed by a build claimed after it, so the published
  * one is at most one run stale. A failed publish leaves the previous snapshot served.
  */
-export async function publishReadModel(db: Db, bucket: R2Bucket, rules: ConsensusRules = DEFAULT_CONSENSUS) {
+export async function publishReadModel(db: Db, bucket: R2Bucket, rules: ConsensusRules = DEFAULT_CONSENSUS, kv?: KVNamespace) {
   const [claim] = await db
     .update(readModel)
     .set({ claimed: sql`${readModel.claimed} + 1` })
@@ -404,6 +404,11 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     return null;
   }
   await deleteSnapshotsBefore(bucket, versionOf(claim.previous));
+  // Announced to every isolate; KV takes one write a second per key, so a lost announcement is
+  // caught by the isolates' D1 check (and the next publish).
+  await kv
+    ?.put(POINTER_KV_KEY, JSON.stringify({ version: claim.version, key } satisfies Pointer))
+    .catch((e) => log("warn", "read_model_pointer_not_announced", { version: claim.version, error: String(e) }));
   keepNewer(model);
   return model;
 }
@@ -421,46 +426,68 @@ async function deleteSnapshotsBefore(bucket: R2Bucket, version: number) {
 
 /** This isolate's copy moves forward only: an older publish or fetch finishing late never replaces a newer one. */
 function keepNewer(model: ReadModel | null) {
-  if (model && loaded?.model && loaded.model.version > model.version) {
+  if (loaded?.model && (!model || loaded.model.version > model.version)) {
     loaded = { ...loaded, checkedAt: now() };
     return loaded.model;
   }
-  loaded = { model, checkedAt: now() };
+  loaded = { model, checkedAt: now(), d1CheckedAt: loaded?.d1CheckedAt ?? 0 };
   return model;
 }
 
-/** How long an isolate serves its copy before asking D1 (one row) whether a newer one was published. */
-const RECHECK_MS = 1_000;
-let loaded: { model: ReadModel | null; checkedAt: number } | null = null;
+type Pointer = { version: number; key: string };
+/** Where a publish announces its snapshot to every isolate, besides D1's read_model row (the ground truth). */
+export const POINTER_KV_KEY = "read-model/pointer";
+/** Seconds a colo may serve the KV pointer from its cache (KV's own minimum for cacheTtl is 30). */
+const POINTER_CACHE_TTL_S = 30;
+/** How often an isolate looks for a newer snapshot: the KV pointer, and D1's now and then in case a KV write was lost. */
+const RECHECK_MS = { kv: 5_000, d1: 60_000, d1Only: 1_000 };
+
+let loaded: { model: ReadModel | null; checkedAt: number; d1CheckedAt: number } | null = null;
 let loading: Promise<ReadModel | null> | null = null;
 
-/** The current read model: this isolate's copy, rechecked at most every RECHECK_MS. */
-export async function currentReadModel(db: Db, bucket: R2Bucket): Promise<ReadModel | null> {
-  if (loaded && now() - loaded.checkedAt < RECHECK_MS) return loaded.model;
+const d1Pointer = async (db: Db): Promise<Pointer | null> => {
+  const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
+  return row?.key ? { version: row.version, key: row.key } : null;
+};
+const newer = (a: Pointer | null, b: Pointer | null) => (!a ? b : !b ? a : a.version >= b.version ? a : b);
+
+/**
+ * The current read model: this isolate's copy, rechecked at most every few seconds. With `kv` (the
+ * Worker), the pointer comes from KV, cached at the colo, so the request path reads D1 once a minute
+ * per isolate at most (in case a KV write was lost); a snapshot reaches every colo within KV's
+ * propagation plus POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is asked every second.
+ */
+export async function currentReadModel(db: Db, bucket: R2Bucket, kv?: KVNamespace): Promise<ReadModel | null> {
+  const t = now();
+  const d1Due = !kv || !loaded || t - loaded.d1CheckedAt >= RECHECK_MS.d1;
+  if (loaded && t - loaded.checkedAt < (kv ? RECHECK_MS.kv : RECHECK_MS.d1Only)) return loaded.model;
   loading ??= (async () => {
     try {
       let model = loaded?.model ?? null;
+      const fromKv = kv ? await kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null;
+      let pointer = d1Due || !fromKv ? newer(fromKv, await d1Pointer(db)) : fromKv;
+      const askedD1 = d1Due || !fromKv;
       // The pointer can move on between reading it and fetching its object (a newer snapshot
-      // replaced it): read it again, a few times, rather than serve nothing.
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
-        if (!row?.key) {
-          model = null;
-          break;
+      // replaced it, or a colo's cached pointer is older than the clean-up): ask D1, a few times,
+      // rather than serve nothing.
+      for (let attempt = 0; attempt < 3 && pointer && pointer.version > (model?.version ?? 0); attempt++) {
+        const object = await bucket.get(pointer.key);
+        if (!object) {
+          pointer = await d1Pointer(db);
+          continue;
         }
-        if (model?.version === row.version) break;
-        const object = await bucket.get(row.key);
-        if (!object) continue;
         try {
           model = new ReadModel(await object.arrayBuffer());
         } catch (e) {
           // A snapshot in a format this version does not read (one published before an upgrade):
           // the next publish replaces it.
-          log("warn", "read_model_unreadable", { key: row.key, error: String(e) });
+          log("warn", "read_model_unreadable", { key: pointer.key, error: String(e) });
         }
         break;
       }
-      return keepNewer(model);
+      const kept = keepNewer(model);
+      if (loaded && askedD1) loaded.d1CheckedAt = now();
+      return kept;
     } finally {
       loading = null;
     }

@@ -28,7 +28,7 @@ export async function completeRun(
   const failed = !!opts.error;
   // D1 holds the rows already; a snapshot or KV that fails to publish only leaves reads one run stale.
   try {
-    if (totals.written > 0) await publishReadModel(s.db, s.env.BUCKET, consensusRules(s.config));
+    if (totals.written > 0) await publishReadModel(s.db, s.env.BUCKET, consensusRules(s.config), s.env.KV);
   } catch (e) {
     log("warn", "read_model_publish_failed", { run_id: runId, error: (e as Error).message });
   }

@@ -1,10 +1,15 @@
 import { type Config, getConfig } from "../config";
-import { type Db, dbFor } from "../db/client";
+import { type Db, dbFor, sessionDb } from "../db/client";
 import type { Env } from "../env";
 import { meteredEnv } from "../lib/usage";
 
-/** What every job and route needs: metered bindings, parsed config, the drizzle handle, and the fetch to use upstream. */
-export type Services = { env: Env; config: Config; db: Db; fetch: typeof fetch; ctx?: ExecutionContext };
+/**
+ * What every job and route needs: metered bindings, parsed config, the drizzle handle, and the fetch
+ * to use upstream. `readDb` reads through a D1 session that may answer from the nearest read
+ * replica (a few seconds behind the primary at most): for public reads that need not see a write
+ * made in the same request.
+ */
+export type Services = { env: Env; config: Config; db: Db; readonly readDb: Db; fetch: typeof fetch; ctx?: ExecutionContext };
 
 const metered = new WeakMap<Env, Env>();
 
@@ -14,5 +19,17 @@ export function servicesFor(env: Env, fetchImpl: typeof fetch = (...a) => fetch(
     m = meteredEnv(env);
     metered.set(env, m);
   }
-  return { env: m, config: getConfig(env), db: dbFor(m.DB), fetch: fetchImpl, ctx };
+  const d1 = m.DB;
+  let readDb: Db | undefined;
+  return {
+    env: m,
+    config: getConfig(env),
+    db: dbFor(d1),
+    get readDb() {
+      readDb ??= typeof d1.withSession === "function" ? sessionDb(d1.withSession("first-unconstrained")) : dbFor(d1);
+      return readDb;
+    },
+    fetch: fetchImpl,
+    ctx,
+  };
 }

@@ -100,6 +100,9 @@ function meteredD1(d1: D1Database): D1Database {
   return new Proxy(d1, {
     get(target, prop) {
       if (prop === "prepare") return (query: string) => meteredStatement(target.prepare(query));
+      // A session (read replication) charges the same way: its statements are the binding's own.
+      if (prop === "withSession" && typeof target.withSession === "function")
+        return (constraint?: string) => meteredD1(target.withSession(constraint as D1SessionConstraint) as unknown as D1Database);
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
           const results = await target.batch(statements.map((s) => unwrap.get(s) ?? s));

@@ -18,8 +18,8 @@ import {
 } from "../schema";
 
 /** One page of GET /data, from the in-memory read model: no D1 rows for the page itself, at any depth. */
-export async function listAssets(db: Db, bucket: R2Bucket, f: AssetFilter) {
-  const model = await currentReadModel(db, bucket);
+export async function listAssets(db: Db, bucket: R2Bucket, kv: KVNamespace, f: AssetFilter) {
+  const model = await currentReadModel(db, bucket, kv);
   return model ? model.list(f) : { items: [], total: 0 };
 }
 

@@ -25,9 +25,9 @@ export type SourceStats = {
 };
 
 /** Totals and per-source aggregates: runs and history from D1, assets and quotes from the published read model. */
-export async function collectStats(db: Db, bucket: R2Bucket) {
+export async function collectStats(db: Db, bucket: R2Bucket, kv: KVNamespace) {
   const usageSums = sql.raw(USAGE_KEYS.map((k) => `SUM(usage_${k}) AS usage_${k}`).join(", "));
-  const model = await currentReadModel(db, bucket);
+  const model = await currentReadModel(db, bucket, kv);
   const results = await runBatch(db, [
     sql`SELECT COALESCE(SUM(${historyBuckets.count}), 0) AS history_points FROM ${historyBuckets}`,
     sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`,

@@ -19,7 +19,7 @@ const EXPORT_COLUMNS = Object.keys(AssetSchema.shape) as (keyof Asset)[];
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const model = await currentReadModel(s.db, s.env.BUCKET);
+  const model = await currentReadModel(s.readDb, s.env.BUCKET, s.env.KV);
   const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: q.ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
@@ -39,7 +39,8 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const order = orderOf(q);
-  const { items, total } = await listAssets(c.get("services").db, c.get("services").env.BUCKET, {
+  const s = c.get("services");
+  const { items, total } = await listAssets(s.readDb, s.env.BUCKET, s.env.KV, {
     page: q.page,
     pageSize: q.page_size,
     source: q.source,
@@ -58,7 +59,7 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
 export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
   const s = c.get("services");
-  const asset = await getAssetDetail(s.db, asset_uid, consensusRules(s.config));
+  const asset = await getAssetDetail(s.readDb, asset_uid, consensusRules(s.config));
   if (!asset) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   return cachedJson(c, envelope(c, asset)) as never;
 };
@@ -66,9 +67,10 @@ export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
 export const history: RouteHandler<HistoryRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
   const q = c.req.valid("query");
-  const uid = await resolveUid(c.get("services").db, asset_uid);
+  const db = c.get("services").readDb;
+  const uid = await resolveUid(db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
-  const stored = await assetHistory(c.get("services").db, uid, {
+  const stored = await assetHistory(db, uid, {
     source: q.source === "consensus" ? undefined : q.source,
     from: toIso(q.from),
     to: toIso(q.to),
@@ -89,7 +91,7 @@ const toIso = (s?: string) => (s ? new Date(s).toISOString() : undefined);
 export const ohlc: RouteHandler<OhlcRoute, AppEnv> = async (c) => {
   const { asset_uid } = c.req.valid("param");
   const q = c.req.valid("query");
-  const db = c.get("services").db;
+  const db = c.get("services").readDb;
   const uid = await resolveUid(db, asset_uid);
   if (!uid) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   const stored = await assetHistory(db, uid, {

@@ -27,7 +27,7 @@ export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
   } catch {
     sources = unknownSources();
   }
-  const model = d1 === "ok" ? await currentReadModel(db, s.env.BUCKET).catch(() => null) : null;
+  const model = d1 === "ok" ? await currentReadModel(db, s.env.BUCKET, s.env.KV).catch(() => null) : null;
   const consensus = { assets: model?.size ?? 0, single_source_assets: model?.singleSourceAssets() ?? 0 };
   const degraded = kv === "error" || r2 === "error" || Object.values(sources).some((h) => h.status === "failing" || h.status === "stale");
   const status = d1 === "error" ? "down" : degraded ? "degraded" : "ok";

@@ -19,9 +19,9 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 }
 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
-  const db = c.get("services").db;
+  const { readDb: db, env } = c.get("services");
   const [s, byStatus] = await Promise.all([
-    collectStats(db, c.get("services").env.BUCKET),
+    collectStats(db, env.BUCKET, env.KV),
     db.all<{ source: string; status: string; n: number }>(
       sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
     ),

@@ -10,9 +10,9 @@ import type * as routes from "./stats.routes";
 import type { StatsSchema } from "./stats.routes";
 
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
-  const db = c.get("services").db;
+  const { readDb: db, env } = c.get("services");
   const [s, last, recent] = await Promise.all([
-    collectStats(db, c.get("services").env.BUCKET),
+    collectStats(db, env.BUCKET, env.KV),
     lastRuns(db),
     listRuns(db, { page: 1, pageSize: 10 }),
   ]);
@@ -50,7 +50,12 @@ export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
 
 export const runs: RouteHandler<typeof routes.runs, AppEnv> = async (c) => {
   const q = c.req.valid("query");
-  const { runs, total } = await listRuns(c.get("services").db, { source: q.source, status: q.status, page: q.page, pageSize: q.page_size });
+  const { runs, total } = await listRuns(c.get("services").readDb, {
+    source: q.source,
+    status: q.status,
+    page: q.page,
+    pageSize: q.page_size,
+  });
   return c.json(envelope(c, runs, { page: q.page, page_size: q.page_size, total }), 200);
 };
 
@@ -60,7 +65,7 @@ export const checkpoints: RouteHandler<typeof routes.checkpoints, AppEnv> = asyn
 
 export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = async (c) => {
   const { page, page_size } = c.req.valid("query");
-  const db = c.get("services").db;
+  const db = c.get("services").readDb;
   const [rows, [{ total }]] = await db.batch([
     db
       .select()
@@ -83,6 +88,6 @@ export const ambiguities: RouteHandler<typeof routes.ambiguities, AppEnv> = asyn
 
 export const moves: RouteHandler<typeof routes.moves, AppEnv> = async (c) => {
   const { page, page_size } = c.req.valid("query");
-  const { moves, total } = await listMoves(c.get("services").db, page, page_size);
+  const { moves, total } = await listMoves(c.get("services").readDb, page, page_size);
   return c.json(envelope(c, moves, { page, page_size, total }), 200);
 };
