@@ -17,13 +17,13 @@ async function sha256(bytes: Uint8Array) {
  * (record count, null when not a JSON array, and SHA-256), or, when the body is identical to one
  * already archived for the source (a market that did not move), a check that keeps that archive: the
  * body is not stored again and the part points at the earlier copy. An unusable body is indexed on
- * its own (`index`). The id is derived from run and part, so a redelivered message overwrites its
- * own archive.
+ * its own (`index`). The id is derived from run and part (a part has one archive); the object's key
+ * also names the delivery that fetched it (archiveKey).
  */
 export async function archiveRaw(
   bucket: R2Bucket,
   db: Db,
-  p: { source: string; runId: string; part: string; bytes: Uint8Array; contentType: string; origin: string; reuse?: boolean },
+  p: ArchivePlace & { bytes: Uint8Array; contentType: string; origin: string; reuse?: boolean },
 ) {
   const fetchedAt = nowIso();
   const body = parseJson(p.bytes);
@@ -40,7 +40,7 @@ export async function archiveRaw(
   // The body was archived before; this fetch still happened now (records without their own time are stamped with it).
   if (same) return { ...same, fetchedAt, body, reused: true, index: null, inPart: [archiveStillThere(same.id)] };
   const id = `${p.runId}-${p.part}`;
-  const key = `raw/${p.source}/${fetchedAt.slice(0, 10)}/${id}.json`;
+  const key = archiveKey(p);
   // Stored gzipped (upstream JSON shrinks about tenfold: R2 bills storage by the GB-month); read
   // back through readArchived, which returns the bytes as received.
   await bucket.put(key, await gzip(p.bytes), {
@@ -66,6 +66,16 @@ export async function archiveRaw(
     .onConflictDoUpdate({ target: rawPayloads.id, set: { key, fetchedAt, bytes: size, records, digest } });
   return { id, key, fetchedAt, body, reused: false, index, inPart: [index] };
 }
+
+/** A part of a run, and the delivery that fetches it: the day it started and its id. */
+export type ArchivePlace = { source: string; runId: string; part: string; writer: { day: string; id: string } };
+
+/**
+ * Where a delivery archives the body it fetched: a key of its own, so that a delivery that stalled
+ * while another took its page over never writes over the body the other stored (nor the other over
+ * its), and a taker can delete what a dead delivery left (it is derived from the delivery's lease).
+ */
+export const archiveKey = (p: ArchivePlace) => `raw/${p.source}/${p.writer.day}/${p.runId}-${p.part}-${p.writer.id}.json`;
 
 /**
  * Fails, and so rolls back the part's whole transaction, when the archive it reuses is no longer

@@ -67,10 +67,11 @@ export async function markRunning(db: Db, runId: string) {
 
 /**
  * The start of one part in one round trip: the run's status and the part's counts if it was
- * already stored, with queued -> running and `also` (e.g. a lease heartbeat) in the same batch.
+ * already stored, with queued -> running and `also` (e.g. lease takes) in the same batch, whose
+ * results come back in `also`.
  */
 export async function openPart(db: Db, runId: string, part: string, also: SQL[] = []) {
-  const [run, done] = await runBatch(db, [
+  const [run, done, , ...rest] = await runBatch(db, [
     sql`SELECT status FROM ingestion_runs WHERE run_id = ${runId}`,
     sql`SELECT fetched FROM run_parts WHERE run_id = ${runId} AND part = ${part}`,
     markRunningStatement(runId),
@@ -79,6 +80,7 @@ export async function openPart(db: Db, runId: string, part: string, also: SQL[] 
   return {
     status: (run.results[0] as { status: string } | undefined)?.status ?? null,
     done: (done.results[0] as { fetched: number } | undefined) ?? null,
+    also: rest,
   };
 }
 
