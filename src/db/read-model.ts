@@ -445,6 +445,11 @@ const RECHECK_MS = { kv: 5_000, d1: 60_000, d1Only: 1_000 };
 let loaded: { model: ReadModel | null; checkedAt: number; d1CheckedAt: number } | null = null;
 let loading: Promise<ReadModel | null> | null = null;
 
+/** Tests start as a fresh isolate would, with no copy. */
+export function forgetReadModel() {
+  loaded = null;
+}
+
 const d1Pointer = async (db: Db): Promise<Pointer | null> => {
   const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
   return row?.key ? { version: row.version, key: row.key } : null;
