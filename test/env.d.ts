@@ -1,13 +1,10 @@
 import type { D1Migration } from "cloudflare:test";
-import type { Env as AppEnv } from "../src/env";
 
+// Cloudflare.Env and the main module's type come from worker-configuration.d.ts (`npm run cf-typegen`).
 declare global {
   namespace Cloudflare {
-    interface Env extends AppEnv {
+    interface Env {
       TEST_MIGRATIONS: D1Migration[];
-    }
-    interface GlobalProps {
-      mainModule: typeof import("../src/index");
     }
   }
 }
