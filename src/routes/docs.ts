@@ -1,17 +1,28 @@
-/** Swagger UI from files the Worker serves itself (public/vendor), so /docs works offline. */
-export const docsHtml = `<!doctype html>
+import { SwaggerUI } from "@hono/swagger-ui";
+import { createRouter } from "../lib/router";
+
+// @hono/swagger-ui links `{baseUrl}/swagger-ui-dist/swagger-ui.css` and `…/swagger-ui-bundle.js`; the
+// files are served by this Worker from public/vendor/swagger-ui (swagger-ui-dist's own), never a CDN,
+// so /docs works offline.
+const ASSETS_BASE = "/vendor";
+
+const page = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>coinfuse API: Swagger UI</title>
-<link rel="stylesheet" href="/vendor/swagger-ui/swagger-ui.css">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 </head>
 <body>
-<div id="swagger-ui"></div>
-<script src="/vendor/swagger-ui/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true });
-</script>
+${SwaggerUI({ url: "/openapi.json", baseUrl: ASSETS_BASE, deepLinking: true })}
 </body>
 </html>`;
+
+/** Swagger UI for /openapi.json, from files the Worker serves itself. */
+export const docsRouter = createRouter()
+  .get("/docs", (c) => c.html(page))
+  .get(`${ASSETS_BASE}/swagger-ui-dist/:file`, async (c) => {
+    const res = await c.env.ASSETS.fetch(new URL(`${ASSETS_BASE}/swagger-ui/${c.req.param("file")}`, c.req.url));
+    return new Response(res.body, res);
+  });
