@@ -2,8 +2,8 @@ import { SwaggerUI } from "@hono/swagger-ui";
 import { createRouter } from "../lib/router";
 
 // @hono/swagger-ui links `{baseUrl}/swagger-ui-dist/swagger-ui.css` and `…/swagger-ui-bundle.js`; the
-// files are served by this Worker from public/vendor/swagger-ui (swagger-ui-dist's own), never a CDN,
-// so /docs works offline.
+// files are served by this Worker from public/vendor/swagger-ui (swagger-ui-dist 5.35.0's, unchanged),
+// never a CDN, so /docs works offline.
 const ASSETS_BASE = "/vendor";
 
 const page = `<!doctype html>
