@@ -445,6 +445,9 @@ const RECHECK_MS = { kv: 5_000, d1: 60_000, d1Only: 1_000 };
 let loaded: { model: ReadModel | null; checkedAt: number; d1CheckedAt: number } | null = null;
 let loading: Promise<ReadModel | null> | null = null;
 
+/** This isolate's last fetch of a snapshot from R2 (for /metrics): how long the fetch and its views took. */
+export let lastSnapshotLoad: { version: number; bytes: number; ms: number } | null = null;
+
 /** Tests start as a fresh isolate would, with no copy. */
 export function forgetReadModel() {
   loaded = null;
@@ -482,7 +485,9 @@ export async function currentReadModel(db: Db, bucket: R2Bucket, kv?: KVNamespac
           continue;
         }
         try {
+          const t0 = performance.now();
           model = new ReadModel(await object.arrayBuffer());
+          lastSnapshotLoad = { version: model.version, bytes: model.bytes, ms: performance.now() - t0 };
         } catch (e) {
           // A snapshot in a format this version does not read (one published before an upgrade):
           // the next publish replaces it.

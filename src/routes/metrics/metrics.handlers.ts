@@ -2,6 +2,7 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { SOURCES } from "../../config";
 import { collectStats } from "../../db/queries/stats";
+import { currentReadModel, lastSnapshotLoad } from "../../db/read-model";
 import { now } from "../../lib/clock";
 import type { AppEnv } from "../../lib/router";
 import { USAGE_KEYS } from "../../lib/usage";
@@ -20,11 +21,12 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
   const { readDb: db, env } = c.get("services");
-  const [s, byStatus] = await Promise.all([
+  const [s, byStatus, model] = await Promise.all([
     collectStats(db, env.BUCKET, env.KV),
     db.all<{ source: string; status: string; n: number }>(
       sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
     ),
+    currentReadModel(db, env.BUCKET, env.KV),
   ]);
   const t = now();
   const body = [
@@ -85,6 +87,14 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
     family("coinfuse_history_points", "gauge", "Stored history points.", [[{}, s.totals.history_points]]),
     family("coinfuse_dead_letters", "gauge", "Queue messages that exhausted their retries.", [[{}, s.deadLetters]]),
     family("coinfuse_ambiguous_matches", "gauge", "Records that could match more than one asset.", [[{}, s.ambiguous]]),
+    family("coinfuse_read_model_bytes", "gauge", "Size of the /data snapshot this isolate serves.", [[{}, model?.bytes ?? 0]]),
+    family("coinfuse_read_model_version", "gauge", "Version of the /data snapshot this isolate serves.", [[{}, model?.version ?? 0]]),
+    family(
+      "coinfuse_read_model_load_milliseconds",
+      "gauge",
+      "How long this isolate's last fetch of a snapshot from R2 took, views included (Worker wall time).",
+      [[{}, lastSnapshotLoad?.ms ?? 0]],
+    ),
     family("coinfuse_mapping_moves_total", "counter", "Mappings decided again on stronger evidence and moved.", [[{}, s.moves]]),
   ].join("\n\n");
   return c.text(`${body}\n`, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }) as never;
