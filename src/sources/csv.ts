@@ -93,19 +93,105 @@ function detectDelimiter(line: string) {
 }
 
 /**
- * The byte offset just past the last complete record in `bytes` (0 if none), scanning from a
- * record start. Quotes and newlines are ASCII, so scanning bytes is safe for any UTF-8 text, and
+ * The byte offset just past the last complete record in `bytes` (0 if none), scanning from a record
+ * start: past the `records`-th when there are more, and before the first longer than
+ * `maxRecordBytes`. Quotes and newlines are ASCII, so scanning bytes is safe for any UTF-8 text, and
  * offsets stay exact for the resume checkpoint.
  */
-export function lastRecordEnd(bytes: Uint8Array, from = 0) {
+export function lastRecordEnd(bytes: Uint8Array, opts: { records?: number; maxRecordBytes?: number } = {}) {
+  const { records = Number.POSITIVE_INFINITY, maxRecordBytes = Number.POSITIVE_INFINITY } = opts;
   let quoted = false;
   let end = 0;
-  for (let i = from; i < bytes.length; i++) {
+  for (let i = 0, found = 0; i < bytes.length && found < records; i++) {
     const b = bytes[i];
     if (b === 0x22) quoted = !quoted;
-    else if (b === 0x0a && !quoted) end = i + 1;
+    else if (b === 0x0a && !quoted) {
+      if (i + 1 - end > maxRecordBytes) break;
+      end = i + 1;
+      found++;
+    }
   }
   return end;
+}
+
+/** What csvBlocks reads, each with the byte range of the file it covers. */
+export type CsvBlock =
+  | { kind: "header"; header: CsvHeader; from: number; to: number }
+  /** Whole records, at least `blockBytes` of them unless the file ends first. */
+  | { kind: "records"; bytes: Uint8Array; from: number; to: number }
+  /** A record longer than MAX_RECORD_BYTES (or an unclosed quote), skipped up to the next newline. */
+  | { kind: "overlong"; from: number; to: number };
+
+/**
+ * Reads a CSV file as blocks that end at record boundaries, from `offset` (a record start; the
+ * header is read first unless it is known), out of `chunks` (the file's bytes from there on). Memory
+ * stays within a block and a record whatever the file's size, and a record longer than
+ * MAX_RECORD_BYTES comes as `overlong` however the file is cut into chunks, so a resumed read sees
+ * the same records as one that was not interrupted.
+ */
+export async function* csvBlocks(
+  chunks: AsyncIterable<Uint8Array>,
+  p: { offset: number; blockBytes: number; headerKnown: boolean },
+): AsyncGenerator<CsvBlock> {
+  const next = chunks[Symbol.asyncIterator]();
+  let carry: Uint8Array = new Uint8Array(0);
+  let at = p.offset;
+  let eof = false;
+  let headerKnown = p.headerKnown;
+  const read = async () => {
+    const r = await next.next();
+    if (r.done) eof = true;
+    else carry = concat(carry, r.value);
+  };
+  const take = (n: number) => {
+    const bytes = carry.subarray(0, n);
+    carry = carry.subarray(n);
+    at += n;
+    return { bytes, from: at - n, to: at };
+  };
+  while (!eof || carry.length) {
+    if (!eof) await read();
+    if (!headerKnown) {
+      const end = lastRecordEnd(carry, { records: 1 });
+      if (end === 0 && !eof && carry.length <= MAX_HEADER_BYTES) continue;
+      const length = end === 0 ? carry.length : end;
+      if (length > MAX_HEADER_BYTES) throw new CsvFormatError("the header line is longer than 64 KiB: not a CSV this service accepts");
+      if (length === 0) throw new CsvFormatError("the file is empty: a header row is required");
+      const { bytes, from, to } = take(length);
+      yield { kind: "header", header: parseHeader(new TextDecoder().decode(bytes)), from, to };
+      headerKnown = true;
+    }
+    const end = lastRecordEnd(carry, { maxRecordBytes: MAX_RECORD_BYTES });
+    if (carry.length - end > MAX_RECORD_BYTES) {
+      // The records before it go as a block of their own.
+      if (end > 0) yield { kind: "records", ...take(end) };
+      const from = at;
+      const whole = lastRecordEnd(carry, { records: 1 });
+      if (whole > 0) take(whole);
+      else {
+        // It does not end within the limit (an unclosed quote, say): it is dropped as it is read,
+        // up to the next newline, where reading resynchronises.
+        while (carry.indexOf(0x0a) < 0 && !eof) {
+          take(carry.length);
+          await read();
+        }
+        const newline = carry.indexOf(0x0a);
+        take(newline < 0 ? carry.length : newline + 1);
+      }
+      yield { kind: "overlong", from, to: at };
+    } else if (eof ? carry.length : end >= p.blockBytes) {
+      // The file's last record may lack its newline.
+      yield { kind: "records", ...take(eof ? carry.length : end) };
+    }
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array) {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 export const isBlank = (cells: string[]) => cells.every((c) => c.trim() === "");
