@@ -4,6 +4,13 @@ import { USAGE_KEYS, type UsageKey } from "../lib/usage";
 import type { SourceQuote } from "../sources/source-quote";
 
 export const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
+type Status = (typeof RUN_STATUSES)[number];
+/** A run still going: its messages do work, and what they cost is added to it. */
+export const OPEN_RUN_STATUSES = ["queued", "running"] as const satisfies readonly Status[];
+/** A run that is over: later deliveries of its messages change nothing. */
+export const FINISHED_RUN_STATUSES = ["succeeded", "partial", "failed"] as const satisfies readonly Status[];
+/** A finished run that stored what it fetched (`partial`: with some records rejected). */
+export const SUCCEEDED_RUN_STATUSES = ["succeeded", "partial"] as const satisfies readonly Status[];
 export const RUN_TRIGGERS = ["cron", "manual", "upload", "replay"] as const;
 export const RESOLUTIONS = ["raw", "hour", "day"] as const;
 export type Resolution = (typeof RESOLUTIONS)[number];

@@ -1,5 +1,5 @@
 import { and, inArray, lt } from "drizzle-orm";
-import { ingestionRuns, runParts, uploads } from "../db/schema";
+import { ingestionRuns, OPEN_RUN_STATUSES, runParts, uploads } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -47,7 +47,7 @@ export async function sweepUploads(s: Services, msg: Extract<JobMessage, { type:
   const stuck = await s.db
     .select()
     .from(uploads)
-    .where(and(inArray(uploads.status, ["queued", "running"]), lt(uploads.updatedAt, new Date(now() - STUCK_AFTER_MS).toISOString())));
+    .where(and(inArray(uploads.status, [...OPEN_RUN_STATUSES]), lt(uploads.updatedAt, new Date(now() - STUCK_AFTER_MS).toISOString())));
   for (const u of stuck) {
     if (u.runId) await s.env.JOBS.send({ type: "csv_upload", run_id: u.runId, upload_id: u.uploadId });
   }

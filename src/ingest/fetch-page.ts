@@ -1,7 +1,8 @@
-import { sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
 import { fenceStatement, type HeldLease, leaseStatement, releaseStatement, sourceLeaseName } from "../db/lease";
+import { ingestionRuns, OPEN_RUN_STATUSES } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -41,7 +42,7 @@ export async function fetchPage(s: Services, msg: FetchPage) {
       sourceLeaseName(msg.source),
       msg.run_id,
       SOURCE_LEASE_MS,
-      sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${msg.run_id} AND status IN ('queued', 'running'))`,
+      sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, msg.run_id)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`,
       SOURCE_LEASE_MS / 2,
     ),
     sql`SELECT holder, expires_at FROM leases WHERE name = ${lease.name}`,

@@ -2,20 +2,17 @@ import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch, type Statement } from "../db/batch";
 import { builder, type Db } from "../db/client";
-import { getRun } from "../db/queries/runs";
-import { ingestionRuns, runParts } from "../db/schema";
+import { getRun, isFinished } from "../db/queries/runs";
+import { ingestionRuns, OPEN_RUN_STATUSES, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
 import { addUsage, isZero, measured, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
 import type { Trigger } from "../schemas/runs";
 
-export { getRun };
+export { getRun, isFinished };
 
 type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
-
-/** A run in one of these states is over: later deliveries of its messages do nothing. */
-export const isFinished = (status: string) => status === "succeeded" || status === "partial" || status === "failed";
 
 /**
  * What the statements that record usage cost themselves, so that what they add is the whole cost:
@@ -37,7 +34,7 @@ const usageStatement = (runId: string, usage: Usage) =>
   builder
     .update(ingestionRuns)
     .set(Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])))
-    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, ["queued", "running"])));
+    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])));
 
 /** Runs a run's start (its row, lease, first message) and charges what that cost to the run. */
 export async function startingRun<T>(db: Db, runId: string, start: () => Promise<T>) {
@@ -137,7 +134,7 @@ export async function finishRun(
       ...Object.fromEntries(USAGE_KEYS.map((k) => [k, sql`${ingestionRuns[k]} + ${usage[k]}`])),
     })
     // Only an open run closes: a second close racing this one (a dead letter, say) changes nothing.
-    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, ["queued", "running"])));
+    .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])));
   await unmetered(() => runBatch(db, [close, ...also]));
   return unmetered(() => getRun(db, runId));
 }

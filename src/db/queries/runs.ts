@@ -3,11 +3,12 @@ import type { Source } from "../../config";
 import { USAGE_KEYS, type Usage } from "../../lib/usage";
 import type { Run } from "../../schemas/runs";
 import type { Db } from "../client";
-import { ingestionRuns, runParts } from "../schema";
+import { FINISHED_RUN_STATUSES, ingestionRuns, runParts } from "../schema";
 
 type RunRow = typeof ingestionRuns.$inferSelect;
 
-const FINISHED = new Set(["succeeded", "partial", "failed"]);
+/** A run in one of these states is over: later deliveries of its messages do nothing. */
+export const isFinished = (status: string) => (FINISHED_RUN_STATUSES as readonly string[]).includes(status);
 
 export function toRun(r: RunRow): Run {
   return {
@@ -34,7 +35,7 @@ export async function getRun(db: Db, runId: string) {
  * the run itself when it closes).
  */
 export async function runsWithUsage(db: Db, rows: RunRow[]): Promise<Run[]> {
-  const open = rows.filter((r) => !FINISHED.has(r.status)).map((r) => r.runId);
+  const open = rows.filter((r) => !isFinished(r.status)).map((r) => r.runId);
   const parts = new Map<string, Usage>();
   if (open.length) {
     const sums = sql.raw(USAGE_KEYS.map((k) => `COALESCE(SUM(usage_${k}), 0) AS ${k}`).join(", "));

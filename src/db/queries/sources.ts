@@ -1,7 +1,8 @@
-import { sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { type Config, SOURCES, type Source } from "../../config";
 import { now } from "../../lib/clock";
 import type { Db } from "../client";
+import { FINISHED_RUN_STATUSES, SUCCEEDED_RUN_STATUSES } from "../schema";
 
 export type SourceHealth = {
   status: "ok" | "failing" | "stale" | "never";
@@ -19,10 +20,10 @@ type Row = { source: Source; last_success_at: string | null; last_status: string
 export async function sourceHealth(db: Db, config: Config): Promise<Record<Source, SourceHealth>> {
   const rows = await db.all<Row>(sql`
     SELECT s.source,
-      (SELECT finished_at FROM ingestion_runs r WHERE r.source = s.source AND r.status IN ('succeeded', 'partial')
+      (SELECT finished_at FROM ingestion_runs r WHERE r.source = s.source AND ${inArray(sql`r.status`, [...SUCCEEDED_RUN_STATUSES])}
         ORDER BY r.finished_at DESC LIMIT 1) AS last_success_at,
       (SELECT status FROM ingestion_runs r WHERE r.source = s.source AND r.trigger IN ('cron', 'manual')
-        AND r.status IN ('succeeded', 'partial', 'failed') ORDER BY r.created_at DESC LIMIT 1) AS last_status,
+        AND ${inArray(sql`r.status`, [...FINISHED_RUN_STATUSES])} ORDER BY r.created_at DESC LIMIT 1) AS last_status,
       (SELECT error FROM ingestion_runs r WHERE r.source = s.source AND r.trigger IN ('cron', 'manual')
         AND r.status = 'failed' ORDER BY r.created_at DESC LIMIT 1) AS last_error
     FROM (SELECT 'coingecko' AS source UNION ALL SELECT 'coinpaprika' UNION ALL SELECT 'csv') s`);

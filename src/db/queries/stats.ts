@@ -1,11 +1,11 @@
-import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
 import { USAGE_KEYS, type Usage } from "../../lib/usage";
 import type { Run, RunStatus } from "../../schemas/runs";
 import { runBatch } from "../batch";
 import type { Db } from "../client";
 import { currentReadModel } from "../read-model";
-import { historyBuckets, ingestionRuns } from "../schema";
+import { FINISHED_RUN_STATUSES, historyBuckets, ingestionRuns, SUCCEEDED_RUN_STATUSES } from "../schema";
 import { runsWithUsage } from "./runs";
 
 export type SourceStats = {
@@ -33,11 +33,11 @@ export async function collectStats(db: Db, bucket: R2Bucket, kv: KVNamespace) {
     sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`,
     sql`
       SELECT source, COUNT(*) AS runs,
-        SUM(status IN ('succeeded', 'partial', 'failed')) AS finished,
-        SUM(status IN ('succeeded', 'partial')) AS succeeded, SUM(status = 'failed') AS failed,
+        SUM(${inArray(sql`status`, [...FINISHED_RUN_STATUSES])}) AS finished,
+        SUM(${inArray(sql`status`, [...SUCCEEDED_RUN_STATUSES])}) AS succeeded, SUM(status = 'failed') AS failed,
         SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(written) AS written,
         AVG(duration_ms) AS mean, COALESCE(SUM(duration_ms), 0) AS duration_ms_sum,
-        MAX(CASE WHEN status IN ('succeeded', 'partial') THEN finished_at END) AS last_success_at, ${usageSums}
+        MAX(CASE WHEN ${inArray(sql`status`, [...SUCCEEDED_RUN_STATUSES])} THEN finished_at END) AS last_success_at, ${usageSums}
       FROM ingestion_runs GROUP BY source`,
     sql`SELECT COUNT(*) AS n FROM dead_letters`,
     sql`SELECT COUNT(*) AS n FROM ambiguous_matches`,
