@@ -1,33 +1,35 @@
-// Browser end-to-end tests: a fresh local stack with the sample data, then the dashboard checks
-// in headless Chromium (Debian's /usr/bin/chromium), screenshots into docs/.
+// Browser end-to-end tests: a fresh local stack with the sample data (its ticks replayed, as
+// `npm run dev` does), then the dashboard checks in headless Chromium (Debian's /usr/bin/chromium),
+// screenshots into docs/, then every `curl` line of the README against the same stack.
+//   E2E_PORT (18790), E2E_UPSTREAM_PORT (18791), E2E_INSPECTOR_PORT (18792) move its ports.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { root, startLocalStack } from "./local-stack.mjs";
 
 const state = path.join(root, ".wrangler", "e2e-state");
+const log = path.join(root, ".wrangler", "e2e.log");
 fs.rmSync(state, { recursive: true, force: true });
-const stack = await startLocalStack({ port: 18790, upstreamPort: 18791, token: "e2e-admin-token", persistTo: state, stdio: "ignore" });
+const t0 = Date.now();
+const stack = await startLocalStack({
+  port: Number(process.env.E2E_PORT || 18790),
+  upstreamPort: Number(process.env.E2E_UPSTREAM_PORT || 18791),
+  inspectorPort: Number(process.env.E2E_INSPECTOR_PORT || 18792),
+  token: "e2e-admin-token",
+  persistTo: state,
+  log,
+});
 let status = 1;
 try {
-  await stack.ready();
-  const run = spawnSync(
-    process.execPath,
-    [
-      path.join(root, "test", "e2e", "dashboard.e2e.mjs"),
-      "--base",
-      stack.base,
-      "--token",
-      stack.token,
-      "--screenshots",
-      path.join(root, "docs"),
-    ],
-    {
-      cwd: root,
-      stdio: "inherit",
-    },
+  const loaded = await stack.load();
+  console.log(
+    `local stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${loaded.ticks.length} sample ticks, ${loaded.runs.length} runs (wrangler's output: ${path.relative(root, log)})`,
   );
-  status = run.status ?? 1;
+  const run = (file, ...args) =>
+    spawnSync(process.execPath, [path.join(root, file), "--base", stack.base, "--token", stack.token, ...args], { cwd: root, stdio: "inherit" })
+      .status ?? 1;
+  const dashboard = run(path.join("test", "e2e", "dashboard.e2e.mjs"), "--screenshots", path.join(root, "docs"));
+  status = dashboard;
 } finally {
   stack.stop();
 }

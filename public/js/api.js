@@ -56,3 +56,16 @@ export async function request(path, { method = "GET", headers = {}, body, signal
 export const getEnvelope = (path, opts) => request(path, opts);
 
 export const getData = async (path, opts) => (await request(path, opts))?.data;
+
+let origin = null;
+/** Where this instance's data comes from ("live" or "recorded"), read once from /data's metadata. */
+export function dataOrigin(known) {
+  if (known) origin = Promise.resolve(known);
+  origin ??= request("/data", { query: { page_size: 1 } })
+    .then((body) => body?.metadata?.data_origin ?? "live")
+    .catch(() => {
+      origin = null;
+      return "live";
+    });
+  return origin;
+}

@@ -1,6 +1,6 @@
 // Asset page: consensus, per-source quotes side by side, price history chart, mappings.
-import { getData } from "./api.js";
-import { errorBox, h, scrollTable, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
+import { dataOrigin, getData } from "./api.js";
+import { errorBox, h, sampleDataNotice, scrollTable, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
 import { fmtCompact, fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
 import { alignHistory, drawPriceChart } from "./price-chart.js";
 
@@ -62,9 +62,7 @@ export function renderAsset(root, uid) {
           tableSlot.replaceChildren();
           return;
         }
-        const first = new Date(aligned.xs[0] * 1000).toISOString();
-        const last = new Date(aligned.xs.at(-1) * 1000).toISOString();
-        caption.textContent = `${asset.name} price in USD from ${aligned.sources.length} source${aligned.sources.length === 1 ? "" : "s"} (${aligned.sources.join(", ")}), ${points.length} points, ${first.slice(0, 16).replace("T", " ")} to ${last.slice(0, 16).replace("T", " ")} UTC.`;
+        caption.textContent = chartCaption(asset, aligned);
         tableSlot.replaceChildren(historyTable(aligned));
         destroyChart = await drawPriceChart(box, aligned);
       })
@@ -152,6 +150,7 @@ export function renderAsset(root, uid) {
         "section",
         { "aria-labelledby": "history-h" },
         h("div.section-head", {}, h("h2", { id: "history-h" }, "Price history"), rangeButtons(asset)),
+        originNote(),
         h(
           "figure.chart-fig",
           {},
@@ -191,6 +190,14 @@ export function renderAsset(root, uid) {
     mq.removeEventListener("change", onScheme);
     destroyChart?.();
   };
+}
+
+function originNote() {
+  const note = sampleDataNotice("asset-data-origin", { short: true });
+  dataOrigin().then((o) => {
+    note.hidden = o !== "recorded";
+  });
+  return note;
 }
 
 function kpi(label, value, hint) {
@@ -266,13 +273,30 @@ function mappingsTable(mappings) {
   });
 }
 
+const plural = (n, word) => `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+const utc = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
+
+function chartCaption(asset, { sources, xs, ys, counts, gaps }) {
+  const times = xs.filter((_, i) => ys.some((col) => typeof col[i] === "number"));
+  const span = times.length === 1 ? `at ${utc(times[0])} UTC` : `${utc(times[0])} to ${utc(times.at(-1))} UTC`;
+  const total = counts.reduce((a, b) => a + b, 0);
+  const broken = sources.filter((_, i) => gaps[i] > 0);
+  return (
+    `${asset.name} price in USD from ${plural(sources.length, "source")} (${sources.join(", ")}), ${plural(total, "point")}, ${span}.` +
+    (broken.length
+      ? ` The ${broken.join(", ")} line${broken.length === 1 ? " breaks where it has" : "s break where they have"} no points for a while.`
+      : "")
+  );
+}
+
 function historyTable({ sources, xs, ys }) {
-  const n = Math.min(xs.length, 50);
-  const idx = Array.from({ length: n }, (_, i) => xs.length - 1 - i);
+  const rows = xs.map((_, i) => i).filter((i) => ys.some((col) => typeof col[i] === "number"));
+  const n = Math.min(rows.length, 50);
+  const idx = rows.slice(-n).reverse();
   return h(
     "details",
     {},
-    h("summary", {}, `Show the latest ${n} points as a table`),
+    h("summary", {}, n === 1 ? "Show the point as a table" : `Show the latest ${n} points as a table`),
     scrollTable({
       caption: "Latest price points, newest first (USD)",
       head: [h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s))],

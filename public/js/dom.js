@@ -78,3 +78,20 @@ export function setStatus(text, { error = false } = {}) {
   el.textContent = text;
   el.classList.toggle("error", error);
 }
+
+/** The notice shown while the data is the bundled sample (DATA_ORIGIN=recorded); hidden until then. */
+export function sampleDataNotice(id, { short = false } = {}) {
+  const replay = [h("code", {}, "npm run dev"), " replays them as past ticks, each price moved by a seeded random walk"];
+  return h(
+    "p.notice",
+    { id, hidden: true },
+    h("strong", {}, "Sample data. "),
+    short
+      ? ["Prices and history are illustrative: recorded payloads that ", ...replay, "."]
+      : [
+          "This instance ingests the bundled recorded CoinGecko, CoinPaprika and CSV payloads, not live markets: prices are illustrative, not current. ",
+          ...replay,
+          ", so the charts have a history.",
+        ],
+  );
+}

@@ -1,6 +1,6 @@
 // Market page: source tiles + searchable, sortable, paged table of unified assets (GET /data).
-import { getEnvelope } from "./api.js";
-import { errorBox, h, setStatus, sourceBadge } from "./dom.js";
+import { dataOrigin, getEnvelope } from "./api.js";
+import { errorBox, h, sampleDataNotice, setStatus, sourceBadge } from "./dom.js";
 import { fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
 import { sourceTilesSection } from "./source-tiles.js";
 
@@ -129,12 +129,7 @@ export function renderMarket(root, query) {
     "Next →",
   );
   const pageInfo = h("p", { id: "page-info", "aria-live": "polite" });
-  const originNote = h(
-    "p.notice",
-    { id: "data-origin", hidden: true },
-    h("strong", {}, "Recorded sample data. "),
-    "This instance ingests the bundled recorded CoinGecko and CoinPaprika payloads, not live markets: prices are not current.",
-  );
+  const originNote = sampleDataNotice("data-origin");
 
   root.append(
     h("h1", { tabindex: "-1" }, "Market"),
@@ -226,6 +221,7 @@ export function renderMarket(root, query) {
       const meta = body?.metadata ?? {};
       const total = Number.isFinite(meta.total) ? meta.total : rows.length;
       originNote.hidden = meta.data_origin !== "recorded";
+      if (meta.data_origin) dataOrigin(meta.data_origin);
       const pages = Math.max(1, Math.ceil(total / state.page_size));
       if (state.page > pages && total > 0) {
         state.page = pages;

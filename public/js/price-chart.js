@@ -1,6 +1,8 @@
 // Price-history chart with uPlot (vendored, loaded only when an asset page needs it).
-// One line per source; timestamps from different sources are merged onto one x axis
-// and gaps are spanned so each source draws a continuous line.
+// One line per source. Timestamps from different sources are merged onto one x axis; a source
+// with no point at another's time is joined across it (uPlot skips `undefined`), but where a
+// source goes quiet for much longer than its own spacing around that stretch, its line breaks
+// (`null` is a gap in uPlot).
 import { fmtPrice } from "./format.js";
 
 let uplotReady = null;
@@ -23,7 +25,25 @@ function loadUplot() {
   return uplotReady;
 }
 
-/** Group history points into uPlot's aligned data: [xs, ys(source1), ys(source2), …]. */
+/** A step this many times longer than the steps on both sides of it is a gap, not a slow stretch. */
+const GAP_FACTOR = 6;
+
+/** [from, to] pairs (seconds) of consecutive times far longer apart than their neighbours. */
+export function findGaps(times) {
+  const gaps = [];
+  for (let i = 0; i + 1 < times.length; i++) {
+    const step = times[i + 1] - times[i];
+    const around = [times[i] - times[i - 1], times[i + 2] - times[i + 1]].filter(Number.isFinite);
+    if (around.length && step > GAP_FACTOR * Math.max(...around)) gaps.push([times[i], times[i + 1]]);
+  }
+  return gaps;
+}
+
+/**
+ * Group history points into uPlot's aligned data: [xs, ys(source1), ys(source2), …], with
+ * `undefined` where a source has no point at that time and `null` inside its gaps (a time is
+ * added in the middle of a gap no other source has a point in).
+ */
 export function alignHistory(points) {
   const bySource = new Map();
   for (const p of points) {
@@ -33,9 +53,19 @@ export function alignHistory(points) {
     bySource.get(p.source).set(Math.round(t / 1000), p.price_usd);
   }
   const sources = [...bySource.keys()].sort();
-  const xs = [...new Set(sources.flatMap((s) => [...bySource.get(s).keys()]))].sort((a, b) => a - b);
-  const ys = sources.map((s) => xs.map((x) => bySource.get(s).get(x) ?? null));
-  return { sources, xs, ys };
+  const gaps = new Map(sources.map((s) => [s, findGaps([...bySource.get(s).keys()].sort((a, b) => a - b))]));
+  const times = new Set(sources.flatMap((s) => [...bySource.get(s).keys()]));
+  for (const [from, to] of [...gaps.values()].flat()) {
+    if (![...times].some((x) => x > from && x < to)) times.add(Math.round((from + to) / 2));
+  }
+  const xs = [...times].sort((a, b) => a - b);
+  const ys = sources.map((s) => {
+    const own = bySource.get(s);
+    const inGap = (x) => gaps.get(s).some(([from, to]) => x > from && x < to);
+    return xs.map((x) => (own.has(x) ? own.get(x) : inGap(x) ? null : undefined));
+  });
+  const counts = sources.map((s) => bySource.get(s).size);
+  return { sources, xs, ys, counts, gaps: sources.map((s) => gaps.get(s).length) };
 }
 
 function cssVar(name, fallback) {
@@ -44,13 +74,43 @@ function cssVar(name, fallback) {
 
 const FALLBACK_COLORS = ["#6e40c9", "#bf3989", "#0a7e8c", "#7d4e00"];
 
-function axisValue(v) {
-  if (v == null) return "";
-  const abs = Math.abs(v);
-  if (abs >= 1e6) return `$${(v / 1e6).toFixed(1)}M`;
-  if (abs >= 1e4) return `$${(v / 1e3).toFixed(abs >= 1e5 ? 0 : 1)}k`;
-  return fmtPrice(v);
+/**
+ * Y tick labels as compact dollars ($90.7k, $1.25M, $0.0123) with as many decimals as the tick
+ * step needs, and more until no two labels read the same.
+ */
+export function priceTicks(splits, incr) {
+  const finite = splits.filter((v) => v != null && Number.isFinite(v));
+  if (!finite.length) return splits.map(() => "");
+  const mag = Math.max(...finite.map(Math.abs));
+  const [unit, suffix] = mag >= 1e6 ? [1e6, "M"] : mag >= 1e4 ? [1e3, "k"] : [1, ""];
+  const step = incr > 0 ? incr / unit : mag / unit;
+  let decimals = step > 0 ? Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)) : 2;
+  for (; ; decimals++) {
+    const fmt = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+    const labels = splits.map((v) =>
+      v == null || !Number.isFinite(v) ? "" : `${v < 0 ? "-" : ""}$${fmt.format(Math.abs(v) / unit)}${suffix}`,
+    );
+    const shown = labels.filter(Boolean);
+    if (new Set(shown).size === shown.length || decimals >= 20) return labels;
+  }
 }
+
+/** Indices of points with no line on either side (between gaps, or alone), which need a dot. */
+function isolated(ys) {
+  const defined = [];
+  for (let i = 0; i < ys.length; i++) if (ys[i] !== undefined) defined.push(i);
+  return defined.filter((i, k) => ys[i] !== null && ys[defined[k - 1]] == null && ys[defined[k + 1]] == null);
+}
+
+let measure = null;
+/** Width in CSS pixels of the widest label in `font`. */
+function widest(labels, font) {
+  measure ??= document.createElement("canvas").getContext("2d");
+  measure.font = font;
+  return Math.max(0, ...labels.map((v) => measure.measureText(v ?? "").width));
+}
+
+const HOUR = 3600;
 
 /** Draws the chart into `box`; returns a destroy function. */
 export async function drawPriceChart(box, aligned) {
@@ -58,24 +118,38 @@ export async function drawPriceChart(box, aligned) {
   const muted = cssVar("--muted", "#57606a");
   const grid = cssVar("--grid", "rgba(0,0,0,.1)");
   const text = cssVar("--text", "#1f2328");
+  const font = `12px ${cssVar("--font", "system-ui")}`;
   const axis = {
     stroke: muted,
     grid: { stroke: grid, width: 1 },
     ticks: { stroke: grid, width: 1 },
-    font: `12px ${cssVar("--font", "system-ui")}`,
+    font,
   };
-  const few = aligned.xs.length < 40;
+  const { xs } = aligned;
+  const few = xs.length < 40;
   const height = () => (window.innerWidth < 640 ? 240 : 320);
+  const lone = aligned.ys.map(isolated);
 
   const opts = {
     width: Math.max(280, box.clientWidth - 2),
     height: height(),
     cursor: { points: { size: 7 } },
     legend: { live: true },
-    scales: { x: { time: true } },
+    scales: {
+      // One moment has no span: show the hour either side of it. (uPlot would add a day counted in
+      // its `ms` unit, 86,400,000 s with second timestamps: an axis years long.)
+      x: { time: true, range: xs.length === 1 ? () => [xs[0] - HOUR, xs[0] + HOUR] : (_u, min, max) => [min, max] },
+      // One price (or a flat line): ±1% around it, so the labels say something.
+      y: { range: (_u, min, max) => (min === max ? [min * 0.99, max * 1.01] : uPlot.rangeNum(min, max, 0.1, true)) },
+    },
     axes: [
       { ...axis, stroke: muted },
-      { ...axis, size: 72, values: (_u, vals) => vals.map(axisValue) },
+      {
+        ...axis,
+        values: (_u, splits, _i, _space, incr) => priceTicks(splits, incr),
+        // Wide enough for the longest label, measured in the axis font.
+        size: (_u, values) => (values ? Math.ceil(widest(values, font)) + 20 : 60),
+      },
     ],
     series: [
       { label: "Time", value: (_u, ts) => (ts == null ? "—" : `${new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 16)} UTC`) },
@@ -83,13 +157,13 @@ export async function drawPriceChart(box, aligned) {
         label: source,
         stroke: cssVar(`--src-${source}`, FALLBACK_COLORS[i % FALLBACK_COLORS.length]),
         width: 2,
-        spanGaps: true,
-        points: { show: few, size: 5 },
+        spanGaps: false,
+        points: { show: few, size: 5, filter: (_u, _si, show) => (show || !lone[i].length ? null : lone[i]) },
         value: (_u, v) => fmtPrice(v),
       })),
     ],
   };
-  const chart = new uPlot(opts, [aligned.xs, ...aligned.ys], box);
+  const chart = new uPlot(opts, [xs, ...aligned.ys], box);
   chart.root.style.color = text;
   box.dataset.seriesCount = String(aligned.sources.length);
 

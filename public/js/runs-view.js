@@ -118,24 +118,26 @@ export function renderRuns(root) {
 
 function runRow(r) {
   const rec = r.records ?? {};
+  // data-label names a cell where the narrow layout shows rows as cards (app.css).
+  const count = (label, n, extra = "") => h(`td.num${extra}`, { dataset: { label } }, fmtInt(n));
   return h(
     "tr",
     { dataset: { runId: r.run_id, status: r.status } },
-    h("td", {}, statusPill(r.status)),
-    h("td", {}, sourceBadge(r.source)),
+    h("td.run-status", {}, statusPill(r.status)),
+    h("td.run-source", {}, sourceBadge(r.source)),
     h(
-      "td",
+      "td.run-trigger",
       {},
       r.trigger ?? "—",
       r.origin === "recorded" ? h("span.tag", { title: "Upstream was the bundled recorded sample data" }, "recorded") : null,
     ),
-    h("td", {}, r.started_at ? timeAgo(r.started_at) : h("span.muted", {}, "not yet")),
-    h("td.num", {}, fmtDuration(r.duration_ms)),
-    h("td.num", {}, fmtInt(rec.fetched)),
-    h("td.num", {}, fmtInt(rec.accepted)),
-    h("td.num", {}, fmtInt(rec.rejected)),
-    h("td.num", {}, fmtInt(rec.written)),
-    h("td.mono", { title: r.run_id }, shortId(r.run_id)),
-    h("td", {}, r.error ? h("div.cell-error", { title: r.error }, r.error) : h("span.muted", {}, "—")),
+    h("td.run-started", {}, r.started_at ? timeAgo(r.started_at) : h("span.muted", {}, "not yet")),
+    h("td.num", { dataset: { label: "took" } }, fmtDuration(r.duration_ms)),
+    count("fetched", rec.fetched, ".run-minor"),
+    count("accepted", rec.accepted),
+    count("rejected", rec.rejected),
+    count("written", rec.written, ".run-minor"),
+    h("td.mono.run-minor", { title: r.run_id }, shortId(r.run_id)),
+    h("td.run-error", {}, r.error ? h("div.cell-error", { title: r.error }, r.error) : h("span.muted", {}, "—")),
   );
 }
