@@ -6,6 +6,7 @@ import { requestLog } from "./lib/middleware/request-log";
 import { meteredServices } from "./lib/middleware/server-timing";
 import { createRouter } from "./lib/router";
 import { assetsRouter } from "./routes/assets/assets.index";
+import { currenciesRouter } from "./routes/currencies/currencies.index";
 import { dataRouter } from "./routes/data/data.index";
 import { docsRouter } from "./routes/docs";
 import { etlRouter } from "./routes/etl/etl.index";
@@ -24,6 +25,7 @@ export function createApp() {
     .route("/", healthRouter)
     .route("/", rawRouter)
     .route("/", dataRouter)
+    .route("/", currenciesRouter)
     .route("/", statsRouter)
     .route("/", metricsRouter)
     .route("/", etlRouter)

@@ -45,6 +45,20 @@ const ConfigSchema = z.object({
   RAW_RETENTION_DAYS: positiveInt(30),
   STALE_AFTER_MINUTES: positiveInt(60),
   OUTLIER_PCT: z.coerce.number().positive().default(10),
+  /** 0 is allowed: only the freshest source's rate of each currency is used. */
+  FX_STALE_AFTER_MINUTES: z.coerce.number().int().nonnegative().default(180),
+  /** CoinPaprika prices BTC in at most 3 quote currencies a call (its documented limit); USD must be one of them. */
+  COINPAPRIKA_FX_QUOTES: z
+    .string()
+    .default("USD,EUR,GBP")
+    .transform((s, ctx) => {
+      const codes = [...new Set(s.split(",").map((c) => c.trim().toUpperCase()))].filter(Boolean);
+      if (!codes.includes("USD") || codes.some((c) => !/^[A-Z0-9]{2,10}$/.test(c))) {
+        ctx.addIssue({ code: "custom", message: `expected comma-separated currency codes including USD, got "${s}"` });
+        return z.NEVER;
+      }
+      return codes;
+    }),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

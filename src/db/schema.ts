@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { USAGE_KEYS, type UsageKey } from "../lib/usage";
+import type { CurrencyType } from "../sources/fx";
 import type { SourceQuote } from "../sources/source-quote";
 
 export const RUN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
@@ -273,3 +274,41 @@ export const deadLetters = sqliteTable("dead_letters", {
   attempts: integer().notNull(),
   receivedAt: text().notNull(),
 });
+
+/** A source's latest rate of one currency: units per 1 USD (`r`), fetched at `t` (ms), and what the source calls it. */
+export type StoredRate = { r: number; t: number; n?: string; u?: string; k?: CurrencyType };
+
+/**
+ * Each HTTP source's latest FX rates, one row per source: every currency it has quoted with its
+ * latest rate and when that was fetched (a currency a later payload lacks keeps its older rate and
+ * time, and ages out of the consensus). `rev` counts writes, so a writer commits only over what it read.
+ */
+export const fxRates = sqliteTable("fx_rates", {
+  source: text().primaryKey(),
+  rates: text({ mode: "json" }).$type<Record<string, StoredRate>>().notNull(),
+  fetchedAt: text().notNull(),
+  rev: integer().notNull(),
+});
+
+/**
+ * FX points as fetched, columnar so that one currency's series is read with json_extract: `t` the
+ * times (ms), `r[code]` the rates at those times (null where that fetch lacked the code), `w` how
+ * many fetches a rolled-up point stands for (absent: 1 each).
+ */
+export type FxPoints = { t: number[]; r: Record<string, (number | null)[]>; w?: number[] };
+
+/**
+ * FX history, packed and rolled up as price history is: one row per source, resolution and period
+ * (an hour of fetches, a day of hourly means, a month of daily ones). `rev` counts writes.
+ */
+export const fxHistory = sqliteTable(
+  "fx_history",
+  {
+    source: text().notNull(),
+    resolution: text({ enum: RESOLUTIONS }).notNull(),
+    periodStart: text().notNull(),
+    points: text({ mode: "json" }).$type<FxPoints>().notNull(),
+    rev: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.source, t.resolution, t.periodStart] })],
+);

@@ -1,5 +1,5 @@
 import { eq, inArray, sql } from "drizzle-orm";
-import type { Source } from "../config";
+import type { HttpSource, Source } from "../config";
 import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
@@ -9,6 +9,7 @@ import { readArchived } from "../lib/raw-archive";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { completeRun } from "./finish";
+import { isFxPayload, storeFx } from "./fx";
 import { getPart, getRun, isFinished, markRunning, newRunRow, startingRun } from "./runs";
 import { storeNormalised } from "./store-chunk";
 
@@ -72,6 +73,12 @@ export async function replay(s: Services, msg: ReplayMessage) {
     }
     try {
       const body = JSON.parse(await new Response(object).text());
+      // An FX payload restores the rates of its fetch (reference data: no part, no records).
+      if (isFxPayload(rawId)) {
+        const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt));
+        if (!fx.ok) errors.push(`${rawId}: ${fx.error}`);
+        continue;
+      }
       const normalised = adapter.normalise(body, meta.fetchedAt);
       await storeNormalised(s.db, s.env.KV, {
         source: meta.source,

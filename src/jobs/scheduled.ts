@@ -3,6 +3,7 @@ import { SOURCES, type Source } from "../config";
 import { carryLegacyTables } from "../db/legacy";
 import { ingestionRuns } from "../db/schema";
 import type { Env } from "../env";
+import { rollUpFxHistory } from "../ingest/fx";
 import { pruneRawArchive, rollUpHistory } from "../ingest/retention";
 import { startSourceRun } from "../ingest/start-run";
 import { now } from "../lib/clock";
@@ -19,8 +20,9 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
   const s = servicesFor(env);
   if (controller.cron === RETENTION_CRON) {
     const history = await rollUpHistory(s.db);
+    const fx = await rollUpFxHistory(s);
     const archive = await pruneRawArchive(s.db, s.env.BUCKET, s.config.RAW_RETENTION_DAYS);
-    log("info", "retention", { ...history, ...archive });
+    log("info", "retention", { ...history, ...fx, ...archive });
     return;
   }
   const legacy = await carryLegacyTables(s.db);

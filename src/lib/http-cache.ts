@@ -16,7 +16,11 @@ export const readCacheHeaders = (maxAge = READ_MAX_AGE) => ({
  * per-request metadata (request id, latency), so an unchanged page answers 304 with no body.
  * `Cache-Control` and `Cache-Tag` let Workers Cache serve it from the edge until the next run purges it.
  */
-export async function cachedJson(c: AppContext, body: { data: unknown; metadata: Record<string, unknown> }, maxAge = READ_MAX_AGE) {
+export async function cachedJson<T extends { data: unknown; metadata: { request_id: string; api_latency_ms: number } }>(
+  c: AppContext,
+  body: T,
+  maxAge = READ_MAX_AGE,
+) {
   const { request_id: _r, api_latency_ms: _l, ...stable } = body.metadata;
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(JSON.stringify([body.data, stable])));
   const etag = `"${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
@@ -25,7 +29,8 @@ export async function cachedJson(c: AppContext, body: { data: unknown; metadata:
   if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
     return c.body(null, 304, headers);
   }
-  return c.json(body, 200, headers);
+  // Typed with the body, so a route's handler is checked against the response schema it declares.
+  return c.json<T, 200>(body, 200, headers);
 }
 
 type CachePurge = { cache?: { purge?: (o: { tags: string[] }) => Promise<unknown> } };

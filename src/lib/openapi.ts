@@ -50,13 +50,15 @@ export const PagedMetadataSchema = MetadataSchema.extend({
   total: z.number().int(),
 });
 
-export function jsonEnvelope<T extends z.ZodTypeAny>(data: T, description: string, paged = false) {
-  return {
-    description,
-    content: {
-      "application/json": { schema: z.object({ data, metadata: paged ? PagedMetadataSchema : MetadataSchema }) },
-    },
-  };
+/** The success envelope of a route: `data`, and metadata (paging and `extra` fields as the route adds them). */
+export function jsonEnvelope<T extends z.ZodTypeAny, M extends z.ZodRawShape = Record<never, never>>(
+  data: T,
+  description: string,
+  paged = false,
+  extra?: M,
+) {
+  const metadata = (paged ? PagedMetadataSchema : MetadataSchema).extend(extra ?? ({} as M));
+  return { description, content: { "application/json": { schema: z.object({ data, metadata }) } } };
 }
 
 export const PageQuery = {

@@ -9,21 +9,27 @@ export const SourceIdsSchema = z.object({
   csv: z.string().optional(),
 });
 
-export const AssetSchema = z
-  .object({
-    asset_uid: z.string().openapi({ example: "bitcoin" }),
-    symbol: z.string().openapi({ example: "BTC" }),
-    name: z.string().openapi({ example: "Bitcoin" }),
-    rank: z.number().int().nullable(),
-    price_usd: money.openapi({ description: "Consensus price: the median of each source's latest price." }),
-    market_cap_usd: money,
-    volume_24h_usd: money,
-    change_24h_pct: money,
-    sources: z.array(SourceSchema),
-    source_ids: SourceIdsSchema,
-    updated_at: z.string(),
-  })
-  .openapi("Asset");
+export const AssetSchema = z.object({
+  asset_uid: z.string().openapi({ example: "bitcoin" }),
+  symbol: z.string().openapi({ example: "BTC" }),
+  name: z.string().openapi({ example: "Bitcoin" }),
+  rank: z.number().int().nullable(),
+  price_usd: money.openapi({ description: "Consensus price: the median of each source's latest price." }),
+  market_cap_usd: money,
+  volume_24h_usd: money,
+  change_24h_pct: money,
+  sources: z.array(SourceSchema),
+  source_ids: SourceIdsSchema,
+  updated_at: z.string(),
+});
+
+/** Amounts in the request's `vs_currency`: the USD field times the rate in force. */
+const inCurrency = (what: string) =>
+  money.openapi({ description: `${what} in \`vs_currency\` (default \`usd\`): the \`*_usd\` value times the rate in \`metadata.fx\`.` });
+const Converted = { price: inCurrency("The consensus price"), market_cap: inCurrency("Market cap"), volume_24h: inCurrency("24 h volume") };
+
+/** An asset as served: the stored (USD) fields and the same amounts in `vs_currency`. */
+export const PricedAssetSchema = AssetSchema.extend(Converted).openapi("Asset");
 
 export const QuoteSchema = z
   .object({
@@ -40,6 +46,7 @@ export const QuoteSchema = z
     source_updated_at: z.string(),
     ingested_at: z.string(),
   })
+  .extend(Converted)
   .openapi("Quote");
 
 export const MappingSchema = z
@@ -70,7 +77,7 @@ export const MappingMoveSchema = z
   })
   .openapi("MappingMove");
 
-export const AssetDetailSchema = AssetSchema.extend({
+export const AssetDetailSchema = PricedAssetSchema.extend({
   quotes: z.array(QuoteSchema),
   consensus: ConsensusSchema,
   mappings: z.array(MappingSchema),
@@ -92,13 +99,19 @@ export const HistoryPointSchema = z
       .openapi({ description: "The stored resolution (with `interval`: the coarsest in the bucket)." }),
     min_usd: z.number().optional().openapi({ description: "With `interval`: the bucket's lowest price." }),
     max_usd: z.number().optional().openapi({ description: "With `interval`: the bucket's highest price." }),
+    price: z.number().openapi({ description: "`price_usd` in `vs_currency`, converted with the rate in force at the point's own time." }),
+    min: z
+      .number()
+      .optional()
+      .openapi({ description: "With `interval`: the bucket's lowest price in `vs_currency` (each point at its own rate)." }),
+    max: z.number().optional().openapi({ description: "With `interval`: the bucket's highest price in `vs_currency`." }),
   })
   .openapi("HistoryPoint");
 
 export const CandleSchema = z
   .object({
     t: z.string().openapi({ description: "The bucket's start." }),
-    open: z.number(),
+    open: z.number().openapi({ description: "Prices are in `vs_currency`, each point converted at the rate in force at its time." }),
     high: z.number(),
     low: z.number(),
     close: z.number(),
@@ -107,7 +120,14 @@ export const CandleSchema = z
   })
   .openapi("Candle");
 
+/** An asset as the read model stores it: USD only (amounts in another currency are computed per request). */
 export type Asset = z.infer<typeof AssetSchema>;
+export type PricedAsset = z.infer<typeof PricedAssetSchema>;
 export type Quote = z.infer<typeof QuoteSchema>;
 export type AssetDetail = z.infer<typeof AssetDetailSchema>;
 export type MappingMove = z.infer<typeof MappingMoveSchema>;
+
+type ConvertedKeys = keyof typeof Converted;
+/** A quote and an asset's detail as stored (USD only), before the amounts in `vs_currency` are added. */
+export type UsdQuote = Omit<Quote, ConvertedKeys>;
+export type UsdAssetDetail = Omit<AssetDetail, ConvertedKeys | "quotes"> & { quotes: UsdQuote[] };

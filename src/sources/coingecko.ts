@@ -1,7 +1,17 @@
+import type { Config } from "../config";
 import { type HttpSourceAdapter, PayloadError } from "./source";
 import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 
 type MarketRecord = Record<string, unknown>;
+
+/** The key goes in x-cg-demo-api-key, or x-cg-pro-api-key on the Pro plan. */
+export function coingeckoHeaders(config: Config) {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (config.COINGECKO_API_KEY) {
+    headers[config.COINGECKO_PLAN === "pro" ? "x-cg-pro-api-key" : "x-cg-demo-api-key"] = config.COINGECKO_API_KEY;
+  }
+  return headers;
+}
 
 export const coingecko: HttpSourceAdapter = {
   name: "coingecko",
@@ -15,11 +25,7 @@ export const coingecko: HttpSourceAdapter = {
       page: String(page),
       price_change_percentage: "24h",
     }).toString();
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (config.COINGECKO_API_KEY) {
-      headers[config.COINGECKO_PLAN === "pro" ? "x-cg-pro-api-key" : "x-cg-demo-api-key"] = config.COINGECKO_API_KEY;
-    }
-    return { url: url.toString(), headers };
+    return { url: url.toString(), headers: coingeckoHeaders(config) };
   },
   requestsPerMinute: (config) => config.COINGECKO_REQUESTS_PER_MINUTE,
   normalise(body, fetchedAt): Normalised {

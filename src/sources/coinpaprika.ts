@@ -1,17 +1,22 @@
+import type { Config } from "../config";
 import { type HttpSourceAdapter, PayloadError } from "./source";
 import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./source-quote";
 
 type Ticker = Record<string, unknown> & { quotes?: { USD?: Record<string, unknown> } };
+
+export function coinpaprikaHeaders(config: Config) {
+  const headers: Record<string, string> = { accept: "application/json" };
+  // CoinPaprika takes the bare key, without "Bearer".
+  if (config.COINPAPRIKA_API_KEY) headers.authorization = config.COINPAPRIKA_API_KEY;
+  return headers;
+}
 
 export const coinpaprika: HttpSourceAdapter = {
   name: "coinpaprika",
   perPage: null,
   request(config) {
     const url = `${config.COINPAPRIKA_BASE_URL.replace(/\/$/, "")}/tickers?quotes=USD`;
-    const headers: Record<string, string> = { accept: "application/json" };
-    // CoinPaprika takes the bare key, without "Bearer".
-    if (config.COINPAPRIKA_API_KEY) headers.authorization = config.COINPAPRIKA_API_KEY;
-    return { url, headers };
+    return { url, headers: coinpaprikaHeaders(config) };
   },
   requestsPerMinute: (config) => config.COINPAPRIKA_REQUESTS_PER_MINUTE,
   normalise(body, fetchedAt): Normalised {

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../../config";
-import type { AssetDetail, MappingMove, Quote } from "../../schemas/assets";
+import type { MappingMove, UsdAssetDetail, UsdQuote } from "../../schemas/assets";
 import { runBatch } from "../batch";
 import { col, type Db } from "../client";
 import { type ConsensusRules, DEFAULT_CONSENSUS } from "../consensus";
@@ -50,7 +50,7 @@ const mappingsOf = (db: Db, uid: string) =>
     .orderBy(assetMappings.source, assetMappings.sourceId);
 
 /** GET /data/{asset_uid}: the asset (or the asset an alias points to), one quote per source, consensus, mappings, read from D1. */
-export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules = DEFAULT_CONSENSUS): Promise<AssetDetail | null> {
+export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules = DEFAULT_CONSENSUS): Promise<UsdAssetDetail | null> {
   // One round trip: the alias resolved in SQL, each mapping with its stored quote picked out of its
   // bucket by SQLite with a JSON path (json_each, which reads a row per id in the bucket, only for
   // ids a path cannot quote), and the asset's aliases.
@@ -85,7 +85,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
   const aliases = aliasRows.results as { alias: string }[];
   const { summary, latest, consensus } = summarise(targetUid, stored, rules);
   const { spread_pct: _spread, fresh_sources: _fresh, ...asset } = summary;
-  const quotes: Quote[] = latest.map((q) => ({
+  const quotes: UsdQuote[] = latest.map((q) => ({
     source: q.source as Source,
     source_id: q.sourceId,
     price_usd: q.priceUsd,

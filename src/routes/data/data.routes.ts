@@ -2,7 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { SOURCES, SourceSchema } from "../../config";
 import { SORT_KEYS } from "../../db/read-model";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
-import { AssetDetailSchema, AssetSchema, CandleSchema, HistoryPointSchema } from "../../schemas/assets";
+import { AssetDetailSchema, CandleSchema, HistoryPointSchema, PricedAssetSchema } from "../../schemas/assets";
+import { FxMetadataShape, VsCurrencyQuery } from "../../schemas/currencies";
 
 const noControl = (max: number) =>
   z
@@ -59,6 +60,7 @@ export const ListQuery = z.object({
     }),
   sort: z.enum(SORT_KEYS).default("rank").openapi({ description: "Sort key; unknown values are nulls and sort as the smallest." }),
   order: z.enum(["asc", "desc"]).optional().openapi({ description: "Default: asc for rank, symbol, name; desc otherwise." }),
+  ...VsCurrencyQuery,
 });
 
 export const list = createRoute({
@@ -70,17 +72,17 @@ export const list = createRoute({
     "Pages through canonical assets with their consensus price, served from the in-memory read model: any page, sort and filter costs the same.",
   request: { query: ListQuery },
   responses: {
-    200: jsonEnvelope(z.array(AssetSchema), "A page of assets", true),
+    200: jsonEnvelope(z.array(PricedAssetSchema), "A page of assets", true, FxMetadataShape),
     304: { description: "Not modified (If-None-Match)" },
     ...errorResponses("validation_error"),
   },
 });
 
 export const ExportQuery = ListQuery.omit({ page: true, page_size: true }).extend({
-  format: z
-    .enum(["csv", "ndjson"])
-    .default("csv")
-    .openapi({ description: "`csv` (a header row, one asset a row) or `ndjson` (one Asset a line)." }),
+  format: z.enum(["csv", "ndjson"]).default("csv").openapi({
+    description:
+      "`csv` (a header row, one asset a row; with a `vs_currency` other than USD, also `price_<code>`, `market_cap_<code>`, `volume_24h_<code>`) or `ndjson` (one Asset a line).",
+  }),
 });
 
 export const exportAssets = createRoute({
@@ -104,9 +106,9 @@ export const detail = createRoute({
   path: "/data/{asset_uid}",
   tags: ["Data"],
   summary: "One asset with per-source quotes and consensus",
-  request: { params: AssetUidParam },
+  request: { params: AssetUidParam, query: z.object(VsCurrencyQuery) },
   responses: {
-    200: jsonEnvelope(AssetDetailSchema, "The asset"),
+    200: jsonEnvelope(AssetDetailSchema, "The asset", false, FxMetadataShape),
     304: { description: "Not modified" },
     ...errorResponses("validation_error", "not_found"),
   },
@@ -127,15 +129,22 @@ export const history = createRoute({
         description:
           "One point per bucket: `at` is the bucket's start, the price is the bucket's last, with `min_usd`/`max_usd`. An empty bucket is missing. Omitted: every point kept (the finest resolution kept for the range; `consensus` uses 5m buckets).",
       }),
-      format: z.enum(["json", "csv"]).default("json").openapi({ description: "`csv`: a download with a header row." }),
+      format: z.enum(["json", "csv"]).default("json").openapi({
+        description:
+          "`csv`: a download with a header row (with a `vs_currency` other than USD, also `price_<code>`, and `min_<code>`/`max_<code>` with `interval`).",
+      }),
       ...RangeQuery,
       limit: z.coerce.number().int().min(1).max(10_000).default(2_000).openapi({ description: "Most recent points to return." }),
+      ...VsCurrencyQuery,
     }),
   },
   responses: {
     200: {
-      ...jsonEnvelope(z.array(HistoryPointSchema), "History points"),
-      content: { ...jsonEnvelope(z.array(HistoryPointSchema), "History points").content, "text/csv": { schema: z.string() } },
+      ...jsonEnvelope(z.array(HistoryPointSchema), "History points", false, FxMetadataShape),
+      content: {
+        ...jsonEnvelope(z.array(HistoryPointSchema), "History points", false, FxMetadataShape).content,
+        "text/csv": { schema: z.string() },
+      },
     },
     304: { description: "Not modified" },
     ...errorResponses("validation_error", "not_found"),
@@ -157,10 +166,11 @@ export const ohlc = createRoute({
         description: "`consensus` (the median of the sources in each 5-minute bucket) or one source.",
       }),
       ...RangeQuery,
+      ...VsCurrencyQuery,
     }),
   },
   responses: {
-    200: jsonEnvelope(z.array(CandleSchema), "Candles"),
+    200: jsonEnvelope(z.array(CandleSchema), "Candles", false, FxMetadataShape),
     304: { description: "Not modified" },
     ...errorResponses("validation_error", "not_found"),
   },

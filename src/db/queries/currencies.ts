@@ -1,0 +1,75 @@
+import type { Services } from "../../jobs/context";
+import { now } from "../../lib/clock";
+import { ApiError } from "../../lib/errors";
+import { type Currency, currencies, fxTimeline } from "../../lib/fx";
+import { fxSeries, latestFxRates } from "../fx-store";
+
+/**
+ * How long an isolate serves its copy of the latest rates before reading them again (a row per
+ * source): rates move a little every run (5 minutes), and a read per request would cost more than
+ * every other part of a /data page. The isolate that stores new rates forgets its copy at once.
+ */
+const RECHECK_MS = 30_000;
+type Loaded = { at: number; rows: Awaited<ReturnType<typeof latestFxRates>>; byStale: Map<number, Map<string, Currency>> };
+let loaded: Loaded | null = null;
+let loading: Promise<Loaded> | null = null;
+
+/** Forgets this isolate's copy of the latest rates (after it stored new ones, so it serves them at once). */
+export function forgetCurrencies() {
+  loaded = null;
+  loading = null;
+}
+
+function load(s: Services) {
+  if (!loading) {
+    const p: Promise<Loaded> = latestFxRates(s.db)
+      .then((rows) => {
+        const fresh = { at: now(), rows, byStale: new Map() };
+        // A read forgotten while in flight (new rates were stored meanwhile) serves its caller only.
+        if (loading === p) loaded = fresh;
+        return fresh;
+      })
+      .finally(() => {
+        if (loading === p) loading = null;
+      });
+    loading = p;
+  }
+  return loading;
+}
+
+/** Every currency vs_currency accepts, by code, with its consensus rate: this isolate's copy, read again at most every RECHECK_MS. */
+export async function currentCurrencies(s: Services): Promise<Map<string, Currency>> {
+  const copy = loaded && now() - loaded.at < RECHECK_MS ? loaded : await load(s);
+  const staleMs = s.config.FX_STALE_AFTER_MINUTES * 60_000;
+  let list = copy.byStale.get(staleMs);
+  if (!list) {
+    list = new Map(currencies(copy.rows, staleMs).map((c) => [c.code, c]));
+    copy.byStale.set(staleMs, list);
+  }
+  return list;
+}
+
+/** The currency a request named in vs_currency (already lower case); an unknown code is the caller's 400. */
+export async function vsCurrency(s: Services, code: string): Promise<Currency> {
+  const found = (await currentCurrencies(s)).get(code);
+  if (!found) {
+    const message = `unknown currency "${code}"; GET /currencies lists the accepted codes`;
+    throw new ApiError("validation_error", `vs_currency: ${message}`, [{ path: "vs_currency", message }]);
+  }
+  return found;
+}
+
+/**
+ * The rate of `currency` in force at any time within [from, to] (ms): each value is converted with
+ * the rate of its own time. USD needs no read. A currency with no stored history falls back to its
+ * current rate.
+ */
+export async function rateAt(s: Services, currency: Currency, from: number, to: number): Promise<(t: number) => number> {
+  if (currency.code === "usd") return () => 1;
+  const timeline = fxTimeline(await fxSeries(s.db, currency.code, from, to), s.config.FX_STALE_AFTER_MINUTES * 60_000);
+  if (timeline.empty) return () => currency.usd_rate;
+  return (t) => timeline.at(t) ?? currency.usd_rate;
+}
+
+/** What metadata.fx says of the rate used for the latest values. */
+export const fxMetadata = (c: Currency) => ({ vs_currency: c.code, fx: { usd_rate: c.usd_rate, as_of: c.as_of } });

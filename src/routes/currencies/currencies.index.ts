@@ -1,0 +1,5 @@
+import { createRouter } from "../../lib/router";
+import * as handlers from "./currencies.handlers";
+import * as routes from "./currencies.routes";
+
+export const currenciesRouter = createRouter().openapi(routes.list, handlers.list);
