@@ -242,11 +242,7 @@ export class ReadModel {
 
   /** The k-th matching asset in the requested order, and how many match. */
   private matching(f: Omit<AssetFilter, "page" | "pageSize">) {
-    let rows: ArrayLike<number>;
-    if (f.symbol !== undefined || f.q !== undefined || f.ids !== undefined) {
-      const position = this.position(f.sort);
-      rows = Int32Array.from(this.filtered(f)).sort((a, b) => position[a] - position[b]);
-    } else rows = this.order(f.source, f.sort);
+    const rows = f.symbol !== undefined || f.q !== undefined || f.ids !== undefined ? this.filtered(f) : this.order(f.source, f.sort);
     const total = rows.length;
     return { total, at: (k: number) => rows[f.order === "desc" ? total - 1 - k : k] };
   }
@@ -269,7 +265,7 @@ export class ReadModel {
     return o;
   }
 
-  /** Where each row stands in a stored order, for sorting a filtered few. */
+  /** Where each row stands in a stored order (its inverse, one pass, kept): sorts a filtered few and tests range membership. */
   private position(sort: SortKey) {
     let p = this.positions.get(sort);
     if (!p) {
@@ -281,31 +277,62 @@ export class ReadModel {
     return p;
   }
 
-  /** The positions [from, to) of a stored order whose lower-cased field starts with `prefix` (or equals it, `exact`). */
+  /**
+   * The positions [from, to) of the name or symbol order whose lower-cased field starts with
+   * `prefix` (or equals it, `exact`): two binary searches, decoding a row per probe.
+   */
   private range(sort: "name" | "symbol", prefix: string, exact: boolean) {
     const o = this.s.i32(`order:${sort}`);
     const field = sort === "name" ? 2 : 1;
     const key = (pos: number) => this.fields(o[pos])[field].toLowerCase();
     const from = lowerBound(o.length, key, prefix);
-    const to = exact ? lowerBound(o.length, key, `${prefix}\u0000`) : lowerBound(o.length, key, `${prefix}\uffff`);
-    return o.subarray(from, to);
+    const to = lowerBound(o.length, key, exact ? `${prefix}\u0000` : `${prefix}\uffff`);
+    return { sort, from, to, rows: o.subarray(from, to) };
   }
 
-  private filtered(f: Omit<AssetFilter, "page" | "pageSize">): number[] {
-    const inScope = (i: number) => !f.source || (this.flags[i] & SOURCE_BIT[f.source]) !== 0;
-    const symbol = f.symbol?.toLowerCase();
+  /**
+   * Rows matching `symbol`, `q` and `ids`, in the requested order. Candidates come from binary
+   * searches (or the ids); every test is a range check on a stored order's positions, so no row is
+   * decoded. Few candidates are sorted; many are marked and picked out of the order in one pass.
+   */
+  private filtered(f: Omit<AssetFilter, "page" | "pageSize">): Int32Array {
     // Prefix match over the name and the symbol, case-insensitive; a blank term matches nothing.
     const term = f.q?.trim().toLowerCase();
-    if (term === "") return [];
-    const lower = (i: number, k: number) => this.fields(i)[k].toLowerCase();
-    const bySymbol = (i: number) => symbol === undefined || lower(i, 1) === symbol;
-    const matchesQ = (i: number) => term === undefined || lower(i, 2).startsWith(term) || lower(i, 1).startsWith(term);
+    if (term === "") return new Int32Array(0);
+    const within = (r: ReturnType<ReadModel["range"]>) => {
+      const pos = this.position(r.sort);
+      return (i: number) => pos[i] >= r.from && pos[i] < r.to;
+    };
+    const symbol = f.symbol === undefined ? undefined : this.range("symbol", f.symbol.toLowerCase(), true);
+    const byName = term === undefined ? undefined : this.range("name", term, false);
+    const bySymbol = term === undefined ? undefined : this.range("symbol", term, false);
+    const tests: ((i: number) => boolean)[] = [];
+    if (f.source) tests.push((i) => (this.flags[i] & SOURCE_BIT[f.source!]) !== 0);
+    if (symbol) tests.push(within(symbol));
+    if (byName && bySymbol) {
+      const [inName, inSymbol] = [within(byName), within(bySymbol)];
+      tests.push((i) => inName(i) || inSymbol(i));
+    }
     let candidates: Iterable<number>;
     if (f.ids !== undefined) candidates = new Set(f.ids.flatMap((id) => this.rowOfId(id) ?? []));
-    else if (symbol !== undefined) candidates = this.range("symbol", symbol, true);
-    else candidates = new Set([...this.range("name", term!, false), ...this.range("symbol", term!, false)]);
-    const out: number[] = [];
-    for (const i of candidates) if (inScope(i) && bySymbol(i) && matchesQ(i)) out.push(i);
+    else if (symbol) candidates = symbol.rows;
+    else
+      candidates = (function* () {
+        yield* byName!.rows;
+        // Rows in both ranges come once, from the name range.
+        const inName = within(byName!);
+        for (const i of bySymbol!.rows) if (!inName(i)) yield i;
+      })();
+    const picked: number[] = [];
+    for (const i of candidates) if (tests.every((t) => t(i))) picked.push(i);
+    const position = this.position(f.sort);
+    if (picked.length * 64 < this.size) return Int32Array.from(picked).sort((a, b) => position[a] - position[b]);
+    const marked = new Uint8Array(this.size);
+    for (const i of picked) marked[i] = 1;
+    const out = new Int32Array(picked.length);
+    const order = this.s.i32(`order:${f.sort}`);
+    let j = 0;
+    for (let k = 0; k < order.length; k++) if (marked[order[k]]) out[j++] = order[k];
     return out;
   }
 
@@ -461,15 +488,32 @@ const newer = (a: Pointer | null, b: Pointer | null) => (!a ? b : !b ? a : a.ver
 
 /**
  * The current read model: this isolate's copy, rechecked at most every few seconds. With `kv` (the
- * Worker), the pointer comes from KV, cached at the colo, so the request path reads D1 once a minute
- * per isolate at most (in case a KV write was lost); a snapshot reaches every colo within KV's
- * propagation plus POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is asked every second.
+ * Worker), the pointer comes from KV, cached at the colo, and D1 is asked once a minute per isolate
+ * at most (in case a KV write was lost); a snapshot reaches every colo within KV's propagation plus
+ * POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is asked every second. With `waitUntil`
+ * (a request), an isolate that has a copy serves it and checks and loads in the background, so no
+ * request waits for KV, D1 or a snapshot fetch but an isolate's very first.
  */
-export async function currentReadModel(db: Db, bucket: R2Bucket, kv?: KVNamespace): Promise<ReadModel | null> {
+export async function currentReadModel(
+  db: Db,
+  bucket: R2Bucket,
+  kv?: KVNamespace,
+  waitUntil?: (p: Promise<unknown>) => void,
+): Promise<ReadModel | null> {
   const t = now();
-  const d1Due = !kv || !loaded || t - loaded.d1CheckedAt >= RECHECK_MS.d1;
   if (loaded && t - loaded.checkedAt < (kv ? RECHECK_MS.kv : RECHECK_MS.d1Only)) return loaded.model;
-  loading ??= (async () => {
+  const refreshing = (loading ??= refresh(db, bucket, kv));
+  if (loaded?.model && waitUntil) {
+    waitUntil(refreshing.catch((e) => log("warn", "read_model_refresh_failed", { error: String(e) })));
+    return loaded.model;
+  }
+  return refreshing;
+}
+
+/** Looks for a newer snapshot (KV, then D1 when due) and loads it; this isolate's copy only moves forward. */
+function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace) {
+  const d1Due = !kv || !loaded || now() - loaded.d1CheckedAt >= RECHECK_MS.d1;
+  return (async () => {
     try {
       let model = loaded?.model ?? null;
       const fromKv = kv ? await kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null;
@@ -502,5 +546,4 @@ export async function currentReadModel(db: Db, bucket: R2Bucket, kv?: KVNamespac
       loading = null;
     }
   })();
-  return loading;
 }

@@ -12,6 +12,7 @@ import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { archiveKey, archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
+import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
@@ -159,6 +160,8 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done
     store_ms: now() - t0,
     raw_reused: raw.reused,
   });
+  // Reference data with the first page: the source's FX rates (no message of their own); a failed fetch leaves the quotes as stored.
+  if (msg.page === 1) await fetchFxRates(s, { source: msg.source, runId: msg.run_id, pacer, writer: lease.writer, fences });
   await continueOrFinish(s, msg, lease, fetched, pacer.nextAt());
 }
 

@@ -39,6 +39,7 @@ export async function fetchFxRates(
 ) {
   const adapter = fxSources[p.source];
   const { url, headers } = adapter.request(s.config);
+  let raw: Awaited<ReturnType<typeof archiveRaw>> | undefined;
   try {
     const body = await fetchUpstream(
       url,
@@ -54,7 +55,7 @@ export async function fetchFxRates(
       },
       s.fetch,
     );
-    const raw = await archiveRaw(s.env.BUCKET, s.db, {
+    raw = await archiveRaw(s.env.BUCKET, s.db, {
       source: p.source,
       runId: p.runId,
       part: FX_PART,
@@ -77,6 +78,8 @@ export async function fetchFxRates(
     return { ok: true as const, ...stored.counts };
   } catch (e) {
     const error = (e as Error).message;
+    // Nothing indexes a body archived for a write that did not commit.
+    if (raw && !raw.reused) await s.env.BUCKET.delete(raw.key).catch(() => {});
     log("warn", "fx_failed", { run_id: p.runId, source: p.source, error });
     return { ok: false as const, error };
   }
