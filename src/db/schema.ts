@@ -100,6 +100,53 @@ export const ambiguousMatches = sqliteTable(
 );
 
 /**
+ * The contracts (chain, address) each provider lists for its ids: reference data, refreshed every
+ * IDENTITY_REFRESH_HOURS. Keyed by the listing, so an asset's contracts (and evidence for a set
+ * of ids) are read by (source, source_id) prefix; lookups by contract go through (chain, address).
+ * `platform` is the provider's own name for the chain: a refresh replaces one platform's list.
+ */
+export const sourceContracts = sqliteTable(
+  "source_contracts",
+  {
+    source: text().notNull(),
+    sourceId: text().notNull(),
+    chain: text().notNull(),
+    address: text().notNull(),
+    platform: text().notNull(),
+    /** false: the provider lists the contract as no longer active (kept for lookups, not evidence). */
+    active: integer({ mode: "boolean" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.source, t.sourceId, t.chain, t.address] }), index("contracts_address_idx").on(t.chain, t.address)],
+);
+
+/**
+ * One row per provider platform whose contracts are stored, with the digest of the list last
+ * stored: a refresh whose list for a platform is unchanged reads this row and writes nothing.
+ */
+export const contractPlatforms = sqliteTable(
+  "contract_platforms",
+  {
+    source: text().notNull(),
+    platform: text().notNull(),
+    /** The chain its rows are stored under (a platform mapped to another chain since moves its rows). */
+    chain: text().notNull(),
+    /** SHA-256 of the sorted list last stored; null while a listed platform's contracts are still to be fetched. */
+    digest: text(),
+    contracts: integer().notNull(),
+    updatedAt: text().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.source, t.platform] })],
+);
+
+/** Each provider's last contract refresh: when it finished, and what failed (a failed refresh is tried again sooner). */
+export const contractRefreshes = sqliteTable("contract_refreshes", {
+  source: text().primaryKey(),
+  runId: text().notNull(),
+  finishedAt: text().notNull(),
+  error: text(),
+});
+
+/**
  * Latest quotes, packed: one row per source and bucket of QUOTES_PER_BUCKET slots, holding each
  * id's latest quote keyed by source id. A steady tick rewrites one row per bucket, not per coin.
  */
