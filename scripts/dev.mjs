@@ -44,6 +44,7 @@ stack.dev.on("exit", (code) => {
   process.exit(code ?? 0);
 });
 
+const up = Date.now();
 let loaded;
 try {
   loaded = await stack.load({ onTick: (t, n) => progress(`coinfuse: loading sample tick ${t.index + 1 - (t.count - n)}/${n}…`) });
@@ -63,7 +64,8 @@ const first = loaded.ticks[0];
 const history = loaded.ticks.length
   ? `${loaded.ticks.length} sample tick${loaded.ticks.length === 1 ? "" : "s"} ${fmt(new Date(first.at).toISOString())} to ${fmt(new Date(loaded.ticks.at(-1).at).toISOString())} UTC, each a CSV upload and a CoinGecko and a CoinPaprika run (${runs.length} runs${bad.length ? `, ${bad.length} failed` : ""})`
   : `nothing new to load (stored data reaches ${loaded.storedBefore ? `${fmt(loaded.storedBefore)} UTC` : "now"})`;
-console.log(`coinfuse is ready in ${((Date.now() - t0) / 1000).toFixed(1)} s, with sample data (recorded payloads, prices moved by a seeded random walk; not market data)
+const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+console.log(`coinfuse is ready in ${secs(Date.now() - t0)} (wrangler dev ${secs(up - t0)}, sample ${secs(loaded.ms)}), with sample data: recorded payloads, prices moved by a seeded random walk, not market data
   loaded      ${history}
   dashboard   ${base}/
   API docs    ${base}/docs

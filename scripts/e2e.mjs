@@ -26,10 +26,13 @@ try {
     `local stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${loaded.ticks.length} sample ticks, ${loaded.runs.length} runs (wrangler's output: ${path.relative(root, log)})`,
   );
   const run = (file, ...args) =>
-    spawnSync(process.execPath, [path.join(root, file), "--base", stack.base, "--token", stack.token, ...args], { cwd: root, stdio: "inherit" })
-      .status ?? 1;
+    spawnSync(process.execPath, [path.join(root, file), "--base", stack.base, "--token", stack.token, ...args], {
+      cwd: root,
+      stdio: "inherit",
+    }).status ?? 1;
   const dashboard = run(path.join("test", "e2e", "dashboard.e2e.mjs"), "--screenshots", path.join(root, "docs"));
-  status = dashboard;
+  const readme = run(path.join("test", "e2e", "readme.e2e.mjs"));
+  status = dashboard || readme;
 } finally {
   stack.stop();
 }

@@ -207,7 +207,7 @@ const FINAL = ["succeeded", "partial", "failed"];
 async function waitRuns(base, ids) {
   const done = new Map();
   for (let i = 0; i < 1200 && done.size < ids.length; i++) {
-    await sleep(i ? 150 : 100);
+    await sleep(100);
     const r = await fetch(`${base}/stats/runs?page_size=20`);
     if (!r.ok) continue;
     for (const run of (await r.json()).data ?? []) if (ids.includes(run.run_id) && FINAL.includes(run.status)) done.set(run.run_id, run);

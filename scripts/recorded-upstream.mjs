@@ -26,14 +26,14 @@ const DAY = 24 * HOUR;
 
 /**
  * The past ticks replayed on first start, oldest first, the last one at `now`: 30 days back, then
- * each tick 0.6 times as far back as the one before, down to 15 minutes, then every 5 minutes.
- * 19 ticks, the steps growing with age, so 30 d, 7 d and 24 h each show a line (19, 16 and 12
- * points) for 19 runs per source.
+ * each tick 0.45 times as far back as the one before, down to 15 minutes, then every 5 minutes.
+ * 13 ticks, the steps growing with age, so 24 h, 7 d and 30 d each show a line (8, 11 and 12
+ * points) for 13 runs per source.
  */
 export function sampleSchedule(now = Date.now()) {
   const end = Math.floor(now / MIN) * MIN;
   const offsets = [];
-  for (let o = 30 * DAY; o >= 15 * MIN; o *= 0.6) offsets.push(Math.round(o / MIN) * MIN);
+  for (let o = 30 * DAY; o >= 15 * MIN; o *= 0.45) offsets.push(Math.round(o / MIN) * MIN);
   offsets.push(10 * MIN, 5 * MIN, 0);
   return offsets.map((o, index) => ({ index, count: offsets.length, at: end - o, offset: o }));
 }
