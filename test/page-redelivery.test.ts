@@ -34,6 +34,7 @@ describe("a page message delivered again while its first delivery still runs", (
     const firstCallGoesOn = signal();
     let pageOneCalls = 0;
     const up = stubUpstream((url) => {
+      if (!url.pathname.endsWith("/coins/markets")) return undefined;
       if (url.searchParams.get("page") === "2") return json(last);
       return async () => {
         if (++pageOneCalls > 1) return json(older);
