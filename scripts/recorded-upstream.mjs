@@ -2,6 +2,8 @@
 // loopback, so the Worker runs its real HTTP clients with no internet.
 //   GET /api/v3/coins/markets?page=N -> data/coingecko/markets-page-N.json (or [] past the end)
 //   GET /v1/tickers                  -> data/coinpaprika/tickers.json
+//   GET /api/v3/exchange_rates       -> coingecko/exchange_rates.json, and
+//   GET /v1/tickers/btc-bitcoin      -> coinpaprika/tickers-btc-bitcoin.json (the quotes asked for), where present
 //
 // Sample ticks: data/ holds one recorded moment. To give the local stack a price history, the
 // server can be set to a past tick (`server.setTick(tick)`), and then answers the same payloads
@@ -164,6 +166,7 @@ export function startRecordedUpstream(port = 8789, dir = root) {
   let tick = null;
   let factor = null;
   const read = (file) => (fs.existsSync(file) ? fs.readFileSync(file) : Buffer.from("[]"));
+  const readIf = (file) => (fs.existsSync(file) ? fs.readFileSync(file) : null);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     let body = null;
@@ -173,6 +176,17 @@ export function startRecordedUpstream(port = 8789, dir = root) {
     } else if (url.pathname === "/v1/tickers") {
       body = read(path.join(dir, "coinpaprika", "tickers.json"));
       if (tick) body = Buffer.from(JSON.stringify(coinpaprikaAt(JSON.parse(body), tick, factor)));
+    } else if (url.pathname === "/api/v3/exchange_rates") {
+      // FX rates, where a recorded payload exists (the Worker's FX call fails softly without one).
+      body = readIf(path.join(dir, "coingecko", "exchange_rates.json"));
+    } else if (url.pathname === "/v1/tickers/btc-bitcoin") {
+      body = readIf(path.join(dir, "coinpaprika", "tickers-btc-bitcoin.json"));
+      const wanted = (url.searchParams.get("quotes") ?? "USD").split(",").map((q) => q.trim().toUpperCase());
+      if (body) {
+        const ticker = JSON.parse(body);
+        ticker.quotes = Object.fromEntries(Object.entries(ticker.quotes ?? {}).filter(([code]) => wanted.includes(code)));
+        body = Buffer.from(JSON.stringify(ticker));
+      }
     }
     if (!body) {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"unknown endpoint"}');
