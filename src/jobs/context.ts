@@ -1,5 +1,6 @@
 import { type Config, getConfig } from "../config";
 import { type Db, dbFor, sessionDb } from "../db/client";
+import { currentReadModel, type ReadModel } from "../db/read-model";
 import type { Env } from "../env";
 import { meteredEnv } from "../lib/usage";
 
@@ -9,7 +10,16 @@ import { meteredEnv } from "../lib/usage";
  * replica (a few seconds behind the primary at most): for public reads that need not see a write
  * made in the same request.
  */
-export type Services = { env: Env; config: Config; db: Db; readonly readDb: Db; fetch: typeof fetch; ctx?: ExecutionContext };
+export type Services = {
+  env: Env;
+  config: Config;
+  db: Db;
+  readonly readDb: Db;
+  /** The /data read model as this isolate serves it (see currentReadModel); a request never waits to refresh a copy it has. */
+  readModel(): Promise<ReadModel | null>;
+  fetch: typeof fetch;
+  ctx?: ExecutionContext;
+};
 
 const metered = new WeakMap<Env, Env>();
 
@@ -21,7 +31,7 @@ export function servicesFor(env: Env, fetchImpl: typeof fetch = (...a) => fetch(
   }
   const d1 = m.DB;
   let readDb: Db | undefined;
-  return {
+  const services: Services = {
     env: m,
     config: getConfig(env),
     db: dbFor(d1),
@@ -29,7 +39,9 @@ export function servicesFor(env: Env, fetchImpl: typeof fetch = (...a) => fetch(
       readDb ??= typeof d1.withSession === "function" ? sessionDb(d1.withSession("first-unconstrained")) : dbFor(d1);
       return readDb;
     },
+    readModel: () => currentReadModel(services.readDb, m.BUCKET, m.KV, ctx ? (p) => ctx.waitUntil(p) : undefined),
     fetch: fetchImpl,
     ctx,
   };
+  return services;
 }

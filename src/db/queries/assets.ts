@@ -5,7 +5,7 @@ import { runBatch } from "../batch";
 import { col, type Db } from "../client";
 import { type ConsensusRules, DEFAULT_CONSENSUS } from "../consensus";
 import { blobBytes, bucketOf, decodePoints, QUOTES_PER_BUCKET } from "../history-codec";
-import { type AssetFilter, currentReadModel, summarise } from "../read-model";
+import { type AssetFilter, type ReadModel, summarise } from "../read-model";
 import {
   assetAliases,
   assetMappings,
@@ -18,8 +18,7 @@ import {
 } from "../schema";
 
 /** One page of GET /data, from the in-memory read model: no D1 rows for the page itself, at any depth. */
-export async function listAssets(db: Db, bucket: R2Bucket, kv: KVNamespace, f: AssetFilter) {
-  const model = await currentReadModel(db, bucket, kv);
+export function listAssets(model: ReadModel | null, f: AssetFilter) {
   return model ? model.list(f) : { items: [], total: 0 };
 }
 

@@ -4,7 +4,7 @@ import { USAGE_KEYS, type Usage } from "../../lib/usage";
 import type { Run, RunStatus } from "../../schemas/runs";
 import { runBatch } from "../batch";
 import type { Db } from "../client";
-import { currentReadModel } from "../read-model";
+import type { ReadModel } from "../read-model";
 import { FINISHED_RUN_STATUSES, historyBuckets, ingestionRuns, SUCCEEDED_RUN_STATUSES } from "../schema";
 import { runsWithUsage } from "./runs";
 
@@ -25,9 +25,8 @@ export type SourceStats = {
 };
 
 /** Totals and per-source aggregates: runs and history from D1, assets and quotes from the published read model. */
-export async function collectStats(db: Db, bucket: R2Bucket, kv: KVNamespace) {
+export async function collectStats(db: Db, model: ReadModel | null) {
   const usageSums = sql.raw(USAGE_KEYS.map((k) => `SUM(usage_${k}) AS usage_${k}`).join(", "));
-  const model = await currentReadModel(db, bucket, kv);
   const results = await runBatch(db, [
     sql`SELECT COALESCE(SUM(${historyBuckets.count}), 0) AS history_points FROM ${historyBuckets}`,
     sql`SELECT status, COUNT(*) AS n FROM ingestion_runs GROUP BY status`,

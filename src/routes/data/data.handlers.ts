@@ -2,7 +2,6 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { consensusRules, type Source } from "../../config";
 import { assetHistory, getAssetDetail, listAssets, resolveUid } from "../../db/queries/assets";
 import { fxMetadata, rateAt, vsCurrency } from "../../db/queries/currencies";
-import { currentReadModel } from "../../db/read-model";
 import { csvRow, download } from "../../lib/csv-out";
 import { ApiError } from "../../lib/errors";
 import { type Currency, converted } from "../../lib/fx";
@@ -44,7 +43,7 @@ function exportColumns(code: string): [string, (a: PricedAsset) => unknown][] {
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const [currency, model] = await Promise.all([vsCurrency(s, q.vs_currency), currentReadModel(s.readDb, s.env.BUCKET, s.env.KV)]);
+  const [currency, model] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel()]);
   const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: q.ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
@@ -73,7 +72,7 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const s = c.get("services");
   const [currency, { items, total }] = await Promise.all([
     vsCurrency(s, q.vs_currency),
-    listAssets(s.readDb, s.env.BUCKET, s.env.KV, {
+    listAssets(await s.readModel(), {
       page: q.page,
       pageSize: q.page_size,
       source: q.source,

@@ -2,7 +2,6 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../../config";
 import { type SourceHealth, sourceHealth } from "../../db/queries/sources";
-import { currentReadModel } from "../../db/read-model";
 import { nowIso } from "../../lib/clock";
 import type { AppEnv } from "../../lib/router";
 import type { HealthRoute } from "./health.routes";
@@ -27,7 +26,7 @@ export const health: RouteHandler<HealthRoute, AppEnv> = async (c) => {
   } catch {
     sources = unknownSources();
   }
-  const model = d1 === "ok" ? await currentReadModel(db, s.env.BUCKET, s.env.KV).catch(() => null) : null;
+  const model = d1 === "ok" ? await s.readModel().catch(() => null) : null;
   const consensus = { assets: model?.size ?? 0, single_source_assets: model?.singleSourceAssets() ?? 0 };
   const degraded = kv === "error" || r2 === "error" || Object.values(sources).some((h) => h.status === "failing" || h.status === "stale");
   const status = d1 === "error" ? "down" : degraded ? "degraded" : "ok";

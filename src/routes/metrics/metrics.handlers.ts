@@ -2,7 +2,7 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { SOURCES } from "../../config";
 import { collectStats } from "../../db/queries/stats";
-import { currentReadModel, lastSnapshotLoad } from "../../db/read-model";
+import { lastSnapshotLoad } from "../../db/read-model";
 import { now } from "../../lib/clock";
 import type { AppEnv } from "../../lib/router";
 import { USAGE_KEYS } from "../../lib/usage";
@@ -22,11 +22,14 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
   const { readDb: db, env } = c.get("services");
   const [s, byStatus, model] = await Promise.all([
-    collectStats(db, env.BUCKET, env.KV),
+    c
+      .get("services")
+      .readModel()
+      .then((model) => collectStats(db, model)),
     db.all<{ source: string; status: string; n: number }>(
       sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
     ),
-    currentReadModel(db, env.BUCKET, env.KV),
+    c.get("services").readModel(),
   ]);
   const t = now();
   const body = [

@@ -12,7 +12,10 @@ import type { StatsSchema } from "./stats.routes";
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
   const { readDb: db, env } = c.get("services");
   const [s, last, recent] = await Promise.all([
-    collectStats(db, env.BUCKET, env.KV),
+    c
+      .get("services")
+      .readModel()
+      .then((model) => collectStats(db, model)),
     lastRuns(db),
     listRuns(db, { page: 1, pageSize: 10 }),
   ]);
