@@ -13,6 +13,8 @@ export default defineConfig(async () => ({
           COINGECKO_BASE_URL: "https://gecko.test/api/v3",
           COINPAPRIKA_BASE_URL: "https://paprika.test/v1",
           COINGECKO_API_KEY: "test-gecko-key",
+          // Contract lists are fetched only by the tests that serve them (test/contracts-*.test.ts).
+          IDENTITY_REFRESH_HOURS: "0",
         },
       },
     }),

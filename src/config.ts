@@ -45,6 +45,8 @@ const ConfigSchema = z.object({
   RAW_RETENTION_DAYS: positiveInt(30),
   STALE_AFTER_MINUTES: positiveInt(60),
   OUTLIER_PCT: z.coerce.number().positive().default(10),
+  /** How often each provider's contract lists are fetched again (hours; 0 turns the refresh off). */
+  IDENTITY_REFRESH_HOURS: z.coerce.number().nonnegative().default(24),
   /** 0 is allowed: only the freshest source's rate of each currency is used. */
   FX_STALE_AFTER_MINUTES: z.coerce.number().int().nonnegative().default(180),
   /** CoinPaprika prices BTC in at most 3 quote currencies a call (its documented limit); USD must be one of them. */

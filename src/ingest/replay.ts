@@ -8,6 +8,7 @@ import { log } from "../lib/log";
 import { readArchived } from "../lib/raw-archive";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
+import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
 import { getPart, getRun, isFinished, markRunning, newRunRow, startingRun } from "./runs";
@@ -77,6 +78,12 @@ export async function replay(s: Services, msg: ReplayMessage) {
       if (isFxPayload(rawId)) {
         const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt));
         if (!fx.ok) errors.push(`${rawId}: ${fx.error}`);
+        continue;
+      }
+      // A contract list restores the contracts it lists (reference data as well).
+      if (isContractPayload(rawId)) {
+        const contracts = await replayContracts(s, meta.source as HttpSource, rawId, body);
+        if (!contracts.ok) errors.push(`${rawId}: ${contracts.error}`);
         continue;
       }
       const normalised = adapter.normalise(body, meta.fetchedAt);

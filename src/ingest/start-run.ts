@@ -1,11 +1,12 @@
 import { eq } from "drizzle-orm";
-import { HTTP_SOURCES, type Source } from "../config";
+import { HTTP_SOURCES, type HttpSource, type Source } from "../config";
 import { acquireLease, releaseLease, sourceLeaseName } from "../db/lease";
 import { ingestionRuns } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
 import type { Trigger } from "../schemas/runs";
+import { contractsDue, firstContractsMessage } from "./fetch-contracts";
 import { finishRun, getRun, newRunRow, startingRun } from "./runs";
 
 /** A source run holds its lease this long without a heartbeat before another run may take over. */
@@ -42,9 +43,13 @@ async function takeLeaseAndEnqueue(
   }
   try {
     await s.db.insert(ingestionRuns).values(row);
-    const first: JobMessage = (HTTP_SOURCES as readonly string[]).includes(source)
-      ? { type: "fetch_page", run_id: row.runId, source: source as (typeof HTTP_SOURCES)[number], page: 1 }
-      : { type: "csv_sweep", run_id: row.runId };
+    const http = (HTTP_SOURCES as readonly string[]).includes(source) ? (source as HttpSource) : null;
+    // A run whose contract lists are due fetches them first, then its pages (fetch-contracts.ts).
+    const first: JobMessage = !http
+      ? { type: "csv_sweep", run_id: row.runId }
+      : (await contractsDue(s.db, http, s.config.IDENTITY_REFRESH_HOURS))
+        ? firstContractsMessage(row.runId, http)
+        : { type: "fetch_page", run_id: row.runId, source: http, page: 1 };
     await s.env.JOBS.send(first);
   } catch (e) {
     await releaseLease(s.db, sourceLeaseName(source), row.runId);

@@ -14,6 +14,19 @@ export const JobMessageSchema = z.discriminatedUnion("type", [
     /** What the previous page cost after its part was recorded; this page records it with its own. */
     usage: z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>).optional(),
   }),
+  z.object({
+    type: z.literal("fetch_contracts"),
+    run_id: z.string(),
+    source: z.enum(HTTP_SOURCES),
+    /** 0: the provider's listing; then one per PLATFORMS_PER_MESSAGE platforms of a per-platform provider. */
+    step: z.number().int().min(0),
+    /** The platform the previous step ended at: this step fetches the ones after it. */
+    after: z.string().optional(),
+    /** Platforms whose lists could not be fetched so far in this refresh. */
+    failed: z.number().int().optional(),
+    not_before: z.number().int().optional(),
+    usage: z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>).optional(),
+  }),
   z.object({ type: z.literal("csv_upload"), run_id: z.string(), upload_id: z.string() }),
   z.object({ type: z.literal("csv_sweep"), run_id: z.string() }),
   z.object({ type: z.literal("replay"), run_id: z.string(), raw_ids: z.array(z.string()).min(1) }),

@@ -2,6 +2,7 @@ import { deadLetters } from "../db/schema";
 import type { Env } from "../env";
 import { sweepUploads } from "../ingest/csv-sweep";
 import { ingestUpload } from "../ingest/csv-upload";
+import { fetchContracts } from "../ingest/fetch-contracts";
 import { fetchPage } from "../ingest/fetch-page";
 import { completeRun } from "../ingest/finish";
 import { abandonRebuild, rebuild } from "../ingest/rebuild";
@@ -19,6 +20,8 @@ export async function runJob(s: Services, job: JobMessage) {
   switch (job.type) {
     case "fetch_page":
       return fetchPage(s, job);
+    case "fetch_contracts":
+      return fetchContracts(s, job);
     case "csv_upload":
       return ingestUpload(s, job);
     case "csv_sweep":
@@ -112,7 +115,7 @@ async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env) {
     const error = "dead-lettered: the job kept failing after every retry";
     if (parsed.success && parsed.data.type === "rebuild") await abandonRebuild(s, parsed.data, error);
     else if (parsed.success) {
-      const holdsLease = parsed.data.type === "fetch_page" || parsed.data.type === "csv_sweep";
+      const holdsLease = parsed.data.type === "fetch_page" || parsed.data.type === "fetch_contracts" || parsed.data.type === "csv_sweep";
       await completeRun(s, parsed.data.run_id, { error, holdsLease });
     }
     log("error", "job_dead_lettered", { message_id: message.id, body: message.body });

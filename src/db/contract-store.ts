@@ -1,0 +1,126 @@
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { ContractRow, PlatformContracts } from "../sources/contracts";
+import { jsonSlices, type Statement } from "./batch";
+import { col, type Db } from "./client";
+import { contractPlatforms, sourceContracts } from "./schema";
+
+const c = sourceContracts;
+const p = contractPlatforms;
+
+/** What is stored of one platform of a provider: the chain its rows are under and the digest of its list. */
+export type StoredPlatform = { chain: string; digest: string | null };
+
+const keyOf = (r: { sourceId: string; chain: string; address: string }) => `${r.sourceId}\u0000${r.chain}\u0000${r.address}`;
+
+/** SHA-256 of a platform's list in a fixed order: equal lists, in any order, have equal digests. */
+export async function contractsDigest(list: PlatformContracts) {
+  const lines = list.rows.map((r) => `${keyOf(r)}\u0000${r.active ? 1 : 0}`).sort();
+  const bytes = new TextEncoder().encode(`${list.chain}\n${lines.join("\n")}`);
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Every platform of a provider with stored contracts (or listed and still to be fetched). */
+export async function storedPlatforms(db: Db, source: string) {
+  const rows = await db.select({ platform: p.platform, chain: p.chain, digest: p.digest }).from(p).where(eq(p.source, source));
+  return new Map<string, StoredPlatform>(rows.map((r) => [r.platform, { chain: r.chain, digest: r.digest }]));
+}
+
+/**
+ * The statements that make one platform's stored contracts equal `list`, from what is stored: rows
+ * added or whose `active` changed are upserted, rows no longer listed are deleted, and the platform's
+ * digest is updated. An unchanged row is not written. Stored rows are read through (chain, address)
+ * under the chain they are stored under, and the new chain when the platform was mapped to another.
+ */
+export async function replacePlatformStatements(
+  db: Db,
+  source: string,
+  list: PlatformContracts,
+  digest: string,
+  prev: StoredPlatform | undefined,
+  at: string,
+): Promise<{ statements: Statement[]; added: number; changed: number; removed: number }> {
+  const chains = [...new Set([list.chain, ...(prev ? [prev.chain] : [])])];
+  const stored = prev
+    ? await db
+        .select({ sourceId: c.sourceId, chain: c.chain, address: c.address, active: c.active })
+        .from(c)
+        .where(and(inArray(c.chain, chains), eq(c.source, source), eq(c.platform, list.platform)))
+    : [];
+  const before = new Map(stored.map((r) => [keyOf(r), r]));
+  const upserts: ContractRow[] = [];
+  let added = 0;
+  for (const row of list.rows) {
+    const old = before.get(keyOf(row));
+    before.delete(keyOf(row));
+    if (!old) added++;
+    if (!old || old.active !== row.active) upserts.push(row);
+  }
+  const removed = [...before.values()];
+  const statements: Statement[] = [
+    ...jsonSlices(upserts.map((r) => JSON.stringify([r.sourceId, r.chain, r.address, r.active ? 1 : 0]))).map((json) =>
+      upsertStatement(source, list.platform, json),
+    ),
+    ...jsonSlices(removed.map((r) => JSON.stringify([r.sourceId, r.chain, r.address]))).map((json) => deleteStatement(source, json)),
+    sql`INSERT INTO ${p} (${col(p.source)}, ${col(p.platform)}, ${col(p.chain)}, ${col(p.digest)}, ${col(p.contracts)}, ${col(p.updatedAt)})
+      VALUES (${source}, ${list.platform}, ${list.chain}, ${digest}, ${list.rows.length}, ${at})
+      ON CONFLICT (${col(p.source)}, ${col(p.platform)}) DO UPDATE SET ${col(p.chain)} = excluded.${col(p.chain)},
+        ${col(p.digest)} = excluded.${col(p.digest)}, ${col(p.contracts)} = excluded.${col(p.contracts)}, ${col(p.updatedAt)} = excluded.${col(p.updatedAt)}`,
+  ];
+  return { statements, added, changed: upserts.length - added, removed: removed.length };
+}
+
+/** Rows as JSON `[source_id, chain, address, active]`; a row another platform of the provider held moves to this one. */
+const upsertStatement = (source: string, platform: string, json: string) => sql`
+  INSERT INTO ${c} (${col(c.source)}, ${col(c.sourceId)}, ${col(c.chain)}, ${col(c.address)}, ${col(c.platform)}, ${col(c.active)})
+  SELECT ${source}, j.value ->> 0, j.value ->> 1, j.value ->> 2, ${platform}, j.value ->> 3 FROM json_each(${json}) j WHERE true
+  ON CONFLICT (${col(c.source)}, ${col(c.sourceId)}, ${col(c.chain)}, ${col(c.address)}) DO UPDATE
+    SET ${col(c.active)} = excluded.${col(c.active)}, ${col(c.platform)} = excluded.${col(c.platform)}`;
+
+/** Rows as JSON `[source_id, chain, address]`, each found by its key. */
+const deleteStatement = (source: string, json: string) => sql`
+  DELETE FROM ${c} WHERE rowid IN (SELECT s.rowid FROM json_each(${json}) j JOIN ${c} s
+    ON s.${col(c.source)} = ${source} AND s.${col(c.sourceId)} = j.value ->> 0 AND s.${col(c.chain)} = j.value ->> 1 AND s.${col(c.address)} = j.value ->> 2)`;
+
+/** A platform the provider no longer lists: its contracts and its row go. */
+export const removePlatformStatements = (source: string, platform: string, stored: StoredPlatform): Statement[] => [
+  sql`DELETE FROM ${c} WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}`,
+  sql`DELETE FROM ${p} WHERE ${p.source} = ${source} AND ${p.platform} = ${platform}`,
+];
+
+/** Platforms a provider lists, entered with no digest (their contracts still to fetch); known ones are left as they are. */
+export const listPlatformsStatement = (source: string, platforms: { platform: string; chain: string }[], at: string) => sql`
+  INSERT INTO ${p} (${col(p.source)}, ${col(p.platform)}, ${col(p.chain)}, ${col(p.digest)}, ${col(p.contracts)}, ${col(p.updatedAt)})
+  SELECT ${source}, j.value ->> 0, j.value ->> 1, NULL, 0, ${at} FROM json_each(${JSON.stringify(platforms.map((x) => [x.platform, x.chain]))}) j WHERE true
+  ON CONFLICT DO NOTHING`;
+
+/** The next `limit` platforms of a provider after `after`, in id order: the work list of a per-platform refresh. */
+export async function platformsAfter(db: Db, source: string, after: string | undefined, limit: number) {
+  return db
+    .select({ platform: p.platform, chain: p.chain, digest: p.digest })
+    .from(p)
+    .where(and(eq(p.source, source), after === undefined ? undefined : sql`${p.platform} > ${after}`))
+    .orderBy(p.platform)
+    .limit(limit);
+}
+
+/** A listed contract of one id: what unification and the API read. */
+export type ListedContract = { source: string; sourceId: string; chain: string; address: string; active: boolean };
+
+/**
+ * The contracts listed for each of the given (source, source_id)s, by primary-key prefix: a read per
+ * listed contract, whatever the table's size. What contract evidence reads for the ids it weighs.
+ */
+export async function contractsOfIds(db: Db, ids: { source: string; sourceId: string }[]): Promise<ListedContract[]> {
+  const out: ListedContract[] = [];
+  const keys = [...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))];
+  for (const json of jsonSlices(keys)) {
+    const rows = await db.all<{ source: string; source_id: string; chain: string; address: string; active: number }>(sql`
+      SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address,
+        s.${col(c.active)} AS active
+      FROM json_each(${json}) j JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
+      ORDER BY 1, 2, 3, 4`);
+    for (const r of rows) out.push({ source: r.source, sourceId: r.source_id, chain: r.chain, address: r.address, active: !!r.active });
+  }
+  return out;
+}
