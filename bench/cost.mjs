@@ -33,8 +33,51 @@ function writeMarket(tick) {
   fs.mkdirSync(path.join(dir, "coinpaprika"), { recursive: true });
   fs.mkdirSync(path.join(dir, "coingecko"), { recursive: true });
   fs.writeFileSync(path.join(dir, "coinpaprika", "tickers.json"), JSON.stringify(paprika));
+  writeRates(tick);
   for (let p = 0; p * 250 < gecko.length; p++)
     fs.writeFileSync(path.join(dir, "coingecko", `markets-page-${p + 1}.json`), JSON.stringify(gecko.slice(p * 250, (p + 1) * 250)));
+}
+
+/**
+ * The FX payloads each run fetches with its first page, shaped as the providers send them: CoinGecko's
+ * /exchange_rates (per 1 BTC; as many currencies as its real list, about 60) and CoinPaprika's BTC
+ * ticker in USD, EUR and GBP. BTC moves each tick, and every rate with it.
+ */
+function writeRates(tick) {
+  const btc = 90_000 * (1 + tick * 0.0013);
+  const fiat =
+    "usd aed ars aud bdt bhd bmd brl cad chf clp cny czk dkk eur gbp gel hkd huf idr ils inr jpy krw kwd lkr mmk mxn myr ngn nok nzd php pkr pln rub sar sek sgd thb try twd uah vef vnd zar xdr".split(
+      " ",
+    );
+  const rates = { btc: { name: "Bitcoin", unit: "BTC", value: 1, type: "crypto" } };
+  fiat.forEach((code, i) => {
+    const perUsd = code === "usd" ? 1 : 0.3 + ((i * 37) % 97) * (1 + tick * 0.0002);
+    rates[code] = { name: code.toUpperCase(), unit: code.toUpperCase(), value: btc * perUsd, type: "fiat" };
+  });
+  for (const [code, perBtc] of [
+    ["eth", 30],
+    ["ltc", 900],
+    ["bch", 200],
+    ["bnb", 150],
+    ["xrp", 40_000],
+    ["bits", 1e6],
+    ["sats", 1e8],
+  ])
+    rates[code] = { name: code.toUpperCase(), unit: code.toUpperCase(), value: perBtc, type: "crypto" };
+  for (const [code, perUsd] of [
+    ["xau", 1 / 2650],
+    ["xag", 1 / 31],
+  ])
+    rates[code] = { name: code, unit: code.toUpperCase(), value: btc * perUsd, type: "commodity" };
+  fs.writeFileSync(path.join(dir, "coingecko", "exchange_rates.json"), JSON.stringify({ rates }));
+  const quote = (perUsd) => ({ price: btc * perUsd, volume_24h: 3e10 * perUsd, market_cap: 1.8e12 * perUsd });
+  const ticker = {
+    id: "btc-bitcoin",
+    name: "Bitcoin",
+    symbol: "BTC",
+    quotes: { USD: quote(1), EUR: quote(rates.eur.value / btc), GBP: quote(rates.gbp.value / btc) },
+  };
+  fs.writeFileSync(path.join(dir, "coinpaprika", "tickers-btc-bitcoin.json"), JSON.stringify(ticker));
 }
 
 const UPSTREAM_PORT = 18821;

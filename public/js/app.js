@@ -2,6 +2,7 @@
 // and returns a cleanup function (timers, pending requests) run before the next view.
 
 import { renderAsset } from "./asset-view.js";
+import { currencyPicker } from "./currency.js";
 import { h, setStatus, tickTimes } from "./dom.js";
 import { renderMarket } from "./market-view.js";
 import { renderRuns } from "./runs-view.js";
@@ -48,5 +49,8 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
+// Amounts are shown in the currency picked in the header (remembered in this browser); a new pick redraws the view.
+document.querySelector(".header-row")?.append(currencyPicker());
+window.addEventListener("currencychange", route);
 setInterval(() => tickTimes(), 15_000);
 route();

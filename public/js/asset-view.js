@@ -1,7 +1,8 @@
 // Asset page: consensus, per-source quotes side by side, price history chart, mappings.
 import { dataOrigin, getData } from "./api.js";
+import { currencyCode, fmtMoney, fmtMoneyCompact, moneyStyle, vsCurrencyQuery } from "./currency.js";
 import { errorBox, h, sampleDataNotice, scrollTable, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
-import { fmtCompact, fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
+import { fmtCompact, fmtInt, fmtPct } from "./format.js";
 import { alignHistory, drawPriceChart } from "./price-chart.js";
 
 const RANGES = [
@@ -23,7 +24,7 @@ export function renderAsset(root, uid) {
   root.append(h("a.back", { href: "#/" }, "← Market"), title, body);
   setStatus(`Loading ${uid}…`);
 
-  getData(`/data/${encodeURIComponent(uid)}`, { signal: ac.signal })
+  getData(`/data/${encodeURIComponent(uid)}`, { signal: ac.signal, query: vsCurrencyQuery() })
     .then((asset) => {
       body.removeAttribute("aria-busy");
       document.title = `coinfuse · ${asset.name} (${(asset.symbol ?? "").toUpperCase()})`;
@@ -50,7 +51,7 @@ export function renderAsset(root, uid) {
     const from = r.seconds ? new Date(Date.now() - r.seconds * 1000).toISOString() : undefined;
     box.setAttribute("aria-busy", "true");
     caption.textContent = "Loading price history…";
-    getData(`/data/${encodeURIComponent(asset.asset_uid)}/history`, { signal: ac.signal, query: { from } })
+    getData(`/data/${encodeURIComponent(asset.asset_uid)}/history`, { signal: ac.signal, query: { from, ...vsCurrencyQuery() } })
       .then(async (points) => {
         destroyChart?.();
         destroyChart = null;
@@ -64,7 +65,7 @@ export function renderAsset(root, uid) {
         }
         caption.textContent = chartCaption(asset, aligned);
         tableSlot.replaceChildren(historyTable(aligned));
-        destroyChart = await drawPriceChart(box, aligned);
+        destroyChart = await drawPriceChart(box, aligned, { format: fmtMoney, style: moneyStyle() });
       })
       .catch((err) => {
         if (err.name === "AbortError") return;
@@ -121,7 +122,7 @@ export function renderAsset(root, uid) {
         h(
           "div",
           {},
-          h("div.price-big", { id: "consensus-price" }, fmtPrice(c.price_usd ?? asset.price_usd)),
+          h("div.price-big", { id: "consensus-price" }, fmtMoney(asset.price)),
           h(
             "p.small",
             {},
@@ -141,8 +142,8 @@ export function renderAsset(root, uid) {
         "dl.kpis",
         {},
         kpi("Spread between sources", spread.text, "Highest minus lowest source price, relative to the median source price"),
-        kpi("Market cap", fmtUsdCompact(asset.market_cap_usd)),
-        kpi("Volume 24h", fmtUsdCompact(asset.volume_24h_usd)),
+        kpi("Market cap", fmtMoneyCompact(asset.market_cap)),
+        kpi("Volume 24h", fmtMoneyCompact(asset.volume_24h)),
         kpi("Updated", timeAgo(asset.updated_at)),
       ),
       h("section", { "aria-labelledby": "quotes-h" }, h("h2", { id: "quotes-h" }, "Quotes by source"), quotesTable(asset)),
@@ -209,7 +210,7 @@ function quotesTable(asset) {
   if (!quotes.length) return h("p.muted", {}, "No quotes stored for this asset.");
   const consensus = asset.consensus?.price_usd;
   const rows = [
-    ["Price", (q) => fmtPrice(q.price_usd)],
+    ["Price", (q) => fmtMoney(q.price)],
     [
       "vs consensus",
       (q) => {
@@ -225,8 +226,8 @@ function quotesTable(asset) {
         return h("span", { class: d.dir }, d.text);
       },
     ],
-    ["Market cap", (q) => fmtUsdCompact(q.market_cap_usd)],
-    ["Volume 24h", (q) => fmtUsdCompact(q.volume_24h_usd)],
+    ["Market cap", (q) => fmtMoneyCompact(q.market_cap)],
+    ["Volume 24h", (q) => fmtMoneyCompact(q.volume_24h)],
     ["Circulating supply", (q) => fmtCompact(q.circulating_supply)],
     ["Total supply", (q) => fmtCompact(q.total_supply)],
     ["Max supply", (q) => fmtCompact(q.max_supply)],
@@ -282,7 +283,7 @@ function chartCaption(asset, { sources, xs, ys, counts, gaps }) {
   const total = counts.reduce((a, b) => a + b, 0);
   const broken = sources.filter((_, i) => gaps[i] > 0);
   return (
-    `${asset.name} price in USD from ${plural(sources.length, "source")} (${sources.join(", ")}), ${plural(total, "point")}, ${span}.` +
+    `${asset.name} price in ${currencyCode().toUpperCase()} from ${plural(sources.length, "source")} (${sources.join(", ")}), ${plural(total, "point")}, ${span}.` +
     (broken.length
       ? ` The ${broken.join(", ")} line${broken.length === 1 ? " breaks where it has" : "s break where they have"} no points for a while.`
       : "")
@@ -298,14 +299,14 @@ function historyTable({ sources, xs, ys }) {
     {},
     h("summary", {}, n === 1 ? "Show the point as a table" : `Show the latest ${n} points as a table`),
     scrollTable({
-      caption: "Latest price points, newest first (USD)",
+      caption: `Latest price points, newest first (${currencyCode().toUpperCase()})`,
       head: [h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s))],
       rows: idx.map((i) =>
         h(
           "tr",
           {},
           h("th", { scope: "row" }, new Date(xs[i] * 1000).toISOString().slice(0, 16).replace("T", " ")),
-          ys.map((col) => h("td.num", {}, fmtPrice(col[i]))),
+          ys.map((col) => h("td.num", {}, fmtMoney(col[i]))),
         ),
       ),
     }),

@@ -1,7 +1,8 @@
 // Market page: source tiles + searchable, sortable, paged table of unified assets (GET /data).
 import { dataOrigin, getEnvelope } from "./api.js";
+import { currencyCode, fmtMoney, fmtMoneyCompact, fullAmount, vsCurrencyQuery } from "./currency.js";
 import { errorBox, h, sampleDataNotice, setStatus, sourceBadge } from "./dom.js";
-import { fmtInt, fmtPct, fmtPrice, fmtUsdCompact } from "./format.js";
+import { fmtInt, fmtPct } from "./format.js";
 import { sourceTilesSection } from "./source-tiles.js";
 
 const DEFAULTS = { q: "", page: 1, page_size: 50, sort: "rank", order: "asc", source: "" };
@@ -75,10 +76,11 @@ export function renderMarket(root, query) {
   // Every asset matching the current search, source and sort, as one CSV download.
   const exportLink = h("a.btn", { id: "export-csv", download: "coinfuse-assets.csv" }, "Export CSV");
   const updateExport = () => {
-    const p = new URLSearchParams({ format: "csv", sort: state.sort, order: state.order });
+    const p = new URLSearchParams({ format: "csv", sort: state.sort, order: state.order, ...vsCurrencyQuery() });
     if (state.q) p.set("q", state.q);
     if (state.source) p.set("source", state.source);
     exportLink.href = `/data/export?${p}`;
+    exportLink.download = currencyCode() === "usd" ? "coinfuse-assets.csv" : `coinfuse-assets-${currencyCode()}.csv`;
   };
   const toolbar = h(
     "form.toolbar",
@@ -215,7 +217,15 @@ export function renderMarket(root, query) {
     try {
       const body = await getEnvelope("/data", {
         signal: listAbort.signal,
-        query: { page: state.page, page_size: state.page_size, q: state.q, sort: state.sort, order: state.order, source: state.source },
+        query: {
+          page: state.page,
+          page_size: state.page_size,
+          q: state.q,
+          sort: state.sort,
+          order: state.order,
+          source: state.source,
+          ...vsCurrencyQuery(),
+        },
       });
       const rows = body?.data ?? [];
       const meta = body?.metadata ?? {};
@@ -277,10 +287,10 @@ function assetRow(a) {
       ),
     ),
     h("td.mono.hide-sm", {}, (a.symbol ?? "").toUpperCase()),
-    h("td.num", { title: a.price_usd != null ? `${a.price_usd} USD` : null }, fmtPrice(a.price_usd)),
+    h("td.num", { title: fullAmount(a.price) }, fmtMoney(a.price)),
     h("td.num", { class: `num ${change.dir}` }, change.text),
-    h("td.num", { title: a.market_cap_usd != null ? `$${fmtInt(a.market_cap_usd)}` : null }, fmtUsdCompact(a.market_cap_usd)),
-    h("td.num", { title: a.volume_24h_usd != null ? `$${fmtInt(a.volume_24h_usd)}` : null }, fmtUsdCompact(a.volume_24h_usd)),
+    h("td.num", { title: fullAmount(a.market_cap) }, fmtMoneyCompact(a.market_cap)),
+    h("td.num", { title: fullAmount(a.volume_24h) }, fmtMoneyCompact(a.volume_24h)),
     h("td", {}, h("div.badges", {}, (a.sources ?? []).map(sourceBadge))),
   );
 }

@@ -48,9 +48,11 @@ export function alignHistory(points) {
   const bySource = new Map();
   for (const p of points) {
     const t = Date.parse(p.at);
-    if (!Number.isFinite(t) || typeof p.price_usd !== "number") continue;
+    // `price` is in the currency the history was asked in (vs_currency); `price_usd` where there is none.
+    const price = typeof p.price === "number" ? p.price : p.price_usd;
+    if (!Number.isFinite(t) || typeof price !== "number") continue;
     if (!bySource.has(p.source)) bySource.set(p.source, new Map());
-    bySource.get(p.source).set(Math.round(t / 1000), p.price_usd);
+    bySource.get(p.source).set(Math.round(t / 1000), price);
   }
   const sources = [...bySource.keys()].sort();
   const gaps = new Map(sources.map((s) => [s, findGaps([...bySource.get(s).keys()].sort((a, b) => a - b))]));
@@ -75,10 +77,10 @@ function cssVar(name, fallback) {
 const FALLBACK_COLORS = ["#6e40c9", "#bf3989", "#0a7e8c", "#7d4e00"];
 
 /**
- * Y tick labels as compact dollars ($90.7k, $1.25M, $0.0123) with as many decimals as the tick
- * step needs, and more until no two labels read the same.
+ * Y tick labels as compact amounts ($90.7k, €1.25M, $0.0123; `style` gives the currency's sign or
+ * unit) with as many decimals as the tick step needs, and more until no two labels read the same.
  */
-export function priceTicks(splits, incr) {
+export function priceTicks(splits, incr, style = { prefix: "$", suffix: "" }) {
   const finite = splits.filter((v) => v != null && Number.isFinite(v));
   if (!finite.length) return splits.map(() => "");
   const mag = Math.max(...finite.map(Math.abs));
@@ -88,7 +90,7 @@ export function priceTicks(splits, incr) {
   for (; ; decimals++) {
     const fmt = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
     const labels = splits.map((v) =>
-      v == null || !Number.isFinite(v) ? "" : `${v < 0 ? "-" : ""}$${fmt.format(Math.abs(v) / unit)}${suffix}`,
+      v == null || !Number.isFinite(v) ? "" : `${v < 0 ? "-" : ""}${style.prefix}${fmt.format(Math.abs(v) / unit)}${suffix}${style.suffix}`,
     );
     const shown = labels.filter(Boolean);
     if (new Set(shown).size === shown.length || decimals >= 20) return labels;
@@ -112,8 +114,8 @@ function widest(labels, font) {
 
 const HOUR = 3600;
 
-/** Draws the chart into `box`; returns a destroy function. */
-export async function drawPriceChart(box, aligned) {
+/** Draws the chart into `box`, amounts written with `money` (the dashboard's currency); returns a destroy function. */
+export async function drawPriceChart(box, aligned, money = { format: fmtPrice, style: { prefix: "$", suffix: "" } }) {
   const uPlot = await loadUplot();
   const muted = cssVar("--muted", "#57606a");
   const grid = cssVar("--grid", "rgba(0,0,0,.1)");
@@ -146,7 +148,7 @@ export async function drawPriceChart(box, aligned) {
       { ...axis, stroke: muted },
       {
         ...axis,
-        values: (_u, splits, _i, _space, incr) => priceTicks(splits, incr),
+        values: (_u, splits, _i, _space, incr) => priceTicks(splits, incr, money.style),
         // Wide enough for the longest label, measured in the axis font.
         size: (_u, values) => (values ? Math.ceil(widest(values, font)) + 20 : 60),
       },
@@ -159,7 +161,7 @@ export async function drawPriceChart(box, aligned) {
         width: 2,
         spanGaps: false,
         points: { show: few, size: 5, filter: (_u, _si, show) => (show || !lone[i].length ? null : lone[i]) },
-        value: (_u, v) => fmtPrice(v),
+        value: (_u, v) => money.format(v),
       })),
     ],
   };
