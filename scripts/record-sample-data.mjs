@@ -245,6 +245,76 @@ const lines = rows.map((row, i) => {
 mkdirSync(new URL("data/csv/", root), { recursive: true });
 writeFileSync(new URL("data/csv/sample.csv", root), `${header.join(",")}\n${lines.join("\n")}\n`);
 
+// --- FX rates (reference data, fetched with each run): CoinGecko /exchange_rates (units per 1 BTC,
+// from its recorded BTC price) and CoinPaprika's BTC ticker in a few quote currencies. The rates per
+// USD are illustrative, the providers' gap (a few tenths of a percent) seeded.
+const FX = [
+  // code, CoinGecko's name, unit, type, units per 1 USD
+  ["usd", "US Dollar", "$", "fiat", 1],
+  ["eur", "Euro", "€", "fiat", 0.9231],
+  ["gbp", "British Pound Sterling", "£", "fiat", 0.7862],
+  ["jpy", "Japanese Yen", "¥", "fiat", 151.37],
+  ["chf", "Swiss Franc", "Fr.", "fiat", 0.8813],
+  ["cad", "Canadian Dollar", "CA$", "fiat", 1.3942],
+  ["aud", "Australian Dollar", "A$", "fiat", 1.5311],
+  ["nzd", "New Zealand Dollar", "NZ$", "fiat", 1.6802],
+  ["cny", "Chinese Yuan", "¥", "fiat", 7.2413],
+  ["hkd", "Hong Kong Dollar", "HK$", "fiat", 7.7812],
+  ["sgd", "Singapore Dollar", "S$", "fiat", 1.3421],
+  ["inr", "Indian Rupee", "₹", "fiat", 84.21],
+  ["krw", "South Korean Won", "₩", "fiat", 1392.5],
+  ["brl", "Brazil Real", "R$", "fiat", 5.781],
+  ["mxn", "Mexican Peso", "$", "fiat", 20.31],
+  ["sek", "Swedish Krona", "kr", "fiat", 10.92],
+  ["nok", "Norwegian Krone", "kr", "fiat", 11.08],
+  ["dkk", "Danish Krone", "kr.", "fiat", 6.886],
+  ["pln", "Polish Zloty", "zł", "fiat", 4.071],
+  ["czk", "Czech Koruna", "Kč", "fiat", 23.31],
+  ["huf", "Hungarian Forint", "Ft", "fiat", 371.8],
+  ["try", "Turkish Lira", "₺", "fiat", 34.52],
+  ["zar", "South African Rand", "R", "fiat", 18.12],
+  ["ils", "Israeli New Shekel", "₪", "fiat", 3.721],
+  ["aed", "United Arab Emirates Dirham", "DH", "fiat", 3.6725],
+  ["sar", "Saudi Riyal", "SR", "fiat", 3.75],
+  ["thb", "Thai Baht", "฿", "fiat", 34.41],
+  ["idr", "Indonesian Rupiah", "Rp", "fiat", 15850],
+  ["php", "Philippine Peso", "₱", "fiat", 58.31],
+  ["vnd", "Vietnamese đồng", "₫", "fiat", 25310],
+  ["twd", "New Taiwan Dollar", "NT$", "fiat", 32.41],
+  ["ngn", "Nigerian Naira", "₦", "fiat", 1650.2],
+  ["uah", "Ukrainian hryvnia", "₴", "fiat", 41.23],
+  ["ars", "Argentine Peso", "$", "fiat", 980.5],
+  ["clp", "Chilean Peso", "CLP$", "fiat", 941.2],
+  ["xdr", "IMF Special Drawing Rights", "XDR", "fiat", 0.7512],
+  ["xau", "Gold - Troy Ounce", "XAU", "commodity", 1 / 2650],
+  ["xag", "Silver - Troy Ounce", "XAG", "commodity", 1 / 31.2],
+];
+const PAPRIKA_FX = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "PLN", "KRW", "BRL"];
+{
+  const btcGecko = markets.find((m) => m.id === "bitcoin").current_price;
+  const ethGecko = markets.find((m) => m.id === "ethereum")?.current_price;
+  const rates = { btc: { name: "Bitcoin", unit: "BTC", value: 1, type: "crypto" } };
+  if (ethGecko) rates.eth = { name: "Ether", unit: "ETH", value: sig(btcGecko / ethGecko, 10), type: "crypto" };
+  for (const [code, name, unit, type, perUsd] of FX) rates[code] = { name, unit, value: sig(btcGecko * perUsd, 12), type };
+  rates.bits = { name: "Bits", unit: "μBTC", value: 1_000_000, type: "crypto" };
+  rates.sats = { name: "Satoshi", unit: "sats", value: 100_000_000, type: "crypto" };
+  writeJson("data/coingecko/exchange_rates.json", { rates });
+
+  const btc = tickers.find((t) => t.id === "btc-bitcoin");
+  const usd = btc.quotes.USD;
+  const money = ["price", "volume_24h", "market_cap", "ath_price"];
+  const quotes = {};
+  for (const code of PAPRIKA_FX) {
+    const perUsd = FX.find(([c]) => c === code.toLowerCase())[4];
+    const gap = code === "USD" ? 1 : 1 + between(rng("fx:coinpaprika", code), -0.003, 0.003);
+    quotes[code] = {
+      ...usd,
+      ...Object.fromEntries(money.filter((k) => typeof usd[k] === "number").map((k) => [k, sig(usd[k] * perUsd * gap, 12)])),
+    };
+  }
+  writeJson("data/coinpaprika/tickers-btc-bitcoin.json", { ...btc, quotes });
+}
+
 /** A coin outside the identity set, used only for the invalid records. */
 function unlisted(id, symbol, name, price = 0.0005) {
   const entry = { id, name, symbol };
