@@ -11,6 +11,7 @@ import { dataRouter } from "./routes/data/data.index";
 import { docsRouter } from "./routes/docs";
 import { etlRouter } from "./routes/etl/etl.index";
 import { healthRouter } from "./routes/health/health.index";
+import { mappingsRouter } from "./routes/mappings/mappings.index";
 import { metricsRouter } from "./routes/metrics/metrics.index";
 import { rawRouter } from "./routes/raw/raw.index";
 import { statsRouter } from "./routes/stats/stats.index";
@@ -31,6 +32,7 @@ export function createApp() {
     .route("/", etlRouter)
     .route("/", uploadsRouter)
     .route("/", assetsRouter)
+    .route("/", mappingsRouter)
     .route("/", docsRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", {

@@ -1,4 +1,4 @@
-// Asset page: consensus, per-source quotes side by side, price history chart, mappings.
+// Asset page: consensus, per-source quotes side by side, price history chart, mappings, contracts.
 import { dataOrigin, getData } from "./api.js";
 import { currencyCode, fmtMoney, fmtMoneyCompact, moneyStyle, vsCurrencyQuery } from "./currency.js";
 import { errorBox, h, sampleDataNotice, scrollTable, setStatus, sourceBadge, statusPill, timeAgo } from "./dom.js";
@@ -178,6 +178,12 @@ export function renderAsset(root, uid) {
             )
           : null,
       ),
+      h(
+        "section",
+        { "aria-labelledby": "contracts-h" },
+        h("h2", { id: "contracts-h" }, "Contracts"),
+        contractsTable(asset.contracts ?? []),
+      ),
     ];
   }
 
@@ -272,6 +278,48 @@ function mappingsTable(mappings) {
       ),
     ),
   });
+}
+
+/** Each (chain, address) the asset's ids list, with who lists it, a copy button and the chain's explorer. */
+function contractsTable(contracts) {
+  if (!contracts.length) return h("p.muted", {}, "No contract listed (a native coin, or one known only from a CSV).");
+  return scrollTable({
+    label: "Contracts table",
+    id: "contracts-table",
+    head: ["Chain", "Address", "Listed by", "Explorer"].map((l) => h("th", { scope: "col" }, l)),
+    rows: contracts.map((c) =>
+      h(
+        "tr",
+        {},
+        h("th", { scope: "row" }, c.chain, c.active === false ? h("span.muted.small", {}, " (inactive)") : null),
+        h("td", {}, h("span.mono.contract-address", {}, c.address), " ", copyButton(c.address, `${c.chain} address`)),
+        h("td", {}, (c.sources ?? []).map(sourceBadge)),
+        h(
+          "td",
+          {},
+          c.explorer_url
+            ? h("a", { href: c.explorer_url, target: "_blank", rel: "noopener noreferrer" }, "View")
+            : h("span.muted", {}, "—"),
+        ),
+      ),
+    ),
+  });
+}
+
+function copyButton(text, what) {
+  const button = h("button.btn.btn-small", { type: "button", "aria-label": `Copy the ${what}`, title: "Copy" }, "Copy");
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => {
+      button.textContent = "Copy";
+    }, 1500);
+  });
+  return button;
 }
 
 const plural = (n, word) => `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;

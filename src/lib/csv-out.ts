@@ -7,13 +7,21 @@ export function csvField(v: unknown): string {
 
 export const csvRow = (values: readonly unknown[]) => `${values.map(csvField).join(",")}\r\n`;
 
-/** A streamed download: `chunks` are written as they are produced, so a large export never sits in memory whole. */
-export function download(chunks: Iterable<string>, contentType: string, filename: string, headers: Record<string, string> = {}) {
+/**
+ * A streamed download: `chunks` are written as they are produced (an async source as it reads, e.g.
+ * from D1), so a large export never sits in memory whole.
+ */
+export function download(
+  chunks: Iterable<string> | AsyncIterable<string>,
+  contentType: string,
+  filename: string,
+  headers: Record<string, string> = {},
+) {
   const encoder = new TextEncoder();
-  const it = chunks[Symbol.iterator]();
+  const it = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]();
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      const next = it.next();
+    async pull(controller) {
+      const next = await it.next();
       if (next.done) controller.close();
       else controller.enqueue(encoder.encode(next.value));
     },

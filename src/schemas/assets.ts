@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { SOURCES, SourceSchema } from "../config";
+import { ContractSchema } from "./contracts";
 
 const money = z.number().nullable();
 
@@ -82,6 +83,9 @@ export const AssetDetailSchema = PricedAssetSchema.extend({
   consensus: ConsensusSchema,
   mappings: z.array(MappingSchema),
   aliases: z.array(z.string()),
+  contracts: z.array(ContractSchema).openapi({
+    description: "The contracts (chain, address) the asset's ids list, each with the sources that list it (SPEC §3 reference data).",
+  }),
   mapping_history: z.array(MappingMoveSchema).openapi({
     description: "Mappings this asset gained or lost when stronger evidence decided them again, newest first (up to 50).",
   }),

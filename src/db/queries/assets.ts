@@ -16,6 +16,7 @@ import {
   type RESOLUTIONS,
   type StoredQuote,
 } from "../schema";
+import { assetContractsStatement, type ContractListing, groupContracts } from "./contracts";
 
 /** One page of GET /data, from the in-memory read model: no D1 rows for the page itself, at any depth. */
 export function listAssets(model: ReadModel | null, f: AssetFilter) {
@@ -55,7 +56,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
   // ids a path cannot quote), and the asset's aliases.
   const target = targetOf(uid);
   const m = assetMappings;
-  const [mappingRows, aliasRows, moveRows] = await runBatch(db, [
+  const [mappingRows, aliasRows, moveRows, contractRows] = await runBatch(db, [
     sql`
       SELECT ${m.source} AS source, ${m.sourceId} AS source_id, ${m.rule} AS rule, ${m.pinned} AS pinned, ${target} AS target,
         (SELECT CASE WHEN instr(${m.sourceId}, '"') = 0 AND instr(${m.sourceId}, '\\') = 0
@@ -66,6 +67,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
       FROM ${m} WHERE ${m.assetUid} = ${target} ORDER BY ${m.source}, ${m.sourceId}`,
     sql`SELECT ${assetAliases.aliasUid} AS alias FROM ${assetAliases} WHERE ${assetAliases.assetUid} = ${target} ORDER BY 1`,
     movesQuery(sql`${mappingMoves.fromUid} = ${target} OR ${mappingMoves.toUid} = ${target}`, MAX_HISTORY, 0),
+    assetContractsStatement(target),
   ]);
   const mappings = mappingRows.results as {
     source: string;
@@ -104,6 +106,7 @@ export async function getAssetDetail(db: Db, uid: string, rules: ConsensusRules 
     consensus,
     mappings: mappings.map((r) => ({ source: r.source as Source, source_id: r.source_id, rule: r.rule, pinned: !!r.pinned })),
     aliases: aliases.map((a) => a.alias),
+    contracts: groupContracts(contractRows.results as ContractListing[]),
     mapping_history: (moveRows.results as MoveRow[]).map(toMove),
   };
 }

@@ -1,6 +1,7 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import { consensusRules, type Source } from "../../config";
 import { assetHistory, getAssetDetail, listAssets, resolveUid } from "../../db/queries/assets";
+import { idsFilter } from "../../db/queries/contracts";
 import { fxMetadata, rateAt, vsCurrency } from "../../db/queries/currencies";
 import { csvRow, download } from "../../lib/csv-out";
 import { ApiError } from "../../lib/errors";
@@ -44,7 +45,7 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
   const [currency, model] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel()]);
-  const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: q.ids, sort: q.sort, order: orderOf(q) };
+  const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: await idsFilter(s, q), sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
   if (q.format === "ndjson") {
@@ -78,7 +79,7 @@ export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
       source: q.source,
       symbol: q.symbol,
       q: q.q,
-      ids: q.ids,
+      ids: await idsFilter(s, q),
       sort: q.sort,
       order: orderOf(q),
     }),
@@ -104,7 +105,7 @@ export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
   ]);
   if (!asset) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   const rate = currency.usd_rate;
-  const { updated_at, quotes, consensus, mappings, aliases, mapping_history, ...usd } = asset;
+  const { updated_at, quotes, consensus, mappings, aliases, contracts, mapping_history, ...usd } = asset;
   const body = {
     ...usd,
     ...converted(asset, rate),
@@ -113,6 +114,7 @@ export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
     consensus,
     mappings,
     aliases,
+    contracts,
     mapping_history,
   };
   return cachedJson(c, envelope(c, body, fxMetadata(currency)));

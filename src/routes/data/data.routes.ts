@@ -3,6 +3,7 @@ import { SOURCES, SourceSchema } from "../../config";
 import { SORT_KEYS } from "../../db/read-model";
 import { errorResponses, jsonEnvelope, PageQuery } from "../../lib/openapi";
 import { AssetDetailSchema, CandleSchema, HistoryPointSchema, PricedAssetSchema } from "../../schemas/assets";
+import { ContractQuery } from "../../schemas/contracts";
 import { FxMetadataShape, VsCurrencyQuery } from "../../schemas/currencies";
 
 const noControl = (max: number) =>
@@ -58,6 +59,7 @@ export const ListQuery = z.object({
       description: `Up to ${MAX_IDS} comma-separated asset_uids (aliases resolve) or source:source_id pairs; unknown ones are left out. Combines with every other filter.`,
       example: "bitcoin,ethereum,coinpaprika:sol-solana",
     }),
+  contract: ContractQuery,
   sort: z.enum(SORT_KEYS).default("rank").openapi({ description: "Sort key; unknown values are nulls and sort as the smallest." }),
   order: z.enum(["asc", "desc"]).optional().openapi({ description: "Default: asc for rank, symbol, name; desc otherwise." }),
   ...VsCurrencyQuery,

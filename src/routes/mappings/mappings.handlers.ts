@@ -1,0 +1,85 @@
+import type { RouteHandler } from "@hono/zod-openapi";
+import { SOURCES } from "../../config";
+import { aliasesByAsset, mappingsOfAssets } from "../../db/queries/mappings";
+import { csvRow, download } from "../../lib/csv-out";
+import { readCacheHeaders } from "../../lib/http-cache";
+import type { AppEnv } from "../../lib/router";
+import type { Asset } from "../../schemas/assets";
+import { type ExportMappingsRoute, MAPPINGS_CSV_COLUMNS } from "./mappings.routes";
+
+/**
+ * Assets per D1 round trip: a chunk's uids travel as one JSON parameter and its mappings and contracts
+ * come back in one batch, so 130,000 assets take some 65 round trips (well inside an invocation's
+ * subrequests) and memory holds one chunk at a time.
+ */
+const CHUNK = 2000;
+
+type Line = {
+  asset_uid: string;
+  symbol: string;
+  name: string;
+  source_ids: Partial<Record<(typeof SOURCES)[number], string[]>>;
+  contracts: { chain: string; address: string; sources: string[]; active: boolean; explorer_url: string | null }[];
+  mappings: { source: string; source_id: string; rule: string; pinned: boolean }[];
+  aliases: string[];
+};
+
+export const exportMappings: RouteHandler<ExportMappingsRoute, AppEnv> = async (c) => {
+  const { format } = c.req.valid("query");
+  const s = c.get("services");
+  const db = s.readDb;
+  const model = await s.readModel();
+  const aliases = model ? await aliasesByAsset(db) : new Map<string, string[]>();
+
+  /** The /data universe in its default order, a chunk at a time, each asset with its mappings and contracts. */
+  async function* lines(): AsyncGenerator<Line[]> {
+    if (!model) return;
+    for (const chunk of model.each({ sort: "rank", order: "asc" }, CHUNK)) {
+      const found = await mappingsOfAssets(
+        db,
+        chunk.map((a) => a.asset_uid),
+      );
+      yield chunk.map((a) => lineOf(a, found.get(a.asset_uid), aliases.get(a.asset_uid) ?? []));
+    }
+  }
+
+  const headers = readCacheHeaders();
+  if (format === "ndjson") {
+    const body = (async function* () {
+      for await (const chunk of lines()) yield chunk.map((l) => `${JSON.stringify(l)}\n`).join("");
+    })();
+    return download(body, "application/x-ndjson; charset=utf-8", "coinfuse-mappings.ndjson", headers);
+  }
+  const body = (async function* () {
+    yield csvRow(MAPPINGS_CSV_COLUMNS);
+    for await (const chunk of lines()) yield chunk.map(csvLine).join("");
+  })();
+  return download(body, "text/csv; charset=utf-8", "coinfuse-mappings.csv", headers);
+};
+
+function lineOf(a: Asset, found: { mappings: Line["mappings"]; contracts: Line["contracts"] } | undefined, aliases: string[]): Line {
+  const mappings = found?.mappings ?? [];
+  const source_ids: Line["source_ids"] = {};
+  for (const src of SOURCES) {
+    const served = a.source_ids[src];
+    const ids = mappings.filter((m) => m.source === src).map((m) => m.source_id);
+    // The id the asset's quote is served from first, then the others in id order.
+    const all = served ? [served, ...ids.filter((id) => id !== served)] : ids;
+    if (all.length) source_ids[src] = all;
+  }
+  return { asset_uid: a.asset_uid, symbol: a.symbol, name: a.name, source_ids, contracts: found?.contracts ?? [], mappings, aliases };
+}
+
+const csvLine = (l: Line) =>
+  csvRow([
+    l.asset_uid,
+    l.symbol,
+    l.name,
+    l.source_ids.coingecko ?? [],
+    l.source_ids.coinpaprika ?? [],
+    l.source_ids.csv ?? [],
+    l.contracts.map((x) => `${x.chain}:${x.address}`),
+    l.mappings.map((m) => `${m.source}:${m.rule}`),
+    l.mappings.filter((m) => m.pinned).map((m) => `${m.source}:${m.source_id}`),
+    l.aliases,
+  ]);
