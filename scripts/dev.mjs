@@ -36,6 +36,8 @@ try {
 } catch (err) {
   progress("");
   console.error(`coinfuse could not start: ${err.message}`);
+  if (/address already in use|EADDRINUSE/i.test(err.message))
+    console.error("A port is taken: move it with PORT, UPSTREAM_PORT or INSPECTOR_PORT (e.g. PORT=8800 INSPECTOR_PORT=9230 npm run dev).");
   process.exit(1);
 }
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => stack.stop());
@@ -60,10 +62,11 @@ const { base, token } = stack;
 const fmt = (iso) => iso.slice(0, 16).replace("T", " ");
 const runs = loaded.runs;
 const bad = runs.filter((r) => r.status === "failed");
-const first = loaded.ticks[0];
-const history = loaded.ticks.length
-  ? `${loaded.ticks.length} sample tick${loaded.ticks.length === 1 ? "" : "s"} ${fmt(new Date(first.at).toISOString())} to ${fmt(new Date(loaded.ticks.at(-1).at).toISOString())} UTC, each a CSV upload and a CoinGecko and a CoinPaprika run (${runs.length} runs${bad.length ? `, ${bad.length} failed` : ""})`
-  : `nothing new to load (stored data reaches ${loaded.storedBefore ? `${fmt(loaded.storedBefore)} UTC` : "now"})`;
+const when = (t) => `${fmt(new Date(t.at).toISOString())} UTC`;
+const ticks = loaded.ticks;
+const history = !ticks.length
+  ? `nothing new to load (stored data reaches ${loaded.storedBefore ? `${fmt(loaded.storedBefore)} UTC` : "now"})`
+  : `${ticks.length === 1 ? `1 sample tick at ${when(ticks[0])}` : `${ticks.length} sample ticks, ${when(ticks[0])} to ${when(ticks.at(-1))}`}: ${runs.length} runs (a CSV upload, a CoinGecko and a CoinPaprika run a tick)${bad.length ? `, ${bad.length} failed` : ""}`;
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
 console.log(`coinfuse is ready in ${secs(Date.now() - t0)} (wrangler dev ${secs(up - t0)}, sample ${secs(loaded.ms)}), with sample data: recorded payloads, prices moved by a seeded random walk, not market data
   loaded      ${history}

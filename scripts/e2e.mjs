@@ -25,13 +25,23 @@ try {
   console.log(
     `local stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${loaded.ticks.length} sample ticks, ${loaded.runs.length} runs (wrangler's output: ${path.relative(root, log)})`,
   );
-  const run = (file, ...args) =>
-    spawnSync(process.execPath, [path.join(root, file), "--base", stack.base, "--token", stack.token, ...args], {
+  const totals = { passed: 0, failed: 0 };
+  const run = (file, ...args) => {
+    const r = spawnSync(process.execPath, [path.join(root, file), "--base", stack.base, "--token", stack.token, ...args], {
       cwd: root,
-      stdio: "inherit",
-    }).status ?? 1;
+      stdio: ["ignore", "pipe", "inherit"],
+      encoding: "utf8",
+    });
+    process.stdout.write(r.stdout ?? "");
+    const [, passed = 0, failed = 1] = (r.stdout ?? "").match(/^(\d+) passed, (\d+) failed/m) ?? [];
+    totals.passed += Number(passed);
+    totals.failed += Number(failed);
+    return r.status ?? 1;
+  };
   const dashboard = run(path.join("test", "e2e", "dashboard.e2e.mjs"), "--screenshots", path.join(root, "docs"));
   const readme = run(path.join("test", "e2e", "readme.e2e.mjs"));
+  // One total last: the line CI reads.
+  console.log(`e2e: dashboard and README together\n${totals.passed} passed, ${totals.failed} failed`);
   status = dashboard || readme;
 } finally {
   stack.stop();

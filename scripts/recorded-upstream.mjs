@@ -207,7 +207,13 @@ export function startRecordedUpstream(port = 8789, dir = root) {
     const text = fs.readFileSync(path.join(dir, "csv", "sample.csv"), "utf8");
     return tick ? csvAt(text, tick, factor) : text;
   };
-  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {

@@ -72,7 +72,11 @@ page.on("console", (msg) => {
   if (msg.type() === "error" && !/Failed to load resource/.test(msg.text())) pageErrors.push(msg.text());
 });
 if (SHOTS) fs.mkdirSync(SHOTS, { recursive: true });
-const shot = async (name) => SHOTS && page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+const shot = async (name) => {
+  if (!SHOTS) return;
+  await page.mouse.move(0, 0); // no row highlighted by the pointer
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+};
 
 const rowNames = () => page.$$eval("#market-table tbody tr[data-asset-uid] th[scope=row] a", (as) => as.map((a) => a.textContent.trim()));
 let assetUid = null;

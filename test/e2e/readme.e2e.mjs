@@ -21,6 +21,7 @@ const BASE = (args.base ?? process.env.BASE_URL ?? "http://127.0.0.1:8787").repl
 const TOKEN = args.token ?? process.env.ADMIN_TOKEN ?? "dev-admin-token";
 const README_BASE = /http:\/\/(?:127\.0\.0\.1|localhost):8787/g;
 const README_TOKEN = /\bdev-admin-token\b/g;
+const hasJq = spawnSync("bash", ["-c", "command -v jq"]).status === 0;
 
 /** Every curl line of the README's sh/bash/shell blocks, with the variables set before it in its block. */
 export function curlLines(markdown) {
@@ -65,6 +66,7 @@ function runLine(entry, cwd) {
   const statuses = [...(r.stderr ?? "").matchAll(/@@status (\d{3})/g)].map((m) => Number(m[1]));
   const stderr = (r.stderr ?? "").replace(/@@status \d{3}\n?/g, "").trim();
   const problems = [];
+  if (/\bjq\b/.test(command) && !hasJq) problems.push("needs jq, which is not installed (apt-get install -y jq)");
   const want = expectedStatus(entry.text);
   if (!statuses.length) problems.push("made no request");
   for (const s of statuses) if (want ? s !== want : s < 200 || s > 299) problems.push(`answered ${s}${want ? ` (want ${want})` : ""}`);
