@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { ContractRow, PlatformContracts } from "../sources/contracts";
 import { jsonSlices, type Statement } from "./batch";
 import { col, type Db } from "./client";
@@ -41,13 +41,20 @@ export async function replacePlatformStatements(
   at: string,
 ): Promise<{ statements: Statement[]; added: number; changed: number; removed: number }> {
   const chains = [...new Set([list.chain, ...(prev ? [prev.chain] : [])])];
+  // Through (chain, address): the planner would otherwise walk the source's whole key range for each platform.
   const stored = prev
-    ? await db
-        .select({ sourceId: c.sourceId, chain: c.chain, address: c.address, active: c.active })
-        .from(c)
-        .where(and(inArray(c.chain, chains), eq(c.source, source), eq(c.platform, list.platform)))
+    ? await db.all<{ source_id: string; chain: string; address: string; active: number }>(sql`
+        SELECT ${col(c.sourceId)} AS source_id, ${col(c.chain)} AS chain, ${col(c.address)} AS address, ${col(c.active)} AS active
+        FROM ${c} INDEXED BY contracts_address_idx
+        WHERE ${col(c.chain)} IN (SELECT value FROM json_each(${JSON.stringify(chains)})) AND ${col(c.source)} = ${source}
+          AND ${col(c.platform)} = ${list.platform}`)
     : [];
-  const before = new Map(stored.map((r) => [keyOf(r), r]));
+  const before = new Map(
+    stored.map((r) => {
+      const row = { sourceId: r.source_id, chain: r.chain, address: r.address, active: !!r.active };
+      return [keyOf(row), row];
+    }),
+  );
   const upserts: ContractRow[] = [];
   let added = 0;
   for (const row of list.rows) {
@@ -77,14 +84,14 @@ const upsertStatement = (source: string, platform: string, json: string) => sql`
   ON CONFLICT (${col(c.source)}, ${col(c.sourceId)}, ${col(c.chain)}, ${col(c.address)}) DO UPDATE
     SET ${col(c.active)} = excluded.${col(c.active)}, ${col(c.platform)} = excluded.${col(c.platform)}`;
 
-/** Rows as JSON `[source_id, chain, address]`, each found by its key. */
+/** Rows as JSON `[source_id, chain, address]`, each found by its key (a row value IN its list: one key lookup a row). */
 const deleteStatement = (source: string, json: string) => sql`
-  DELETE FROM ${c} WHERE rowid IN (SELECT s.rowid FROM json_each(${json}) j JOIN ${c} s
-    ON s.${col(c.source)} = ${source} AND s.${col(c.sourceId)} = j.value ->> 0 AND s.${col(c.chain)} = j.value ->> 1 AND s.${col(c.address)} = j.value ->> 2)`;
+  DELETE FROM ${c} WHERE (${col(c.source)}, ${col(c.sourceId)}, ${col(c.chain)}, ${col(c.address)})
+    IN (SELECT ${source}, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(${json}) j)`;
 
-/** A platform the provider no longer lists: its contracts and its row go. */
+/** A platform the provider no longer lists: its contracts (found through their chain) and its row go. */
 export const removePlatformStatements = (source: string, platform: string, stored: StoredPlatform): Statement[] => [
-  sql`DELETE FROM ${c} WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}`,
+  sql`DELETE FROM ${c} INDEXED BY contracts_address_idx WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}`,
   sql`DELETE FROM ${p} WHERE ${p.source} = ${source} AND ${p.platform} = ${platform}`,
 ];
 
@@ -118,7 +125,7 @@ export async function contractsOfIds(db: Db, ids: { source: string; sourceId: st
     const rows = await db.all<{ source: string; source_id: string; chain: string; address: string; active: number }>(sql`
       SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address,
         s.${col(c.active)} AS active
-      FROM json_each(${json}) j JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
+      FROM json_each(${json}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
       ORDER BY 1, 2, 3, 4`);
     for (const r of rows) out.push({ source: r.source, sourceId: r.source_id, chain: r.chain, address: r.address, active: !!r.active });
   }
