@@ -204,10 +204,7 @@ describe("every binding call of an ingestion run is in its usage", () => {
     expect(usage.kv_writes).toBeGreaterThan(0);
   });
 
-  // Known gap: finishUpload sets the upload's status after completeRun closed the run, and usage
-  // recorded on a closed run is dropped, so those statements (about 2 rows read, 1 written) are on
-  // no run. Expected to fail until that update is charged (e.g. made part of the close).
-  it.fails("a CSV upload's run: its start, every block and its close", async () => {
+  it("a CSV upload's run: its start, every block and its close", async () => {
     await env.BUCKET.put("uploads/metered-run/metered-run.csv", "symbol,name,price\nMTRC,Metered C,3\nMTRD,Metered D,4\nBAD,Bad,-1\n");
     const head = await env.BUCKET.head("uploads/metered-run/metered-run.csv");
     const c = countingEnv(env as unknown as Env);
@@ -216,6 +213,24 @@ describe("every binding call of an ingestion run is in its usage", () => {
     await drain(s, c.sent);
     const [run] = await rows<Record<string, number | string>>("SELECT * FROM ingestion_runs WHERE run_id = ?", up.runId);
     expect(run.status).toBe("partial");
+    expect(await rows("SELECT status FROM uploads WHERE upload_id = ?", up.uploadId)).toEqual([{ status: "partial" }]);
+    const usage = Object.fromEntries(Object.keys(noUsage()).map((k) => [k, run[`usage_${k}`]])) as Usage;
+    const all = Object.fromEntries(
+      Object.keys(noUsage()).map((k) => [k, c.counted.metered[k as keyof Usage] + c.counted.unmetered[k as keyof Usage]]),
+    ) as Usage;
+    expect(usage).toEqual({ ...all, d1_rows_read: usage.d1_rows_read });
+    expect(all.d1_rows_read - usage.d1_rows_read).toBe(1);
+  });
+
+  it("a CSV upload's run that fails: the upload takes the failed status in the close, on the run's cost", async () => {
+    const c = countingEnv(env as unknown as Env);
+    const s = servicesFor(c.env);
+    const up = await registerUpload(s, { key: "uploads/metered-gone/gone.csv", filename: "gone.csv", bytes: 10, etag: "gone" });
+    await drain(s, c.sent);
+    const [run] = await rows<Record<string, number | string>>("SELECT * FROM ingestion_runs WHERE run_id = ?", up.runId);
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(/no longer in R2/);
+    expect(await rows("SELECT status FROM uploads WHERE upload_id = ?", up.uploadId)).toEqual([{ status: "failed" }]);
     const usage = Object.fromEntries(Object.keys(noUsage()).map((k) => [k, run[`usage_${k}`]])) as Usage;
     const all = Object.fromEntries(
       Object.keys(noUsage()).map((k) => [k, c.counted.metered[k as keyof Usage] + c.counted.unmetered[k as keyof Usage]]),

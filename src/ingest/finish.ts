@@ -10,19 +10,22 @@ import { currentMeter } from "../lib/usage";
 import { publishMapCache } from "../unify/map-cache";
 import { writeCheckpoint } from "./checkpoints";
 import { deferRequestsStatement } from "./request-budget";
-import { finishRun, getRun, isFinished, partTotals } from "./runs";
+import { afterClose, type Costed, finishRun, getRun, isFinished, partTotals } from "./runs";
 
 /**
  * Closes a run: the /data read model rebuilt once (when the run wrote anything), checkpoint and map
- * published to KV, then totals, status, lease and usage in one D1 transaction, and the edge cache purged.
+ * published to KV, then totals, status, lease, usage and `closing` in one D1 transaction, and the edge cache purged.
  */
 export async function completeRun(
   s: Services,
   runId: string,
-  opts: { error?: string | null; cursor?: string | null; holdsLease: boolean; nextCallAt?: number },
+  opts: { error?: string | null; cursor?: string | null; holdsLease: boolean; nextCallAt?: number; closing?: Costed[] },
 ) {
   const before = await getRun(s.db, runId);
-  if (!before || isFinished(before.status)) return before ?? null;
+  if (!before || isFinished(before.status)) {
+    await afterClose(s.db, opts.closing ?? []);
+    return before ?? null;
+  }
   const source = before.source as Source;
   const totals = await partTotals(s.db, runId);
   const failed = !!opts.error;
@@ -47,7 +50,7 @@ export async function completeRun(
   if (opts.nextCallAt !== undefined) also.push(deferRequestsStatement(source, opts.nextCallAt));
   // This message's cost so far goes in with the close; the queue handler records whatever follows.
   const usage = currentMeter()?.take();
-  const run = await finishRun(s.db, runId, opts.error ?? null, { run: before, totals, also, usage });
+  const run = await finishRun(s.db, runId, opts.error ?? null, { run: before, totals, also, closing: opts.closing, usage });
   if (!run) return null;
   if (totals.written > 0) await purgeReadCache(s.ctx);
   log(run.status === "failed" ? "warn" : "info", "run_finished", {

@@ -13,6 +13,8 @@ export { getRun, isFinished };
 
 type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
+/** A statement that goes in a run's close, with what it costs: the close records its cost before it runs. */
+export type Costed = { statement: Statement; cost: Partial<Usage> };
 
 /**
  * What the statements that record usage cost themselves, so that what they add is the whole cost:
@@ -105,23 +107,29 @@ export async function partTotals(db: Db, runId: string): Promise<PartCounts & { 
 /**
  * Sums the parts into the run and closes it: `partial` when records were rejected, `failed` with an
  * error. The close adds the parts' usage and `usage` (the closing message's own) to the run's, and
- * goes in one transaction with `also` (the lease release), so a finished run already shows its whole cost.
+ * goes in one transaction with `also` (the lease release) and then `closing` (statements that read
+ * the closed run, e.g. an upload taking its status), so a finished run already shows its whole cost.
  */
 export async function finishRun(
   db: Db,
   runId: string,
   error: string | null = null,
-  opts: { run?: RunRow; totals?: PartCounts & { usage: Usage }; also?: Statement[]; usage?: Usage } = {},
+  opts: { run?: RunRow; totals?: PartCounts & { usage: Usage }; also?: Statement[]; closing?: Costed[]; usage?: Usage } = {},
 ) {
+  const closing = opts.closing ?? [];
   const run = opts.run ?? (await getRun(db, runId));
-  if (!run || isFinished(run.status)) return run;
+  if (!run || isFinished(run.status)) {
+    await afterClose(db, closing);
+    return run;
+  }
   const totals = opts.totals ?? (await partTotals(db, runId));
   const finishedAt = nowIso();
   const startedAt = run.startedAt ?? run.createdAt;
   const status = error ? "failed" : totals.rejected > 0 ? "partial" : "succeeded";
   const also = opts.also ?? [];
   const { usage: partsUsage, ...counts } = totals;
-  const usage = addUsage(addUsage(opts.usage ?? noUsage(), partsUsage), closeCost(also.length));
+  const closingCost = closing.reduce((sum, c) => addUsage(sum, c.cost), noUsage());
+  const usage = addUsage(addUsage(addUsage(opts.usage ?? noUsage(), partsUsage), closeCost(also.length)), closingCost);
   const close = builder
     .update(ingestionRuns)
     .set({
@@ -135,6 +143,18 @@ export async function finishRun(
     })
     // Only an open run closes: a second close racing this one (a dead letter, say) changes nothing.
     .where(and(eq(ingestionRuns.runId, runId), inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])));
-  await unmetered(() => runBatch(db, [close, ...also]));
+  await unmetered(() => runBatch(db, [close, ...also, ...closing.map((c) => c.statement)]));
   return unmetered(() => getRun(db, runId));
+}
+
+/**
+ * A close's `closing` statements when the run was closed already (by a dead letter, a rebuild, a
+ * racing delivery): they run on their own, and what they cost is on no run, as any work after a close.
+ */
+export async function afterClose(db: Db, closing: Costed[]) {
+  if (!closing.length) return;
+  await runBatch(
+    db,
+    closing.map((c) => c.statement),
+  );
 }
