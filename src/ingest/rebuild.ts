@@ -3,7 +3,7 @@ import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
 import { jsonSlices, runBatch, type Statement } from "../db/batch";
 import { builder } from "../db/client";
 import { acquireLease, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
-import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
+import { ingestionRuns, leases, OPEN_RUN_STATUSES, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -476,7 +476,8 @@ async function finishRebuild(s: Services, msg: RebuildMessage) {
 async function heartbeat(s: Services, msg: RebuildMessage) {
   const names = [REBUILD_LEASE, ...SOURCES.map(sourceLeaseName)];
   const holders = sql`SELECT name, holder FROM leases WHERE name IN (SELECT value FROM json_each(${JSON.stringify(names)}))`;
-  const open = (runId: string) => sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${runId} AND status IN ('queued', 'running'))`;
+  const open = (runId: string) =>
+    sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, runId)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`;
   const results = await runBatch<{ name: string; holder: string }>(s.db, [
     holders,
     leaseStatement(REBUILD_LEASE, holderOf(msg.runs), REBUILD_LEASE_MS, open(msg.runs.csv), REBUILD_LEASE_MS / 2),
