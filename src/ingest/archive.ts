@@ -42,10 +42,12 @@ export async function archiveRaw(
   const id = `${p.runId}-${p.part}`;
   const key = archiveKey(p);
   // Stored gzipped (upstream JSON shrinks about tenfold: R2 bills storage by the GB-month); read
-  // back through readArchived, which returns the bytes as received.
+  // back through readArchived, which returns the bytes as received. The custom metadata carries what
+  // the key cannot (the part, the exact fetch time, live or sample) so that a rebuild from R2 alone
+  // (rebuild.ts) indexes the payload as it was; it rides on the put and the rebuild's list, no extra call.
   await bucket.put(key, await gzip(p.bytes), {
     httpMetadata: { contentType: p.contentType, contentEncoding: "gzip" },
-    customMetadata: { source: p.source, run_id: p.runId },
+    customMetadata: { source: p.source, run_id: p.runId, part: p.part, fetched_at: fetchedAt, origin: p.origin },
   });
   const records = body.ok && Array.isArray(body.value) ? body.value.length : null;
   const size = p.bytes.byteLength;

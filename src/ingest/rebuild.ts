@@ -186,9 +186,10 @@ async function list(s: Services, msg: RebuildMessage, opts: Limits) {
 
 /**
  * Index rows for listed objects, kept where they exist already (their id and fetch time are the exact ones).
- * From R2 alone: a raw payload's id, run and source come from its key and metadata; its fetch time is
- * when R2 stored it (a few milliseconds after the fetch; metadata `fetched_at` wins where an archive
- * carries it); size, record count and digest are filled in when it is replayed.
+ * From R2 alone: a raw payload's run, part, fetch time and origin are in its custom metadata (archive.ts);
+ * an archive written before the metadata carried them has its id from its key, its fetch time from
+ * when R2 stored it (a few milliseconds after the fetch) and the configured origin. Size, record count
+ * and digest are filled in when it is replayed.
  */
 function indexStatements(s: Services, prefix: string, objects: R2Object[]): Statement[] {
   if (prefix.startsWith(RAW_PREFIX)) {
@@ -197,9 +198,8 @@ function indexStatements(s: Services, prefix: string, objects: R2Object[]): Stat
       const name = /([^/]+)\.json$/.exec(o.key)?.[1];
       if (!name) return [];
       const meta = o.customMetadata ?? {};
-      // The payload's id is `<run>-<part>`; a key may add the fetching delivery's id after it. A
-      // market page's part is `page-<n>`; another part is told apart only by metadata naming it
-      // (without it, the key's name is the id).
+      // The payload's id is `<run>-<part>`; a key may add the fetching delivery's id after it. Without
+      // the part in the metadata, a market page's part is `page-<n>` and another's id is the key's name.
       const runId = meta.run_id ?? name.split("-")[0];
       const page = /^(.+?-page-\d+)(-|$)/.exec(name)?.[1];
       return JSON.stringify({
