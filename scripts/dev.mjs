@@ -52,7 +52,10 @@ try {
   loaded = await stack.load({ onTick: (t, n) => progress(`coinfuse: loading sample tick ${t.index + 1 - (t.count - n)}/${n}…`) });
 } catch (err) {
   progress("");
-  console.error(`coinfuse started, but loading the sample data failed: ${err.message}${stack.log ? `\n${stack.tail(20)}` : ""}`);
+  const reloaded = stack.log && /Reloading local server/.test(stack.tail(400));
+  console.error(
+    `coinfuse started, but loading the sample data failed: ${err.message}${reloaded ? " (wrangler reloaded the Worker meanwhile: a source file changed; run it again)" : ""}${stack.log ? `\n${stack.tail(20)}` : ""}`,
+  );
   stack.stop();
   process.exit(1);
 }

@@ -21,7 +21,14 @@ const stack = await startLocalStack({
 });
 let status = 1;
 try {
-  const loaded = await stack.load();
+  const loaded = await stack.load().catch((err) => {
+    const reloaded = /Reloading local server/.test(stack.tail(400));
+    console.error(
+      `loading the sample failed: ${err.message}${reloaded ? " (wrangler reloaded the Worker meanwhile: a source file changed)" : ""}\n${stack.tail(20)}`,
+    );
+    console.log("0 passed, 1 failed");
+    throw err;
+  });
   console.log(
     `local stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${loaded.ticks.length} sample ticks, ${loaded.runs.length} runs (wrangler's output: ${path.relative(root, log)})`,
   );

@@ -203,26 +203,29 @@ async function admin(base, method, pathname, headers, body) {
 
 const FINAL = ["succeeded", "partial", "failed"];
 
-/** Waits for the runs to finish, reading the newest runs a few times a second (one request each time). */
-async function waitRuns(base, ids) {
+/**
+ * Waits for the runs to finish, reading the newest runs ten times a second (one request each time;
+ * a run not among them is read on its own now and then). A run stuck for 2 minutes is an error:
+ * wrangler dev reloads when a source file changes, and a reload drops the local queue's messages.
+ */
+async function waitRuns(base, ids, timeoutMs = 120_000) {
   const done = new Map();
-  for (let i = 0; i < 1200 && done.size < ids.length; i++) {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 1; done.size < ids.length; i++) {
+    if (Date.now() > deadline) {
+      const left = ids.filter((x) => !done.has(x));
+      throw new Error(`run${left.length === 1 ? "" : "s"} ${left.join(", ")} did not finish within ${timeoutMs / 1000} s`);
+    }
     await sleep(100);
-    const r = await fetch(`${base}/stats/runs?page_size=20`);
-    if (!r.ok) continue;
-    for (const run of (await r.json()).data ?? []) if (ids.includes(run.run_id) && FINAL.includes(run.status)) done.set(run.run_id, run);
-    // A run pushed out of the newest 20 by other runs is read on its own.
-    if (i > 20) for (const id of ids.filter((x) => !done.has(x))) await waitRun(base, id).then((run) => done.set(id, run));
+    const r = await fetch(`${base}/stats/runs?page_size=50`);
+    if (r.ok)
+      for (const run of (await r.json()).data ?? []) if (ids.includes(run.run_id) && FINAL.includes(run.status)) done.set(run.run_id, run);
+    if (i % 20 === 0)
+      for (const id of ids.filter((x) => !done.has(x))) {
+        const one = await fetch(`${base}/etl/runs/${id}`);
+        const run = one.ok ? (await one.json()).data : null;
+        if (FINAL.includes(run?.status)) done.set(id, run);
+      }
   }
-  if (done.size < ids.length) throw new Error(`runs ${ids.filter((x) => !done.has(x)).join(", ")} did not finish`);
   return ids.map((id) => done.get(id));
-}
-
-async function waitRun(base, id) {
-  for (let i = 0; i < 600; i++) {
-    const r = await (await fetch(`${base}/etl/runs/${id}`)).json();
-    if (FINAL.includes(r.data?.status)) return r.data;
-    await sleep(300);
-  }
-  throw new Error(`run ${id} did not finish`);
 }
