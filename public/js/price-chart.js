@@ -113,6 +113,11 @@ function widest(labels, font) {
 }
 
 const HOUR = 3600;
+const DAY = 24 * HOUR;
+const MINUTES = [1, 2, 5, 10, 15, 30].map((m) => m * 60);
+const HOURS = [1, 2, 3, 6, 12].map((h) => h * HOUR);
+const DAYS = [1, 2, 7, 14, 30, 91, 182, 365, 730, 1826].map((d) => d * DAY);
+const TIME_STEPS = [...MINUTES, ...HOURS, ...DAYS];
 
 /** Draws the chart into `box`, amounts written with `money` (the dashboard's currency); returns a destroy function. */
 export async function drawPriceChart(box, aligned, money = { format: fmtPrice, style: { prefix: "$", suffix: "" } }) {
@@ -145,7 +150,9 @@ export async function drawPriceChart(box, aligned, money = { format: fmtPrice, s
       y: { range: (_u, min, max) => (min === max ? [min * 0.99, max * 1.01] : uPlot.rangeNum(min, max, 0.1, true)) },
     },
     axes: [
-      { ...axis, stroke: muted },
+      // Ticks a minute apart at least: points come minutes apart, and uPlot's second ticks
+      // (":15", ":30") crowd a short span with labels that run into each other.
+      { ...axis, stroke: muted, space: 60, incrs: TIME_STEPS },
       {
         ...axis,
         values: (_u, splits, _i, _space, incr) => priceTicks(splits, incr, money.style),
