@@ -7,9 +7,9 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
-import { call, emit, fail, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
+import { call, emit, fail, median, quantile, root, sleep, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
 import { monthlyBill } from "./prices.mjs";
-import { coin, geckoMarket, paprikaTicker } from "./upstream-gen.mjs";
+import { coin, geckoMarket, paprikaTicker, writeContractLists } from "./upstream-gen.mjs";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -80,10 +80,20 @@ function writeRates(tick) {
   fs.writeFileSync(path.join(dir, "coinpaprika", "tickers-btc-bitcoin.json"), JSON.stringify(ticker));
 }
 
+/** The providers' contract lists for the same coins (written after each market, which clears the directory). */
+function writeLists(round) {
+  const geckoIdx = [];
+  for (let i = 0; i < scale.shared; i++) geckoIdx.push(i);
+  for (let i = scale.coinpaprika; geckoIdx.length < scale.coingecko; i++) geckoIdx.push(i);
+  return writeContractLists(dir, geckoIdx, [...Array(scale.coinpaprika).keys()], { round });
+}
+
 const UPSTREAM_PORT = 18821;
 writeMarket(0);
+let lists = writeLists(1);
 const upstream = await startRecordedUpstream(UPSTREAM_PORT, dir);
-const worker = await startWorker({ name: "cost", port: 18820, vars: upstreamVars(UPSTREAM_PORT) });
+// The quote ticks first, with the contract refresh off, so their figures are the quotes' alone.
+let worker = await startWorker({ name: "cost", port: 18820, vars: { ...upstreamVars(UPSTREAM_PORT), IDENTITY_REFRESH_HOURS: "0" } });
 
 /** Runs both HTTP sources one after the other and sums what their runs cost. */
 async function tick(label) {
@@ -118,6 +128,7 @@ async function tick(label) {
 try {
   const first = await tick("first");
   writeMarket(1);
+  writeLists(1);
   const steady = await tick("steady");
   const repeat = await tick("repeat");
   // The archive stores each body gzipped, as the Worker does (src/lib/raw-archive.ts).
@@ -136,9 +147,104 @@ try {
   if (steady.d1_rows_written_per_quote > 0.83) fail("cost", "a steady tick writes more than 0.83 D1 rows per quote");
   if (repeat.d1_rows_written_per_quote > 0.01) fail("cost", "a repeated tick writes more than 0.01 D1 rows per quote");
   if (steady.d1_rows_read_per_quote > 5) fail("cost", "a tick reads more than 5 D1 rows per quote");
+  await contractCosts(repeat);
 } finally {
   worker.stop();
   upstream.close();
+}
+
+/**
+ * Contract lists (SPEC §3 reference data) on the same stack, restarted with every run's lists due:
+ * the market repeats tick 1, so what a run costs beyond the repeated tick (`base`) is its refresh.
+ * The first refresh loads every list, the next finds them unchanged, the third with about 1 % moved.
+ * Then lookups by contract and the crosswalk export on the loaded stack.
+ */
+async function contractCosts(base) {
+  worker.stop();
+  await sleep(2000);
+  worker = await startWorker({
+    name: "cost",
+    port: 18820,
+    keepState: true,
+    vars: { ...upstreamVars(UPSTREAM_PORT), IDENTITY_REFRESH_HOURS: "0.0001" },
+  });
+  const refresh = (t) =>
+    Object.fromEntries(["d1_rows_written", "d1_rows_read", "r2_reads", "r2_writes", "queue_messages"].map((k) => [k, t[k] - base[k]]));
+  const stored = lists.coingecko_contracts + lists.coinpaprika_contracts;
+  const initial = refresh(await tick("contracts_initial"));
+  const unchanged = refresh(await tick("contracts_unchanged"));
+  lists = writeLists(2);
+  const changed = refresh(await tick("contracts_changed"));
+  emit({
+    bench: "cost_contracts",
+    lists,
+    initial,
+    initial_rows_written_per_contract: +(initial.d1_rows_written / stored).toFixed(3),
+    unchanged,
+    changed,
+  });
+  if (unchanged.d1_rows_written > 20) fail("cost", "an unchanged contract refresh writes more than 20 D1 rows");
+
+  // Lookups: contracts of coins with markets, one at a time and 250 at once.
+  const list = JSON.parse(fs.readFileSync(path.join(dir, "coingecko", "coins-list.json"), "utf8"));
+  const markets = new Set(
+    fs
+      .readdirSync(path.join(dir, "coingecko"))
+      .filter((f) => f.startsWith("markets-"))
+      .flatMap((f) => JSON.parse(fs.readFileSync(path.join(dir, "coingecko", f), "utf8")).map((m) => m.id)),
+  );
+  const chainOf = {
+    ethereum: "ethereum",
+    "binance-smart-chain": "bsc",
+    "polygon-pos": "polygon",
+    solana: "solana",
+    "arbitrum-one": "arbitrum",
+    base: "base",
+  };
+  const pairs = list
+    .filter((c) => markets.has(c.id))
+    .flatMap((c) => Object.entries(c.platforms).flatMap(([p, a]) => (chainOf[p] && a ? [`${chainOf[p]}:${a}`] : [])));
+  const timed = async (path_, n) => {
+    const ms = [];
+    let found = 0;
+    let rowsRead = 0;
+    for (let k = 0; k < n; k++) {
+      const t0 = performance.now();
+      const res = await fetch(`${worker.base}${path_(k)}`);
+      const body = await res.json();
+      ms.push(performance.now() - t0);
+      found += body.data.length;
+      rowsRead += Number(/rows_read=(\d+)/.exec(res.headers.get("server-timing") ?? "")?.[1] ?? 0);
+    }
+    return {
+      requests: n,
+      p50_ms: +median(ms).toFixed(1),
+      p95_ms: +quantile(ms, 0.95).toFixed(1),
+      assets_found: found,
+      d1_rows_read_per_request: Math.round(rowsRead / n),
+    };
+  };
+  const one = await timed((k) => `/data?contract=${encodeURIComponent(pairs[(k * 7) % pairs.length])}`, 200);
+  const many = await timed(
+    (k) =>
+      `/data?page_size=250&contract=${encodeURIComponent(pairs.slice((k * 250) % (pairs.length - 250), ((k * 250) % (pairs.length - 250)) + 250).join(","))}`,
+    30,
+  );
+  emit({ bench: "contract_lookup", one_contract: one, contracts_250: many });
+
+  for (const format of ["csv", "ndjson"]) {
+    const t0 = performance.now();
+    const res = await fetch(`${worker.base}/mappings/export?format=${format}`);
+    const text = await res.text();
+    emit({
+      bench: "mappings_export",
+      format,
+      status: res.status,
+      rows: text.trim().split("\n").length - (format === "csv" ? 1 : 0),
+      bytes: text.length,
+      seconds: +((performance.now() - t0) / 1000).toFixed(2),
+    });
+  }
 }
 
 function gzippedBytes(d) {

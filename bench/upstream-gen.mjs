@@ -137,6 +137,118 @@ export function geckoMarket(c, rank) {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Contract lists in the providers' shapes (bench/cost.mjs): CoinGecko /coins/list?include_platform=true
+// and CoinPaprika /contracts + /contracts/{platform}, for the same coins as the markets above.
+//
+// About two thirds of the coins are tokens on 1 to 4 platforms (Ethereum most often, then BNB Chain,
+// Polygon, Solana, Arbitrum, Base, …, and a long tail of small chains), the rest native coins
+// (CoinGecko lists `{"": ""}` for some of them). CoinGecko lists every coin it knows, far more than
+// it has markets for (`listOnly` coins per market coin); CoinPaprika lists its own coins' contracts
+// per platform, EVM addresses lowercase (CoinGecko's mixed case), a few marked inactive. `round` 2
+// moves about 1 % of the lists: a contract added, one dropped, an address replaced.
+
+const GECKO_PLATFORMS = [
+  ["ethereum", "eth-ethereum", "evm", 40],
+  ["binance-smart-chain", "bnb-binance-coin", "evm", 14],
+  ["polygon-pos", "matic-polygon", "evm", 8],
+  ["solana", "sol-solana", "base58", 10],
+  ["arbitrum-one", "arb-arbitrum", "evm", 6],
+  ["base", null, "evm", 6],
+  ["avalanche", "avax-avalanche", "evm", 3],
+  ["tron", "trx-tron", "base58", 2],
+  ["optimistic-ethereum", "op-optimism", "evm", 2],
+];
+/** The long tail: small chains each with a few tokens, most listed by both providers under their own names. */
+const TAIL_PLATFORMS = Array.from({ length: 80 }, (_, k) => [`tail-chain-${k}`, k % 5 === 0 ? null : `tl${k}-tail-chain-${k}`, "evm", 0.1]);
+const ALL_PLATFORMS = [...GECKO_PLATFORMS, ...TAIL_PLATFORMS];
+const B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/** A deterministic address of a coin on a platform (salted by `round` when the address was replaced). */
+function contractAddress(i, platform, kind, salt = "") {
+  const r = prng([...`${i}:${platform}:${salt}`].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7));
+  if (kind === "base58") return Array.from({ length: 44 }, () => B58[Math.floor(r() * 58)]).join("");
+  return `0x${Array.from({ length: 40 }, () => {
+    const d = Math.floor(r() * 16).toString(16);
+    return r() < 0.5 ? d.toUpperCase() : d;
+  }).join("")}`;
+}
+
+/** The platforms of coin `i`: [] for a native coin, else 1..4 weighted picks. */
+function platformsOfCoin(i) {
+  const r = prng(5000 + i);
+  if (r() < 0.35) return [];
+  const n = 1 + Math.floor(r() ** 2 * 4);
+  const total = ALL_PLATFORMS.reduce((t, p) => t + p[3], 0);
+  const out = new Set();
+  for (let k = 0; k < n * 3 && out.size < n; k++) {
+    let x = r() * total;
+    for (const p of ALL_PLATFORMS) {
+      x -= p[3];
+      if (x <= 0) {
+        out.add(p);
+        break;
+      }
+    }
+  }
+  return [...out];
+}
+
+/**
+ * Writes the contract lists under `dir` for CoinGecko coins `geckoIdx` (indices into coin()) and
+ * CoinPaprika coins `paprikaIdx`: coingecko/coins-list.json, coinpaprika/contracts.json and
+ * coinpaprika/contracts/{platform}.json. Returns the number of contracts each lists.
+ */
+export function writeContractLists(dir, geckoIdx, paprikaIdx, { listOnly = 2, round = 1 } = {}) {
+  const moved = (i, k) => round > 1 && prng(9000 + i * 7 + k)() < 0.01;
+  const listed = (i) => {
+    const ps = platformsOfCoin(i);
+    // Round 2: about 1 % of tokens gain a platform, lose one, or have an address replaced.
+    if (moved(i, 1) && ps.length < ALL_PLATFORMS.length) ps.push(ALL_PLATFORMS[(i * 13) % GECKO_PLATFORMS.length]);
+    if (moved(i, 2) && ps.length > 1) ps.shift();
+    return [...new Set(ps)].map((p) => ({ p, address: contractAddress(i, p[0], p[2], moved(i, 3) ? "replaced" : "") }));
+  };
+  const last = Math.max(...geckoIdx, ...paprikaIdx);
+  const extra = Array.from({ length: Math.round(geckoIdx.length * listOnly) }, (_, k) => last + 1 + k);
+  const geckoList = [...geckoIdx, ...extra].map((i) => {
+    const c = coin(i);
+    const ps = listed(i);
+    const platforms = Object.fromEntries(ps.filter(({ p }) => p[0]).map(({ p, address }) => [p[0], address]));
+    return { id: c.slug, symbol: c.symbol.toLowerCase(), name: c.name, platforms: ps.length ? platforms : i % 2 ? { "": "" } : {} };
+  });
+  geckoList.sort((a, b) => (a.id < b.id ? -1 : 1));
+  const byPlatform = new Map();
+  for (const i of paprikaIdx) {
+    const c = coin(i);
+    for (const { p, address } of listed(i)) {
+      if (!p[1]) continue;
+      if (!byPlatform.has(p[1])) byPlatform.set(p[1], []);
+      const active = prng(7000 + i)() >= 0.03;
+      byPlatform
+        .get(p[1])
+        .push({
+          address: p[2] === "evm" ? address.toLowerCase() : address,
+          id: `${c.symbol.toLowerCase()}-${c.slug}`,
+          type: "TOKEN",
+          active,
+        });
+    }
+  }
+  fs.mkdirSync(path.join(dir, "coingecko"), { recursive: true });
+  fs.rmSync(path.join(dir, "coinpaprika", "contracts"), { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "coinpaprika", "contracts"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "coingecko", "coins-list.json"), JSON.stringify(geckoList));
+  fs.writeFileSync(path.join(dir, "coinpaprika", "contracts.json"), JSON.stringify([...byPlatform.keys()].sort()));
+  for (const [platform, rows] of byPlatform)
+    fs.writeFileSync(path.join(dir, "coinpaprika", "contracts", `${platform}.json`), JSON.stringify(rows));
+  return {
+    coingecko_coins: geckoList.length,
+    coingecko_contracts: geckoList.reduce((n, c) => n + Object.values(c.platforms).filter(Boolean).length, 0),
+    coinpaprika_platforms: byPlatform.size,
+    coinpaprika_contracts: [...byPlatform.values()].reduce((n, r) => n + r.length, 0),
+  };
+}
+
 function sameLayout(a, b, what) {
   const ka = JSON.stringify(Object.keys(a));
   const kb = JSON.stringify(Object.keys(b));

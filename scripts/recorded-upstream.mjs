@@ -4,6 +4,8 @@
 //   GET /v1/tickers                  -> data/coinpaprika/tickers.json
 //   GET /api/v3/exchange_rates       -> coingecko/exchange_rates.json, and
 //   GET /v1/tickers/btc-bitcoin      -> coinpaprika/tickers-btc-bitcoin.json (the quotes asked for), where present
+//   GET /api/v3/coins/list?include_platform=true -> coingecko/coins-list.json, GET /v1/contracts ->
+//   coinpaprika/contracts.json, GET /v1/contracts/{platform} -> coinpaprika/contracts/{platform}.json, where present
 //
 // Sample ticks: data/ holds one recorded moment. To give the local stack a price history, the
 // server can be set to a past tick (`server.setTick(tick)`), and then answers the same payloads
@@ -187,6 +189,14 @@ export function startRecordedUpstream(port = 8789, dir = root) {
         ticker.quotes = Object.fromEntries(Object.entries(ticker.quotes ?? {}).filter(([code]) => wanted.includes(code)));
         body = Buffer.from(JSON.stringify(ticker));
       }
+    } else if (url.pathname === "/api/v3/coins/list" && url.searchParams.get("include_platform") === "true") {
+      // Contract lists, where a payload exists (without one the Worker records the refresh as failed and keeps what it has).
+      body = readIf(path.join(dir, "coingecko", "coins-list.json"));
+    } else if (url.pathname === "/v1/contracts") {
+      body = readIf(path.join(dir, "coinpaprika", "contracts.json"));
+    } else if (url.pathname.startsWith("/v1/contracts/")) {
+      const platform = decodeURIComponent(url.pathname.slice("/v1/contracts/".length));
+      if (/^[A-Za-z0-9._-]+$/.test(platform)) body = readIf(path.join(dir, "coinpaprika", "contracts", `${platform}.json`));
     }
     if (!body) {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"unknown endpoint"}');
