@@ -77,6 +77,8 @@ const OUT = path.join(root, "bench", "out");
 const STATE = path.join(OUT, "soak-state");
 const DEV_LOG = path.join(OUT, "soak-dev.log");
 const TOKEN = "soak-admin-token";
+/** Uploads the last CSV sweep finds at least. */
+const SWEEP_OBJECTS = 120;
 const BASE = `http://127.0.0.1:${PORT}`;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -215,11 +217,28 @@ async function startStack() {
 let stopping = false;
 let workerExit = null;
 /** Times wrangler restarted the Worker (a file it watches changed): in-memory queue messages and isolate state are lost then. */
+const reloadScan = { offset: 0, count: 0 };
 function reloadsSoFar() {
-  if (!fs.existsSync(DEV_LOG)) return [];
-  const out = [];
-  for (const line of fs.readFileSync(DEV_LOG, "utf8").split("\n")) if (line.includes("Reloading local server")) out.push(line);
-  return out;
+  try {
+    const fd = fs.openSync(DEV_LOG, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      // Read what was appended since the last look (from a little before, so a line cut in two is seen whole).
+      const from = Math.max(0, reloadScan.offset - 64);
+      const buf = Buffer.alloc(size - from);
+      fs.readSync(fd, buf, 0, buf.length, from);
+      const text = buf.toString("utf8");
+      const needle = "Reloading local server";
+      // Counted once: a line that ended by the last look was counted then.
+      for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        if (from + at + needle.length > reloadScan.offset) reloadScan.count++;
+      }
+      reloadScan.offset = size;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {}
+  return reloadScan.count;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -875,7 +894,13 @@ function checkPointer() {
 let watching = true;
 async function pointerWatcher() {
   let dangling = null;
+  let lastReloadCheck = 0;
   while (watching) {
+    // A reload loses the queued messages: nothing waited for would come, so the lanes stop waiting.
+    if (Date.now() - lastReloadCheck > 2000) {
+      lastReloadCheck = Date.now();
+      if (reloadsSoFar()) hardUntil = Math.min(hardUntil, driveUntil);
+    }
     const c = checkPointer();
     if (c && !c.ok) {
       // One entry per dangling version, with how long it stayed so.
@@ -924,7 +949,8 @@ async function main() {
   const startedIn = Date.now() - t0;
   console.log(`stack up in ${(startedIn / 1000).toFixed(1)}s (mock upstream on 127.0.0.1:${upstream.port}); driving for ${SECONDS}s`);
 
-  driveUntil = Date.now() + SECONDS * 1000;
+  const driveStart = Date.now();
+  driveUntil = driveStart + SECONDS * 1000;
   hardUntil = driveUntil + 90_000;
   const lanes = [
     tickLane("coingecko"),
@@ -947,15 +973,24 @@ async function main() {
   ];
   const progress = setInterval(() => {
     console.log(
-      `  t+${Math.round((Date.now() - (driveUntil - SECONDS * 1000)) / 1000)}s: ${traffic.writes} writes, ${traffic.reads} reads, ${uploadsSent.length} uploads, ${events.rollups} roll-ups, ${pinsSoFar()} pins, upstream ${upstream.stats.requests} requests (${upstream.stats.requests - upstream.stats.ok} faulted)`,
+      `  t+${Math.round((Date.now() - driveStart) / 1000)}s: ${traffic.writes} writes, ${traffic.reads} reads, ${uploadsSent.length} uploads, ${events.rollups} roll-ups, ${pinsSoFar()} pins, upstream ${upstream.stats.requests} requests (${upstream.stats.requests - upstream.stats.ok} faulted)`,
     );
   }, 15_000);
   const watcher = pointerWatcher();
   await Promise.all(lanes);
   clearInterval(progress);
-  const droveFor = Date.now() - (driveUntil - SECONDS * 1000);
-  // A last tick of every source, the CSV sweep among them, with everything uploaded.
+  const droveFor = Date.now() - driveStart;
+  // A last tick of every source, the CSV sweep among them, with everything uploaded: at least
+  // SWEEP_OBJECTS objects under uploads/, more than one D1 statement binds (100 parameters).
   if (!workerExit) {
+    const rnd = rngFor("top-up");
+    for (let n = 0; uploadsSent.length < SWEEP_OBJECTS && n < SWEEP_OBJECTS; n++) {
+      const rows = [...MIX_IDS]
+        .sort(() => rnd() - 0.5)
+        .slice(0, 5)
+        .map((x) => ({ ...x, t: Date.now() - Math.floor(rnd() * 6 * HOUR) }));
+      await upload(`top-up-${n}.csv`, csvFile(rows), "mix", rows);
+    }
     const all = await call("POST", "/etl/run-all", { auth: true });
     if (all.status === 202) {
       events.runAll++;
@@ -981,11 +1016,12 @@ async function main() {
   const finalStats = (await call("GET", "/stats")).json?.data;
   watching = false;
   await watcher;
+  const verifyStart = Date.now();
   console.log(
     `drove ${(droveFor / 1000).toFixed(0)}s, drained in ${(drainedIn / 1000).toFixed(0)}s (queued ${finalStats?.runs.queued}, running ${finalStats?.runs.running}); final roll-up answered ${finalRollup?.status}; verifying`,
   );
 
-  const reloads = reloadsSoFar().length;
+  const reloads = reloadsSoFar();
   verdict(
     "worker-stays-up",
     [
@@ -1014,6 +1050,9 @@ async function main() {
     `upstream: ${upstream.stats.requests} requests: ${upstream.stats.r429} 429, ${upstream.stats.r5xx} 5xx, ${upstream.stats.truncated} truncated, ${upstream.stats.slow} slow, ${upstream.stats.hang} never answered; reads: ${seen.listReads} /data, ${seen.exports} exports, ${seen.detailReads} details, ${seen.historyReads} histories, ${seen.idsReads} ids=; pointer checked ${pointer.checks} times`,
   );
   console.log(`worker log: ${brief(problems)}`);
+  console.log(
+    `wall time ${((Date.now() - t0) / 1000).toFixed(0)}s: startup ${(startedIn / 1000).toFixed(0)}s, drive ${(droveFor / 1000).toFixed(0)}s, drain ${(drainedIn / 1000).toFixed(0)}s, verification ${((Date.now() - verifyStart) / 1000).toFixed(0)}s`,
+  );
   fs.writeFileSync(
     path.join(OUT, "soak-report.json"),
     JSON.stringify(
