@@ -347,6 +347,7 @@ function historyTable({ sources, xs, ys }) {
     {},
     h("summary", {}, n === 1 ? "Show the point as a table" : `Show the latest ${n} points as a table`),
     scrollTable({
+      id: "history-points",
       caption: `Latest price points, newest first (${currencyCode().toUpperCase()})`,
       head: [h("th", { scope: "col" }, "Time (UTC)"), sources.map((s) => h("th.num", { scope: "col" }, s))],
       rows: idx.map((i) =>

@@ -290,8 +290,12 @@ try {
       assertAxes(c);
       o = await p.evaluate(overflow);
       assert(!o.past.length, `asset: past the right edge: ${o.past.slice(0, 3).join("; ")}`);
+      const tables = await p.$$eval(["#quotes-table", "#mappings-table"].join(","), (els) =>
+        els.map((t) => ({ id: t.id, hidden: t.closest(".table-scroll").scrollWidth - t.closest(".table-scroll").clientWidth })),
+      );
+      for (const t of tables) assert(t.hidden <= 1, `asset: #${t.id} hides ${t.hidden}px behind a sideways scroll`);
       await shotNarrow("dashboard-asset-390.png");
-      out.push(`asset: ${describe(c)}`);
+      out.push(`asset: ${describe(c)}, quotes and mappings without sideways scroll`);
 
       await p.goto(`${BASE}/#/runs`);
       await p.waitForSelector("#runs-table tbody tr[data-run-id]");
