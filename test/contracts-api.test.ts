@@ -186,6 +186,7 @@ describe("GET /mappings/export", () => {
       "contracts",
       "rules",
       "pinned",
+      "other_ids",
       "aliases",
     ]);
     expect(body).toHaveLength(total);
@@ -213,7 +214,7 @@ describe("GET /mappings/export", () => {
     expect(lines).toHaveLength(total);
     const usdc_ = lines.find((l) => l.asset_uid === usdc);
     expect(usdc_).toMatchObject({
-      source_ids: { coingecko: ["usd-coin"], coinpaprika: ["usdc-usd-coin"] },
+      source_ids: { coingecko: "usd-coin", coinpaprika: "usdc-usd-coin" },
       contracts: [
         { chain: "ethereum", address: USDC_ETH.toLowerCase(), sources: ["coingecko", "coinpaprika"], active: true },
         { chain: "solana", address: USDC_SOL, sources: ["coingecko"], active: true },

@@ -10,7 +10,7 @@ import type { HttpSource } from "../config";
  */
 type ChainInfo = {
   chain: string;
-  /** Addresses are EVM accounts (0x + 40 hex): compared case-insensitively, served lowercase. */
+  /** Its tokens are EVM contracts: a listed address of any other form than 0x + 40 hex is rejected. */
   evm: boolean;
   /** A token page of the chain's main explorer; `{address}` is replaced. */
   explorer: string;
@@ -94,7 +94,8 @@ const CHAINS: ChainInfo[] = [
   },
   {
     chain: "harmony",
-    evm: true,
+    // EVM, but its addresses are also written in bech32 (one1…): not checked for the 0x form.
+    evm: false,
     explorer: "https://explorer.harmony.one/address/{address}",
     platforms: { coingecko: "harmony-shard-0", coinpaprika: "one-harmony" },
   },
@@ -232,7 +233,11 @@ export const isEvmChain = (chain: string) => bySlug.get(chain)?.evm ?? false;
 const EVM_ADDRESS = /^0x[0-9a-f]{40}$/i;
 export const isEvmAddress = (address: string) => EVM_ADDRESS.test(address);
 
-/** An address as stored and served: EVM ones lowercase (they compare case-insensitively), others exactly as listed. */
+/**
+ * An address as stored and served: any 0x + 40 hex address lowercase, whatever its chain (EVM
+ * addresses compare case-insensitively; a checksum's capitals are no part of the address), others
+ * exactly as listed (base58 and the like are case-sensitive).
+ */
 export const normaliseAddress = (address: string) => (isEvmAddress(address) ? address.toLowerCase() : address);
 
 /** The token's page on the chain's explorer, for the chains that have one here. */

@@ -1,5 +1,5 @@
 import type { RouteHandler } from "@hono/zod-openapi";
-import { SOURCES } from "../../config";
+import type { SOURCES } from "../../config";
 import { aliasesByAsset, mappingsOfAssets } from "../../db/queries/mappings";
 import { csvRow, download } from "../../lib/csv-out";
 import { readCacheHeaders } from "../../lib/http-cache";
@@ -18,7 +18,7 @@ type Line = {
   asset_uid: string;
   symbol: string;
   name: string;
-  source_ids: Partial<Record<(typeof SOURCES)[number], string[]>>;
+  source_ids: Partial<Record<(typeof SOURCES)[number], string>>;
   contracts: { chain: string; address: string; sources: string[]; active: boolean; explorer_url: string | null }[];
   mappings: { source: string; source_id: string; rule: string; pinned: boolean }[];
   aliases: string[];
@@ -58,16 +58,16 @@ export const exportMappings: RouteHandler<ExportMappingsRoute, AppEnv> = async (
 };
 
 function lineOf(a: Asset, found: { mappings: Line["mappings"]; contracts: Line["contracts"] } | undefined, aliases: string[]): Line {
-  const mappings = found?.mappings ?? [];
-  const source_ids: Line["source_ids"] = {};
-  for (const src of SOURCES) {
-    const served = a.source_ids[src];
-    const ids = mappings.filter((m) => m.source === src).map((m) => m.source_id);
-    // The id the asset's quote is served from first, then the others in id order.
-    const all = served ? [served, ...ids.filter((id) => id !== served)] : ids;
-    if (all.length) source_ids[src] = all;
-  }
-  return { asset_uid: a.asset_uid, symbol: a.symbol, name: a.name, source_ids, contracts: found?.contracts ?? [], mappings, aliases };
+  // source_ids as /data serves them (the id each source's quote comes from); every mapped id is in mappings.
+  return {
+    asset_uid: a.asset_uid,
+    symbol: a.symbol,
+    name: a.name,
+    source_ids: a.source_ids,
+    contracts: found?.contracts ?? [],
+    mappings: found?.mappings ?? [],
+    aliases,
+  };
 }
 
 const csvLine = (l: Line) =>
@@ -75,11 +75,12 @@ const csvLine = (l: Line) =>
     l.asset_uid,
     l.symbol,
     l.name,
-    l.source_ids.coingecko ?? [],
-    l.source_ids.coinpaprika ?? [],
-    l.source_ids.csv ?? [],
+    l.source_ids.coingecko,
+    l.source_ids.coinpaprika,
+    l.source_ids.csv,
     l.contracts.map((x) => `${x.chain}:${x.address}`),
     l.mappings.map((m) => `${m.source}:${m.rule}`),
     l.mappings.filter((m) => m.pinned).map((m) => `${m.source}:${m.source_id}`),
+    l.mappings.filter((m) => l.source_ids[m.source as (typeof SOURCES)[number]] !== m.source_id).map((m) => `${m.source}:${m.source_id}`),
     l.aliases,
   ]);

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses } from "../../lib/openapi";
+import { SourceIdsSchema } from "../../schemas/assets";
 import { ContractSchema } from "../../schemas/contracts";
 
 export const MAPPINGS_CSV_COLUMNS = [
@@ -12,6 +13,7 @@ export const MAPPINGS_CSV_COLUMNS = [
   "contracts",
   "rules",
   "pinned",
+  "other_ids",
   "aliases",
 ] as const;
 
@@ -21,12 +23,9 @@ export const MappingsLineSchema = z
     asset_uid: z.string(),
     symbol: z.string(),
     name: z.string(),
-    source_ids: z
-      .object({ coingecko: z.array(z.string()), coinpaprika: z.array(z.string()), csv: z.array(z.string()) })
-      .partial()
-      .openapi({
-        description: "Every id of each source mapped to the asset, the one its quote is served from first.",
-      }),
+    source_ids: SourceIdsSchema.openapi({
+      description: "As /data serves them: the id each source's quote comes from (every mapped id is in `mappings`).",
+    }),
     contracts: z.array(ContractSchema),
     mappings: z.array(z.object({ source: z.string(), source_id: z.string(), rule: z.string(), pinned: z.boolean() })),
     aliases: z.array(z.string()),
@@ -46,7 +45,7 @@ export const exportMappings = createRoute({
         .enum(["csv", "ndjson"])
         .default("csv")
         .openapi({
-          description: `\`csv\`: a header row, then one asset a row with columns ${MAPPINGS_CSV_COLUMNS.map((c) => `\`${c}\``).join(", ")}: \`<source>_id\` every id of that source (space-separated, the served one first), \`contracts\` \`chain:address\` pairs, \`rules\` \`source:rule\` pairs, \`pinned\` the pinned \`source:source_id\`s, \`aliases\` the asset's former uids, each space-separated. \`ndjson\`: one \`MappingsLine\` a line.`,
+          description: `\`csv\`: a header row, then one asset a row with columns ${MAPPINGS_CSV_COLUMNS.map((c) => `\`${c}\``).join(", ")}: \`<source>_id\` the id the source's quote comes from (as /data's \`source_ids\`), \`contracts\` \`chain:address\` pairs, \`rules\` \`source:rule\` pairs (one a mapping), \`pinned\` the pinned \`source:source_id\`s, \`other_ids\` the asset's other mapped \`source:source_id\`s, \`aliases\` its former uids, each space-separated. \`ndjson\`: one \`MappingsLine\` a line.`,
         }),
     }),
   },
