@@ -8,6 +8,7 @@ import { dbFor } from "../src/db/client";
 import { historyRowStatements, historyRowsQuery, quoteBucketStatements, quoteBucketsQuery } from "../src/db/quote-store";
 import { movedOrPinnedQuery, publishReadModel } from "../src/db/read-model";
 import { rejectionStatements } from "../src/db/rejections";
+import { sameBodyQuery } from "../src/ingest/archive";
 import { rollUpHistory } from "../src/ingest/retention";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { coingecko } from "../src/sources/coingecko";
@@ -223,6 +224,8 @@ describe("storage statements", () => {
     // The aliases a map copy needs are looked up by key, the moves since the copy by rowid.
     expect(await fullScans(copiedAliasesQuery('["a","b"]'))).toEqual([]);
     expect(await fullScans(movesSinceQuery(0, "coinpaprika"))).toEqual([]);
+    // An unchanged body is found by its digest, not by walking the source's archive in time order.
+    expect((await plan(sameBodyQuery("coinpaprika", "abc"))).join(" ")).toContain("INDEX raw_digest_idx (source=? AND digest=?)");
     // Not a range over the source's whole map: only pinned rows are in this index.
     expect(await plan(pinnedMappings("coinpaprika"))).toEqual([expect.stringContaining("mappings_pinned_idx")]);
   });

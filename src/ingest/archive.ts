@@ -4,6 +4,11 @@ import { leaseFence, rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import { gzip } from "../lib/raw-archive";
 
+/** The newest archived payload of a source with this body, through the digest index (ordered by time, the planner would walk the source's whole archive). */
+export const sameBodyQuery = (source: string, digest: string) =>
+  sql`SELECT ${rawPayloads.id} AS id, ${rawPayloads.key} AS key FROM ${rawPayloads} INDEXED BY raw_digest_idx
+    WHERE ${rawPayloads.source} = ${source} AND ${rawPayloads.digest} = ${digest} ORDER BY ${rawPayloads.fetchedAt} DESC LIMIT 1`;
+
 type ParsedBody = { ok: true; value: unknown } | { ok: false; error: string };
 
 async function sha256(bytes: Uint8Array) {
@@ -28,15 +33,7 @@ export async function archiveRaw(
   const fetchedAt = nowIso();
   const body = parseJson(p.bytes);
   const digest = await sha256(p.bytes);
-  const same =
-    p.reuse === false
-      ? undefined
-      : await db
-          .select({ id: rawPayloads.id, key: rawPayloads.key })
-          .from(rawPayloads)
-          .where(and(eq(rawPayloads.source, p.source), eq(rawPayloads.digest, digest)))
-          .orderBy(desc(rawPayloads.fetchedAt))
-          .get();
+  const same = p.reuse === false ? undefined : await db.get<{ id: string; key: string }>(sameBodyQuery(p.source, digest));
   // The body was archived before; this fetch still happened now (records without their own time are stamped with it).
   if (same) return { ...same, fetchedAt, body, reused: true, index: null, inPart: [archiveStillThere(same.id)] };
   const id = `${p.runId}-${p.part}`;
