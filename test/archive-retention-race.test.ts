@@ -3,9 +3,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { dbFor } from "../src/db/client";
 import { pruneRawArchive } from "../src/ingest/retention";
 import { startSourceRun } from "../src/ingest/start-run";
-import type { Services } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
 import { readArchived } from "../src/lib/raw-archive";
+import type { Services } from "../src/services";
 import { drain, json, rows, stubUpstream, testServices } from "./helpers";
 import { hookedD1 } from "./interleave";
 

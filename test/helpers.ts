@@ -2,8 +2,8 @@ import { env, exports } from "cloudflare:workers";
 import type { StoredQuote } from "../src/db/schema";
 import type { Env } from "../src/env";
 import { registerUpload } from "../src/ingest/csv-sweep";
-import { type Services, servicesFor } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
+import { type Services, servicesFor } from "../src/services";
 
 export const TOKEN = "test-admin-token";
 

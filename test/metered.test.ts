@@ -3,9 +3,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import { registerUpload } from "../src/ingest/csv-sweep";
 import { startSourceRun } from "../src/ingest/start-run";
-import { servicesFor } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
 import { currentMeter, Meter, noUsage, type Usage } from "../src/lib/usage";
+import { servicesFor } from "../src/services";
 import { apiWith, drain, json, recordingQueue, rows, stubUpstream, TOKEN } from "./helpers";
 
 type Counted = { metered: Usage; unmetered: Usage; unmeteredKinds: Set<string> };

@@ -7,9 +7,9 @@ import sampleCsv from "../data/csv/sample.csv?raw";
 import { acquireLease, releaseLease } from "../src/db/lease";
 import { REBUILD_LEASE, rebuild } from "../src/ingest/rebuild";
 import { startSourceRun } from "../src/ingest/start-run";
-import type { Services } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
 import { runMeteredJob } from "../src/jobs/queue";
+import type { Services } from "../src/services";
 import { forgetMapCopies } from "../src/unify/map-cache";
 import { apiWith, drain, json, rows, stageCsv, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
 

@@ -3,9 +3,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import type { Env } from "../src/env";
 import { startSourceRun } from "../src/ingest/start-run";
-import { servicesFor } from "../src/jobs/context";
 import type { JobMessage } from "../src/jobs/messages";
 import { currentMeter, measured, noUsage, subtractUsage, type Usage } from "../src/lib/usage";
+import { servicesFor } from "../src/services";
 import { api, apiWith, drain, json, recordingQueue, rows, stubUpstream } from "./helpers";
 
 /**

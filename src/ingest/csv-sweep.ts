@@ -1,10 +1,10 @@
 import { and, inArray, lt } from "drizzle-orm";
 import { ingestionRuns, OPEN_RUN_STATUSES, runParts, uploads } from "../db/schema";
-import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
 import { log } from "../lib/log";
+import type { Services } from "../services";
 import { completeRun } from "./finish";
 import { markRunning, newRunRow, startingRun } from "./runs";
 

@@ -1,10 +1,10 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { builder } from "../db/client";
 import { ingestionRuns, uploads } from "../db/schema";
-import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
+import type { Services } from "../services";
 import { CsvFormatError, type CsvHeader, csvBlocks, isBlank, MAX_RECORD_BYTES, parseRecords, rowToQuote } from "../sources/csv";
 import type { Normalised } from "../sources/source-quote";
 import { completeRun } from "./finish";

@@ -14,11 +14,11 @@ import {
 import { fenceStatement, leaseStatement, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes, runParts as p_ } from "../db/schema";
-import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { addUsage, currentMeter, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
+import type { Services } from "../services";
 import { coingeckoContracts } from "../sources/coingecko-contracts";
 import { coinpaprikaContracts } from "../sources/coinpaprika-contracts";
 import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } from "../sources/contracts";

@@ -1,11 +1,11 @@
 import { eq, inArray, sql } from "drizzle-orm";
 import type { HttpSource, Source } from "../config";
 import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
-import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { groupBy } from "../lib/group-by";
 import { log } from "../lib/log";
 import { readArchived } from "../lib/raw-archive";
+import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { isContractPayload, replayContracts } from "./fetch-contracts";

@@ -2,10 +2,10 @@ import { eq } from "drizzle-orm";
 import { HTTP_SOURCES, type HttpSource, type Source } from "../config";
 import { acquireLease, releaseLease, sourceLeaseName } from "../db/lease";
 import { ingestionRuns } from "../db/schema";
-import type { Services } from "../jobs/context";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
 import type { Trigger } from "../schemas/runs";
+import type { Services } from "../services";
 import { contractsDue, firstContractsMessage } from "./fetch-contracts";
 import { finishRun, getRun, newRunRow, startingRun } from "./runs";
 

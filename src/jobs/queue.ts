@@ -11,7 +11,7 @@ import { recordUsage } from "../ingest/runs";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { measured, subtractUsage } from "../lib/usage";
-import { type Services, servicesFor } from "./context";
+import { type Services, servicesFor } from "../services";
 import { type JobMessage, JobMessageSchema } from "./messages";
 
 export const DEAD_LETTER_QUEUE = "coinfuse-dlq";

@@ -8,7 +8,7 @@ import { pruneRawArchive, rollUpHistory } from "../ingest/retention";
 import { startSourceRun } from "../ingest/start-run";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
-import { servicesFor } from "./context";
+import { servicesFor } from "../services";
 
 export const RETENTION_CRON = "17 3 * * *";
 

@@ -1,7 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Env } from "../env";
-import type { Services } from "../jobs/context";
+import type { Services } from "../services";
 import { ApiError } from "./errors";
 
 export type AppEnv = {

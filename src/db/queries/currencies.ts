@@ -1,7 +1,7 @@
-import type { Services } from "../../jobs/context";
 import { now } from "../../lib/clock";
 import { ApiError } from "../../lib/errors";
 import { type Currency, currencies, fxTimeline } from "../../lib/fx";
+import type { Services } from "../../services";
 import { fxSeries, latestFxRates } from "../fx-store";
 
 /**

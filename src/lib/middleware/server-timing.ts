@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { servicesFor } from "../../jobs/context";
+import { servicesFor } from "../../services";
 import type { AppContext, AppEnv } from "../router";
 import { Meter, serverTiming, withMeter } from "../usage";
 

@@ -1,8 +1,8 @@
-import { type Config, getConfig } from "../config";
-import { type Db, dbFor, sessionDb } from "../db/client";
-import { currentReadModel, type ReadModel } from "../db/read-model";
-import type { Env } from "../env";
-import { meteredEnv } from "../lib/usage";
+import { type Config, getConfig } from "./config";
+import { type Db, dbFor, sessionDb } from "./db/client";
+import { currentReadModel, type ReadModel } from "./db/read-model";
+import type { Env } from "./env";
+import { meteredEnv } from "./lib/usage";
 
 /**
  * What every job and route needs: metered bindings, parsed config, the drizzle handle, and the fetch
