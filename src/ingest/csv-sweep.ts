@@ -1,4 +1,4 @@
-import { and, inArray, lt } from "drizzle-orm";
+import { and, inArray, lt, sql } from "drizzle-orm";
 import { ingestionRuns, OPEN_RUN_STATUSES, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -25,18 +25,12 @@ export async function sweepUploads(s: Services, msg: Extract<JobMessage, { type:
     const objects = page.objects.filter((o) => /\.(csv|tsv|txt)$/i.test(o.key));
     cursor = page.truncated ? page.cursor : undefined;
     if (!objects.length) continue;
+    // A page lists up to 1,000 keys: one JSON parameter, as D1 binds at most 100.
+    const listed = JSON.stringify(objects.map((o) => o.key));
     const known = new Set(
-      (
-        await s.db
-          .select({ key: uploads.key })
-          .from(uploads)
-          .where(
-            inArray(
-              uploads.key,
-              objects.map((o) => o.key),
-            ),
-          )
-      ).map((r) => r.key),
+      (await s.db.select({ key: uploads.key }).from(uploads).where(sql`${uploads.key} IN (SELECT value FROM json_each(${listed}))`)).map(
+        (r) => r.key,
+      ),
     );
     for (const o of objects.filter((o) => !known.has(o.key))) {
       await registerUpload(s, { key: o.key, filename: o.key.split("/").pop() ?? o.key, bytes: o.size, etag: o.etag });
