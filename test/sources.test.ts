@@ -184,6 +184,24 @@ describe("HTTP sources", () => {
     });
   }
 
+  it("ends a run that stored its first page and then met malformed JSON as partial, saying why", async () => {
+    await clearLeases();
+    const coins = geckoUniverse(250, "half");
+    const up = stubUpstream((url) => {
+      if (!url.pathname.endsWith("/coins/markets")) return undefined;
+      return url.searchParams.get("page") === "1" ? json(coins) : json('[{"id": "broken", ');
+    });
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    await drain(s, sent);
+    const runId = start.started ? start.run.runId : "";
+    const [run] = await rows<{ status: string; error: string; written: number }>(
+      "SELECT status, error, written FROM ingestion_runs WHERE run_id = ?",
+      runId,
+    );
+    expect(run).toEqual({ status: "partial", error: expect.stringMatching(/malformed JSON/), written: 250 });
+  });
+
   it("refuses a second run of a running source: the lease is in D1", async () => {
     const { s } = testServices();
     const first = await startSourceRun(s, "coingecko", "manual");

@@ -105,8 +105,9 @@ export async function partTotals(db: Db, runId: string): Promise<PartCounts & { 
 }
 
 /**
- * Sums the parts into the run and closes it: `partial` when records were rejected, `failed` with an
- * error. The close adds the parts' usage and `usage` (the closing message's own) to the run's, and
+ * Sums the parts into the run and closes it: `partial` when records were rejected, or when an error
+ * ended a run that had already stored records (its `error` says why); `failed` when an error left it
+ * with nothing stored. The close adds the parts' usage and `usage` (the closing message's own) to the run's, and
  * goes in one transaction with `also` (the lease release) and then `closing` (statements that read
  * the closed run, e.g. an upload taking its status), so a finished run already shows its whole cost.
  */
@@ -125,7 +126,7 @@ export async function finishRun(
   const totals = opts.totals ?? (await partTotals(db, runId));
   const finishedAt = nowIso();
   const startedAt = run.startedAt ?? run.createdAt;
-  const status = error ? "failed" : totals.rejected > 0 ? "partial" : "succeeded";
+  const status = error ? (totals.written > 0 ? "partial" : "failed") : totals.rejected > 0 ? "partial" : "succeeded";
   const also = opts.also ?? [];
   const { usage: partsUsage, ...counts } = totals;
   const closingCost = closing.reduce((sum, c) => addUsage(sum, c.cost), noUsage());
