@@ -1408,7 +1408,8 @@ async function verifyRuns(finalStats) {
     if (c.written > c.accepted) bad.push(`${r.run_id}: wrote ${c.written} of ${c.accepted} accepted`);
     if (sweep ? c.accepted + c.rejected > c.fetched : c.accepted + c.rejected !== c.fetched)
       bad.push(`${r.run_id} (${r.source}, ${r.trigger}): fetched ${c.fetched}, accepted ${c.accepted} + rejected ${c.rejected}`);
-    const want = r.error ? "failed" : c.rejected > 0 ? "partial" : "succeeded";
+    // SPEC §6: failed stored nothing new; an error after some records were stored leaves the run partial.
+    const want = r.error ? (c.written > 0 ? "partial" : "failed") : c.rejected > 0 ? "partial" : "succeeded";
     if (r.status !== want) bad.push(`${r.run_id}: status ${r.status} with ${c.rejected} rejected and error ${brief(r.error)}`);
     if (!r.finished_at || (r.started_at && r.finished_at < r.started_at))
       bad.push(`${r.run_id}: finished_at ${r.finished_at}, started_at ${r.started_at}`);
