@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import geckoRates from "../data/coingecko/exchange_rates.json";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import geckoPage2 from "../data/coingecko/markets-page-2.json";
 import paprika from "../data/coinpaprika/tickers.json";
+import paprikaBtc from "../data/coinpaprika/tickers-btc-bitcoin.json";
 import sampleCsv from "../data/csv/sample.csv?raw";
 import { acquireLease, releaseLease } from "../src/db/lease";
 import { REBUILD_LEASE, rebuild } from "../src/ingest/rebuild";
@@ -36,6 +38,8 @@ function upstream(tick: number) {
   return stubUpstream((url) => {
     if (url.pathname.endsWith("/coins/markets")) return json(pages[Number(url.searchParams.get("page")) - 1] ?? []);
     if (url.pathname.endsWith("/tickers")) return json(paprika);
+    if (url.pathname.endsWith("/exchange_rates")) return json(geckoRates);
+    if (url.pathname.endsWith("/tickers/btc-bitcoin")) return json(paprikaBtc);
     return undefined;
   });
 }
@@ -106,10 +110,14 @@ async function snapshot() {
   }
   const histories: Record<string, unknown> = {};
   for (const uid of ["bitcoin", "ethereum", uids[uids.length - 1]]) histories[uid] = (await get(`/data/${uid}/history`)).data;
+  // FX is reference data the archive holds too: history in another currency converts at the rates of its time.
+  histories["bitcoin-eur"] = (await get("/data/bitcoin/history?vs_currency=eur")).data;
+  const currencies = (await get("/currencies")).data;
   return {
     list,
     details,
     histories,
+    currencies,
     assets: await rows("SELECT asset_uid FROM assets ORDER BY asset_uid"),
     aliases: await rows("SELECT alias_uid, asset_uid FROM asset_aliases ORDER BY alias_uid"),
     mappings: await rows("SELECT source, source_id, asset_uid, rule, name FROM asset_mappings WHERE pinned = 0 ORDER BY source, source_id"),
@@ -167,8 +175,9 @@ describe("POST /etl/rebuild", () => {
 
     const before = await snapshot();
     expect(before.list.length).toBeGreaterThan(300);
-    // Two CoinGecko ticks of two pages each and one CoinPaprika body (the second was the same bytes).
-    expect(before.raw.length).toBe(5);
+    // Two CoinGecko ticks of two pages each and one CoinPaprika body (the second was the same bytes),
+    // and each source's FX body (the same bytes at both ticks).
+    expect(before.raw.length).toBe(7);
     // Each archived object carries what its key cannot: its part, exact fetch time and origin.
     for (const r of before.raw as { id: string; run_id: string; key: string; origin: string; fetched_at: string }[]) {
       const head = await env.BUCKET.head(r.key);
@@ -213,6 +222,10 @@ describe("POST /etl/rebuild", () => {
     expect(after.list).toEqual(before.list);
     expect(after.details).toEqual(before.details);
     expect(after.histories).toEqual(before.histories);
+    // The same rates; `as_of` is the last fetch that archived a body (an identical body fetched later is not archived again).
+    const rates = (cs: unknown) => (cs as { as_of: string }[]).map(({ as_of: _, ...c }) => c);
+    expect(rates(after.currencies)).toEqual(rates(before.currencies));
+    expect((before.currencies as { code: string }[]).map((c) => c.code)).toContain("eur");
     // The index rows come back from R2 as they were: id, part, origin and the exact fetch time from each object's metadata.
     expect(after.raw).toEqual(before.raw);
     expect(after.uploads).toEqual(before.uploads);

@@ -16,7 +16,9 @@ import { PayloadError } from "../sources/source";
 import { forgetMapCopies, publishMapCache } from "../unify/map-cache";
 import { UPLOAD_PREFIX } from "./csv-sweep";
 import { ingestUpload } from "./csv-upload";
+import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
+import { isFxPayload, storeFx } from "./fx";
 import { finishRun, getRun, isFinished, markRunningStatement, newRunRow, startingRun } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
 import { storeNormalised } from "./store-chunk";
@@ -326,8 +328,7 @@ function codePoints(a: string, b: string) {
 
 /** Replays one archived payload into its source's rebuild run, and completes its index row (size, records, digest). */
 async function replayPayload(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
-  // Reference data (exchange rates, contract lists) is indexed, but it holds no quotes to replay.
-  if (!MARKET_PAGE.test(item.key)) return;
+  if (!MARKET_PAGE.test(item.key)) return replayReference(s, runId, item);
   const replayed = await s.db.all<{ part: string }>(
     sql`SELECT part FROM run_parts WHERE run_id = ${runId} AND part IN (${`replay-${item.id}`}, ${`skip-${item.id}`})`,
   );
@@ -361,6 +362,42 @@ async function replayPayload(s: Services, runId: string, item: Extract<Item, { k
     rawId: item.id,
     also: [index(records)],
   });
+}
+
+/**
+ * Reference data (exchange rates, contract lists) is stored again as its fetch stored it, in the
+ * same time order as the market pages (history in another currency converts at the rates of its
+ * time). It counts no records; a part of zeros marks it done, so a redelivered message skips it.
+ */
+async function replayReference(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
+  const fx = isFxPayload(item.id);
+  if (!fx && !isContractPayload(item.id)) return;
+  const part = `replay-${item.id}`;
+  if ((await s.db.all(sql`SELECT 1 FROM run_parts WHERE run_id = ${runId} AND part = ${part}`)).length) return;
+  const stream = await readArchived(s.env.BUCKET, item.key);
+  if (!stream) return skip(s, runId, item, "the archived object is no longer in R2");
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const index = (records: number | null) =>
+    builder.update(rawPayloads).set({ bytes: bytes.byteLength, records, digest: digest }).where(eq(rawPayloads.id, item.id));
+  const digest = await sha256(bytes);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    return skip(s, runId, item, `malformed JSON (${(e as Error).message})`, [index(null)]);
+  }
+  const done = [
+    index(Array.isArray(body) ? body.length : null),
+    builder
+      .insert(runParts)
+      .values({ runId, part, fetched: 0, accepted: 0, rejected: 0, written: 0, finishedAt: nowIso(), rawId: item.id })
+      .onConflictDoNothing(),
+  ];
+  const stored = fx
+    ? await storeFx(s, item.source, runId, body, Date.parse(item.at), done)
+    : await replayContracts(s, item.source, item.id, body);
+  if (!stored.ok) return skip(s, runId, item, stored.error, [done[0]]);
+  if (!fx) await runBatch(s.db, done);
 }
 
 /** A payload that cannot be replayed is recorded as a part of its run (counting nothing), with what it cost so far. */
