@@ -16,8 +16,22 @@ export type Grouping = {
 /** One key per (source, source_id), the matcher's record identity. */
 export const matchKey = (r: { source: string; sourceId: string }) => `${r.source}\u0000${r.sourceId}`;
 
+export const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Best rank first (unranked last), then by key: the order records take slots and name new assets in. */
+export const byRank = (a: Identity, b: Identity) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || cmp(matchKey(a), matchKey(b));
+
 /** Under a weak rule, a rival pair within this much of the best one's score makes the choice a guess. */
 const WEAK_MARGIN = 1;
+
+/** Two records can be compared: different sources, or two CSV ids (a CSV file may list one coin twice). */
+const comparable = (r: Identity, m: Identity) => m !== r && (m.source !== r.source || r.source === "csv");
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V) {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
 
 /**
  * Groups records into assets on all the evidence at once: every scored pair is tried, highest
@@ -35,19 +49,13 @@ export function groupRecords(nodes: GroupNode[]): Grouping {
 /** Records compared with each other: different sources (or two CSV ids) sharing a symbol, name or id key. */
 export function candidatePairs(nodes: GroupNode[]): [Identity, Identity][] {
   const index = new Map<string, Identity[]>();
-  for (const { r } of nodes) {
-    for (const k of keysOf(r).own) {
-      const list = index.get(k);
-      if (list) list.push(r);
-      else index.set(k, [r]);
-    }
-  }
+  for (const { r } of nodes) for (const k of keysOf(r).own) push(index, k, r);
   const pairs = new Map<string, [Identity, Identity]>();
   for (const { r } of nodes) {
     const key = matchKey(r);
     for (const k of keysOf(r).lookup) {
       for (const m of index.get(k) ?? []) {
-        if (m === r || (m.source === r.source && r.source !== "csv")) continue;
+        if (!comparable(r, m)) continue;
         const other = matchKey(m);
         const [x, y] = key < other ? [r, m] : [m, r];
         const id = key < other ? `${key}\u0001${other}` : `${other}\u0001${key}`;
@@ -72,39 +80,27 @@ type Group = { id: number; keys: string[]; records: Identity[]; apiSources: Set<
 
 /** Kruskal over the scored pairs, with the one-id-per-API-source and pin constraints, and no guessing between rivals. */
 export function joinGroups(byKey: Map<string, GroupNode>, edges: Edge[]): Grouping {
-  const groupOf = new Map<string, Group>();
-  let nextId = 0;
-  // Records pinned to one uid start as one group.
-  const pins = new Map<string, Group>();
-  for (const [key, n] of byKey) {
-    let g = n.pinned ? pins.get(n.pinned) : undefined;
-    if (!g) {
-      g = { id: nextId++, keys: [], records: [], apiSources: new Set(), pin: n.pinned };
-      if (n.pinned) pins.set(n.pinned, g);
-    }
-    g.keys.push(key);
-    g.records.push(n.r);
-    if (n.r.source !== "csv") g.apiSources.add(n.r.source);
-    groupOf.set(key, g);
-  }
-
+  const groupOf = startingGroups(byKey);
   const edgesOf = new Map<string, Edge[]>();
-  for (const e of edges) {
-    for (const k of [e.a, e.b]) {
-      const list = edgesOf.get(k);
-      if (list) list.push(e);
-      else edgesOf.set(k, [e]);
-    }
-  }
+  for (const e of edges) for (const k of [e.a, e.b]) push(edgesOf, k, e);
   const joinedBy = new Map<string, Edge>();
   const ambiguous = new Map<string, Set<string>>();
   const frozen = new Set<string>();
   const decided = new Set<Edge>();
-
   const note = (key: string, others: string[]) => {
     const set = ambiguous.get(key) ?? new Set<string>();
     for (const o of others) set.add(o);
     ambiguous.set(key, set);
+  };
+  /** Pairs at `key` about as good as `e` that would put its record in a third group instead: joining on `e` would be a guess. */
+  const rivalsOf = (e: Edge, key: string, own: Group, other: Group) => {
+    const margin = RULES[e.evidence.rule].weak ? WEAK_MARGIN : 0;
+    return (edgesOf.get(key) ?? []).filter((r) => {
+      if (r === e || (decided.has(r) && r.evidence.score > e.evidence.score)) return false;
+      if (r.evidence.score < e.evidence.score - margin) return false;
+      const C = groupOf.get(r.a === key ? r.b : r.a)!;
+      return C !== own && C !== other && compatible(own, C) && !compatible(other, C);
+    });
   };
 
   for (const e of edges) {
@@ -119,15 +115,7 @@ export function joinGroups(byKey: Map<string, GroupNode>, edges: Edge[]): Groupi
       note(e.b, [e.a]);
       continue;
     }
-    const margin = RULES[e.evidence.rule].weak ? WEAK_MARGIN : 0;
-    const rivalsOf = (key: string, own: Group, other: Group) =>
-      (edgesOf.get(key) ?? []).filter((r) => {
-        if (r === e || (decided.has(r) && r.evidence.score > e.evidence.score)) return false;
-        if (r.evidence.score < e.evidence.score - margin) return false;
-        const C = groupOf.get(r.a === key ? r.b : r.a)!;
-        return C !== own && C !== other && compatible(own, C) && !compatible(other, C);
-      });
-    const rivals = [...rivalsOf(e.a, A, B).map((r) => [e.a, r] as const), ...rivalsOf(e.b, B, A).map((r) => [e.b, r] as const)];
+    const rivals = [...rivalsOf(e, e.a, A, B).map((r) => [e.a, r] as const), ...rivalsOf(e, e.b, B, A).map((r) => [e.b, r] as const)];
     if (rivals.length) {
       // Two candidates about as good for one place: neither is guessed.
       for (const [key, r] of rivals) {
@@ -137,17 +125,35 @@ export function joinGroups(byKey: Map<string, GroupNode>, edges: Edge[]): Groupi
       continue;
     }
     for (const k of [e.a, e.b]) if (!joinedBy.has(k)) joinedBy.set(k, e);
-    merge(A, B);
-  }
-
-  function merge(A: Group, B: Group) {
     for (const k of B.keys) groupOf.set(k, A);
     A.keys.push(...B.keys);
     A.records.push(...B.records);
     for (const s of B.apiSources) A.apiSources.add(s);
     A.pin ??= B.pin;
   }
+  return groupingOf(groupOf, joinedBy, ambiguous, frozen);
+}
 
+/** One group per record, except records pinned to one uid, which start as one group. */
+function startingGroups(byKey: Map<string, GroupNode>) {
+  const groupOf = new Map<string, Group>();
+  const pins = new Map<string, Group>();
+  let nextId = 0;
+  for (const [key, n] of byKey) {
+    let g = n.pinned ? pins.get(n.pinned) : undefined;
+    if (!g) {
+      g = { id: nextId++, keys: [], records: [], apiSources: new Set(), pin: n.pinned };
+      if (n.pinned) pins.set(n.pinned, g);
+    }
+    g.keys.push(key);
+    g.records.push(n.r);
+    if (n.r.source !== "csv") g.apiSources.add(n.r.source);
+    groupOf.set(key, g);
+  }
+  return groupOf;
+}
+
+function groupingOf(groupOf: Map<string, Group>, joinedBy: Map<string, Edge>, ambiguous: Map<string, Set<string>>, frozen: Set<string>) {
   const groups = [...new Set(groupOf.values())].sort((p, q) => p.id - q.id);
   const index = new Map(groups.map((g, i) => [g, i]));
   const out: Grouping = {
@@ -171,5 +177,3 @@ function compatible(A: Group, B: Group) {
   for (const x of A.records) for (const y of B.records) if (x.source !== y.source && figuresVeto(x, y)) return false;
   return true;
 }
-
-const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,5 +1,5 @@
 import type { Evidence, Identity, MatchRule } from "./evidence";
-import { type Grouping, groupRecords, matchKey } from "./grouping";
+import { byRank, cmp, type Grouping, groupRecords, matchKey } from "./grouping";
 
 export type { Identity } from "./evidence";
 
@@ -30,9 +30,10 @@ export { matchKey } from "./grouping";
  * Decides the asset of every record in `records` together with the mappings already known that
  * could match (their neighbourhood): all of them are grouped again on all the evidence, so a weak
  * mapping gives way when a later record brings stronger evidence, and the grouping does not
- * depend on the order records arrived in. Known mappings whose group changed are moves.
+ * depend on the order records arrived in. Known mappings whose group changed are moves. `pinned`
+ * pins records by key (tests pin records not yet mapped; a stored pin is a known mapping with `pinned` set).
  */
-export function decide(records: Identity[], known: KnownMapping[], pinned: Map<string, string>): Outcome {
+export function decide(records: Identity[], known: KnownMapping[], pinned = new Map<string, string>()): Outcome {
   const knownByKey = new Map(known.map((m) => [matchKey(m), m]));
   const fresh = new Map<string, Identity>();
   for (const r of records) if (!knownByKey.has(matchKey(r)) && !fresh.has(matchKey(r))) fresh.set(matchKey(r), r);
@@ -185,7 +186,5 @@ function retiredOf(moves: Move[], uids: (string | null)[]) {
 
 /** The record a new asset is named after: the best-ranked API record, else the first by key. */
 function namer(members: Identity[]) {
-  return [...members].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || cmp(matchKey(a), matchKey(b)))[0];
+  return [...members].sort(byRank)[0];
 }
-
-const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -2,13 +2,12 @@ import { sql } from "drizzle-orm";
 import type { Source } from "../config";
 import type { Db } from "../db/client";
 import type { ConsensusRules } from "../db/consensus";
-import { inLease } from "../db/lease";
 import { storedQuotesOf, takeQuotesToMove } from "../db/quote-store";
 import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { keysOf } from "./evidence";
-import { retireStatements, UNIFY_LEASE } from "./resolve";
+import { inUnifyLease, retireStatements } from "./resolve";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
 /**
@@ -32,7 +31,7 @@ export async function pinMapping(
       FROM asset_mappings m WHERE source = ${source} AND source_id = ${sourceId}`,
     nextSlotQuery(source),
   ];
-  const { value: before } = await inLease(db, "unify", UNIFY_LEASE, reads, async ([prev, next]) => {
+  const { value: before } = await inUnifyLease(db, reads, async ([prev, next]) => {
     const existing = prev.results[0] as { asset_uid: string; slot: number; on_asset: number } | undefined;
     const slot = existing?.slot ?? nextSlotOf(next.results as { next: number }[]);
     const quote = existing ? (await storedQuotesOf(db, [{ source, sourceId, slot }]))[0] : undefined;

@@ -7,6 +7,7 @@ import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves } f
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
 import { type Identity, keysOf } from "./evidence";
+import { byRank } from "./grouping";
 import { slugify } from "./keys";
 import { readMapCache } from "./map-cache";
 import { type Decision, decide, type KnownMapping, matchKey, type Placement } from "./matcher";
@@ -89,7 +90,14 @@ export const pinnedMappings = (source: string) =>
   sql`SELECT source_id, asset_uid, slot FROM asset_mappings INDEXED BY mappings_pinned_idx WHERE source = ${source} AND pinned = 1`;
 
 /** The unify lease: one writer of mappings (and so of slots and new uids) at a time, across every source. */
-export const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+const UNIFY_LEASE = { ttlMs: 60_000, waitMs: 45_000 };
+
+/** A critical section under the unify lease (see inLease): the lease is taken with `reads` and released with the writes. */
+export const inUnifyLease = <T>(
+  db: Db,
+  reads: Statement[],
+  work: (readResults: D1Result[]) => Promise<{ writes: Statement[]; value: T; also?: HeldLease[] }>,
+) => inLease(db, "unify", UNIFY_LEASE, reads, work);
 
 /**
  * Under the unify lease, taken in the same round trip as the reads (what is mapped, what could
@@ -108,9 +116,7 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     takenUidsQuery(firstChoices),
     nextSlotQuery(source),
   ];
-  const { value } = await inLease(db, "unify", UNIFY_LEASE, reads, (results) =>
-    decideAndWrite(db, source, quotes, new Set(firstChoices), results),
-  );
+  const { value } = await inUnifyLease(db, reads, (results) => decideAndWrite(db, source, quotes, new Set(firstChoices), results));
   return value;
 }
 
@@ -134,7 +140,7 @@ async function decideAndWrite(
   if (!todo.length) return { writes: [], value: { resolution: out, moved: [] } };
 
   const candidates = candidateRes.results as MappingRow[];
-  const outcome = decide(todo, await withEvidence(db, candidates), new Map());
+  const outcome = decide(todo, await withEvidence(db, candidates));
   const now = nowIso();
   const freshUids = await freshUidsFor(db, outcome.fresh, checkedUids, takenRes.results as { uid: string }[]);
   const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
@@ -142,7 +148,7 @@ async function decideAndWrite(
   let slot = nextSlotOf(nextRes.results as { next: number }[]);
   const mappings: NewMapping[] = [];
   const ambiguous: NewAmbiguity[] = [];
-  const ordered = [...todo].sort((a, b) => (a.rank ?? 1e12) - (b.rank ?? 1e12) || (a.sourceId < b.sourceId ? -1 : 1));
+  const ordered = [...todo].sort(byRank);
   for (const q of ordered) {
     const d = outcome.decisions.get(matchKey(q)) as Decision;
     const uid = d.assetUid ?? freshUids[d.fresh!];
@@ -205,9 +211,7 @@ async function freshUidsFor(db: Db, namers: Identity[], checked: Set<string>, ta
     for (const r of await db.all<{ uid: string }>(takenUidsQuery(unsure))) takenUids.add(r.uid);
     for (const u of unsure) checked.add(u);
   }
-  const order = namers
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => (a.r.rank ?? 1e12) - (b.r.rank ?? 1e12) || (a.r.sourceId < b.r.sourceId ? -1 : 1));
+  const order = namers.map((r, i) => ({ r, i })).sort((a, b) => byRank(a.r, b.r));
   const out: string[] = [];
   for (const { i } of order) {
     const uid = choices[i].find((u) => checked.has(u) && !takenUids.has(u)) ?? `${choices[i][0]}-${crypto.randomUUID().slice(0, 8)}`;
