@@ -1,33 +1,33 @@
-// First ingestion of a synthetic market through the real pipeline, end to end.
-//   node bench/ingest.mjs [n=20000]
-// 1. writes n CoinPaprika tickers and n CoinGecko markets (n/250 pages) to bench/out/upstream/
-//    (bench/upstream-gen.mjs: the recorded field layout, 90 % of coins in both sources);
+// First ingestion of a market with the providers' real collision density, through the real pipeline.
+//   node bench/ingest.mjs [n=19000]   (INGEST_PORT=18810 moves the Worker; the upstream takes the next port)
+// 1. writes n CoinGecko markets (n/250 pages) and about 0.7 n CoinPaprika tickers to bench/out/upstream/
+//    (bench/universe-gen.mjs: about a third of CoinGecko coins share their ticker
+//    with another, in groups of up to dozens: bridged copies "X (Arbitrum)", "Bridged X",
+//    "Binance-Peg X"; namesake families "Pepe", "Baby Pepe", "Pepe 2.0"; unrelated coins on one
+//    short ticker), the way 18,982 real CoinGecko and 13,383 real CoinPaprika identities collide;
 // 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
 //    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
 // 3. prints records/s per source and over both (goal: >= 5,000 records/s), what the runs cost
-//    (their `usage`), and where the time went from the Worker's own log.
+//    (their `usage`), the resolve step of each CoinGecko page (page 2 against the last pages: it
+//    must not grow with the map), and how the ids were unified against the universe's truth
+//    (recall: ids of one coin on one asset; precision: ids on one asset that are one coin).
+import fs from "node:fs";
 import path from "node:path";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
-import { call, devLog, emit, fail, logProblems, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
-import { writeUpstream } from "./upstream-gen.mjs";
+import { call, devLog, emit, fail, logProblems, median, root, startWorker, TOKEN, upstreamVars, waitFinished } from "./lib.mjs";
+import { writeCollidingUpstream } from "./universe-gen.mjs";
 
-const N = Number(process.argv[2] ?? 20_000);
-const WORKER_PORT = 18810;
-const UPSTREAM_PORT = 18811;
+const N = Number(process.argv[2] ?? 19_000);
+const WORKER_PORT = Number(process.env.INGEST_PORT ?? 18810);
+const UPSTREAM_PORT = WORKER_PORT + 1;
 const out = path.join(root, "bench", "out");
 const TARGET_RECORDS_PER_S = 5000;
 
-const gen = writeUpstream(path.join(out, "upstream"), N);
-emit({
-  bench: "ingest_upstream",
-  dir: path.relative(root, gen.dir),
-  coinpaprika: gen.paprika.length,
-  coingecko: gen.gecko.length,
-  coingecko_pages: gen.pages,
-  coins_in_both: gen.overlap,
-});
+const gen = writeCollidingUpstream(path.join(out, "upstream"), N);
+emit({ bench: "ingest_upstream", dir: path.relative(root, gen.dir), coingecko_pages: gen.pages, ...gen.stats });
 
 const pipeline = {};
+let assets = [];
 const upstream = await startRecordedUpstream(UPSTREAM_PORT, gen.dir);
 let worker;
 try {
@@ -40,6 +40,7 @@ try {
   if (health.status !== 200 && health.status !== 503) throw new Error(`worker did not come up (health ${health.status})`);
 
   for (const source of ["coinpaprika", "coingecko"]) {
+    const expected = source === "coingecko" ? gen.gecko.length : gen.paprika.length;
     const t0 = performance.now();
     const post = await call(worker.base, "POST", `/etl/run/${source}`, { token: TOKEN });
     if (post.status !== 202) throw new Error(`POST /etl/run/${source} answered ${post.status}: ${post.text.slice(0, 300)}`);
@@ -63,31 +64,47 @@ try {
     pipeline[source] = fig;
     emit(fig);
     if (run.status !== "succeeded") fail("ingest_pipeline", `${source} run ended ${run.status}`, { error: run.error });
-    if (r.fetched !== N || r.accepted !== N)
-      fail("ingest_pipeline", `${source}: fetched ${r.fetched}, accepted ${r.accepted}; expected ${N}`);
-    if (r.written !== N) fail("ingest_pipeline", `${source}: written ${r.written}; expected ${N} on a fresh database`);
+    if (r.fetched !== expected || r.accepted !== expected)
+      fail("ingest_pipeline", `${source}: fetched ${r.fetched}, accepted ${r.accepted}; expected ${expected}`);
+    if (r.written !== expected) fail("ingest_pipeline", `${source}: written ${r.written}; expected ${expected} on a fresh database`);
   }
-
-  // Unification: coins in both sources must end up as one asset each.
-  const expectedAssets = N + (N - gen.overlap);
-  const stats = await call(worker.base, "GET", "/stats");
-  const both = await call(worker.base, "GET", `/data?source=coingecko&symbol=${gen.paprika[0].symbol}`);
-  const sample = both.json?.data?.[0];
-  const unify = {
-    bench: "ingest_unify",
-    expected_assets: expectedAssets,
-    assets: stats.json?.data?.totals?.assets ?? null,
-    quotes: stats.json?.data?.totals?.quotes ?? null,
-    sample_symbol: gen.paprika[0].symbol,
-    sample_sources: sample?.sources ?? null,
-  };
-  emit(unify);
-  if (unify.assets !== expectedAssets)
-    fail("ingest_unify", `expected ${expectedAssets} assets after unification, /stats says ${unify.assets}`);
+  const exported = await fetch(`${worker.base}/data/export?format=ndjson`);
+  assets = (await exported.text())
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 } finally {
   worker?.stop();
   upstream.close();
 }
+
+// Unification against the truth: which ids are one coin.
+const assetOf = { coingecko: new Map(), coinpaprika: new Map() };
+for (const a of assets) for (const s of Object.keys(assetOf)) if (a.source_ids?.[s]) assetOf[s].set(a.source_ids[s], a.asset_uid);
+const coinOf = new Map(gen.truth.flatMap((t, i) => (t.coinpaprika ? [[t.coinpaprika, i]] : [])));
+const both = gen.truth.filter((t) => t.coingecko && t.coinpaprika);
+const joined = both.filter((t) => assetOf.coingecko.get(t.coingecko) === assetOf.coinpaprika.get(t.coinpaprika)).length;
+const joinedPairs = assets.filter((a) => a.source_ids?.coingecko && a.source_ids?.coinpaprika);
+const falseJoins = joinedPairs.filter((a) => gen.truth[coinOf.get(a.source_ids.coinpaprika)]?.coingecko !== a.source_ids.coingecko);
+const unify = {
+  bench: "ingest_unify",
+  coins: gen.truth.length,
+  assets: assets.length,
+  coins_in_both: both.length,
+  recall: +(joined / both.length).toFixed(4),
+  precision: +(1 - falseJoins.length / Math.max(1, joinedPairs.length)).toFixed(4),
+  false_joins: falseJoins.length,
+  false_join_sample: falseJoins.slice(0, 5).map((a) => a.source_ids),
+  mapped_ids: assetOf.coingecko.size + assetOf.coinpaprika.size,
+};
+emit(unify);
+if (unify.mapped_ids !== gen.gecko.length + gen.paprika.length)
+  fail("ingest_unify", `${unify.mapped_ids} ids are on an asset; expected ${gen.gecko.length + gen.paprika.length}`);
+// Every id's asset, to compare two builds' unification id by id.
+fs.writeFileSync(
+  path.join(out, "ingest-mappings.json"),
+  JSON.stringify(Object.fromEntries(Object.entries(assetOf).map(([s, m]) => [s, Object.fromEntries([...m].sort())]))),
+);
 
 // Where the pipeline's time went, from the Worker's own structured log.
 const { events } = devLog("ingest");
@@ -106,6 +123,28 @@ for (const source of Object.keys(pipeline)) {
     write_ms_sum: sum("chunk_stored", "write_ms"),
     retries: mine.filter((e) => e.event === "job_failed").length,
     client_ms: Math.round(pipeline[source].client_seconds * 1000),
+  });
+}
+
+// A CoinGecko page's resolve step as the map grows: page 2 (the map holds CoinPaprika and one page)
+// against page 76 (and the medians of ten pages at each end, which one slow page does not move).
+if (pipeline.coingecko) {
+  const resolveMs = new Map();
+  for (const e of events)
+    if (e.run_id === pipeline.coingecko.run_id && e.event === "chunk_stored") resolveMs.set(Number(e.part.slice(5)), e.resolve_ms);
+  const pages = [...resolveMs.keys()].sort((a, b) => a - b);
+  const at = (p) => resolveMs.get(p) ?? null;
+  const early = pages.slice(1, 11).map(at);
+  const late = pages.slice(-10).map(at);
+  emit({
+    bench: "ingest_resolve_per_page",
+    pages: pages.length,
+    page_2_ms: at(2),
+    page_76_ms: at(76),
+    pages_2_11_median_ms: median(early),
+    last_10_pages_median_ms: median(late),
+    late_over_early: +(median(late) / median(early)).toFixed(2),
+    every_page_ms: pages.map(at),
   });
 }
 emit({ bench: "ingest_log", ...logProblems("ingest") });
