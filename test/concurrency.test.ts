@@ -120,7 +120,12 @@ describe("leases fence their writes", () => {
     const stalling = hookedD1(env.DB, async ({ sql, kind }) => {
       // The writer has taken the quotes lease and read the buckets; it stalls past the lease's TTL,
       // and another writer takes the lease over and stores a newer quote.
-      const took = kind === "batch" && sql[0].includes("INSERT INTO leases") && sql.some((s) => s.includes('"quote_buckets"'));
+      // The quotes lease's batch reads the buckets; the unify lease's (which reads the map) does not count.
+      const took =
+        kind === "batch" &&
+        sql[0].includes("INSERT INTO leases") &&
+        sql.some((s) => s.includes('"quote_buckets"')) &&
+        !sql.some((s) => s.includes('"asset_mappings"'));
       if (stalled || !took) return;
       stalled = true;
       setClock(() => t0 + 2 * MIN);
@@ -179,7 +184,11 @@ describe("a lost lease is a retried error", () => {
     const { queue } = recordingQueue();
     let stolen = false;
     const stealing = hookedD1(env.DB, async ({ sql, kind }) => {
-      const took = kind === "batch" && sql[0].includes("INSERT INTO leases") && sql.some((q) => q.includes('"quote_buckets"'));
+      const took =
+        kind === "batch" &&
+        sql[0].includes("INSERT INTO leases") &&
+        sql.some((q) => q.includes('"quote_buckets"')) &&
+        !sql.some((q) => q.includes('"asset_mappings"'));
       if (stolen || !took) return;
       stolen = true;
       // The page stalls past its TTL and another writer takes the lease before it writes.

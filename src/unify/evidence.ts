@@ -57,7 +57,7 @@ export const SCORES = {
 /** Provider ids shorter than this are too generic to count as a name. */
 const MIN_ID_LENGTH = 4;
 /** Prices further apart than this (of the lower one) are never one coin: an old/new contract, a namesake. */
-const PRICE_VETO = 0.5;
+export const PRICE_VETO = 0.5;
 /** Ranks 20x apart (or, without both ranks, market caps 100x apart) are never one coin: a copycat, a dead contract. */
 const SIZE_VETO = { marketCap: 100, rank: 20 };
 /** Prices this close to $1 are a peg, not a fingerprint: every dollar stablecoin and its bridged copies cost $1. */

@@ -27,6 +27,39 @@ const WEAK_MARGIN = 1;
 /** Two records can be compared: different sources, or two CSV ids (a CSV file may list one coin twice). */
 const comparable = (r: Identity, m: Identity) => m !== r && (m.source !== r.source || r.source === "csv");
 
+/**
+ * Records by the keys they are found by (`own`) and find others by (`lookup`): two records are a
+ * candidate pair when either one's lookup keys meet the other's own keys.
+ */
+export class KeyIndex {
+  private readonly own = new Map<string, Identity[]>();
+  private readonly lookup = new Map<string, Identity[]>();
+
+  add(r: Identity) {
+    const k = keysOf(r);
+    for (const key of k.own) push(this.own, key, r);
+    for (const key of k.lookup) push(this.lookup, key, r);
+  }
+
+  /** Calls `fn` with each record `r` is a candidate pair with (some maybe more than once). */
+  eachPair(r: Identity, fn: (m: Identity) => void) {
+    this.somePair(r, (m) => {
+      fn(m);
+      return false;
+    });
+  }
+
+  /** Whether `r` is a candidate pair with a record `test` accepts (each may be tested more than once). */
+  somePair(r: Identity, test: (m: Identity) => boolean) {
+    const k = keysOf(r);
+    for (const key of k.lookup) for (const m of this.own.get(key) ?? NONE) if (comparable(r, m) && test(m)) return true;
+    for (const key of k.own) for (const m of this.lookup.get(key) ?? NONE) if (comparable(r, m) && test(m)) return true;
+    return false;
+  }
+}
+
+const NONE: Identity[] = [];
+
 function push<K, V>(map: Map<K, V[]>, key: K, value: V) {
   const list = map.get(key);
   if (list) list.push(value);

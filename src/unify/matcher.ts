@@ -1,5 +1,5 @@
-import type { Evidence, Identity, MatchRule } from "./evidence";
-import { byRank, cmp, type Grouping, groupRecords, matchKey } from "./grouping";
+import { compare, type Evidence, type Identity, type MatchRule } from "./evidence";
+import { byRank, cmp, type Grouping, groupRecords, KeyIndex, matchKey } from "./grouping";
 
 export type { Identity } from "./evidence";
 
@@ -28,21 +28,111 @@ export { matchKey } from "./grouping";
 
 /**
  * Decides the asset of every record in `records` together with the mappings already known that
- * could match (their neighbourhood): all of them are grouped again on all the evidence, so a weak
- * mapping gives way when a later record brings stronger evidence, and the grouping does not
- * depend on the order records arrived in. Known mappings whose group changed are moves. `pinned`
- * pins records by key (tests pin records not yet mapped; a stored pin is a known mapping with `pinned` set).
+ * could match (their neighbourhood): the known mappings the records reach are grouped again on all
+ * the evidence, so a weak mapping gives way when a later record brings stronger evidence, and the
+ * grouping does not depend on the order records arrived in. Known mappings whose group changed are
+ * moves; the ones the records do not reach keep their asset. `pinned` pins records by key (tests
+ * pin records not yet mapped; a stored pin is a known mapping with `pinned` set).
  */
 export function decide(records: Identity[], known: KnownMapping[], pinned = new Map<string, string>()): Outcome {
-  const knownByKey = new Map(known.map((m) => [matchKey(m), m]));
+  const reached = reachOf(records, known, pinned);
+  const knownByKey = new Map<string, KnownMapping>();
+  for (const m of known) if (reached.has(matchKey(m))) knownByKey.set(matchKey(m), m);
   const fresh = new Map<string, Identity>();
   for (const r of records) if (!knownByKey.has(matchKey(r)) && !fresh.has(matchKey(r))) fresh.set(matchKey(r), r);
   const grouping = groupRecords([
-    ...known.map((m) => ({ r: m, pinned: pinned.get(matchKey(m)) ?? (m.pinned ? m.assetUid : undefined) })),
+    ...[...knownByKey.values()].map((m) => ({ r: m, pinned: pinned.get(matchKey(m)) ?? (m.pinned ? m.assetUid : undefined) })),
     ...[...fresh].map(([key, r]) => ({ r, pinned: pinned.get(key) })),
   ]);
   const uids = assignUids(grouping, knownByKey, pinned);
   return outcomeOf(records, grouping, uids, knownByKey, pinned);
+}
+
+/** The keys of the records and of every known mapping they reach (see Reach). */
+export function reachOf(records: Identity[], known: KnownMapping[], pinned = new Map<string, string>()): Set<string> {
+  if (!known.length) return new Set(records.map(matchKey));
+  const reach = new Reach(pinned);
+  reach.add(known);
+  reach.add(records);
+  reach.from(records);
+  return reach.reached;
+}
+
+/**
+ * What a batch's records reach, step by step: through a scored pair (a candidate pair with
+ * evidence) or a shared asset (mappings of one uid, records pinned to it). Only these can change
+ * place on the records' evidence; the rest keep the grouping they got when a record last reached
+ * them. So a batch costs what its own reach does, however large the map and however many mappings
+ * share its tickers. Mappings can be added as they are read, a ring at a time: the walk goes on
+ * from where it stopped.
+ */
+export class Reach {
+  readonly reached = new Set<string>();
+  private readonly nodes = new Map<string, Identity>();
+  private readonly index = new KeyIndex();
+  private readonly assetOf = new Map<string, string>();
+  private readonly members = new Map<string, Identity[]>();
+  private news: Identity[] = [];
+
+  constructor(private readonly pinned = new Map<string, string>()) {}
+
+  /** Adds records or known mappings (a mapping's asset links it); those joined to what is reached are reached too. */
+  add(nodes: Identity[]) {
+    const added: Identity[] = [];
+    for (const r of nodes) {
+      const key = matchKey(r);
+      if (this.nodes.has(key)) continue;
+      this.nodes.set(key, r);
+      this.index.add(r);
+      added.push(r);
+      const asset = this.pinned.get(key) ?? ("assetUid" in r ? (r as KnownMapping).assetUid : undefined);
+      if (!asset) continue;
+      this.assetOf.set(key, asset);
+      const list = this.members.get(asset);
+      if (list) list.push(r);
+      else this.members.set(asset, [r]);
+    }
+    for (const r of added) if (!this.reached.has(matchKey(r)) && this.joinsReached(r)) this.from([r]);
+  }
+
+  /** Walks from these nodes (already added). */
+  from(nodes: Identity[]) {
+    const queue: Identity[] = [];
+    const visit = (r: Identity) => {
+      const key = matchKey(r);
+      if (this.reached.has(key)) return;
+      this.reached.add(key);
+      this.news.push(r);
+      queue.push(r);
+    };
+    for (const r of nodes) visit(this.nodes.get(matchKey(r))!);
+    while (queue.length) {
+      const x = queue.pop()!;
+      const asset = this.assetOf.get(matchKey(x));
+      if (asset) for (const m of this.members.get(asset)!) visit(m);
+      this.index.eachPair(x, (y) => {
+        if (!this.reached.has(matchKey(y)) && compare(x, y)) visit(y);
+      });
+    }
+  }
+
+  /** A node added, by key. */
+  node(key: string) {
+    return this.nodes.get(key);
+  }
+
+  /** The nodes reached since the last call. */
+  takeNew() {
+    const out = this.news;
+    this.news = [];
+    return out;
+  }
+
+  private joinsReached(r: Identity) {
+    const asset = this.assetOf.get(matchKey(r));
+    if (asset && this.members.get(asset)!.some((m) => this.reached.has(matchKey(m)))) return true;
+    return this.index.somePair(r, (x) => this.reached.has(matchKey(x)) && compare(x, r) !== null);
+  }
 }
 
 /**

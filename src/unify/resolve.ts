@@ -1,18 +1,21 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { runBatch, type Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
+import { QUOTES_PER_BUCKET } from "../db/history-codec";
 import { type HeldLease, inLease } from "../db/lease";
-import { storedQuotesOf, takeQuotesToMove } from "../db/quote-store";
-import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves } from "../db/schema";
+import { takeQuotesToMove } from "../db/quote-store";
+import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves, quoteBuckets, type StoredQuote } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
-import { type Identity, keysOf } from "./evidence";
+import { type Identity, keysOf, PRICE_VETO } from "./evidence";
 import { byRank } from "./grouping";
 import { slugify } from "./keys";
 import { readMapCache } from "./map-cache";
-import { type Decision, decide, type KnownMapping, matchKey, type Placement } from "./matcher";
+import { type Decision, decide, type KnownMapping, matchKey, type Placement, Reach } from "./matcher";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
+/** A mapping that could match, with the figures of its stored quote ([price, rank, market cap] as JSON). */
 type MappingRow = {
   source: string;
   source_id: string;
@@ -22,6 +25,7 @@ type MappingRow = {
   slot: number;
   pinned: number;
   created_at: string;
+  figures: string | null;
 };
 
 export type Resolved = { assetUid: string; rule: string; slot: number };
@@ -100,23 +104,23 @@ export const inUnifyLease = <T>(
 ) => inLease(db, "unify", UNIFY_LEASE, reads, work);
 
 /**
- * Under the unify lease, taken in the same round trip as the reads (what is mapped, what could
- * match, which uids are taken, the next slot) and released with the writes: decide, then write.
+ * Under the unify lease, taken in the same round trip as the reads (what is mapped, what the batch
+ * could match, which uids are taken, the next slot) and released with the writes: decide, then write.
  * Known mappings the decision moves get their stored quotes rewritten in the same transaction,
  * under their sources' quotes leases too.
  */
 async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
-  // First choices only: the others are looked up later for the few new assets whose first is taken.
-  const firstChoices = quotes.map((q) => uidCandidates(q)[0]);
+  // Every readable choice of every record: a new asset is then named without another round trip.
+  const choices = [...new Set(quotes.flatMap((q) => uidCandidates(q)))];
   const reads = [
     sql`SELECT ${col(assetMappings.sourceId)}, ${col(assetMappings.assetUid)}, ${col(assetMappings.slot)} FROM ${assetMappings}
       WHERE ${assetMappings.source} = ${source}
         AND ${assetMappings.sourceId} IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
     candidatesQuery(quotes),
-    takenUidsQuery(firstChoices),
+    takenUidsQuery(choices),
     nextSlotQuery(source),
   ];
-  const { value } = await inUnifyLease(db, reads, (results) => decideAndWrite(db, source, quotes, new Set(firstChoices), results));
+  const { value } = await inUnifyLease(db, reads, (results) => decideAndWrite(db, source, quotes, new Set(choices), results));
   return value;
 }
 
@@ -139,8 +143,8 @@ async function decideAndWrite(
   });
   if (!todo.length) return { writes: [], value: { resolution: out, moved: [] } };
 
-  const candidates = candidateRes.results as MappingRow[];
-  const outcome = decide(todo, await withEvidence(db, candidates));
+  const { rows, known } = await neighbourhoodOf(db, todo, candidateRes.results as MappingRow[]);
+  const outcome = decide(todo, known);
   const now = nowIso();
   const freshUids = await freshUidsFor(db, outcome.fresh, checkedUids, takenRes.results as { uid: string }[]);
   const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
@@ -167,7 +171,7 @@ async function decideAndWrite(
     if (d.ambiguous) ambiguous.push({ sourceId: q.sourceId, assetUid: uid, candidates: JSON.stringify(d.ambiguous), reason: d.rule });
   }
 
-  const slotOf = new Map(candidates.map((m) => [matchKey({ source: m.source, sourceId: m.source_id }), m.slot]));
+  const slotOf = new Map([...rows].map(([key, m]) => [key, m.slot]));
   const moves: NewMove[] = outcome.moves.map((m) => ({
     source: m.source,
     sourceId: m.sourceId,
@@ -199,23 +203,24 @@ async function decideAndWrite(
   };
 }
 
-/** Uids for the new assets, from their namers' names: the first free readable choice, else a random suffix. */
-async function freshUidsFor(db: Db, namers: Identity[], checked: Set<string>, takenFirst: { uid: string }[]) {
+/**
+ * Uids for the new assets, from their namers' names: the first free readable choice, else a random
+ * suffix. Only uids looked up in D1 may be handed out: `checked` were (every choice of the batch's
+ * records); a namer from outside the batch (a group split off known mappings) has its own looked up now.
+ */
+async function freshUidsFor(db: Db, namers: Identity[], checked: Set<string>, takenRows: { uid: string }[]) {
   const choices = namers.map((r) => uidCandidates(r));
-  const takenUids = new Set(takenFirst.map((r) => r.uid));
-  // Only uids looked up in D1 may be handed out: `checked` (the batch's first choices) were, the rest are looked up now.
-  const wanted = new Map<string, number>();
-  for (const c of choices) wanted.set(c[0], (wanted.get(c[0]) ?? 0) + 1);
-  const unsure = choices.filter((c) => !checked.has(c[0]) || takenUids.has(c[0]) || wanted.get(c[0])! > 1).flat();
-  if (unsure.length) {
-    for (const r of await db.all<{ uid: string }>(takenUidsQuery(unsure))) takenUids.add(r.uid);
-    for (const u of unsure) checked.add(u);
+  const taken = new Set(takenRows.map((r) => r.uid));
+  const unchecked = [...new Set(choices.flat().filter((u) => !checked.has(u)))];
+  if (unchecked.length) {
+    for (const r of await db.all<{ uid: string }>(takenUidsQuery(unchecked))) taken.add(r.uid);
+    for (const u of unchecked) checked.add(u);
   }
   const order = namers.map((r, i) => ({ r, i })).sort((a, b) => byRank(a.r, b.r));
   const out: string[] = [];
   for (const { i } of order) {
-    const uid = choices[i].find((u) => checked.has(u) && !takenUids.has(u)) ?? `${choices[i][0]}-${crypto.randomUUID().slice(0, 8)}`;
-    takenUids.add(uid);
+    const uid = choices[i].find((u) => !taken.has(u)) ?? `${choices[i][0]}-${crypto.randomUUID().slice(0, 8)}`;
+    taken.add(uid);
     out[i] = uid;
   }
   return out;
@@ -280,55 +285,140 @@ function ambiguitiesStatement(source: string, rows: NewAmbiguity[], now: string)
 }
 
 /**
- * Mappings that could match: the same symbol (or its "OLD" ticker), a name or id key equal to one
- * of the record's (a provider's name is often another's id slug), a name made of the record's
- * leading words or starting with them, plus every other mapping of those assets: the whole
- * neighbourhood that grouping.ts decides again. Keys are evidence.ts's, so what is looked up here is
- * what the matcher compares.
+ * The known mappings a batch could move, read ring by ring under the lease. The first ring (read
+ * with the lease) is what the batch's records could pair with: mappings of the other sources sharing
+ * a key with one of them, priced close enough (candidatesQuery). Each next ring is read around the
+ * mappings reached since (matcher.ts Reach: through a scored pair or a shared asset): the other
+ * mappings of their assets, and what could pair with them (their rivals). A ticker's crowd that
+ * pairs with nothing the batch reaches is not read, so the work follows the batch, not the size of
+ * the map or of a symbol's crowd.
  */
-export function candidatesQuery(quotes: SourceQuote[]) {
-  const lookups = { s: new Set<string>(), n: new Set<string>(), i: new Set<string>(), p: new Set<string>() };
-  for (const q of quotes) {
-    for (const key of keysOf(q).lookup) lookups[key[0] as keyof typeof lookups]?.add(key.slice(2));
+async function neighbourhoodOf(db: Db, records: Identity[], firstRing: MappingRow[]) {
+  const rows = new Map<string, MappingRow>();
+  // Nothing known to pair with: the batch only has itself (a first run's first source).
+  if (!firstRing.length) return { rows, known: [] };
+  const reach = new Reach();
+  const read = (ring: MappingRow[]) => {
+    const known: KnownMapping[] = [];
+    for (const m of ring) {
+      const key = matchKey({ source: m.source, sourceId: m.source_id });
+      if (rows.has(key)) continue;
+      rows.set(key, m);
+      known.push(knownOf(m));
+    }
+    reach.add(known);
+  };
+  reach.add(records);
+  reach.from(records);
+  read(firstRing);
+  while (true) {
+    const frontier = reach.takeNew().filter((r): r is KnownMapping => "assetUid" in r);
+    if (!frontier.length) break;
+    const seen = [...rows.values()].map((m) => `${m.source}:${m.source_id}`);
+    read(await db.all<MappingRow>(candidatesQuery(frontier, { mates: frontier.map((m) => m.assetUid), read: seen })));
   }
-  const list = (set: Set<string>) => JSON.stringify([...set]);
-  const m = assetMappings;
-  return sql`
-    WITH hit AS (
-      SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.symbolKey} IN (SELECT value FROM json_each(${list(lookups.s)}))
-      UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.nameKey} IN (SELECT value FROM json_each(${list(lookups.n)}))
-      UNION SELECT ${col(m.assetUid)} FROM ${m} WHERE ${m.idKey} IN (SELECT value FROM json_each(${list(lookups.i)}))
-      -- CROSS JOIN keeps json_each outside, so each prefix is one range of the name index.
-      UNION SELECT ${col(m.assetUid)} FROM json_each(${list(lookups.p)}) p CROSS JOIN ${m}
-        WHERE ${m.nameKey} > p.value AND ${m.nameKey} < p.value || '{'
-    )
-    SELECT ${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)}, ${col(m.pinned)},
-      ${col(m.createdAt)}
-    FROM ${m} WHERE ${m.assetUid} IN (SELECT ${col(m.assetUid)} FROM hit)`;
+  const known = [...reach.reached].flatMap((key) => (rows.has(key) ? [reach.node(key) as KnownMapping] : []));
+  return { rows, known };
 }
 
-/** Candidate mappings with the price, rank and market cap of their latest stored quotes: the matcher's evidence. */
-async function withEvidence(db: Db, rows: MappingRow[]): Promise<KnownMapping[]> {
-  const quotes = await storedQuotesOf(
-    db,
-    rows.map((m) => ({ source: m.source, sourceId: m.source_id, slot: m.slot })),
+function knownOf(m: MappingRow): KnownMapping {
+  const [priceUsd, rank, marketCapUsd] = m.figures ? (JSON.parse(m.figures) as (number | null)[]) : [];
+  return {
+    source: m.source,
+    sourceId: m.source_id,
+    assetUid: m.asset_uid,
+    pinned: Boolean(m.pinned),
+    createdAt: m.created_at,
+    symbol: m.symbol_key,
+    name: m.name,
+    priceUsd: priceUsd ?? null,
+    rank: rank ?? null,
+    marketCapUsd: marketCapUsd ?? null,
+  };
+}
+
+/**
+ * Mappings of other sources (or other CSV ids) than each of `nodes` sharing a key with it: the
+ * same symbol (or its "OLD" ticker), a name or id key equal to one of its (a provider's name is
+ * often another's id slug), a name made of its leading words or starting with them; plus every
+ * mapping of the `mates` assets; less the `read` ones (`{source}:{source_id}`). Keys are evidence.ts's,
+ * so what is looked up here is what the matcher compares. Each row comes with its figures, and a
+ * row whose price is too far from every price that looked it up (evidence.ts's price veto: no pair
+ * can be made) is left in D1: a ticker's crowd of namesakes costs index reads, not rows.
+ */
+export function candidatesQuery(nodes: Identity[], { mates = [], read = [] }: { mates?: string[]; read?: string[] } = {}) {
+  type Lookup = [key: string, other: string, low: number | null, high: number | null];
+  const lookups = {
+    s: new Map<string, Lookup>(),
+    n: new Map<string, Lookup>(),
+    i: new Map<string, Lookup>(),
+    p: new Map<string, Lookup>(),
+  };
+  for (const r of nodes) {
+    // A CSV id pairs with other CSV ids too.
+    const other = r.source === "csv" ? "" : r.source;
+    const price = r.priceUsd != null && r.priceUsd > 0 ? r.priceUsd : null;
+    for (const key of keysOf(r).lookup) {
+      const kind = lookups[key[0] as keyof typeof lookups];
+      if (!kind) continue;
+      const id = `${key}\u0000${other}`;
+      const seen = kind.get(id);
+      if (!seen) kind.set(id, [key.slice(2), other, price, price]);
+      // The price range of the records that look a key up; an unknown price leaves it open.
+      else if (price === null || seen[2] === null) seen[2] = seen[3] = null;
+      else [seen[2], seen[3]] = [Math.min(seen[2], price), Math.max(seen[3]!, price)];
+    }
+  }
+  const list = (kind: keyof typeof lookups) => JSON.stringify([...lookups[kind].values()]);
+  const m = assetMappings;
+  const cols = sql`${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.name)}, ${col(m.symbolKey)}, ${col(m.slot)},
+    ${col(m.pinned)}, ${col(m.createdAt)}`;
+  const range = sql`k.value ->> 2 AS low, k.value ->> 3 AS high`;
+  const byKey = (column: SQLiteColumn, kind: keyof typeof lookups) =>
+    sql`SELECT ${cols}, ${range} FROM json_each(${list(kind)}) k CROSS JOIN ${m} WHERE ${column} = k.value ->> 0 AND ${m.source} <> k.value ->> 1`;
+  const [source, sourceId, slot] = [sql`hit.${col(m.source)}`, sql`hit.${col(m.sourceId)}`, sql`hit.${col(m.slot)}`];
+  const price = sql`(${storedFields(["priceUsd"], source, sourceId, slot)} ->> 0)`;
+  const apart = sql.raw(String(1 + PRICE_VETO));
+  return sql`
+    WITH hit AS (
+      ${byKey(m.symbolKey, "s")}
+      UNION ALL ${byKey(m.nameKey, "n")}
+      UNION ALL ${byKey(m.idKey, "i")}
+      -- CROSS JOIN keeps json_each outside, so each prefix is one range of the name index.
+      UNION ALL SELECT ${cols}, ${range} FROM json_each(${list("p")}) k CROSS JOIN ${m}
+        WHERE ${m.nameKey} > k.value ->> 0 AND ${m.nameKey} < (k.value ->> 0) || '{' AND ${m.source} <> k.value ->> 1
+      UNION ALL SELECT ${cols}, NULL, NULL FROM ${m} WHERE ${m.assetUid} IN (SELECT value FROM json_each(${JSON.stringify([...new Set(mates)])}))
+    )
+    SELECT ${source} AS source, ${sourceId} AS source_id, hit.${col(m.assetUid)}, hit.${col(m.name)}, hit.${col(m.symbolKey)},
+      ${slot} AS slot, hit.${col(m.pinned)}, hit.${col(m.createdAt)}, ${storedFields(FIGURES, source, sourceId, slot)} AS figures
+    FROM hit WHERE ${source} || ':' || ${sourceId} NOT IN (SELECT value FROM json_each(${JSON.stringify(read)}))
+    -- One row per mapping, in bucket order: each bucket's JSON is parsed once for all of its ids.
+    GROUP BY 1, 6
+    HAVING MAX(hit.low IS NULL) OR coalesce(${price} BETWEEN MIN(hit.low) / ${apart} AND MAX(hit.high) * ${apart}, 1)`;
+}
+
+/** What the matcher compares of a stored quote, in this order. */
+const FIGURES: (keyof StoredQuote)[] = ["priceUsd", "rank", "marketCapUsd"];
+
+/**
+ * Fields of an id's stored quote picked out of its quote bucket by SQLite, as a JSON array (each
+ * number as stored, to the last digit): a JSON path when the id can be quoted in one, else json_each
+ * (which reads a row per id in the bucket).
+ */
+function storedFields(fields: (keyof StoredQuote)[], source: SQL, sourceId: SQL, slot: SQL) {
+  const b = quoteBuckets;
+  const path = (f: string) => sql`('$."' || ${sourceId} || '".${sql.raw(f)}')`;
+  const extract =
+    fields.length === 1
+      ? sql`json_array(b.${col(b.quotes)} -> ${path(fields[0])})`
+      : sql`json_extract(b.${col(b.quotes)}, ${sql.join(fields.map(path), sql`, `)})`;
+  const values = sql.join(
+    fields.map((f) => sql`j.value -> '${sql.raw(f)}'`),
+    sql`, `,
   );
-  const byKey = new Map(quotes.map((q) => [matchKey(q), q]));
-  return rows.map((m) => {
-    const q = byKey.get(matchKey({ source: m.source, sourceId: m.source_id }));
-    return {
-      source: m.source,
-      sourceId: m.source_id,
-      assetUid: m.asset_uid,
-      pinned: Boolean(m.pinned),
-      createdAt: m.created_at,
-      symbol: m.symbol_key,
-      name: m.name,
-      priceUsd: q?.priceUsd ?? null,
-      rank: q?.rank ?? null,
-      marketCapUsd: q?.marketCapUsd ?? null,
-    };
-  });
+  return sql`(SELECT CASE WHEN instr(${sourceId}, '"') = 0 AND instr(${sourceId}, '\\') = 0 THEN ${extract}
+      ELSE (SELECT json_array(${values}) FROM json_each(b.${col(b.quotes)}) j WHERE j.key = ${sourceId}) END
+    FROM ${b} b WHERE b.${col(b.source)} = ${source} AND b.${col(b.bucket)} = ${slot} / ${sql.raw(String(QUOTES_PER_BUCKET))})`;
 }
 
 /** Identity rows of new assets (their prices live in the quote buckets). */
