@@ -9,7 +9,12 @@ export type Identity = {
   priceUsd: number | null;
   rank: number | null;
   marketCapUsd: number | null;
+  /** The active contracts its provider lists for it (SPEC §3 "Chains"); absent or empty when none are known (native coins, CSV rows). */
+  contracts?: readonly Contract[];
 };
+
+/** A token's deployment: a chain slug and the address as stored (EVM addresses lowercase). */
+export type Contract = { chain: string; address: string };
 
 /**
  * One score per signal. A pair of records from different sources is scored by adding the
@@ -17,6 +22,8 @@ export type Identity = {
  * strongest evidence for an asset always wins it, whatever arrived first.
  */
 export const SCORES = {
+  /** An equal (chain, address): the token itself, whatever either provider calls it. The strongest signal. */
+  contract: 10,
   /** Equal provider id slugs: providers derive them from the coin's name, so this is the strongest single signal. */
   id: 4,
   /** An id shorter than MIN_ID_LENGTH ("eth", "op") is a ticker more than a name. */
@@ -76,6 +83,7 @@ export const WEAK_MIN = 3.5;
 
 /** The rules, named by the identity signals that fired; `weak` ones never decide between look-alikes. */
 export const RULES = {
+  contract: { weak: false },
   provider_id: { weak: false },
   id_name: { weak: false },
   name_symbol: { weak: false },
@@ -100,18 +108,29 @@ export type Keys = {
   old: boolean;
   qualifier: string;
   marks: string[];
+  /** "chain:address" of each active contract. */
+  contracts: string[];
   own: string[];
   lookup: string[];
 };
 
 /** Keys of records passed again batch after batch; checked against the fields, so an edited object is re-keyed. */
-const keyCache = new WeakMap<Identity, { source: string; sourceId: string; symbol: string; name: string; keys: Keys }>();
+type Keyed = Pick<Identity, "source" | "sourceId" | "symbol" | "name" | "contracts">;
+const keyCache = new WeakMap<Identity, Keyed & { keys: Keys }>();
 
 export function keysOf(r: Identity): Keys {
   const hit = keyCache.get(r);
-  if (hit && hit.source === r.source && hit.sourceId === r.sourceId && hit.symbol === r.symbol && hit.name === r.name) return hit.keys;
+  if (
+    hit &&
+    hit.source === r.source &&
+    hit.sourceId === r.sourceId &&
+    hit.symbol === r.symbol &&
+    hit.name === r.name &&
+    hit.contracts === r.contracts
+  )
+    return hit.keys;
   const keys = computeKeys(r);
-  keyCache.set(r, { source: r.source, sourceId: r.sourceId, symbol: r.symbol, name: r.name, keys });
+  keyCache.set(r, { source: r.source, sourceId: r.sourceId, symbol: r.symbol, name: r.name, contracts: r.contracts, keys });
   return keys;
 }
 
@@ -122,10 +141,20 @@ function computeKeys(r: Identity): Keys {
   const baseSym = old && sym.length > 3 && sym.endsWith("old") ? sym.slice(0, -3) : sym;
   const { name, loose, words } = nameKeysOf(base);
   const id = idKey(r.source, r.sourceId, r.symbol);
+  const contracts = [...new Set((r.contracts ?? []).map((c) => `${c.chain}:${c.address}`))].sort();
   const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
   // "terra" finds "terra luna classic" and the other way round: "p:" keys are a name's leading words.
   const prefixes = words[0]?.length >= 3 ? words.slice(1, MAX_PREFIX_WORDS + 1).map((_, i) => words.slice(0, i + 1).join("")) : [];
-  const own = keys([["s", sym], ["s", baseSym], ["n", name], ["n", loose], ["i", id], ...prefixes.map((p): [string, string] => ["p", p])]);
+  const own = keys([
+    ["s", sym],
+    ["s", baseSym],
+    ["n", name],
+    ["n", loose],
+    ["i", id],
+    ...prefixes.map((p): [string, string] => ["p", p]),
+    // An equal contract pairs two ids whatever their names and tickers.
+    ...contracts.map((c): [string, string] => ["c", c]),
+  ]);
   // A name may be another provider's id slug and the other way round.
   const lookup = keys([
     ["s", sym],
@@ -140,8 +169,9 @@ function computeKeys(r: Identity): Keys {
     ["n", id],
     ["p", loose],
     ...prefixes.map((p): [string, string] => ["n", p]),
+    ...contracts.map((c): [string, string] => ["c", c]),
   ]);
-  return { sym, baseSym, name, loose, words, id, old, qualifier, marks, own, lookup };
+  return { sym, baseSym, name, loose, words, id, old, qualifier, marks, contracts, own, lookup };
 }
 
 function priceGap(a: number | null, b: number | null) {
@@ -194,6 +224,7 @@ function sizeScore(r: Identity, m: Identity): number | null {
 }
 
 export type Signals = {
+  contract?: number;
   id?: number;
   name?: number;
   symbol?: number;
@@ -202,7 +233,38 @@ export type Signals = {
   price?: number;
   size?: number;
 };
-export type Evidence = { rule: MatchRule; score: number; signals: Signals; priceGap: number | null; sizeDistance: number | null };
+export type Evidence = {
+  rule: MatchRule;
+  score: number;
+  signals: Signals;
+  priceGap: number | null;
+  sizeDistance: number | null;
+  /** The (chain, address) both ids list, as "chain:address", when that is what joined them. */
+  contract?: string;
+};
+
+/** A (chain, address) both records list, as "chain:address"; null when they share none. */
+export function sharedContract(x: Identity, m: Identity): string | null {
+  if (!x.contracts?.length || !m.contracts?.length) return null;
+  const theirs = new Set(keysOf(m).contracts);
+  return keysOf(x).contracts.find((c) => theirs.has(c)) ?? null;
+}
+
+/**
+ * Both records list active contracts on one chain and share no address at all: two tokens (a
+ * bridged or wrapped copy has its own address), whatever the names and figures say.
+ */
+export function contractsApart(x: Identity, m: Identity): boolean {
+  if (!x.contracts?.length || !m.contracts?.length || sharedContract(x, m)) return false;
+  const chains = new Set(x.contracts.map((c) => c.chain));
+  return m.contracts.some((c) => chains.has(c.chain));
+}
+
+/** No pair may be made: contracts on one chain that differ, or (without a shared contract) figures that veto. */
+export function pairVeto(x: Identity, m: Identity): boolean {
+  if (sharedContract(x, m)) return false;
+  return contractsApart(x, m) || figuresVeto(x, m);
+}
 
 const same = (a: string, b: string) => a !== "" && a === b;
 /** One name's words start the other's ("terra" / "terra luna classic"), with a first word long enough to mean something. */
@@ -216,10 +278,12 @@ const namePrefix = (a: string[], b: string[]) => {
  * (no identity signal, figures that veto, or a score under the rule's minimum).
  */
 export function compare(x: Identity, m: Identity): Evidence | null {
-  if (figuresVeto(x, m)) return null;
+  const contract = sharedContract(x, m);
+  if (!contract && (contractsApart(x, m) || figuresVeto(x, m))) return null;
   const a = keysOf(x);
   const b = keysOf(m);
   const signals: Signals = {};
+  if (contract) signals.contract = SCORES.contract;
   const idSame = same(a.id, b.id);
   if (idSame) signals.id = a.id.length >= MIN_ID_LENGTH ? SCORES.id : SCORES.shortId;
   const nameSame = same(a.name, b.name);
@@ -236,14 +300,16 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   const copyMarked = !sameMarks(a, b);
   if (copyMarked) signals.bridge = SCORES.bridgeMarker;
   const price = priceScore(x, m);
-  if (price !== 0) signals.price = price;
+  // Only a shared contract outlives prices beyond the veto: they then say nothing.
+  if (price !== 0 && Number.isFinite(price)) signals.price = price;
   const size = sizeScore(x, m);
   if (size !== null && size !== 0) signals.size = size;
 
   const agree = figuresAgree(x, m, size);
   const nameOk = nameSame || nameLoose;
   let rule: MatchRule | null = null;
-  if (idSame && symSame) rule = "provider_id";
+  if (contract) rule = "contract";
+  else if (idSame && symSame) rule = "provider_id";
   else if (idSame && nameOk && agree) rule = "id_name";
   else if (nameOk && symSame) rule = "name_symbol";
   else if (nameOk && symMigrated && agree) rule = "migrated";
@@ -252,6 +318,15 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   else if (symSame && agree && !copyMarked) rule = "symbol_corroborated";
   if (!rule) return null;
   const score = Object.values(signals).reduce((s, v) => s + v, 0);
+  if (contract)
+    return {
+      rule,
+      score: Math.max(score, STRONG_MIN),
+      signals,
+      priceGap: priceGap(x.priceUsd, m.priceUsd),
+      sizeDistance: sizeDistance(x, m),
+      contract,
+    };
   if (score < (RULES[rule].weak ? WEAK_MIN : STRONG_MIN)) return null;
   return { rule, score, signals, priceGap: priceGap(x.priceUsd, m.priceUsd), sizeDistance: sizeDistance(x, m) };
 }

@@ -1,4 +1,4 @@
-import { compare, type Evidence, figuresVeto, type Identity, keysOf, RULES } from "./evidence";
+import { compare, type Evidence, type Identity, keysOf, pairVeto, RULES } from "./evidence";
 
 /** A record to group; `pinned` fixes it to that asset uid (an admin's pin), which only records of that pin's group share. */
 export type GroupNode = { r: Identity; pinned?: string };
@@ -202,11 +202,11 @@ function groupingOf(groupOf: Map<string, Group>, joinedBy: Map<string, Edge>, am
   return out;
 }
 
-/** Two groups can be one asset: no API source twice, at most one pin, and no pair of members whose figures veto. */
+/** Two groups can be one asset: no API source twice, at most one pin, and no pair of members whose contracts or figures veto. */
 function compatible(A: Group, B: Group) {
   if (A === B) return false;
   for (const s of B.apiSources) if (A.apiSources.has(s)) return false;
   if (A.pin && B.pin && A.pin !== B.pin) return false;
-  for (const x of A.records) for (const y of B.records) if (x.source !== y.source && figuresVeto(x, y)) return false;
+  for (const x of A.records) for (const y of B.records) if (x.source !== y.source && pairVeto(x, y)) return false;
   return true;
 }

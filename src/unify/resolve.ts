@@ -5,10 +5,19 @@ import { col, type Db } from "../db/client";
 import { QUOTES_PER_BUCKET } from "../db/history-codec";
 import { type HeldLease, inLease } from "../db/lease";
 import { takeQuotesToMove } from "../db/quote-store";
-import { ambiguousMatches, assetAliases, assetMappings, assets, mappingMoves, quoteBuckets, type StoredQuote } from "../db/schema";
+import {
+  ambiguousMatches,
+  assetAliases,
+  assetMappings,
+  assets,
+  mappingMoves,
+  quoteBuckets,
+  type StoredQuote,
+  sourceContracts,
+} from "../db/schema";
 import { nowIso } from "../lib/clock";
 import type { SourceQuote } from "../sources/source-quote";
-import { type Identity, keysOf, PRICE_VETO } from "./evidence";
+import { type Contract, type Identity, keysOf, PRICE_VETO } from "./evidence";
 import { byRank } from "./grouping";
 import { slugify } from "./keys";
 import { readMapCache } from "./map-cache";
@@ -26,6 +35,8 @@ type MappingRow = {
   pinned: number;
   created_at: string;
   figures: string | null;
+  /** Its active contracts as JSON `[[chain, address], …]`. */
+  contracts: string | null;
 };
 
 export type Resolved = { assetUid: string; rule: string; slot: number };
@@ -119,6 +130,7 @@ async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
     candidatesQuery(quotes),
     takenUidsQuery(choices),
     nextSlotQuery(source),
+    activeContractsQuery(quotes),
   ];
   const { value } = await inUnifyLease(db, reads, (results) => decideAndWrite(db, source, quotes, new Set(choices), results));
   return value;
@@ -131,16 +143,18 @@ async function decideAndWrite(
   source: string,
   quotes: SourceQuote[],
   checkedUids: Set<string>,
-  [mappedRes, candidateRes, takenRes, nextRes]: D1Result[],
+  [mappedRes, candidateRes, takenRes, nextRes, contractRes]: D1Result[],
 ): Promise<{ writes: Statement[]; value: { resolution: Resolution; moved: Moved[] }; also?: HeldLease[] }> {
   const out: Resolution = new Map();
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
-  const todo = quotes.filter((q) => {
+  const contractsOf = contractsById(contractRes.results as ContractRow[]);
+  const todo: (SourceQuote & Identity)[] = [];
+  for (const q of quotes) {
     const m = mapped.get(q.sourceId);
     if (m) out.set(matchKey(q), { assetUid: m.asset_uid, slot: m.slot, rule: "known" });
-    return !m;
-  });
+    else todo.push(withContracts(q, contractsOf.get(matchKey(q))));
+  }
   if (!todo.length) return { writes: [], value: { resolution: out, moved: [] } };
 
   const { rows, known } = await neighbourhoodOf(db, todo, candidateRes.results as MappingRow[]);
@@ -321,9 +335,37 @@ async function neighbourhoodOf(db: Db, records: Identity[], firstRing: MappingRo
   return { rows, known };
 }
 
+type ContractRow = { source: string; source_id: string; chain: string; address: string };
+
+/** The active contracts listed for ids, by key. */
+function contractsById(rows: ContractRow[]) {
+  const out = new Map<string, Contract[]>();
+  for (const r of rows) {
+    const key = matchKey({ source: r.source, sourceId: r.source_id });
+    const list = out.get(key);
+    if (list) list.push({ chain: r.chain, address: r.address });
+    else out.set(key, [{ chain: r.chain, address: r.address }]);
+  }
+  return out;
+}
+
+const withContracts = <T extends Identity>(r: T, contracts: Contract[] | undefined): T => (contracts?.length ? { ...r, contracts } : r);
+
+/** The active contracts listed for these ids, each id's found by primary-key prefix. */
+export function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
+  const c = sourceContracts;
+  const keys = JSON.stringify([...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].map((k) => JSON.parse(k)));
+  return sql`
+    SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address
+    FROM json_each(${keys}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
+    WHERE s.${col(c.active)} = 1 ORDER BY 1, 2, 3, 4`;
+}
+
 function knownOf(m: MappingRow): KnownMapping {
   const [priceUsd, rank, marketCapUsd] = m.figures ? (JSON.parse(m.figures) as (number | null)[]) : [];
+  const contracts = m.contracts ? (JSON.parse(m.contracts) as [string, string][]).map(([chain, address]) => ({ chain, address })) : [];
   return {
+    ...(contracts.length ? { contracts } : {}),
     source: m.source,
     sourceId: m.source_id,
     assetUid: m.asset_uid,
@@ -376,7 +418,16 @@ export function candidatesQuery(nodes: Identity[], { mates = [], read = [] }: { 
   const range = sql`k.value ->> 2 AS low, k.value ->> 3 AS high`;
   const byKey = (column: SQLiteColumn, kind: keyof typeof lookups) =>
     sql`SELECT ${cols}, ${range} FROM json_each(${list(kind)}) k CROSS JOIN ${m} WHERE ${column} = k.value ->> 0 AND ${m.source} <> k.value ->> 1`;
+  const c = sourceContracts;
+  // Ids listing a contract one of the nodes lists (found by its key, then by (chain, address)): no price range, the address decides.
+  const ids = JSON.stringify(nodes.map((r) => [r.source, r.sourceId]));
+  const byContract = sql`SELECT theirs.${col(c.source)}, theirs.${col(c.sourceId)} FROM json_each(${ids}) k
+    CROSS JOIN ${c} mine ON mine.${col(c.source)} = k.value ->> 0 AND mine.${col(c.sourceId)} = k.value ->> 1 AND mine.${col(c.active)} = 1
+    CROSS JOIN ${c} theirs ON theirs.${col(c.chain)} = mine.${col(c.chain)} AND theirs.${col(c.address)} = mine.${col(c.address)}
+      AND theirs.${col(c.source)} <> mine.${col(c.source)} AND theirs.${col(c.active)} = 1`;
   const [source, sourceId, slot] = [sql`hit.${col(m.source)}`, sql`hit.${col(m.sourceId)}`, sql`hit.${col(m.slot)}`];
+  const contracts = sql`(SELECT json_group_array(json_array(s.${col(c.chain)}, s.${col(c.address)})) FROM ${c} s
+    WHERE s.${col(c.source)} = ${source} AND s.${col(c.sourceId)} = ${sourceId} AND s.${col(c.active)} = 1)`;
   const price = sql`(${storedFields(["priceUsd"], source, sourceId, slot)} ->> 0)`;
   const apart = sql.raw(String(1 + PRICE_VETO));
   return sql`
@@ -388,9 +439,11 @@ export function candidatesQuery(nodes: Identity[], { mates = [], read = [] }: { 
       UNION ALL SELECT ${cols}, ${range} FROM json_each(${list("p")}) k CROSS JOIN ${m}
         WHERE ${m.nameKey} > k.value ->> 0 AND ${m.nameKey} < (k.value ->> 0) || '{' AND ${m.source} <> k.value ->> 1
       UNION ALL SELECT ${cols}, NULL, NULL FROM ${m} WHERE ${m.assetUid} IN (SELECT value FROM json_each(${JSON.stringify([...new Set(mates)])}))
+        OR (${m.source}, ${m.sourceId}) IN (${byContract})
     )
     SELECT ${source} AS source, ${sourceId} AS source_id, hit.${col(m.assetUid)}, hit.${col(m.name)}, hit.${col(m.symbolKey)},
-      ${slot} AS slot, hit.${col(m.pinned)}, hit.${col(m.createdAt)}, ${storedFields(FIGURES, source, sourceId, slot)} AS figures
+      ${slot} AS slot, hit.${col(m.pinned)}, hit.${col(m.createdAt)}, ${storedFields(FIGURES, source, sourceId, slot)} AS figures,
+      ${contracts} AS contracts
     FROM hit WHERE ${source} || ':' || ${sourceId} NOT IN (SELECT value FROM json_each(${JSON.stringify(read)}))
     -- One row per mapping, in bucket order: each bucket's JSON is parsed once for all of its ids.
     GROUP BY 1, 6

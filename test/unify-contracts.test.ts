@@ -1,0 +1,153 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { storeNormalised } from "../src/ingest/store-chunk";
+import type { SourceQuote } from "../src/sources/source-quote";
+import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
+import { groupRecords, matchKey } from "../src/unify/grouping";
+import { forgetMapCopies } from "../src/unify/map-cache";
+import { decide, type KnownMapping } from "../src/unify/matcher";
+import { rows, testServices } from "./helpers";
+import { csvRecord, gecko, paprika } from "./identities";
+
+/** Contracts as evidence (SPEC §5): an equal (chain, address) joins, different addresses on one chain keep apart. */
+
+const ADDR = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
+const on = (r: Identity, ...contracts: [string, string][]): Identity => ({
+  ...r,
+  contracts: contracts.map(([chain, address]): Contract => ({ chain, address })),
+});
+const together = (records: Identity[]) => {
+  const g = groupRecords(records.map((r) => ({ r })));
+  return (a: Identity, b: Identity) => g.groupOf.get(matchKey(a)) === g.groupOf.get(matchKey(b));
+};
+
+describe("the contract rule", () => {
+  it("joins a rebrand with another name, ticker and id by its address, as the strongest rule", () => {
+    const before = on(gecko("quillfeather-network", "qfn", "Quillfeather Network", 0.84, 310), ["ethereum", ADDR(1)]);
+    const after = on(paprika("mrl-marrowlight", "MRL", "Marrowlight", 0.85, 305), ["ethereum", ADDR(1)]);
+    const e = compare(before, after)!;
+    expect(e.rule).toBe("contract");
+    expect(e.contract).toBe(`ethereum:${ADDR(1)}`);
+    expect(e.signals.contract).toBe(SCORES.contract);
+    expect(together([before, after])(before, after)).toBe(true);
+  });
+
+  it("joins on any shared address, even when one provider lists more chains, and outlives figures that would veto", () => {
+    const a = on(gecko("tidewell", "tdw", "Tidewell", 3, 90), ["ethereum", ADDR(2)], ["polygon-pos", ADDR(3)]);
+    // A stale price 10x off: the address still says it is the same token.
+    const b = on(paprika("tdw-tidewell-token", "TDW", "Tidewell Token", 30, 95), ["polygon-pos", ADDR(3)]);
+    expect(compare(a, b)?.rule).toBe("contract");
+  });
+
+  it("wins the asset over a look-alike with the same name and ticker", () => {
+    const origin = on(gecko("orbitane", "orb", "Orbitane", 1.2, 200), ["ethereum", ADDR(4)]);
+    const renamed = on(paprika("orbx-orbitane-x", "ORBX", "Orbitane X", 1.21, 201), ["ethereum", ADDR(4)]);
+    const namesake = on(paprika("orb-orbitane", "ORB", "Orbitane", 1.2, 200), ["solana", "Orb1tane1111111111111111111111111111111111"]);
+    const same = together([origin, renamed, namesake]);
+    expect(same(origin, renamed)).toBe(true);
+    expect(same(origin, namesake)).toBe(false);
+  });
+});
+
+describe("the contract veto", () => {
+  it("keeps two tokens with one name, ticker and price but different addresses on one chain apart", () => {
+    const a = on(gecko("velmora", "vlm", "Velmora", 0.42, 500), ["ethereum", ADDR(5)]);
+    const b = on(paprika("vlm-velmora", "VLM", "Velmora", 0.42, 500), ["ethereum", ADDR(6)]);
+    expect(compare(a, b)).toBeNull();
+    expect(together([a, b])(a, b)).toBe(false);
+  });
+
+  it("says nothing when the contracts are on different chains, or one side lists none", () => {
+    const a = on(gecko("velmora", "vlm", "Velmora", 0.42, 500), ["ethereum", ADDR(5)]);
+    const b = on(paprika("vlm-velmora", "VLM", "Velmora", 0.42, 500), ["binance-smart-chain", ADDR(7)]);
+    expect(compare(a, b)?.rule).toBe("provider_id");
+    expect(compare(a, paprika("vlm-velmora", "VLM", "Velmora", 0.42, 500))?.rule).toBe("provider_id");
+  });
+
+  it("keeps a CSV row that matches both out of one asset with two addresses", () => {
+    const a = on(gecko("velmora", "vlm", "Velmora", 0.42, 500), ["ethereum", ADDR(5)]);
+    const b = on(paprika("vlm-velmora", "VLM", "Velmora", 0.42, 500), ["ethereum", ADDR(6)]);
+    const row = csvRecord("csv-velmora", "VLM", "Velmora", 0.42);
+    const same = together([a, b, row]);
+    expect(same(a, b)).toBe(false);
+  });
+
+  it("moves a mapping decided by name when the contracts arrive and disagree, with the contract as evidence", () => {
+    const known = (r: Identity, assetUid: string, createdAt: string): KnownMapping => ({ ...r, assetUid, createdAt });
+    const cgOld = on(gecko("pellucid", "pel", "Pellucid", 2, 80), ["ethereum", ADDR(8)]);
+    const cpWrong = on(paprika("pel-pellucid", "PEL", "Pellucid", 2, 80), ["ethereum", ADDR(9)]);
+    const cpRight = on(paprika("pcd-pellucid-dao", "PCD", "Pellucid DAO", 2.01, 82), ["ethereum", ADDR(8)]);
+    const out = decide([cpRight], [known(cgOld, "pellucid", "1"), known(cpWrong, "pellucid", "2")]);
+    expect(out.decisions.get(matchKey(cpRight))).toMatchObject({ assetUid: "pellucid", rule: "contract" });
+    expect(out.moves).toEqual([expect.objectContaining({ sourceId: "pel-pellucid", from: "pellucid", to: { fresh: 0 } })]);
+  });
+});
+
+const T = "2026-11-22T12:00:00.000Z";
+const quote = (source: "coingecko" | "coinpaprika", sourceId: string, symbol: string, name: string, priceUsd: number, rank: number) =>
+  ({
+    ...{ source, sourceId, symbol, name, priceUsd, rank, marketCapUsd: null, volume24hUsd: null },
+    ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
+  }) satisfies SourceQuote;
+
+async function store(source: string, part: string, quotes: SourceQuote[]) {
+  const { s } = testServices();
+  await storeNormalised(s.db, s.env.KV, {
+    source,
+    runId: `run-${part}`,
+    part,
+    fetched: quotes.length,
+    normalised: { quotes, rejected: [] },
+  });
+}
+async function list(source: string, sourceId: string, chain: string, address: string, active = 1) {
+  await env.DB.prepare("INSERT INTO source_contracts (source, source_id, chain, address, platform, active) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(source, sourceId, chain, address, chain, active)
+    .run();
+}
+const assetOf = async (source: string, sourceId: string) =>
+  (await rows<{ asset_uid: string }>("SELECT asset_uid FROM asset_mappings WHERE source = ? AND source_id = ?", source, sourceId))[0]
+    ?.asset_uid;
+
+describe("contracts stored before the pages", () => {
+  beforeEach(async () => {
+    for (const t of [
+      "asset_mappings",
+      "assets",
+      "quote_buckets",
+      "history_buckets",
+      "asset_aliases",
+      "leases",
+      "mapping_moves",
+      "source_contracts",
+    ])
+      await env.DB.prepare(`DELETE FROM ${t}`).run();
+    forgetMapCopies();
+  });
+
+  it("join a rebrand listed under another name and ticker", async () => {
+    await list("coingecko", "brisant-labs", "ethereum", ADDR(11));
+    await list("coinpaprika", "nvq-novaquill", "ethereum", ADDR(11));
+    await store("coingecko", "g", [quote("coingecko", "brisant-labs", "brs", "Brisant Labs", 0.31, 700)]);
+    await store("coinpaprika", "p", [quote("coinpaprika", "nvq-novaquill", "NVQ", "Novaquill", 0.31, 702)]);
+    expect(await assetOf("coinpaprika", "nvq-novaquill")).toBe(await assetOf("coingecko", "brisant-labs"));
+    expect(await rows("SELECT rule FROM asset_mappings WHERE source = 'coinpaprika'")).toEqual([{ rule: "contract" }]);
+  });
+
+  it("keep namesakes with different addresses on one chain apart; an inactive listing is no evidence", async () => {
+    await list("coingecko", "kelvane", "ethereum", ADDR(12));
+    await list("coinpaprika", "klv-kelvane", "ethereum", ADDR(13));
+    await list("coinpaprika", "hlx-helixor", "ethereum", ADDR(14));
+    await list("coingecko", "helixor", "ethereum", ADDR(15), 0);
+    await store("coingecko", "g", [
+      quote("coingecko", "kelvane", "klv", "Kelvane", 5, 150),
+      quote("coingecko", "helixor", "hlx", "Helixor", 9, 160),
+    ]);
+    await store("coinpaprika", "p", [
+      quote("coinpaprika", "klv-kelvane", "KLV", "Kelvane", 5, 150),
+      quote("coinpaprika", "hlx-helixor", "HLX", "Helixor", 9, 160),
+    ]);
+    expect(await assetOf("coinpaprika", "klv-kelvane")).not.toBe(await assetOf("coingecko", "kelvane"));
+    expect(await assetOf("coinpaprika", "hlx-helixor")).toBe(await assetOf("coingecko", "helixor"));
+  });
+});
