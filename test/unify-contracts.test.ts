@@ -1,11 +1,14 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { runBatch } from "../src/db/batch";
+import { replacePlatformStatements } from "../src/db/contract-store";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import type { SourceQuote } from "../src/sources/source-quote";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
 import { forgetMapCopies } from "../src/unify/map-cache";
 import { decide, type KnownMapping } from "../src/unify/matcher";
+import { redecideContracts } from "../src/unify/resolve";
 import { rows, testServices } from "./helpers";
 import { csvRecord, gecko, paprika } from "./identities";
 
@@ -149,5 +152,69 @@ describe("contracts stored before the pages", () => {
     ]);
     expect(await assetOf("coinpaprika", "klv-kelvane")).not.toBe(await assetOf("coingecko", "kelvane"));
     expect(await assetOf("coinpaprika", "hlx-helixor")).toBe(await assetOf("coingecko", "helixor"));
+  });
+});
+
+describe("contracts stored after names decided", () => {
+  beforeEach(async () => {
+    for (const t of [
+      "asset_mappings",
+      "assets",
+      "quote_buckets",
+      "history_buckets",
+      "asset_aliases",
+      "leases",
+      "mapping_moves",
+      "source_contracts",
+    ])
+      await env.DB.prepare(`DELETE FROM ${t}`).run();
+    forgetMapCopies();
+  });
+
+  it("decide the mappings they concern again: namesakes split, a rebrand joins, each move recorded with the contract", async () => {
+    const { s } = testServices();
+    await store("coingecko", "g", [
+      quote("coingecko", "ferrovane", "frv", "Ferrovane", 1.7, 210),
+      quote("coingecko", "saltmarsh-protocol", "smp", "Saltmarsh Protocol", 0.05, 900),
+    ]);
+    await store("coinpaprika", "p", [
+      quote("coinpaprika", "frv-ferrovane", "FRV", "Ferrovane", 1.7, 210),
+      quote("coinpaprika", "tdl-tidal-ledger", "TDL", "Tidal Ledger", 0.05, 905),
+    ]);
+    // By names: the two Ferrovanes are one coin, Saltmarsh and Tidal Ledger two.
+    expect(await assetOf("coinpaprika", "frv-ferrovane")).toBe(await assetOf("coingecko", "ferrovane"));
+    expect(await assetOf("coinpaprika", "tdl-tidal-ledger")).not.toBe(await assetOf("coingecko", "saltmarsh-protocol"));
+
+    await list("coingecko", "ferrovane", "ethereum", ADDR(21));
+    await list("coinpaprika", "frv-ferrovane", "ethereum", ADDR(22));
+    await list("coingecko", "saltmarsh-protocol", "ethereum", ADDR(23));
+    await list("coinpaprika", "tdl-tidal-ledger", "ethereum", ADDR(23));
+    expect(await redecideContracts(s.db, "coinpaprika", ["frv-ferrovane", "tdl-tidal-ledger", "never-mapped"])).toBe(2);
+
+    expect(await assetOf("coinpaprika", "frv-ferrovane")).not.toBe(await assetOf("coingecko", "ferrovane"));
+    expect(await assetOf("coinpaprika", "tdl-tidal-ledger")).toBe(await assetOf("coingecko", "saltmarsh-protocol"));
+    const moves = await rows<{ source_id: string; rule: string; evidence: string | null }>(
+      "SELECT source_id, rule, evidence FROM mapping_moves ORDER BY id",
+    );
+    const joined = moves.find((m) => m.rule === "contract")!;
+    expect(JSON.parse(joined.evidence!)).toMatchObject({ rule: "contract", contract: `ethereum:${ADDR(23)}` });
+    expect(moves.map((m) => m.source_id).sort()).toEqual(expect.arrayContaining(["tdl-tidal-ledger"]));
+    // Decided again with nothing new: no move.
+    expect(await redecideContracts(s.db, "coinpaprika", ["frv-ferrovane", "tdl-tidal-ledger"])).toBe(0);
+  });
+
+  it("are the ids a stored refresh reports as changed", async () => {
+    const { s } = testServices();
+    const list1 = {
+      platform: "ethereum",
+      chain: "ethereum",
+      rows: [{ sourceId: "a-1", chain: "ethereum", address: ADDR(31), active: true }],
+    };
+    const first = await replacePlatformStatements(s.db, "coinpaprika", list1, "d1", undefined, T);
+    expect(first.ids).toEqual(["a-1"]);
+    await runBatch(s.db, first.statements);
+    const list2 = { ...list1, rows: [{ sourceId: "b-2", chain: "ethereum", address: ADDR(32), active: true }] };
+    const second = await replacePlatformStatements(s.db, "coinpaprika", list2, "d2", { chain: "ethereum", digest: "d1" }, T);
+    expect(second.ids).toEqual(["a-1", "b-2"]);
   });
 });

@@ -39,7 +39,7 @@ export async function replacePlatformStatements(
   digest: string,
   prev: StoredPlatform | undefined,
   at: string,
-): Promise<{ statements: Statement[]; added: number; changed: number; removed: number }> {
+): Promise<{ statements: Statement[]; added: number; changed: number; removed: number; ids: string[] }> {
   const chains = [...new Set([list.chain, ...(prev ? [prev.chain] : [])])];
   // Through (chain, address): the planner would otherwise walk the source's whole key range for each platform.
   const stored = prev
@@ -74,7 +74,9 @@ export async function replacePlatformStatements(
       ON CONFLICT (${col(p.source)}, ${col(p.platform)}) DO UPDATE SET ${col(p.chain)} = excluded.${col(p.chain)},
         ${col(p.digest)} = excluded.${col(p.digest)}, ${col(p.contracts)} = excluded.${col(p.contracts)}, ${col(p.updatedAt)} = excluded.${col(p.updatedAt)}`,
   ];
-  return { statements, added, changed: upserts.length - added, removed: removed.length };
+  // The ids whose contracts this changes: what unification weighs again (resolve.ts redecideContracts).
+  const ids = [...new Set([...upserts, ...removed].map((r) => r.sourceId))].sort();
+  return { statements, added, changed: upserts.length - added, removed: removed.length, ids };
 }
 
 /** Rows as JSON `[source_id, chain, address, active]`; a row another platform of the provider held moves to this one. */

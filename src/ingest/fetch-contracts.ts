@@ -24,6 +24,7 @@ import { coinpaprikaContracts } from "../sources/coinpaprika-contracts";
 import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } from "../sources/contracts";
 import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
+import { redecideContracts } from "../unify/resolve";
 import { archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError } from "./http-client";
 import { requestPacer } from "./request-budget";
@@ -124,6 +125,8 @@ class Refresh {
   private readonly rejected: Rejection[] = [];
   private failed: number;
   private stats = { platforms: 0, unchanged: 0, added: 0, changed: 0, removed: 0 };
+  /** Ids whose stored contracts this message changed: decided again before it closes. */
+  private readonly changedIds = new Set<string>();
 
   constructor(
     private readonly s: Services,
@@ -234,6 +237,7 @@ class Refresh {
       this.stats.added += diff.added;
       this.stats.changed += diff.changed;
       this.stats.removed += diff.removed;
+      for (const id of diff.ids) this.changedIds.add(id);
     }
   }
 
@@ -259,6 +263,11 @@ class Refresh {
    * the next message, carrying the rest of the cost.
    */
   private async close(next: JobMessage | null) {
+    // Contracts that arrived after names decided: the mappings they concern are decided again (SPEC §5).
+    if (this.changedIds.size) {
+      const moved = await redecideContracts(this.s.db, this.msg.source, [...this.changedIds].sort(), [this.fence]);
+      if (moved) log("info", "contracts_redecided", { run_id: this.msg.run_id, source: this.msg.source, ids: this.changedIds.size, moved });
+    }
     const usage = currentMeter()?.take() ?? noUsage();
     let recorded: boolean;
     try {

@@ -21,7 +21,7 @@ import { type Contract, type Identity, keysOf, PRICE_VETO } from "./evidence";
 import { byRank } from "./grouping";
 import { slugify } from "./keys";
 import { readMapCache } from "./map-cache";
-import { type Decision, decide, type KnownMapping, matchKey, type Placement, Reach } from "./matcher";
+import { type Decision, decide, type KnownMapping, matchKey, type Outcome, type Placement, Reach } from "./matcher";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
 /** A mapping that could match, with the figures of its stored quote ([price, rank, market cap] as JSON). */
@@ -185,6 +185,31 @@ async function decideAndWrite(
     if (d.ambiguous) ambiguous.push({ sourceId: q.sourceId, assetUid: uid, candidates: JSON.stringify(d.ambiguous), reason: d.rule });
   }
 
+  const moving = await moveStatements(db, outcome, rows, uidOf, now);
+  return {
+    writes: [
+      insertMappingsStatement(source, mappings, now),
+      createAssetsStatement(freshUids, now),
+      ...moving.writes,
+      ambiguitiesStatement(source, ambiguous, now),
+    ],
+    value: { resolution: out, moved: moving.moved },
+    also: moving.leases,
+  };
+}
+
+/**
+ * The writes of a decision's moves: mappings take their new asset, each move is recorded with its
+ * evidence, their stored quotes are rewritten (under their sources' quotes leases, taken last:
+ * nothing may throw once they are held, as they are released with the write batch), emptied uids retire.
+ */
+async function moveStatements(
+  db: Db,
+  outcome: Outcome,
+  rows: Map<string, MappingRow>,
+  uidOf: (p: Placement) => string,
+  now: string,
+): Promise<{ writes: Statement[]; moved: Moved[]; leases: HeldLease[] }> {
   const slotOf = new Map([...rows].map(([key, m]) => [key, m.slot]));
   const moves: NewMove[] = outcome.moves.map((m) => ({
     source: m.source,
@@ -201,20 +226,52 @@ async function decideAndWrite(
     assetUid: m.toUid,
   }));
   const retired = outcome.retired.map((r) => ({ uid: r.uid, into: uidOf(r.into) }));
-  // Last: nothing may throw once the quotes leases are taken (they are released with the write batch).
   const move = moved.length ? await takeQuotesToMove(db, moved, now) : { writes: [], leases: [] };
   return {
     writes: [
-      insertMappingsStatement(source, mappings, now),
-      createAssetsStatement(freshUids, now),
       ...(moves.length ? [moveMappingsStatement(moves, now), recordMovesStatement(moves, now)] : []),
       ...move.writes,
       ...retired.flatMap((r) => retireStatements(r.uid, r.into, now)),
-      ambiguitiesStatement(source, ambiguous, now),
     ],
-    value: { resolution: out, moved },
-    also: move.leases,
+    moved,
+    leases: move.leases,
   };
+}
+
+/** Ids per re-decision: a market page's worth, so one costs what a page's resolve does. */
+const REDECIDE_BATCH = 250;
+
+/**
+ * Decides again the mapped ids of `source` whose contracts changed (a refresh stored them after
+ * names decided): each batch under the unify lease, the way a page is resolved, with `fence` (the
+ * refreshing run's lease) in its write batch. Mappings that move are recorded in mapping_moves
+ * with the evidence that moved them (a shared contract names it); their quotes move in the same
+ * transaction. Returns how many mappings moved.
+ */
+export async function redecideContracts(db: Db, source: string, sourceIds: string[], fence: Statement[] = []) {
+  let total = 0;
+  for (let i = 0; i < sourceIds.length; i += REDECIDE_BATCH) {
+    const ids = sourceIds.slice(i, i + REDECIDE_BATCH).map((sourceId) => ({ source, sourceId }));
+    const { value } = await inUnifyLease(db, [candidatesQuery([], { ids })], async ([own]) => {
+      const mine = own.results as MappingRow[];
+      if (!mine.length) return { writes: [], value: 0 };
+      const records = mine.map(knownOf);
+      const { rows, known } = await neighbourhoodOf(db, records, mine);
+      const outcome = decide(records, known);
+      if (!outcome.moves.length) return { writes: [], value: 0 };
+      const now = nowIso();
+      const freshUids = await freshUidsFor(db, outcome.fresh, new Set(), []);
+      const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
+      const moving = await moveStatements(db, outcome, rows, uidOf, now);
+      return {
+        writes: [...fence, createAssetsStatement(freshUids, now), ...moving.writes],
+        value: outcome.moves.length,
+        also: moving.leases,
+      };
+    });
+    total += value;
+  }
+  return total;
 }
 
 /**
@@ -383,12 +440,15 @@ function knownOf(m: MappingRow): KnownMapping {
  * Mappings of other sources (or other CSV ids) than each of `nodes` sharing a key with it: the
  * same symbol (or its "OLD" ticker), a name or id key equal to one of its (a provider's name is
  * often another's id slug), a name made of its leading words or starting with them; plus every
- * mapping of the `mates` assets; less the `read` ones (`{source}:{source_id}`). Keys are evidence.ts's,
+ * mapping of the `mates` assets, every mapping listing an active contract one of `nodes` lists, and the `ids` themselves; less the `read` ones (`{source}:{source_id}`). Keys are evidence.ts's,
  * so what is looked up here is what the matcher compares. Each row comes with its figures, and a
  * row whose price is too far from every price that looked it up (evidence.ts's price veto: no pair
  * can be made) is left in D1: a ticker's crowd of namesakes costs index reads, not rows.
  */
-export function candidatesQuery(nodes: Identity[], { mates = [], read = [] }: { mates?: string[]; read?: string[] } = {}) {
+export function candidatesQuery(
+  nodes: Identity[],
+  { mates = [], read = [], ids: own = [] }: { mates?: string[]; read?: string[]; ids?: { source: string; sourceId: string }[] } = {},
+) {
   type Lookup = [key: string, other: string, low: number | null, high: number | null];
   const lookups = {
     s: new Map<string, Lookup>(),
@@ -440,6 +500,7 @@ export function candidatesQuery(nodes: Identity[], { mates = [], read = [] }: { 
         WHERE ${m.nameKey} > k.value ->> 0 AND ${m.nameKey} < (k.value ->> 0) || '{' AND ${m.source} <> k.value ->> 1
       UNION ALL SELECT ${cols}, NULL, NULL FROM ${m} WHERE ${m.assetUid} IN (SELECT value FROM json_each(${JSON.stringify([...new Set(mates)])}))
         OR (${m.source}, ${m.sourceId}) IN (${byContract})
+        OR (${m.source}, ${m.sourceId}) IN (SELECT j.value ->> 0, j.value ->> 1 FROM json_each(${JSON.stringify(own.map((i) => [i.source, i.sourceId]))}) j)
     )
     SELECT ${source} AS source, ${sourceId} AS source_id, hit.${col(m.assetUid)}, hit.${col(m.name)}, hit.${col(m.symbolKey)},
       ${slot} AS slot, hit.${col(m.pinned)}, hit.${col(m.createdAt)}, ${storedFields(FIGURES, source, sourceId, slot)} AS figures,
