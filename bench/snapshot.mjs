@@ -39,6 +39,7 @@ try {
   const sortFirst = Object.fromEntries(SORTS.map((s) => [s, []]));
   const loads = [];
   let bytes = 0;
+  let stored = 0;
   for (let r = 0; r < RESTARTS; r++) {
     worker.stop();
     worker = await startWorker({ name, port, vars, keepState: true });
@@ -55,6 +56,7 @@ try {
     }
     const m = await call(worker.base, "GET", "/metrics");
     bytes = metric(m.text, "coinfuse_read_model_bytes");
+    stored = metric(m.text, "coinfuse_read_model_object_bytes");
     loads.push(metric(m.text, "coinfuse_read_model_load_milliseconds"));
   }
   const page1 = [];
@@ -66,7 +68,8 @@ try {
   emit({
     bench: "snapshot",
     assets: ASSETS,
-    snapshot_mb: Number.isFinite(bytes) ? +(bytes / 1e6).toFixed(2) : null,
+    snapshot_mb: Number.isFinite(stored) ? +(stored / 1e6).toFixed(2) : null,
+    loaded_mb: Number.isFinite(bytes) ? +(bytes / 1e6).toFixed(2) : null,
     load_ms_median: Number.isFinite(median(loads)) ? +median(loads).toFixed(1) : null,
     first_request_above_warm_ms_median: +median(firstAbove).toFixed(1),
     first_use_of_sort_above_second_ms_median: Object.fromEntries(SORTS.map((s) => [s, +median(sortFirst[s]).toFixed(1)])),

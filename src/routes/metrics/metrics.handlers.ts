@@ -92,6 +92,9 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
     family("coinfuse_ambiguous_matches", "gauge", "Records that could match more than one asset.", [[{}, s.ambiguous]]),
     family("coinfuse_read_model_bytes", "gauge", "Size of the /data snapshot this isolate serves.", [[{}, model?.bytes ?? 0]]),
     family("coinfuse_read_model_version", "gauge", "Version of the /data snapshot this isolate serves.", [[{}, model?.version ?? 0]]),
+    family("coinfuse_read_model_object_bytes", "gauge", "Size of the snapshot object in R2 (gzipped) as this isolate last fetched it.", [
+      [{}, lastSnapshotLoad?.stored ?? 0],
+    ]),
     family(
       "coinfuse_read_model_load_milliseconds",
       "gauge",
