@@ -57,8 +57,9 @@ describe("scored evidence", () => {
     expect(rule(cg("terrausd", "ustc", "TerraClassicUSD", 0.007, 505), cp("ust-terrausd", "UST", "Terra Dollar", 0.00701, 483))).toBe(
       "id_figures",
     );
+    // A renamed original: "X Classic"/"XC" and "X"/"X" with figures agreeing.
     expect(rule(cg("terrane-luna", "trnc", "Terrane Classic", 0.06, 6000), cp("trn-terrane", "TRN", "Terrane", 0.0601, 6015))).toBe(
-      "name_figures",
+      "renamed",
     );
     expect(rule(cg("stepn", "gmt", "GMT", 0.025, 405), cp("gmt-green-metaverse", "GMT", "Green Metaverse Token", 0.0251, 410))).toBe(
       "symbol_corroborated",

@@ -38,6 +38,10 @@ export const SCORES = {
   symbol: 2,
   /** Exactly one side carries "[OLD]"/"(OLD)" (and maybe an "OLD" ticker): a migrated contract, a little against the unmarked coin. */
   oldMarker: -1,
+  /** Exactly one side carries a token-standard suffix ("(ERC-20)"): the same coin unless the plain name has a rival, which then wins. */
+  standardMarker: -1,
+  /** Equal tickers, equal small ranks, one name holding the other's name or ticker as whole words: a descriptive name of one coin. */
+  nameWords: 1,
   /** A bridge or wrap marker on one side only ("(Wormhole)", "Bridged", "Binance-Peg"): a copy of the coin, not the coin. */
   bridgeMarker: -4,
   /** Prices within 1%, 3%, 10% of the lower one; 10-25% and 25-50% apart count against; beyond PRICE_VETO no pair is made. */
@@ -88,11 +92,17 @@ export const RULES = {
   id_name: { weak: false },
   name_symbol: { weak: false },
   migrated: { weak: false },
+  renamed: { weak: false },
   id_figures: { weak: false },
   name_figures: { weak: true },
   symbol_corroborated: { weak: true },
 } as const;
 export type MatchRule = keyof typeof RULES;
+
+/** Ranks up to this are few and stable enough that two providers ranking a coin equally is a fingerprint. */
+const TWIN_RANK = 100;
+/** The word a provider appends to an original chain's name when its successor took the name ("X Classic"). */
+const CLASSIC = "classic";
 
 /** How many leading words of a name are tried as a shorter name of the same coin. */
 const MAX_PREFIX_WORDS = 3;
@@ -106,6 +116,7 @@ export type Keys = {
   words: string[];
   id: string;
   old: boolean;
+  standard: boolean;
   qualifier: string;
   marks: string[];
   /** "chain:address" of each active contract. */
@@ -135,7 +146,7 @@ export function keysOf(r: Identity): Keys {
 }
 
 function computeKeys(r: Identity): Keys {
-  const { base, old, qualifier, marks } = markersOf(r.name);
+  const { base, old, standard, qualifier, marks } = markersOf(r.name);
   const sym = symbolKey(r.symbol);
   // "XOLD" is the ticker of "X [OLD]": the migrated contract's base ticker is X.
   const baseSym = old && sym.length > 3 && sym.endsWith("old") ? sym.slice(0, -3) : sym;
@@ -171,7 +182,7 @@ function computeKeys(r: Identity): Keys {
     ...prefixes.map((p): [string, string] => ["n", p]),
     ...contracts.map((c): [string, string] => ["c", c]),
   ]);
-  return { sym, baseSym, name, loose, words, id, old, qualifier, marks, contracts, own, lookup };
+  return { sym, baseSym, name, loose, words, id, old, standard, qualifier, marks, contracts, own, lookup };
 }
 
 function priceGap(a: number | null, b: number | null) {
@@ -229,6 +240,7 @@ export type Signals = {
   name?: number;
   symbol?: number;
   old?: number;
+  standard?: number;
   bridge?: number;
   price?: number;
   size?: number;
@@ -290,13 +302,18 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   const nameLoose =
     !nameSame && (same(a.loose, b.loose) || same(a.name, b.id) || same(a.loose, b.id) || same(a.id, b.name) || same(a.id, b.loose));
   const namePart = !nameSame && !nameLoose && namePrefix(a.words, b.words);
-  if (nameSame) signals.name = SCORES.name;
-  else if (nameLoose) signals.name = SCORES.looseName;
-  else if (namePart) signals.name = SCORES.namePart;
   const symSame = same(a.sym, b.sym);
+  const renamed = !nameSame && !nameLoose && renamedOriginal(a, b);
+  const described = !nameSame && !nameLoose && !namePart && !renamed && symSame && rankTwins(x, m) && describes(a, b);
+  if (nameSame) signals.name = SCORES.name;
+  else if (nameLoose || renamed) signals.name = SCORES.looseName;
+  else if (namePart) signals.name = SCORES.namePart;
+  else if (described) signals.name = SCORES.nameWords;
   const symMigrated = !symSame && a.old !== b.old && same(a.baseSym, b.baseSym);
-  if (symSame || symMigrated) signals.symbol = SCORES.symbol;
+  const symRenamed = renamed && renamedTicker(a, b);
+  if (symSame || symMigrated || symRenamed) signals.symbol = SCORES.symbol;
   if (a.old !== b.old) signals.old = SCORES.oldMarker;
+  if (a.standard !== b.standard) signals.standard = SCORES.standardMarker;
   const copyMarked = !sameMarks(a, b);
   if (copyMarked) signals.bridge = SCORES.bridgeMarker;
   const price = priceScore(x, m);
@@ -313,9 +330,10 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   else if (idSame && nameOk && agree) rule = "id_name";
   else if (nameOk && symSame) rule = "name_symbol";
   else if (nameOk && symMigrated && agree) rule = "migrated";
+  else if (symRenamed && agree && !copyMarked) rule = "renamed";
   else if (idSame && a.id.length >= MIN_ID_LENGTH && agree) rule = "id_figures";
   else if (namePart && agree && !copyMarked) rule = "name_figures";
-  else if (symSame && agree && !copyMarked) rule = "symbol_corroborated";
+  else if ((symSame || described) && agree && !copyMarked) rule = "symbol_corroborated";
   if (!rule) return null;
   const score = Object.values(signals).reduce((s, v) => s + v, 0);
   if (contract)
@@ -329,6 +347,35 @@ export function compare(x: Identity, m: Identity): Evidence | null {
     };
   if (score < (RULES[rule].weak ? WEAK_MIN : STRONG_MIN)) return null;
   return { rule, score, signals, priceGap: priceGap(x.priceUsd, m.priceUsd), sizeDistance: sizeDistance(x, m) };
+}
+
+/** Both ranks known, equal and small: providers rank the top coins alike, and only one coin holds a rank. */
+const rankTwins = (x: Identity, m: Identity) => x.rank != null && x.rank === m.rank && x.rank <= TWIN_RANK;
+
+/** A run of `part` appears in `words` as whole words. */
+const hasRun = (words: string[], part: string[]) => part.length > 0 && words.some((_, i) => part.every((w, j) => words[i + j] === w));
+
+/** One name holds the other's words, or the shared ticker, as whole words ("Quanta Dollar QUSD" / "Quanta Dollar"). */
+function describes(a: Keys, b: Keys) {
+  const [short, long] = a.words.length <= b.words.length ? [a, b] : [b, a];
+  return (short.words.length < long.words.length && hasRun(long.words, short.words)) || hasRun(long.words, [long.sym]);
+}
+
+/** One name is the other's with "Classic" after it ("X Classic" / "X"): the original chain, renamed when its successor took the name. */
+function renamedOriginal(a: Keys, b: Keys) {
+  const [short, long] = a.words.length <= b.words.length ? [a, b] : [b, a];
+  return (
+    long.words.at(-1) === CLASSIC &&
+    long.words.length === short.words.length + 1 &&
+    hasRun(long.words, short.words) &&
+    long.words[0] === short.words[0]
+  );
+}
+
+/** The classic side's ticker is the other's, or the other's with a "C" ("XC" / "X"). */
+function renamedTicker(a: Keys, b: Keys) {
+  const [plain, classic] = a.words.length <= b.words.length ? [a, b] : [b, a];
+  return plain.sym !== "" && (classic.sym === plain.sym || classic.sym === `${plain.sym}c`);
 }
 
 /**

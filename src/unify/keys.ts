@@ -32,6 +32,10 @@ export function nameKeysOf(name: string) {
 
 const OLD_MARKER = /\s*[[(]\s*old\s*[\])]\s*/gi;
 const OLD_TEST = /[[(]\s*old\s*[\])]/i;
+/** A migration marker: the provider's new contract of the coin, not a copy of it ("X (NEW)"). */
+const NEW_MARKER = /\s*[[(]\s*new\s*[\])]\s*/gi;
+/** A token-standard suffix ("(ERC-20)", "(BEP20)", "(SPL)", "(TRC20)"): the standard the coin is issued under, not a bridge. */
+const STANDARD_SUFFIX = /\s*[[(]\s*(?:(?:erc|bep|trc|hrc|kip|brc|src|zrc)[\s-]?\d{1,4}|spl)\s*[\])]\s*$/i;
 /** Every marker below needs one of these: most names have none, and skip the rest. */
 const MAYBE_MARKED = /[[(]|bridged|wormhole|-peg/i;
 /** A trailing qualifier in brackets: the chain or bridge of a copy ("(Wormhole)", "(PulseChain)", "(BSC)"). */
@@ -41,13 +45,16 @@ const COPY_WORDS = /\b(bridged|wormhole|[a-z]+-peg(?:ged)?)\b/gi;
 
 /**
  * What a name says beside the coin: `old`, CoinGecko's "[OLD]"/"(OLD)" for a migrated contract
- * (`base` is the name without it); `marks`, the markers of a bridged or wrapped copy, among them
+ * (`base` is the name without it, and without a "(NEW)" migration marker); `standard`, a trailing
+ * token-standard suffix ("(ERC-20)"), also left out of `base`; `marks`, the markers of a bridged or wrapped copy, among them
  * the trailing bracketed `qualifier`, which may also be a former name ("MultiversX (Elrond)").
  */
-export function markersOf(name: string): { base: string; old: boolean; qualifier: string; marks: string[] } {
-  if (!MAYBE_MARKED.test(name)) return { base: name, old: false, qualifier: "", marks: [] };
+export function markersOf(name: string): { base: string; old: boolean; standard: boolean; qualifier: string; marks: string[] } {
+  if (!MAYBE_MARKED.test(name)) return { base: name, old: false, standard: false, qualifier: "", marks: [] };
   const old = OLD_TEST.test(name);
-  const base = old ? name.replace(OLD_MARKER, " ").trim() : name;
+  let base = (old ? name.replace(OLD_MARKER, " ") : name).replace(NEW_MARKER, " ").trim() || name;
+  const standard = STANDARD_SUFFIX.test(base) && base.replace(STANDARD_SUFFIX, "").trim() !== "";
+  if (standard) base = base.replace(STANDARD_SUFFIX, "").trim();
   const marks = new Set<string>();
   const qualifier = nameKey(base.match(QUALIFIER)?.[1] ?? "");
   if (qualifier) marks.add(qualifier);
@@ -56,7 +63,7 @@ export function markersOf(name: string): { base: string; old: boolean; qualifier
     marks.add(/-peg(ged)?$/.test(word) ? "peg" : word);
   }
   marks.delete("");
-  return { base, old, qualifier, marks: [...marks].sort() };
+  return { base, old, standard, qualifier, marks: [...marks].sort() };
 }
 
 /**
