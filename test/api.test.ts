@@ -241,5 +241,15 @@ describe("GET /data at 50,000 assets", () => {
     const load = deep.data.filter((a) => a.asset_uid.startsWith("load-"));
     expect(load[0]?.asset_uid).toBe(`load-${N - 34_950}`);
     expect(deep.metadata.total).toBeGreaterThanOrEqual(N);
+    // A search matching thousands ("Load 1…": 1, 10–19, 100–199, …) pages through them in either order.
+    const matching = Array.from({ length: N }, (_, i) => i).filter((i) => String(i).startsWith("1"));
+    for (const order of ["asc", "desc"] as const) {
+      const want = (order === "asc" ? matching : [...matching].reverse()).slice(100, 150).map((i) => `load-${i}`);
+      const page = await (await api(`/data?page=3&page_size=50&sort=market_cap&order=${order}&q=load%201`)).json<
+        Body<{ asset_uid: string }[]>
+      >();
+      expect(page.metadata.total).toBe(matching.length);
+      expect(page.data.map((a) => a.asset_uid)).toEqual(want);
+    }
   });
 });

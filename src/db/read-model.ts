@@ -242,8 +242,9 @@ export class ReadModel {
   }
 
   /** The k-th matching asset in the requested order, and how many match. */
-  private matching(f: Omit<AssetFilter, "page" | "pageSize">) {
-    const rows = f.symbol !== undefined || f.q !== undefined || f.ids !== undefined ? this.filtered(f) : this.order(f.source, f.sort);
+  private matching(f: Omit<AssetFilter, "page" | "pageSize">): { total: number; at: (k: number) => number } {
+    if (f.symbol !== undefined || f.q !== undefined || f.ids !== undefined) return this.filtered(f);
+    const rows = this.order(f.source, f.sort);
     const total = rows.length;
     return { total, at: (k: number) => rows[f.order === "desc" ? total - 1 - k : k] };
   }
@@ -294,47 +295,61 @@ export class ReadModel {
   /**
    * Rows matching `symbol`, `q` and `ids`, in the requested order. Candidates come from binary
    * searches (or the ids); every test is a range check on a stored order's positions, so no row is
-   * decoded. Few candidates are sorted; many are marked and picked out of the order in one pass.
+   * decoded. Few candidates are sorted; many are marked, and a page picks them out of the stored
+   * order from the end it reads, walking only as far as the page.
    */
-  private filtered(f: Omit<AssetFilter, "page" | "pageSize">): Int32Array {
+  private filtered(f: Omit<AssetFilter, "page" | "pageSize">): { total: number; at: (k: number) => number } {
+    const none = { total: 0, at: () => -1 };
     // Prefix match over the name and the symbol, case-insensitive; a blank term matches nothing.
     const term = f.q?.trim().toLowerCase();
-    if (term === "") return new Int32Array(0);
-    const within = (r: ReturnType<ReadModel["range"]>) => {
-      const pos = this.position(r.sort);
-      return (i: number) => pos[i] >= r.from && pos[i] < r.to;
-    };
+    if (term === "") return none;
     const symbol = f.symbol === undefined ? undefined : this.range("symbol", f.symbol.toLowerCase(), true);
     const byName = term === undefined ? undefined : this.range("name", term, false);
     const bySymbol = term === undefined ? undefined : this.range("symbol", term, false);
-    const tests: ((i: number) => boolean)[] = [];
-    if (f.source) tests.push((i) => (this.flags[i] & SOURCE_BIT[f.source!]) !== 0);
-    if (symbol) tests.push(within(symbol));
-    if (byName && bySymbol) {
-      const [inName, inSymbol] = [within(byName), within(bySymbol)];
-      tests.push((i) => inName(i) || inSymbol(i));
-    }
-    let candidates: Iterable<number>;
-    if (f.ids !== undefined) candidates = new Set(f.ids.flatMap((id) => this.rowOfId(id) ?? []));
-    else if (symbol) candidates = symbol.rows;
-    else
-      candidates = (function* () {
-        yield* byName!.rows;
-        // Rows in both ranges come once, from the name range.
-        const inName = within(byName!);
-        for (const i of bySymbol!.rows) if (!inName(i)) yield i;
-      })();
+    const posName = byName ? this.position("name") : undefined;
+    const posSymbol = symbol || bySymbol ? this.position("symbol") : undefined;
+    const bit = f.source ? SOURCE_BIT[f.source] : 0;
+    const passes = (i: number) =>
+      (!bit || (this.flags[i] & bit) !== 0) &&
+      (!symbol || (posSymbol![i] >= symbol.from && posSymbol![i] < symbol.to)) &&
+      (!byName ||
+        (posName![i] >= byName.from && posName![i] < byName.to) ||
+        (posSymbol![i] >= bySymbol!.from && posSymbol![i] < bySymbol!.to));
     const picked: number[] = [];
-    for (const i of candidates) if (tests.every((t) => t(i))) picked.push(i);
-    const position = this.position(f.sort);
-    if (picked.length * 64 < this.size) return Int32Array.from(picked).sort((a, b) => position[a] - position[b]);
+    if (f.ids !== undefined) {
+      for (const i of new Set(f.ids.flatMap((id) => this.rowOfId(id) ?? []))) if (passes(i)) picked.push(i);
+    } else if (symbol) {
+      for (const i of symbol.rows) if (passes(i)) picked.push(i);
+    } else {
+      for (const i of byName!.rows) if (passes(i)) picked.push(i);
+      // Rows in both ranges come once, from the name range.
+      for (const i of bySymbol!.rows) if (!(posName![i] >= byName!.from && posName![i] < byName!.to) && passes(i)) picked.push(i);
+    }
+    const total = picked.length;
+    const desc = f.order === "desc";
+    if (total * 64 < this.size) {
+      const position = this.position(f.sort);
+      const rows = Int32Array.from(picked).sort((a, b) => position[a] - position[b]);
+      return { total, at: (k) => rows[desc ? total - 1 - k : k] };
+    }
     const marked = new Uint8Array(this.size);
     for (const i of picked) marked[i] = 1;
-    const out = new Int32Array(picked.length);
     const order = this.s.i32(`order:${f.sort}`);
-    let j = 0;
-    for (let k = 0; k < order.length; k++) if (marked[order[k]]) out[j++] = order[k];
-    return out;
+    const out = new Int32Array(total);
+    let filled = 0;
+    let next = desc ? order.length - 1 : 0;
+    const step = desc ? -1 : 1;
+    return {
+      total,
+      at: (k) => {
+        while (filled <= k) {
+          const i = order[next];
+          next += step;
+          if (marked[i]) out[filled++] = i;
+        }
+        return out[k];
+      },
+    };
   }
 
   /** An asset_uid, an alias of one, or `source:source_id` (a source's id as the asset lists it). */
