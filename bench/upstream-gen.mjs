@@ -224,14 +224,12 @@ export function writeContractLists(dir, geckoIdx, paprikaIdx, { listOnly = 2, ro
       if (!p[1]) continue;
       if (!byPlatform.has(p[1])) byPlatform.set(p[1], []);
       const active = prng(7000 + i)() >= 0.03;
-      byPlatform
-        .get(p[1])
-        .push({
-          address: p[2] === "evm" ? address.toLowerCase() : address,
-          id: `${c.symbol.toLowerCase()}-${c.slug}`,
-          type: "TOKEN",
-          active,
-        });
+      byPlatform.get(p[1]).push({
+        address: p[2] === "evm" ? address.toLowerCase() : address,
+        id: `${c.symbol.toLowerCase()}-${c.slug}`,
+        type: "TOKEN",
+        active,
+      });
     }
   }
   fs.mkdirSync(path.join(dir, "coingecko"), { recursive: true });

@@ -147,7 +147,6 @@ export function encodeSnapshot(
 }
 
 const SOURCE_BIT = Object.fromEntries(SOURCES.map((src, k) => [src, 1 << k])) as Record<Source, number>;
-const SOURCE_MASK = (1 << SOURCES.length) - 1;
 
 /**
  * The /data read model in memory: typed-array views over one fetched snapshot. A page at any
@@ -521,7 +520,8 @@ export async function currentReadModel(
 ): Promise<ReadModel | null> {
   const t = now();
   if (loaded && t - loaded.checkedAt < (kv ? RECHECK_MS.kv : RECHECK_MS.d1Only)) return loaded.model;
-  const refreshing = (loading ??= refresh(db, bucket, kv));
+  loading ??= refresh(db, bucket, kv);
+  const refreshing = loading;
   if (loaded?.model && waitUntil) {
     waitUntil(refreshing.catch((e) => log("warn", "read_model_refresh_failed", { error: String(e) })));
     return loaded.model;

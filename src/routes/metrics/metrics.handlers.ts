@@ -20,7 +20,7 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 }
 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
-  const { readDb: db, env } = c.get("services");
+  const { readDb: db } = c.get("services");
   const [s, byStatus, model] = await Promise.all([
     c
       .get("services")

@@ -10,7 +10,7 @@ import type * as routes from "./stats.routes";
 import type { StatsSchema } from "./stats.routes";
 
 export const stats: RouteHandler<typeof routes.stats, AppEnv> = async (c) => {
-  const { readDb: db, env } = c.get("services");
+  const { readDb: db } = c.get("services");
   const [s, last, recent] = await Promise.all([
     c
       .get("services")
