@@ -9,7 +9,7 @@ import { runMeteredJob } from "../src/jobs/queue";
 import { chainOf, explorerUrl, knownChains, normaliseAddress } from "../src/sources/chains";
 import { coingeckoContracts } from "../src/sources/coingecko-contracts";
 import { coinpaprikaContracts } from "../src/sources/coinpaprika-contracts";
-import { drain, json, rows, stubUpstream, testServices } from "./helpers";
+import { drain, json, metaCountingD1, rows, stubUpstream, testServices } from "./helpers";
 
 const EVM = "0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
 const SOL = "So1anaMintAddreSS1111111111111111111111112";
@@ -56,38 +56,7 @@ function countingEnv(base: Env) {
     counted.d1_rows_written += meta?.rows_written ?? 0;
     counted.d1_rows_read += meta?.rows_read ?? 0;
   };
-  const unwrap = new WeakMap<object, D1PreparedStatement>();
-  const statement = (inner: D1PreparedStatement): D1PreparedStatement => {
-    const all = async () => {
-      const r = await inner.all();
-      charge(r.meta);
-      return r;
-    };
-    const st = {
-      bind: (...v: unknown[]) => statement(inner.bind(...v)),
-      all,
-      run: async () => {
-        const r = await inner.run();
-        charge(r.meta);
-        return r;
-      },
-      first: async (c?: string) => {
-        const row = (await all()).results[0] as Record<string, unknown> | undefined;
-        return row === undefined ? null : c === undefined ? row : row[c];
-      },
-      raw: async () => (await all()).results.map((r) => Object.values(r as object)),
-    } as unknown as D1PreparedStatement;
-    unwrap.set(st, inner);
-    return st;
-  };
-  const DB = {
-    prepare: (q: string) => statement(base.DB.prepare(q)),
-    batch: async (ss: D1PreparedStatement[]) => {
-      const results = await base.DB.batch(ss.map((x) => unwrap.get(x) ?? x));
-      for (const r of results) charge(r.meta);
-      return results;
-    },
-  } as unknown as D1Database;
+  const DB = metaCountingD1(base.DB, charge);
   const BUCKET = new Proxy(base.BUCKET, {
     get(t, prop) {
       const v = Reflect.get(t, prop);

@@ -179,3 +179,42 @@ export async function storedRows<T = Record<string, unknown>>(query: string, ...
   await unpackStorage();
   return rows<T>(query, ...binds);
 }
+
+/**
+ * A D1 binding that reports each statement's own `meta` (what Cloudflare bills) to `charge`, as an
+ * independent count beside the Worker's meter. `raw()` and `first()` run as `all()`, whose meta they lack.
+ */
+export function metaCountingD1(d1: D1Database, charge: (meta?: D1Meta) => void): D1Database {
+  const unwrap = new WeakMap<object, D1PreparedStatement>();
+  const statement = (inner: D1PreparedStatement): D1PreparedStatement => {
+    const all = async () => {
+      const r = await inner.all();
+      charge(r.meta);
+      return r;
+    };
+    const s = {
+      bind: (...v: unknown[]) => statement(inner.bind(...v)),
+      all,
+      run: async () => {
+        const r = await inner.run();
+        charge(r.meta);
+        return r;
+      },
+      first: async (c?: string) => {
+        const row = (await all()).results[0] as Record<string, unknown> | undefined;
+        return row === undefined ? null : c === undefined ? row : row[c];
+      },
+      raw: async () => (await all()).results.map((r) => Object.values(r as object)),
+    } as unknown as D1PreparedStatement;
+    unwrap.set(s, inner);
+    return s;
+  };
+  return {
+    prepare: (q: string) => statement(d1.prepare(q)),
+    batch: async (ss: D1PreparedStatement[]) => {
+      const results = await d1.batch(ss.map((s) => unwrap.get(s) ?? s));
+      for (const r of results) charge(r.meta);
+      return results;
+    },
+  } as unknown as D1Database;
+}

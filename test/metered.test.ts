@@ -6,7 +6,7 @@ import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
 import { currentMeter, Meter, noUsage, type Usage } from "../src/lib/usage";
 import { servicesFor } from "../src/services";
-import { apiWith, drain, json, recordingQueue, rows, stubUpstream, TOKEN } from "./helpers";
+import { apiWith, drain, json, metaCountingD1, recordingQueue, rows, stubUpstream, TOKEN } from "./helpers";
 
 type Counted = { metered: Usage; unmetered: Usage; unmeteredKinds: Set<string> };
 
@@ -26,38 +26,7 @@ function countingEnv(base: Env) {
     add("d1", "d1_rows_read", meta?.rows_read ?? 0);
     add("d1", "d1_rows_written", meta?.rows_written ?? 0);
   };
-  const unwrap = new WeakMap<object, D1PreparedStatement>();
-  const statement = (inner: D1PreparedStatement): D1PreparedStatement => {
-    const all = async () => {
-      const r = await inner.all();
-      d1(r.meta);
-      return r;
-    };
-    const s = {
-      bind: (...v: unknown[]) => statement(inner.bind(...v)),
-      all,
-      run: async () => {
-        const r = await inner.run();
-        d1(r.meta);
-        return r;
-      },
-      first: async (c?: string) => {
-        const row = (await all()).results[0] as Record<string, unknown> | undefined;
-        return row === undefined ? null : c === undefined ? row : row[c];
-      },
-      raw: async () => (await all()).results.map((r) => Object.values(r as object)),
-    } as unknown as D1PreparedStatement;
-    unwrap.set(s, inner);
-    return s;
-  };
-  const DB = {
-    prepare: (q: string) => statement(base.DB.prepare(q)),
-    batch: async (ss: D1PreparedStatement[]) => {
-      const results = await base.DB.batch(ss.map((s) => unwrap.get(s) ?? s));
-      for (const r of results) d1(r.meta);
-      return results;
-    },
-  } as unknown as D1Database;
+  const DB = metaCountingD1(base.DB, d1);
   const calls = (name: string, target: object, kinds: Record<string, keyof Usage | null>) =>
     new Proxy(target, {
       get(t, prop) {

@@ -6,7 +6,7 @@ import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
 import { currentMeter, measured, noUsage, subtractUsage, type Usage } from "../src/lib/usage";
 import { servicesFor } from "../src/services";
-import { api, apiWith, drain, json, recordingQueue, rows, stubUpstream } from "./helpers";
+import { api, apiWith, drain, json, metaCountingD1, recordingQueue, rows, stubUpstream } from "./helpers";
 
 /**
  * Bindings that count what reaches the real ones, independently of the worker's own meter: the D1
@@ -18,38 +18,7 @@ function countingEnv(base: Env) {
     counted.d1_rows_read += meta?.rows_read ?? 0;
     counted.d1_rows_written += meta?.rows_written ?? 0;
   };
-  const unwrap = new WeakMap<object, D1PreparedStatement>();
-  const statement = (inner: D1PreparedStatement): D1PreparedStatement => {
-    const all = async () => {
-      const r = await inner.all();
-      charge(r.meta);
-      return r;
-    };
-    const s = {
-      bind: (...v: unknown[]) => statement(inner.bind(...v)),
-      all,
-      run: async () => {
-        const r = await inner.run();
-        charge(r.meta);
-        return r;
-      },
-      first: async (c?: string) => {
-        const row = (await all()).results[0] as Record<string, unknown> | undefined;
-        return row === undefined ? null : c === undefined ? row : row[c];
-      },
-      raw: async () => (await all()).results.map((r) => Object.values(r as object)),
-    } as unknown as D1PreparedStatement;
-    unwrap.set(s, inner);
-    return s;
-  };
-  const DB = {
-    prepare: (q: string) => statement(base.DB.prepare(q)),
-    batch: async (ss: D1PreparedStatement[]) => {
-      const results = await base.DB.batch(ss.map((s) => unwrap.get(s) ?? s));
-      for (const r of results) charge(r.meta);
-      return results;
-    },
-  } as unknown as D1Database;
+  const DB = metaCountingD1(base.DB, charge);
   const calls = (target: object, kinds: Record<string, keyof Usage>) =>
     new Proxy(target, {
       get(t, prop) {
