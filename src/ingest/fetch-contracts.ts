@@ -26,7 +26,7 @@ import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
 import { archiveRaw } from "./archive";
-import { fetchUpstream, UpstreamError } from "./http-client";
+import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
@@ -189,19 +189,7 @@ class Refresh {
   ): Promise<{ ok: true; normalised: ContractsNormalised & { perPlatform?: boolean } } | { ok: false; error: string }> {
     let body: Awaited<ReturnType<typeof fetchUpstream>>;
     try {
-      body = await fetchUpstream(
-        req.url,
-        req.headers,
-        {
-          timeoutMs: this.s.config.UPSTREAM_TIMEOUT_MS,
-          maxAttempts: 4,
-          baseDelayMs: 500,
-          maxDelayMs: 8_000,
-          beforeAttempt: this.pacer.beforeAttempt,
-          onRateLimited: this.pacer.onRateLimited,
-        },
-        this.s.fetch,
-      );
+      body = await fetchUpstream(req.url, req.headers, upstreamPolicy(this.s.config.UPSTREAM_TIMEOUT_MS, this.pacer), this.s.fetch);
     } catch (e) {
       if (!(e instanceof UpstreamError)) throw e;
       return { ok: false, error: e.message };

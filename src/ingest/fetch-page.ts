@@ -13,7 +13,7 @@ import { PayloadError } from "../sources/source";
 import { archiveKey, archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
-import { fetchUpstream, UpstreamError } from "./http-client";
+import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { SOURCE_LEASE_MS } from "./start-run";
@@ -80,19 +80,7 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done
   const pacer = requestPacer(s.db, msg.source, adapter.requestsPerMinute(s.config), msg.not_before);
   let body: Awaited<ReturnType<typeof fetchUpstream>>;
   try {
-    body = await fetchUpstream(
-      url,
-      headers,
-      {
-        timeoutMs: s.config.UPSTREAM_TIMEOUT_MS,
-        maxAttempts: 4,
-        baseDelayMs: 500,
-        maxDelayMs: 8_000,
-        beforeAttempt: pacer.beforeAttempt,
-        onRateLimited: pacer.onRateLimited,
-      },
-      s.fetch,
-    );
+    body = await fetchUpstream(url, headers, upstreamPolicy(s.config.UPSTREAM_TIMEOUT_MS, pacer), s.fetch);
   } catch (e) {
     if (!(e instanceof UpstreamError)) throw e;
     return closeFailed(s, msg, lease, fences, `${msg.source} page ${msg.page}: ${e.message}`);

@@ -10,7 +10,7 @@ import { fxSources } from "../sources";
 import type { FxNormalised } from "../sources/fx";
 import { PayloadError } from "../sources/source";
 import { type ArchivePlace, archiveRaw } from "./archive";
-import { fetchUpstream } from "./http-client";
+import { fetchUpstream, upstreamPolicy } from "./http-client";
 import type { requestPacer } from "./request-budget";
 import { HOURLY_POINTS_DAYS, RAW_POINTS_DAYS } from "./retention";
 
@@ -41,20 +41,7 @@ export async function fetchFxRates(
   const { url, headers } = adapter.request(s.config);
   let raw: Awaited<ReturnType<typeof archiveRaw>> | undefined;
   try {
-    const body = await fetchUpstream(
-      url,
-      headers,
-      // The quote pages' policy.
-      {
-        timeoutMs: s.config.UPSTREAM_TIMEOUT_MS,
-        maxAttempts: 4,
-        baseDelayMs: 500,
-        maxDelayMs: 8_000,
-        beforeAttempt: p.pacer.beforeAttempt,
-        onRateLimited: p.pacer.onRateLimited,
-      },
-      s.fetch,
-    );
+    const body = await fetchUpstream(url, headers, upstreamPolicy(s.config.UPSTREAM_TIMEOUT_MS, p.pacer), s.fetch);
     raw = await archiveRaw(s.env.BUCKET, s.db, {
       source: p.source,
       runId: p.runId,

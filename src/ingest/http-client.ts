@@ -21,6 +21,19 @@ export type FetchPolicy = {
   onRateLimited: (untilMs: number) => Promise<void>;
 };
 
+/**
+ * The one retry policy of every upstream call (quote pages, FX rates, contract lists): 4 tries,
+ * exponential backoff from 0.5 s to 8 s with jitter, paced by the source's request budget.
+ */
+export const upstreamPolicy = (timeoutMs: number, pacer: Pick<FetchPolicy, "beforeAttempt" | "onRateLimited">): FetchPolicy => ({
+  timeoutMs,
+  maxAttempts: 4,
+  baseDelayMs: 500,
+  maxDelayMs: 8_000,
+  beforeAttempt: pacer.beforeAttempt,
+  onRateLimited: pacer.onRateLimited,
+});
+
 export type UpstreamBody = { bytes: Uint8Array; contentType: string; status: number; attempts: number };
 
 /**
