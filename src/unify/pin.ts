@@ -7,7 +7,7 @@ import { publishReadModel } from "../db/read-model";
 import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { keysOf } from "./evidence";
-import { inUnifyLease, retireStatements } from "./resolve";
+import { insertMappingsStatement, inUnifyLease, retireStatements } from "./resolve";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
 /**
@@ -44,10 +44,12 @@ export async function pinMapping(
     const move = await takeQuotesToMove(db, [{ source, sourceId, slot, assetUid }], now);
     return {
       writes: [
-        sql`
-          INSERT INTO asset_mappings (source, source_id, asset_uid, rule, pinned, symbol_key, name_key, id_key, name, slot, created_at, updated_at)
-          VALUES (${source}, ${sourceId}, ${assetUid}, 'pinned', 1, ${keys.sym}, ${keys.name}, ${keys.id}, ${name}, ${slot}, ${now}, ${now})
-          ON CONFLICT (source, source_id) DO UPDATE SET asset_uid = excluded.asset_uid, rule = 'pinned', pinned = 1, updated_at = excluded.updated_at`,
+        insertMappingsStatement(
+          source,
+          [{ sourceId, assetUid, rule: "pinned", symbolKey: keys.sym, nameKey: keys.name, idKey: keys.id, name, slot }],
+          now,
+          true,
+        ),
         sql`DELETE FROM ambiguous_matches WHERE source = ${source} AND source_id = ${sourceId}`,
         ...move.writes,
         ...retire,

@@ -307,15 +307,20 @@ type NewMove = Pick<typeof mappingMoves.$inferInsert, "source" | "sourceId" | "f
 /** Rows travel as one JSON parameter of objects keyed by the schema's own property names. */
 const field = (name: string) => sql`j.value ->> ${name}`;
 
-function insertMappingsStatement(source: string, rows: NewMapping[], now: string) {
+/** New mappings; with `pin`, pinned ones that take over an existing mapping of the id (its slot stays). */
+export function insertMappingsStatement(source: string, rows: NewMapping[], now: string, pin = false) {
   const m = assetMappings;
+  const onConflict = pin
+    ? sql`DO UPDATE SET ${col(m.assetUid)} = excluded.${col(m.assetUid)}, ${col(m.rule)} = excluded.${col(m.rule)}, ${col(m.pinned)} = 1,
+        ${col(m.updatedAt)} = excluded.${col(m.updatedAt)}`
+    : sql`DO NOTHING`;
   return sql`
     INSERT INTO ${m} (${col(m.source)}, ${col(m.sourceId)}, ${col(m.assetUid)}, ${col(m.rule)}, ${col(m.pinned)}, ${col(m.symbolKey)},
       ${col(m.nameKey)}, ${col(m.idKey)}, ${col(m.name)}, ${col(m.slot)}, ${col(m.createdAt)}, ${col(m.updatedAt)})
-    SELECT ${source}, ${field("sourceId")}, ${field("assetUid")}, ${field("rule")}, 0, ${field("symbolKey")}, ${field("nameKey")},
+    SELECT ${source}, ${field("sourceId")}, ${field("assetUid")}, ${field("rule")}, ${pin ? 1 : 0}, ${field("symbolKey")}, ${field("nameKey")},
       ${field("idKey")}, ${field("name")}, ${field("slot")}, ${now}, ${now}
     FROM json_each(${JSON.stringify(rows)}) j WHERE true
-    ON CONFLICT (${col(m.source)}, ${col(m.sourceId)}) DO NOTHING`;
+    ON CONFLICT (${col(m.source)}, ${col(m.sourceId)}) ${onConflict}`;
 }
 
 /** Moved mappings take their new asset and the rule that moved them; a pin never moves (the decision keeps pinned ids). */
