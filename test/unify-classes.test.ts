@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { compare, type Identity } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
 import { markersOf } from "../src/unify/keys";
+import { decide } from "../src/unify/matcher";
 import { csvRecord, gecko, identityOf, paprika } from "./identities";
 
 /** The classes right without contracts (native coins and CSV rows have none), with invented coins. */
@@ -70,5 +71,71 @@ describe("a renamed original", () => {
     const plain = paprika("qs-quarrystone", "QS", "Quarrystone", 0.0184, 1395);
     expect(compare(gecko("quarrystone-classic", "qsc", "Quarrystone Classic", 0.011, 1400), plain)).toBeNull();
     expect(compare(gecko("quarrystone-classic", "qtc", "Quarrystone Classic", 0.0183, 1400), plain)?.rule).not.toBe("renamed");
+  });
+});
+
+describe("a chain suffix on one side", () => {
+  it("reads a trailing chain bracket as the plain name, and a bridge bracket not", () => {
+    expect(markersOf("Ferrowind (BSC)").plain).toBe("Ferrowind");
+    expect(markersOf("Ferrowind (Wormhole)").plain).toBe("");
+    expect(markersOf("Bridged Ferrowind (Arbitrum)").plain).toBe("");
+  });
+
+  it("joins the plain name when no id of either source goes by it", () => {
+    for (const chain of ["(BSC)", "(Arbitrum)", "(Polygon)"]) {
+      const a = gecko("ferrowind-onchain", "fwd", `Ferrowind ${chain}`, 0.0412, 2210);
+      const b = paprika("fwd-ferrowind", "FWD", "Ferrowind", 0.0415, 2204);
+      const evidence = compare(a, b);
+      expect(evidence?.rule, chain).toBe("chain_named");
+      expect(evidence?.signals.chain, chain).toBe(-1);
+      expect(evidence?.signals.bridge, chain).toBeUndefined();
+      expect(together([a, b])(a, b), chain).toBe(true);
+    }
+  });
+
+  it("leaves a suffixed copy apart when its source also lists the plain name", () => {
+    const copy = gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.0412, 2210);
+    const origin = gecko("ferrowind", "fwd", "Ferrowind", 0.0413, 2190);
+    const cp = paprika("fwd-ferrowind", "FWD", "Ferrowind", 0.0415, 2204);
+    const same = together([copy, origin, cp]);
+    expect(same(origin, cp)).toBe(true);
+    expect(same(copy, cp)).toBe(false);
+    // Even when the copy's figures fit better than its origin's.
+    const far = gecko("ferrowind", "fwd", "Ferrowind", 0.052, 2600);
+    expect(together([copy, far, cp])(copy, cp)).toBe(false);
+  });
+
+  it("decides the same against known mappings, in either order", () => {
+    const copy = gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.0412, 2210);
+    const origin = gecko("ferrowind", "fwd", "Ferrowind", 0.0413, 2190);
+    const cp = paprika("fwd-ferrowind", "FWD", "Ferrowind", 0.0415, 2204);
+    const known = (r: Identity, assetUid: string) => ({ ...r, assetUid });
+    expect(decide([copy], [known(cp, "ferrowind")]).decisions.get(matchKey(copy))?.assetUid).toBe("ferrowind");
+    const withRival = [known(cp, "ferrowind"), known(origin, "ferrowind")];
+    expect(decide([copy], withRival).decisions.get(matchKey(copy))?.assetUid).not.toBe("ferrowind");
+    const first = decide([copy, cp], []);
+    expect(first.decisions.get(matchKey(copy))?.fresh).toBe(first.decisions.get(matchKey(cp))?.fresh);
+    const later = decide([origin], [known(copy, "ferrowind"), known(cp, "ferrowind")]);
+    // The origin arriving splits the pair: it and the plain name are one asset, the copy another.
+    expect(later.moves).toHaveLength(1);
+    const [moved] = later.moves;
+    expect(moved.sourceId).toBe("fwd-ferrowind");
+    expect(later.decisions.get(matchKey(origin))?.fresh).toBe((moved.to as { fresh: number }).fresh);
+  });
+
+  it("leaves it apart when the plain side's source lists another chain copy", () => {
+    const a = gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.0412, 2210);
+    const b = paprika("fwd-ferrowind", "FWD", "Ferrowind", 0.0415, 2204);
+    const other = paprika("fwd-ferrowind-polygon", "FWD", "Ferrowind (Polygon)", 0.0414, 2230);
+    expect(together([a, b, other])(a, b)).toBe(false);
+  });
+
+  it("keeps them apart when the figures disagree or the ticker is another", () => {
+    const b = paprika("fwd-ferrowind", "FWD", "Ferrowind", 0.0415, 2204);
+    expect(compare(gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.036, 2210), b)).toBeNull();
+    expect(compare(gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.0412, 3900), b)).toBeNull();
+    expect(compare(gecko("ferrowind-bsc", "fwb", "Ferrowind (BSC)", 0.0412, 2210), b)).toBeNull();
+    const apart = gecko("ferrowind-bsc", "fwd", "Ferrowind (BSC)", 0.036, 2210);
+    expect(together([apart, b])(apart, b)).toBe(false);
   });
 });

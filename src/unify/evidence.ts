@@ -40,6 +40,11 @@ export const SCORES = {
   oldMarker: -1,
   /** Exactly one side carries a token-standard suffix ("(ERC-20)"): the same coin unless the plain name has a rival, which then wins. */
   standardMarker: -1,
+  /**
+   * Exactly one side carries a trailing chain bracket ("X (BSC)") and is otherwise the other's name: the coin
+   * itself, named by the one chain it lives on, unless a rival lists the plain name (grouping.ts): then a copy.
+   */
+  chainMarker: -1,
   /** Equal tickers, equal small ranks, one name holding the other's name or ticker as whole words: a descriptive name of one coin. */
   nameWords: 1,
   /** A bridge or wrap marker on one side only ("(Wormhole)", "Bridged", "Binance-Peg"): a copy of the coin, not the coin. */
@@ -93,6 +98,7 @@ export const RULES = {
   name_symbol: { weak: false },
   migrated: { weak: false },
   renamed: { weak: false },
+  chain_named: { weak: false },
   id_figures: { weak: false },
   name_figures: { weak: true },
   symbol_corroborated: { weak: true },
@@ -119,6 +125,9 @@ export type Keys = {
   standard: boolean;
   qualifier: string;
   marks: string[];
+  /** Name keys without a trailing chain bracket that is the only marker ("X (BSC)" -> "x"); "" otherwise. */
+  plainName: string;
+  plainLoose: string;
   /** "chain:address" of each active contract. */
   contracts: string[];
   own: string[];
@@ -146,11 +155,12 @@ export function keysOf(r: Identity): Keys {
 }
 
 function computeKeys(r: Identity): Keys {
-  const { base, old, standard, qualifier, marks } = markersOf(r.name);
+  const { base, old, standard, qualifier, marks, plain } = markersOf(r.name);
   const sym = symbolKey(r.symbol);
   // "XOLD" is the ticker of "X [OLD]": the migrated contract's base ticker is X.
   const baseSym = old && sym.length > 3 && sym.endsWith("old") ? sym.slice(0, -3) : sym;
   const { name, loose, words } = nameKeysOf(base);
+  const { name: plainName, loose: plainLoose } = plain ? nameKeysOf(plain) : { name: "", loose: "" };
   const id = idKey(r.source, r.sourceId, r.symbol);
   const contracts = [...new Set((r.contracts ?? []).map((c) => `${c.chain}:${c.address}`))].sort();
   const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
@@ -161,6 +171,9 @@ function computeKeys(r: Identity): Keys {
     ["s", baseSym],
     ["n", name],
     ["n", loose],
+    // "X (BSC)" is found by "X", and finds it: the same coin or a copy, which its rivals decide.
+    ["n", plainName],
+    ["n", plainLoose],
     ["i", id],
     ...prefixes.map((p): [string, string] => ["p", p]),
     // An equal contract pairs two ids whatever their names and tickers.
@@ -174,6 +187,8 @@ function computeKeys(r: Identity): Keys {
     ["s", sym && `${sym}old`],
     ["n", name],
     ["n", loose],
+    ["n", plainName],
+    ["n", plainLoose],
     ["i", id],
     ["i", name],
     ["i", loose],
@@ -182,7 +197,7 @@ function computeKeys(r: Identity): Keys {
     ...prefixes.map((p): [string, string] => ["n", p]),
     ...contracts.map((c): [string, string] => ["c", c]),
   ]);
-  return { sym, baseSym, name, loose, words, id, old, standard, qualifier, marks, contracts, own, lookup };
+  return { sym, baseSym, name, loose, words, id, old, standard, qualifier, marks, plainName, plainLoose, contracts, own, lookup };
 }
 
 function priceGap(a: number | null, b: number | null) {
@@ -241,6 +256,7 @@ export type Signals = {
   symbol?: number;
   old?: number;
   standard?: number;
+  chain?: number;
   bridge?: number;
   price?: number;
   size?: number;
@@ -305,6 +321,7 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   const symSame = same(a.sym, b.sym);
   const renamed = !nameSame && !nameLoose && renamedOriginal(a, b);
   const described = !nameSame && !nameLoose && !namePart && !renamed && symSame && rankTwins(x, m) && describes(a, b);
+  const chainNamed = !nameSame && !nameLoose && symSame && chainOf(a, b) !== null;
   if (nameSame) signals.name = SCORES.name;
   else if (nameLoose || renamed) signals.name = SCORES.looseName;
   else if (namePart) signals.name = SCORES.namePart;
@@ -334,6 +351,13 @@ export function compare(x: Identity, m: Identity): Evidence | null {
   else if (idSame && a.id.length >= MIN_ID_LENGTH && agree) rule = "id_figures";
   else if (namePart && agree && !copyMarked) rule = "name_figures";
   else if ((symSame || described) && agree && !copyMarked) rule = "symbol_corroborated";
+  else if (chainNamed && agree) {
+    // "X (BSC)" / "X": the plain names are equal and the bracket is a chain, not a copy, unless a rival says so (grouping.ts).
+    rule = "chain_named";
+    signals.name = SCORES.name;
+    delete signals.bridge;
+    signals.chain = SCORES.chainMarker;
+  }
   if (!rule) return null;
   const score = Object.values(signals).reduce((s, v) => s + v, 0);
   if (contract)
@@ -347,6 +371,33 @@ export function compare(x: Identity, m: Identity): Evidence | null {
     };
   if (score < (RULES[rule].weak ? WEAK_MIN : STRONG_MIN)) return null;
   return { rule, score, signals, priceGap: priceGap(x.priceUsd, m.priceUsd), sizeDistance: sizeDistance(x, m) };
+}
+
+/** Of two records, the one named "X (Chain)" while the other is plainly "X" and carries no marker; null when not so. */
+function chainOf(a: Keys, b: Keys): Keys | null {
+  const named = (k: Keys, other: Keys) =>
+    k.plainName !== "" && other.marks.length === 0 && !other.standard && (same(k.plainName, other.name) || same(k.plainLoose, other.loose));
+  if (named(a, b)) return a;
+  if (named(b, a)) return b;
+  return null;
+}
+
+/**
+ * The plain name a record goes by under a chain bracket, or its own name. Another id of either
+ * source of a chain-named pair ("X (BSC)" / "X") going by the same plain name ("X", "X (Polygon)")
+ * is a rival: a provider listing only "X (BSC)" names the coin by its chain; one listing "X" beside
+ * it lists a copy next to its origin (see grouping.ts).
+ */
+export const plainKeyOf = (r: Identity) => {
+  const k = keysOf(r);
+  return k.plainName || k.name;
+};
+
+/** Two records one of which is the other's plain name under a chain bracket: whatever reaches one must see the other's rivals. */
+export function chainLinked(x: Identity, m: Identity): boolean {
+  const a = keysOf(x);
+  const b = keysOf(m);
+  return (a.plainName !== "" || b.plainName !== "") && plainKeyOf(x) !== "" && plainKeyOf(x) === plainKeyOf(m);
 }
 
 /** Both ranks known, equal and small: providers rank the top coins alike, and only one coin holds a rank. */

@@ -1,4 +1,4 @@
-import { compare, type Evidence, type Identity, keysOf, pairVeto, RULES } from "./evidence";
+import { compare, type Evidence, type Identity, keysOf, pairVeto, plainKeyOf, RULES } from "./evidence";
 
 /** A record to group; `pinned` fixes it to that asset uid (an admin's pin), which only records of that pin's group share. */
 export type GroupNode = { r: Identity; pinned?: string };
@@ -75,8 +75,28 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V) {
 export function groupRecords(nodes: GroupNode[]): Grouping {
   const byKey = new Map<string, GroupNode>();
   for (const n of nodes) if (!byKey.has(matchKey(n.r))) byKey.set(matchKey(n.r), n);
-  const edges = scoredEdges(candidatePairs([...byKey.values()]));
+  const edges = withoutChainRivals(byKey, scoredEdges(candidatePairs([...byKey.values()])));
   return joinGroups(byKey, edges);
+}
+
+/**
+ * Drops each chain-named pair ("X (BSC)" / "X", rule `chain_named`) that has a rival: another id of
+ * either source going by the same plain name. The suffixed id is then a copy listed beside its
+ * origin, not the coin, however well the figures agree.
+ */
+function withoutChainRivals(byKey: Map<string, GroupNode>, edges: Edge[]): Edge[] {
+  if (!edges.some((e) => e.evidence.rule === "chain_named")) return edges;
+  const byPlain = new Map<string, Identity[]>();
+  for (const { r } of byKey.values()) push(byPlain, `${r.source}\u0000${plainKeyOf(r)}`, r);
+  const named = (key: string, plain: string) => {
+    const r = byKey.get(key)!.r;
+    return (byPlain.get(`${r.source}\u0000${plain}`) ?? NONE).length > 1;
+  };
+  return edges.filter((e) => {
+    if (e.evidence.rule !== "chain_named") return true;
+    const plain = plainKeyOf(byKey.get(e.a)!.r);
+    return !named(e.a, plain) && !named(e.b, plain);
+  });
 }
 
 /** Records compared with each other: different sources (or two CSV ids) sharing a symbol, name or id key. */

@@ -40,6 +40,15 @@ const STANDARD_SUFFIX = /\s*[[(]\s*(?:(?:erc|bep|trc|hrc|kip|brc|src|zrc)[\s-]?\
 const MAYBE_MARKED = /[[(]|bridged|wormhole|-peg/i;
 /** A trailing qualifier in brackets: the chain or bridge of a copy ("(Wormhole)", "(PulseChain)", "(BSC)"). */
 const QUALIFIER = /[[(]([^\])]+)[\])]\s*$/;
+/**
+ * Chains as providers name them in a trailing bracket ("X (BSC)", "X (Arbitrum)"), as name keys. A
+ * bridge ("(Wormhole)") or a fork's copy ("(PulseChain)") is not one: those name a copy wherever they stand.
+ */
+const CHAIN_NAMES = new Set(
+  `ethereum eth bsc bnb bnbchain bnbsmartchain binancesmartchain polygon polygonpos matic arbitrum arbitrumone optimism
+   base avalanche avax avalanchecchain solana sol tron fantom cronos gnosis celo moonbeam harmony heco kcc okc klaytn
+   zksync zksyncera linea scroll mantle blast near cardano algorand tezos sui aptos ton`.split(/\s+/),
+);
 /** Words that mark a copy of a coin on another chain. */
 const COPY_WORDS = /\b(bridged|wormhole|[a-z]+-peg(?:ged)?)\b/gi;
 
@@ -49,8 +58,16 @@ const COPY_WORDS = /\b(bridged|wormhole|[a-z]+-peg(?:ged)?)\b/gi;
  * token-standard suffix ("(ERC-20)"), also left out of `base`; `marks`, the markers of a bridged or wrapped copy, among them
  * the trailing bracketed `qualifier`, which may also be a former name ("MultiversX (Elrond)").
  */
-export function markersOf(name: string): { base: string; old: boolean; standard: boolean; qualifier: string; marks: string[] } {
-  if (!MAYBE_MARKED.test(name)) return { base: name, old: false, standard: false, qualifier: "", marks: [] };
+export function markersOf(name: string): {
+  base: string;
+  old: boolean;
+  standard: boolean;
+  qualifier: string;
+  marks: string[];
+  /** The name without a trailing chain bracket when that bracket is its only marker ("X (BSC)" -> "X"); "" otherwise. */
+  plain: string;
+} {
+  if (!MAYBE_MARKED.test(name)) return { base: name, old: false, standard: false, qualifier: "", marks: [], plain: "" };
   const old = OLD_TEST.test(name);
   let base = (old ? name.replace(OLD_MARKER, " ") : name).replace(NEW_MARKER, " ").trim() || name;
   const standard = STANDARD_SUFFIX.test(base) && base.replace(STANDARD_SUFFIX, "").trim() !== "";
@@ -63,7 +80,9 @@ export function markersOf(name: string): { base: string; old: boolean; standard:
     marks.add(/-peg(ged)?$/.test(word) ? "peg" : word);
   }
   marks.delete("");
-  return { base, old, standard, qualifier, marks: [...marks].sort() };
+  const chainOnly = marks.size === 1 && CHAIN_NAMES.has(qualifier) && marks.has(qualifier);
+  const plain = chainOnly ? base.replace(QUALIFIER, "").trim() : "";
+  return { base, old, standard, qualifier, marks: [...marks].sort(), plain };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { compare, type Evidence, type Identity, type MatchRule } from "./evidence";
+import { chainLinked, compare, type Evidence, type Identity, type MatchRule } from "./evidence";
 import { byRank, cmp, type Grouping, groupRecords, KeyIndex, matchKey } from "./grouping";
 
 export type { Identity } from "./evidence";
@@ -111,7 +111,7 @@ export class Reach {
       const asset = this.assetOf.get(matchKey(x));
       if (asset) for (const m of this.members.get(asset)!) visit(m);
       this.index.eachPair(x, (y) => {
-        if (!this.reached.has(matchKey(y)) && compare(x, y)) visit(y);
+        if (!this.reached.has(matchKey(y)) && (compare(x, y) || chainLinked(x, y))) visit(y);
       });
     }
   }
@@ -131,7 +131,7 @@ export class Reach {
   private joinsReached(r: Identity) {
     const asset = this.assetOf.get(matchKey(r));
     if (asset && this.members.get(asset)!.some((m) => this.reached.has(matchKey(m)))) return true;
-    return this.index.somePair(r, (x) => this.reached.has(matchKey(x)) && compare(x, r) !== null);
+    return this.index.somePair(r, (x) => this.reached.has(matchKey(x)) && (compare(x, r) !== null || chainLinked(x, r)));
   }
 }
 
