@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { builder, type Db } from "../db/client";
 import { leaseFence, rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
