@@ -1,5 +1,5 @@
 import { chainOf } from "./chains";
-import { coingecko } from "./coingecko";
+import { coingeckoHeaders } from "./coingecko";
 import {
   badSourceId,
   byPlatform,
@@ -8,9 +8,9 @@ import {
   type ContractsNormalised,
   checkAddress,
   contractRejection,
-  isObject,
   isPlatformId,
 } from "./contracts";
+import { isObject } from "./fx";
 import { PayloadError } from "./source";
 
 /**
@@ -21,9 +21,7 @@ import { PayloadError } from "./source";
 export const coingeckoContracts: ContractSourceAdapter = {
   name: "coingecko",
   listing(config) {
-    // The market request's headers carry the plan's key; the list lives beside /coins/markets.
-    const { headers } = coingecko.request(config, 1);
-    return { url: `${config.COINGECKO_BASE_URL.replace(/\/$/, "")}/coins/list?include_platform=true`, headers };
+    return { url: `${config.COINGECKO_BASE_URL.replace(/\/$/, "")}/coins/list?include_platform=true`, headers: coingeckoHeaders(config) };
   },
   normaliseListing(body) {
     if (!Array.isArray(body)) throw new PayloadError("coingecko /coins/list did not return an array");
@@ -58,11 +56,12 @@ export const coingeckoContracts: ContractSourceAdapter = {
           );
           continue;
         }
-        const checked = checkAddress(chainOf("coingecko", platform), value);
+        const chain = chainOf("coingecko", platform);
+        const checked = checkAddress(chain, value);
         if (!checked) continue;
         if ("reason" in checked)
           rejected.push(contractRejection("coingecko", key, sourceId, `${sourceId} on ${platform}: ${checked.reason}`));
-        else entries.push({ platform, row: { sourceId, chain: chainOf("coingecko", platform), address: checked.address, active: true } });
+        else entries.push({ platform, row: { sourceId, chain, address: checked.address, active: true } });
       }
     });
     return { platforms: byPlatform("coingecko", entries), rejected, perPlatform: false };

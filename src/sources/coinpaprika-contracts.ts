@@ -1,5 +1,5 @@
 import { chainOf } from "./chains";
-import { coinpaprika } from "./coinpaprika";
+import { coinpaprikaHeaders } from "./coinpaprika";
 import {
   badSourceId,
   byPlatform,
@@ -8,9 +8,9 @@ import {
   type ContractsNormalised,
   checkAddress,
   contractRejection,
-  isObject,
   isPlatformId,
 } from "./contracts";
+import { isObject } from "./fx";
 import { PayloadError } from "./source";
 
 const base = (url: string) => url.replace(/\/$/, "");
@@ -23,7 +23,7 @@ const base = (url: string) => url.replace(/\/$/, "");
 export const coinpaprikaContracts: ContractSourceAdapter = {
   name: "coinpaprika",
   listing(config) {
-    return { url: `${base(config.COINPAPRIKA_BASE_URL)}/contracts`, headers: coinpaprika.request(config, 1).headers };
+    return { url: `${base(config.COINPAPRIKA_BASE_URL)}/contracts`, headers: coinpaprikaHeaders(config) };
   },
   normaliseListing(body) {
     if (!Array.isArray(body)) throw new PayloadError("coinpaprika /contracts did not return an array");
@@ -50,7 +50,7 @@ export const coinpaprikaContracts: ContractSourceAdapter = {
   platformRequest(config, platform) {
     return {
       url: `${base(config.COINPAPRIKA_BASE_URL)}/contracts/${encodeURIComponent(platform)}`,
-      headers: coinpaprika.request(config, 1).headers,
+      headers: coinpaprikaHeaders(config),
     };
   },
   normalisePlatform(platform, body) {

@@ -84,5 +84,3 @@ export function byPlatform(source: HttpSource, entries: { platform: string; row:
   }
   return [...out].map(([platform, p]) => ({ platform, chain: p.chain, rows: [...p.rows.values()] }));
 }
-
-export const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
