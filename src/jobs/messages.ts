@@ -2,6 +2,9 @@ import { z } from "zod";
 import { HTTP_SOURCES, SOURCES } from "../config";
 import { USAGE_KEYS, type UsageKey } from "../lib/usage";
 
+/** What a message carries of the previous message's cost, for its own part or close to record. */
+const CarriedUsage = z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>);
+
 /** Queue messages. Each names the run it belongs to; the work it resumes from lives in D1. */
 export const JobMessageSchema = z.discriminatedUnion("type", [
   z.object({
@@ -12,7 +15,7 @@ export const JobMessageSchema = z.discriminatedUnion("type", [
     /** The earliest time (ms) this page may call upstream: the previous page's call plus the budget's interval. */
     not_before: z.number().int().optional(),
     /** What the previous page cost after its part was recorded; this page records it with its own. */
-    usage: z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>).optional(),
+    usage: CarriedUsage.optional(),
   }),
   z.object({
     type: z.literal("fetch_contracts"),
@@ -25,7 +28,7 @@ export const JobMessageSchema = z.discriminatedUnion("type", [
     /** Platforms whose lists could not be fetched so far in this refresh. */
     failed: z.number().int().optional(),
     not_before: z.number().int().optional(),
-    usage: z.object(Object.fromEntries(USAGE_KEYS.map((k) => [k, z.number().int()])) as Record<UsageKey, z.ZodNumber>).optional(),
+    usage: CarriedUsage.optional(),
   }),
   z.object({ type: z.literal("csv_upload"), run_id: z.string(), upload_id: z.string() }),
   z.object({ type: z.literal("csv_sweep"), run_id: z.string() }),
