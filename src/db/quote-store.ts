@@ -51,7 +51,7 @@ export const historyRowsQuery = (db: Db, source: string, resolution: Resolution,
     );
 
 /** History rows of one source and resolution for the given (bucket, period start) pairs. */
-export async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
+async function readHistoryRows(db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) {
   if (!keys.length) return new Map<string, Point[]>();
   return decodedHistory(await historyRowsQuery(db, source, resolution, keys));
 }
@@ -64,7 +64,7 @@ const decodedHistory = (rows: { bucket: number; periodStart: string; points: unk
     ]),
   );
 
-export const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
+const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
 
 const hb = historyBuckets;
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -106,7 +106,7 @@ export const deleteHistoryRowStatement = (source: string, bucket: number, resolu
     );
 
 /** The merge of a slice of quotes into the stored buckets: only quotes newer than the stored ones change anything. */
-export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQuote[], runId: string, now: string) {
+function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQuote[], runId: string, now: string) {
   const dirty = new Map<number, QuoteBucket>();
   const points: Point[] = [];
   let written = 0;
@@ -126,7 +126,7 @@ export function mergeQuotes(stored: Map<number, QuoteBucket>, quotes: ResolvedQu
 }
 
 /** Points grouped by the (bucket, period) row of `resolution` they belong in. */
-export function groupPoints(points: Point[], resolution: Resolution) {
+function groupPoints(points: Point[], resolution: Resolution) {
   const rows = new Map<string, { bucket: number; start: number; points: Point[] }>();
   for (const p of points) {
     const bucket = bucketOf(p.slot);
@@ -164,7 +164,7 @@ export const withQuotesLease = <T>(db: Db, source: string, fn: (lease: HeldLease
 /** Statements that run in the slice's own transaction, by name; their results come back under the same names. */
 export type TailStatements = Record<string, Statement[]>;
 
-export type StoreQuotesInput = {
+type StoreQuotesInput = {
   source: string;
   runId: string;
   quotes: ResolvedQuote[];
