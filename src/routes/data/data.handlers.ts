@@ -44,8 +44,8 @@ function exportColumns(code: string): [string, (a: PricedAsset) => unknown][] {
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const [currency, model] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel()]);
-  const filter = { source: q.source, symbol: q.symbol, q: q.q, ids: await idsFilter(s, q), sort: q.sort, order: orderOf(q) };
+  const [currency, model, ids] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel(), idsFilter(s, q)]);
+  const filter = { source: q.source, symbol: q.symbol, q: q.q, ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
   if (q.format === "ndjson") {
@@ -71,19 +71,18 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const [currency, { items, total }] = await Promise.all([
-    vsCurrency(s, q.vs_currency),
-    listAssets(await s.readModel(), {
-      page: q.page,
-      pageSize: q.page_size,
-      source: q.source,
-      symbol: q.symbol,
-      q: q.q,
-      ids: await idsFilter(s, q),
-      sort: q.sort,
-      order: orderOf(q),
-    }),
-  ]);
+  // The currency, the snapshot and a contract filter's read go at once.
+  const [currency, model, ids] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel(), idsFilter(s, q)]);
+  const { items, total } = listAssets(model, {
+    page: q.page,
+    pageSize: q.page_size,
+    source: q.source,
+    symbol: q.symbol,
+    q: q.q,
+    ids,
+    sort: q.sort,
+    order: orderOf(q),
+  });
   const meta = { page: q.page, page_size: q.page_size, total, data_origin: s.config.DATA_ORIGIN, ...fxMetadata(currency) };
   return cachedJson(
     c,
