@@ -21,15 +21,13 @@ function family(name: string, type: "counter" | "gauge", help: string, samples: 
 
 export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) => {
   const { readDb: db } = c.get("services");
+  const loadingModel = c.get("services").readModel();
   const [s, byStatus, model] = await Promise.all([
-    c
-      .get("services")
-      .readModel()
-      .then((model) => collectStats(db, model)),
+    loadingModel.then((m) => collectStats(db, m)),
     db.all<{ source: string; status: string; n: number }>(
       sql`SELECT source, status, COUNT(*) AS n FROM ingestion_runs GROUP BY source, status`,
     ),
-    c.get("services").readModel(),
+    loadingModel,
   ]);
   const t = now();
   const body = [
