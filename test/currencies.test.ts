@@ -338,4 +338,20 @@ describe("FX storage", () => {
     const kept = await rows<{ resolution: string }>("SELECT resolution FROM fx_history WHERE source = 'coingecko'");
     expect(kept.map((r) => r.resolution)).toEqual(["hour"]);
   });
+
+  it("two fetches of one source stored at once both land: the later writer reads again instead of overwriting", async () => {
+    const { s } = testServices();
+    const t = T0 + 30 * 24 * 60 * MIN;
+    await Promise.all([
+      storeFxRates(s.db, "coinpaprika", t + MIN, [rate("aaa", 2)]),
+      storeFxRates(s.db, "coinpaprika", t + 2 * MIN, [rate("bbb", 3)]),
+    ]);
+    const [latest] = await rows<{ rates: string }>("SELECT rates FROM fx_rates WHERE source = 'coinpaprika'");
+    expect(Object.keys(JSON.parse(latest.rates))).toEqual(expect.arrayContaining(["aaa", "bbb"]));
+    const hour = await rows<{ points: string }>(
+      "SELECT points FROM fx_history WHERE source = 'coinpaprika' AND resolution = 'raw' AND period_start = ?",
+      new Date(t).toISOString(),
+    );
+    expect(JSON.parse(hour[0].points).t).toEqual([t + MIN, t + 2 * MIN]);
+  });
 });
