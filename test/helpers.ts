@@ -2,8 +2,10 @@ import { env, exports } from "cloudflare:workers";
 import type { StoredQuote } from "../src/db/schema";
 import type { Env } from "../src/env";
 import { registerUpload } from "../src/ingest/csv-sweep";
+import { storeNormalised } from "../src/ingest/store-chunk";
 import type { JobMessage } from "../src/jobs/messages";
 import { type Services, servicesFor } from "../src/services";
+import type { SourceQuote } from "../src/sources/source-quote";
 
 export const TOKEN = "test-admin-token";
 
@@ -217,4 +219,35 @@ export function metaCountingD1(d1: D1Database, charge: (meta?: D1Meta) => void):
       return results;
     },
   } as unknown as D1Database;
+}
+
+/** A market record with the figures unification compares; the others empty. */
+export const marketQuote = (
+  source: "coingecko" | "coinpaprika" | "csv",
+  sourceId: string,
+  symbol: string,
+  name: string,
+  priceUsd: number,
+  rank: number,
+  at = "2026-11-22T12:00:00.000Z",
+): SourceQuote => ({
+  ...{ source, sourceId, symbol, name, priceUsd, rank, marketCapUsd: null, volume24hUsd: null },
+  ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: at },
+});
+
+/** Stores (and so resolves) one page of a source's records, as run `run-<part>`. */
+export async function storeQuotes(source: string, part: string, quotes: SourceQuote[]) {
+  const { s } = testServices();
+  await storeNormalised(s.db, s.env.KV, {
+    source,
+    runId: `run-${part}`,
+    part,
+    fetched: quotes.length,
+    normalised: { quotes, rejected: [] },
+  });
+}
+
+/** Empties the given tables of the test's D1. */
+export async function clearTables(...tables: string[]) {
+  for (const t of tables) await env.DB.prepare(`DELETE FROM ${t}`).run();
 }

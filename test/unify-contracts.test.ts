@@ -2,14 +2,12 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
 import { replacePlatformStatements } from "../src/db/contract-store";
-import { storeNormalised } from "../src/ingest/store-chunk";
-import type { SourceQuote } from "../src/sources/source-quote";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
 import { forgetMapCopies } from "../src/unify/map-cache";
 import { decide, type KnownMapping } from "../src/unify/matcher";
 import { redecideContracts } from "../src/unify/resolve";
-import { rows, testServices } from "./helpers";
+import { clearTables, marketQuote, rows, storeQuotes, testServices } from "./helpers";
 import { csvRecord, gecko, paprika } from "./identities";
 
 /** Contracts as evidence (SPEC §5): an equal (chain, address) joins, different addresses on one chain keep apart. */
@@ -87,22 +85,9 @@ describe("the contract veto", () => {
 });
 
 const T = "2026-11-22T12:00:00.000Z";
-const quote = (source: "coingecko" | "coinpaprika", sourceId: string, symbol: string, name: string, priceUsd: number, rank: number) =>
-  ({
-    ...{ source, sourceId, symbol, name, priceUsd, rank, marketCapUsd: null, volume24hUsd: null },
-    ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
-  }) satisfies SourceQuote;
+const quote = marketQuote;
 
-async function store(source: string, part: string, quotes: SourceQuote[]) {
-  const { s } = testServices();
-  await storeNormalised(s.db, s.env.KV, {
-    source,
-    runId: `run-${part}`,
-    part,
-    fetched: quotes.length,
-    normalised: { quotes, rejected: [] },
-  });
-}
+const store = storeQuotes;
 async function list(source: string, sourceId: string, chain: string, address: string, active = 1) {
   await env.DB.prepare("INSERT INTO source_contracts (source, source_id, chain, address, platform, active) VALUES (?, ?, ?, ?, ?, ?)")
     .bind(source, sourceId, chain, address, chain, active)
@@ -114,7 +99,7 @@ const assetOf = async (source: string, sourceId: string) =>
 
 describe("contracts stored before the pages", () => {
   beforeEach(async () => {
-    for (const t of [
+    await clearTables(
       "asset_mappings",
       "assets",
       "quote_buckets",
@@ -123,8 +108,7 @@ describe("contracts stored before the pages", () => {
       "leases",
       "mapping_moves",
       "source_contracts",
-    ])
-      await env.DB.prepare(`DELETE FROM ${t}`).run();
+    );
     forgetMapCopies();
   });
 
@@ -157,7 +141,7 @@ describe("contracts stored before the pages", () => {
 
 describe("contracts stored after names decided", () => {
   beforeEach(async () => {
-    for (const t of [
+    await clearTables(
       "asset_mappings",
       "assets",
       "quote_buckets",
@@ -166,8 +150,7 @@ describe("contracts stored after names decided", () => {
       "leases",
       "mapping_moves",
       "source_contracts",
-    ])
-      await env.DB.prepare(`DELETE FROM ${t}`).run();
+    );
     forgetMapCopies();
   });
 

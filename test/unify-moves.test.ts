@@ -1,28 +1,15 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { publishReadModel } from "../src/db/read-model";
-import { storeNormalised } from "../src/ingest/store-chunk";
 import type { SourceQuote } from "../src/sources/source-quote";
 import { forgetMapCopies, publishMapCache } from "../src/unify/map-cache";
 import identities from "./fixtures/identities.json";
 import classes from "./fixtures/identity-classes.json";
-import { api, rows, storedRows, testServices } from "./helpers";
+import { api, clearTables, marketQuote, rows, storedRows, storeQuotes, testServices } from "./helpers";
 
-const T1 = "2026-11-22T12:00:00.000Z";
 const T2 = "2026-11-22T12:05:00.000Z";
 
-const quote = (
-  source: "coingecko" | "coinpaprika" | "csv",
-  sourceId: string,
-  symbol: string,
-  name: string,
-  priceUsd: number,
-  rank: number,
-  at = T1,
-): SourceQuote => ({
-  ...{ source, sourceId, symbol, name, priceUsd, rank, marketCapUsd: null, volume24hUsd: null },
-  ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: at },
-});
+const quote = marketQuote;
 
 // The true coin on both providers, and a look-alike CoinGecko lists 12 places higher: same ticker, a
 // price 1.5% off, another name.
@@ -30,16 +17,7 @@ const paprikaZeph = quote("coinpaprika", "zeph-zephyr-protocol", "ZEPH", "Zephyr
 const lookalike = quote("coingecko", "zeta-phoenix", "zeph", "Zeta Phoenix", 2.446, 388);
 const geckoZeph = quote("coingecko", "zephyr-protocol", "zeph", "Zephyr Protocol", 2.412, 400);
 
-async function store(source: string, part: string, quotes: SourceQuote[]) {
-  const { s } = testServices();
-  await storeNormalised(s.db, s.env.KV, {
-    source,
-    runId: `run-${part}`,
-    part,
-    fetched: quotes.length,
-    normalised: { quotes, rejected: [] },
-  });
-}
+const store = storeQuotes;
 
 const mappingOf = async (source: string, sourceId: string) =>
   (
@@ -51,7 +29,7 @@ const mappingOf = async (source: string, sourceId: string) =>
   )[0];
 
 beforeEach(async () => {
-  for (const t of [
+  await clearTables(
     "asset_mappings",
     "assets",
     "quote_buckets",
@@ -60,8 +38,7 @@ beforeEach(async () => {
     "leases",
     "mapping_moves",
     "ambiguous_matches",
-  ])
-    await env.DB.prepare(`DELETE FROM ${t}`).run();
+  );
   await env.KV.delete("map:coingecko");
   await env.KV.delete("map:coinpaprika");
   forgetMapCopies();

@@ -1,12 +1,11 @@
 import { env } from "cloudflare:workers";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeEach, describe, expect, it } from "vitest";
-import { storeNormalised } from "../src/ingest/store-chunk";
 import type { SourceQuote } from "../src/sources/source-quote";
 import { forgetMapCopies } from "../src/unify/map-cache";
 import { decide, type KnownMapping, matchKey, reachOf } from "../src/unify/matcher";
 import { candidatesQuery } from "../src/unify/resolve";
-import { rows, testServices } from "./helpers";
+import { clearTables, marketQuote, rows, storeQuotes } from "./helpers";
 import { gecko, paprika } from "./identities";
 
 /** What a batch reads and decides again: what it reaches, not what shares its ticker. */
@@ -39,28 +38,13 @@ describe("the part of the map a batch reaches", () => {
   });
 });
 
-const T = "2026-11-22T12:00:00.000Z";
-const quote = (source: "coingecko" | "coinpaprika", sourceId: string, symbol: string, name: string, priceUsd: number, rank: number) =>
-  ({
-    ...{ source, sourceId, symbol, name, priceUsd, rank, marketCapUsd: null, volume24hUsd: null },
-    ...{ change24hPct: null, circulatingSupply: null, totalSupply: null, maxSupply: null, sourceUpdatedAt: T },
-  }) satisfies SourceQuote;
+const quote = marketQuote;
 
-async function store(source: string, part: string, quotes: SourceQuote[]) {
-  const { s } = testServices();
-  await storeNormalised(s.db, s.env.KV, {
-    source,
-    runId: `run-${part}`,
-    part,
-    fetched: quotes.length,
-    normalised: { quotes, rejected: [] },
-  });
-}
+const store = storeQuotes;
 
 describe("the neighbourhood read", () => {
   beforeEach(async () => {
-    for (const t of ["asset_mappings", "assets", "quote_buckets", "history_buckets", "asset_aliases", "leases", "mapping_moves"])
-      await env.DB.prepare(`DELETE FROM ${t}`).run();
+    await clearTables("asset_mappings", "assets", "quote_buckets", "history_buckets", "asset_aliases", "leases", "mapping_moves");
   });
   const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
   async function firstRing(batch: SourceQuote[]) {
