@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { SourceSchema } from "../config";
-import { CURRENCY_TYPES } from "../sources/fx";
+import { CURRENCY_CODE, CURRENCY_TYPES } from "../sources/fx";
 
 export const CurrencySchema = z
   .object({
@@ -26,17 +26,11 @@ export const CurrencySchema = z
 
 /** Every route that prices in a currency takes it the same way: a code from /currencies, case-insensitive. */
 export const VsCurrencyQuery = {
-  vs_currency: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .regex(/^[a-z0-9]{2,10}$/, "must be a currency code from GET /currencies")
-    .default("usd")
-    .openapi({
-      description:
-        "The currency of `price`, `market_cap`, `volume_24h` (history and candle prices too): a `code` from GET /currencies, case-insensitive. Unknown codes answer 400. `*_usd` fields stay USD.",
-      example: "eur",
-    }),
+  vs_currency: z.string().trim().toLowerCase().regex(CURRENCY_CODE, "must be a currency code from GET /currencies").default("usd").openapi({
+    description:
+      "The currency of `price`, `market_cap`, `volume_24h` (history and candle prices too): a `code` from GET /currencies, case-insensitive. Unknown codes answer 400. `*_usd` fields stay USD.",
+    example: "eur",
+  }),
 };
 
 /** What a response priced in a currency says of it: the code and the rate used for the latest values. */
@@ -45,7 +39,7 @@ export const FxMetadataShape = {
   fx: z
     .object({
       usd_rate: z.number().openapi({ description: "Units of `vs_currency` per 1 USD used for the latest values (1 for USD)." }),
-      as_of: z.string().nullable().openapi({ description: "When that rate was fetched." }),
+      as_of: z.string().nullable().openapi({ description: "When that rate was fetched (null for USD, 1 by definition)." }),
     })
     .openapi({ description: "The rate used for the latest values; history and candles convert each point at the rate of its own time." }),
 };
