@@ -1,11 +1,11 @@
-import type { RouteHandler } from "@hono/zod-openapi";
+import type { RouteHandler, z } from "@hono/zod-openapi";
 import type { SOURCES } from "../../config";
 import { aliasesByAsset, mappingsOfAssets } from "../../db/queries/mappings";
 import { csvRow, download } from "../../lib/csv-out";
 import { readCacheHeaders } from "../../lib/http-cache";
 import type { AppEnv } from "../../lib/router";
 import type { Asset } from "../../schemas/assets";
-import { type ExportMappingsRoute, MAPPINGS_CSV_COLUMNS } from "./mappings.routes";
+import { type ExportMappingsRoute, MAPPINGS_CSV_COLUMNS, type MappingsLineSchema } from "./mappings.routes";
 
 /**
  * Assets per D1 round trip: a chunk's uids travel as one JSON parameter and its mappings and contracts
@@ -14,15 +14,7 @@ import { type ExportMappingsRoute, MAPPINGS_CSV_COLUMNS } from "./mappings.route
  */
 const CHUNK = 2000;
 
-type Line = {
-  asset_uid: string;
-  symbol: string;
-  name: string;
-  source_ids: Partial<Record<(typeof SOURCES)[number], string>>;
-  contracts: { chain: string; address: string; sources: string[]; active: boolean; explorer_url: string | null }[];
-  mappings: { source: string; source_id: string; rule: string; pinned: boolean }[];
-  aliases: string[];
-};
+type Line = z.infer<typeof MappingsLineSchema>;
 
 export const exportMappings: RouteHandler<ExportMappingsRoute, AppEnv> = async (c) => {
   const { format } = c.req.valid("query");
