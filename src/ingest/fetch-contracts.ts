@@ -11,7 +11,7 @@ import {
   type StoredPlatform,
   storedPlatforms,
 } from "../db/contract-store";
-import { fenceStatement, leaseStatement, sourceLeaseName } from "../db/lease";
+import { fenceStatement, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes, runParts as p_ } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
@@ -29,7 +29,7 @@ import { archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
-import { SOURCE_LEASE_MS } from "./start-run";
+import { sourceHeartbeat } from "./start-run";
 
 type FetchContracts = Extract<JobMessage, { type: "fetch_contracts" }>;
 
@@ -90,14 +90,7 @@ export const firstContractsMessage = (runId: string, source: HttpSource): JobMes
 export async function fetchContracts(s: Services, msg: FetchContracts) {
   const lease = sourceLeaseName(msg.source);
   const { status, done, also } = await openPart(s.db, msg.run_id, `contracts-${msg.step}`, [
-    // Heartbeat, as a page's: extended only while the run is open, and only past half its time.
-    leaseStatement(
-      lease,
-      msg.run_id,
-      SOURCE_LEASE_MS,
-      sql`EXISTS (SELECT 1 FROM ingestion_runs WHERE run_id = ${msg.run_id} AND status IN ('queued', 'running'))`,
-      SOURCE_LEASE_MS / 2,
-    ),
+    sourceHeartbeat(msg.source, msg.run_id),
     sql`SELECT holder FROM leases WHERE name = ${lease}`,
   ]);
   if (!status || isFinished(status)) return;

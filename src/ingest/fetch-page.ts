@@ -1,8 +1,7 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
-import { fenceStatement, type HeldLease, leaseStatement, releaseStatement, sourceLeaseName } from "../db/lease";
-import { ingestionRuns, OPEN_RUN_STATUSES } from "../db/schema";
+import { fenceStatement, type HeldLease, releaseStatement, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
@@ -16,7 +15,7 @@ import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
-import { SOURCE_LEASE_MS } from "./start-run";
+import { SOURCE_LEASE_MS, sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
@@ -38,14 +37,7 @@ const PAGE_LEASE_MS = SOURCE_LEASE_MS / 2;
 export async function fetchPage(s: Services, msg: FetchPage) {
   const lease = pageLease(msg);
   const { status, done, also } = await openPart(s.db, msg.run_id, `page-${msg.page}`, [
-    // The source lease is extended as a heartbeat, but never taken back by a run that is over.
-    leaseStatement(
-      sourceLeaseName(msg.source),
-      msg.run_id,
-      SOURCE_LEASE_MS,
-      sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, msg.run_id)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`,
-      SOURCE_LEASE_MS / 2,
-    ),
+    sourceHeartbeat(msg.source, msg.run_id),
     sql`SELECT holder, expires_at FROM leases WHERE name = ${lease.name}`,
     takePageStatement(lease, msg),
   ]);

@@ -3,7 +3,7 @@ import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
 import { jsonSlices, runBatch, type Statement } from "../db/batch";
 import { builder } from "../db/client";
 import { acquireLease, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
-import { ingestionRuns, leases, OPEN_RUN_STATUSES, rawPayloads, readModel, runParts, uploads } from "../db/schema";
+import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { newId } from "../lib/ids";
@@ -19,8 +19,8 @@ import { ingestUpload } from "./csv-upload";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
-import { finishRun, getRun, isFinished, markRunningStatement, newRunRow, startingRun } from "./runs";
-import { SOURCE_LEASE_MS } from "./start-run";
+import { finishRun, getRun, isFinished, markRunningStatement, newRunRow, runIsOpen, startingRun } from "./runs";
+import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type RebuildMessage = Extract<JobMessage, { type: "rebuild" }>;
@@ -513,14 +513,10 @@ async function finishRebuild(s: Services, msg: RebuildMessage) {
 async function heartbeat(s: Services, msg: RebuildMessage) {
   const names = [REBUILD_LEASE, ...SOURCES.map(sourceLeaseName)];
   const holders = sql`SELECT name, holder FROM leases WHERE name IN (SELECT value FROM json_each(${JSON.stringify(names)}))`;
-  const open = (runId: string) =>
-    sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, runId)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`;
   const results = await runBatch<{ name: string; holder: string }>(s.db, [
     holders,
-    leaseStatement(REBUILD_LEASE, holderOf(msg.runs), REBUILD_LEASE_MS, open(msg.runs.csv), REBUILD_LEASE_MS / 2),
-    ...SOURCES.map((source) =>
-      leaseStatement(sourceLeaseName(source), msg.runs[source], SOURCE_LEASE_MS, open(msg.runs[source]), SOURCE_LEASE_MS / 2),
-    ),
+    leaseStatement(REBUILD_LEASE, holderOf(msg.runs), REBUILD_LEASE_MS, runIsOpen(msg.runs.csv), REBUILD_LEASE_MS / 2),
+    ...SOURCES.map((source) => sourceHeartbeat(source, msg.runs[source])),
     holders,
   ]);
   const before = new Map(results[0].results.map((r) => [r.name, r.holder]));

@@ -13,6 +13,10 @@ export { getRun, isFinished };
 
 type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
+/** True while the run is open (queued or running): guards what only an open run may take or extend. */
+export const runIsOpen = (runId: string) =>
+  sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, runId)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`;
+
 /** A statement that goes in a run's close, with what it costs: the close records its cost before it runs. */
 export type Costed = { statement: Statement; cost: Partial<Usage> };
 
