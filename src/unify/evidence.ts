@@ -272,7 +272,7 @@ export type Evidence = {
 };
 
 /** A (chain, address) both records list, as "chain:address"; null when they share none. */
-export function sharedContract(x: Identity, m: Identity): string | null {
+function sharedContract(x: Identity, m: Identity): string | null {
   if (!x.contracts?.length || !m.contracts?.length) return null;
   const theirs = new Set(keysOf(m).contracts);
   return keysOf(x).contracts.find((c) => theirs.has(c)) ?? null;
@@ -282,7 +282,7 @@ export function sharedContract(x: Identity, m: Identity): string | null {
  * Both records list active contracts on one chain and share no address at all: two tokens (a
  * bridged or wrapped copy has its own address), whatever the names and figures say.
  */
-export function contractsApart(x: Identity, m: Identity): boolean {
+function contractsApart(x: Identity, m: Identity): boolean {
   if (!x.contracts?.length || !m.contracts?.length || sharedContract(x, m)) return false;
   const chains = new Set(x.contracts.map((c) => c.chain));
   return m.contracts.some((c) => chains.has(c.chain));

@@ -414,7 +414,7 @@ function contractsById(rows: ContractRow[]) {
 const withContracts = <T extends Identity>(r: T, contracts: Contract[] | undefined): T => (contracts?.length ? { ...r, contracts } : r);
 
 /** The active contracts listed for these ids, each id's found by primary-key prefix. */
-export function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
+function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
   const c = sourceContracts;
   const keys = JSON.stringify([...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].map((k) => JSON.parse(k)));
   return sql`
