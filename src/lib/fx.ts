@@ -1,6 +1,7 @@
 import { SOURCES } from "../config";
 import type { StoredRate } from "../db/schema";
 import type { CurrencyType } from "../sources/fx";
+import { groupBy } from "./group-by";
 import { median } from "./median";
 
 /** A currency as GET /currencies serves it. */
@@ -33,10 +34,12 @@ export function fxConsensus(latest: { source: string; r: number; t: number }[], 
 
 /** Every currency any source has quoted, with its consensus rate; USD is 1 by definition. */
 export function currencies(rows: { source: string; rates: Record<string, StoredRate> }[], staleMs: number): Currency[] {
-  const byCode = new Map<string, { source: string; rate: StoredRate }[]>();
-  for (const row of [...rows].sort((a, b) => bySourceOrder(a.source, b.source))) {
-    for (const [code, rate] of Object.entries(row.rates)) byCode.set(code, [...(byCode.get(code) ?? []), { source: row.source, rate }]);
-  }
+  const byCode = groupBy(
+    [...rows]
+      .sort((a, b) => bySourceOrder(a.source, b.source))
+      .flatMap((row) => Object.entries(row.rates).map(([code, rate]) => ({ code, source: row.source, rate }))),
+    (e) => e.code,
+  );
   const out: Currency[] = [];
   for (const [code, entries] of byCode) {
     const c = fxConsensus(
