@@ -19,6 +19,7 @@ import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { addUsage, currentMeter, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
 import type { Services } from "../services";
+import { httpSources } from "../sources";
 import { coingeckoContracts } from "../sources/coingecko-contracts";
 import { coinpaprikaContracts } from "../sources/coinpaprika-contracts";
 import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } from "../sources/contracts";
@@ -126,8 +127,7 @@ class Refresh {
     private readonly msg: FetchContracts,
   ) {
     this.fence = fenceStatement(sourceLeaseName(msg.source), msg.run_id);
-    const rpm = msg.source === "coingecko" ? s.config.COINGECKO_REQUESTS_PER_MINUTE : s.config.COINPAPRIKA_REQUESTS_PER_MINUTE;
-    this.pacer = requestPacer(s.db, msg.source, rpm, msg.not_before);
+    this.pacer = requestPacer(s.db, msg.source, httpSources[msg.source].requestsPerMinute(s.config), msg.not_before);
     this.failed = msg.failed ?? 0;
   }
 
