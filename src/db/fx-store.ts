@@ -39,7 +39,7 @@ const historyWhere = (source: string, resolution: Resolution, start: number) =>
   and(eq(fxHistory.source, source), eq(fxHistory.resolution, resolution), eq(fxHistory.periodStart, iso(start)))!;
 
 /** A source's latest rates with a fetch's rates merged in: per currency the newer wins, and a name it lacks is kept. */
-export function mergeRates(stored: Record<string, StoredRate>, rates: FxRate[], at: number) {
+function mergeRates(stored: Record<string, StoredRate>, rates: FxRate[], at: number) {
   const out = { ...stored };
   for (const x of rates) {
     const old = out[x.code];
@@ -60,7 +60,7 @@ export function mergeRates(stored: Record<string, StoredRate>, rates: FxRate[], 
  * payload), a fetch replaces itself; rolled-up points at the same time (a late roll-up) combine,
  * weighted by how many fetches each stands for.
  */
-export function mergeFxPoints(row: FxPoints, added: { t: number; rates: Record<string, number>; w?: number }[], combine = false) {
+function mergeFxPoints(row: FxPoints, added: { t: number; rates: Record<string, number>; w?: number }[], combine = false) {
   const byTime = new Map<number, { rates: Record<string, number>; w: number }>();
   row.t.forEach((t, i) => {
     const rates: Record<string, number> = {};

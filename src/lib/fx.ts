@@ -26,7 +26,7 @@ const bySourceOrder = (a: string, b: string) => SOURCE_ORDER.indexOf(a) - SOURCE
  * fetched no more than `staleMs` before the freshest one's (measured against that freshest rate, not
  * the clock, so a source-wide outage leaves the last rates in force).
  */
-export function fxConsensus(latest: { source: string; r: number; t: number }[], staleMs: number) {
+function fxConsensus(latest: { source: string; r: number; t: number }[], staleMs: number) {
   const freshest = Math.max(...latest.map((x) => x.t));
   const used = latest.filter((x) => freshest - x.t <= staleMs).sort((a, b) => bySourceOrder(a.source, b.source));
   return { rate: median(used.map((x) => x.r))!, t: freshest, sources: used.map((x) => x.source) };
