@@ -279,11 +279,12 @@ function sharedContract(x: Identity, m: Identity): string | null {
 }
 
 /**
- * Both records list active contracts on one chain and share no address at all: two tokens (a
- * bridged or wrapped copy has its own address), whatever the names and figures say.
+ * Of two records that share no address (sharedContract is null: the callers have asked), both list
+ * active contracts on one chain: two tokens (a bridged or wrapped copy has its own address),
+ * whatever the names and figures say.
  */
 function contractsApart(x: Identity, m: Identity): boolean {
-  if (!x.contracts?.length || !m.contracts?.length || sharedContract(x, m)) return false;
+  if (!x.contracts?.length || !m.contracts?.length) return false;
   const chains = new Set(x.contracts.map((c) => c.chain));
   return m.contracts.some((c) => chains.has(c.chain));
 }
