@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
 import { replacePlatformStatements } from "../src/db/contract-store";
+import { fenceStatement, LeaseLost, sourceLeaseName } from "../src/db/lease";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
 import { forgetMapCopies } from "../src/unify/map-cache";
@@ -184,6 +185,25 @@ describe("contracts stored after names decided", () => {
     expect(moves.map((m) => m.source_id).sort()).toEqual(expect.arrayContaining(["tdl-tidal-ledger"]));
     // Decided again with nothing new: no move.
     expect(await redecideContracts(s.db, "coinpaprika", ["frv-ferrovane", "tdl-tidal-ledger"])).toBe(0);
+  });
+
+  it("commit nothing when the refreshing run's lease is gone, and leave the unify lease free", async () => {
+    const { s } = testServices();
+    await store("coingecko", "g", [quote("coingecko", "orrimet", "orm", "Orrimet", 2.2, 330)]);
+    await store("coinpaprika", "p", [quote("coinpaprika", "orm-orrimet", "ORM", "Orrimet", 2.2, 330)]);
+    const joined = await assetOf("coingecko", "orrimet");
+    expect(await assetOf("coinpaprika", "orm-orrimet")).toBe(joined);
+    await list("coingecko", "orrimet", "ethereum", ADDR(41));
+    await list("coinpaprika", "orm-orrimet", "ethereum", ADDR(42));
+    // A redelivery whose run no longer holds the source lease: its fence fails the write batch.
+    const stale = fenceStatement(sourceLeaseName("coinpaprika"), "run-gone");
+    await expect(redecideContracts(s.db, "coinpaprika", ["orm-orrimet"], [stale])).rejects.toBeInstanceOf(LeaseLost);
+    expect(await assetOf("coinpaprika", "orm-orrimet")).toBe(joined);
+    expect(await rows("SELECT source_id FROM mapping_moves")).toEqual([]);
+    expect(await rows("SELECT name FROM leases")).toEqual([]);
+    // The holder's own run decides them apart.
+    expect(await redecideContracts(s.db, "coinpaprika", ["orm-orrimet"])).toBe(1);
+    expect(await assetOf("coinpaprika", "orm-orrimet")).not.toBe(joined);
   });
 
   it("are the ids a stored refresh reports as changed", async () => {
