@@ -15,9 +15,6 @@ export type Currency = {
   sources: string[];
 };
 
-/** USD as no source quotes it: 1 by definition, of no fetch. */
-export const USD: Currency = { code: "usd", name: "US Dollar", type: "fiat", unit: "$", usd_rate: 1, as_of: null, sources: [] };
-
 const SOURCE_ORDER: readonly string[] = SOURCES;
 const bySourceOrder = (a: string, b: string) => SOURCE_ORDER.indexOf(a) - SOURCE_ORDER.indexOf(b);
 
@@ -59,7 +56,15 @@ export function currencies(rows: { source: string; rates: Record<string, StoredR
   }
   if (!byCode.has("usd")) {
     const newest = Math.max(...rows.flatMap((r) => Object.values(r.rates).map((x) => x.t)));
-    out.push({ ...USD, as_of: Number.isFinite(newest) ? new Date(newest).toISOString() : null });
+    out.push({
+      code: "usd",
+      name: "US Dollar",
+      type: "fiat",
+      unit: "$",
+      usd_rate: 1,
+      as_of: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
+      sources: [],
+    });
   }
   const order: CurrencyType[] = ["fiat", "crypto", "commodity"];
   return out.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type) || (a.code < b.code ? -1 : 1));

@@ -1,6 +1,6 @@
 import { now } from "../../lib/clock";
 import { ApiError } from "../../lib/errors";
-import { type Currency, currencies, fxTimeline, USD } from "../../lib/fx";
+import { type Currency, currencies, fxTimeline } from "../../lib/fx";
 import type { Services } from "../../services";
 import { fxSeries, latestFxRates } from "../fx-store";
 
@@ -49,12 +49,8 @@ export async function currentCurrencies(s: Services): Promise<Map<string, Curren
   return list;
 }
 
-/**
- * The currency a request named in vs_currency (already lower case); an unknown code is the caller's 400.
- * USD, the default, is 1 by definition and costs no read of the rates.
- */
+/** The currency a request named in vs_currency (already lower case); an unknown code is the caller's 400. */
 export async function vsCurrency(s: Services, code: string): Promise<Currency> {
-  if (code === "usd") return USD;
   const found = (await currentCurrencies(s)).get(code);
   if (!found) {
     const message = `unknown currency "${code}"; GET /currencies lists the accepted codes`;
