@@ -67,7 +67,11 @@ export async function archiveRaw(
 }
 
 /** A part of a run, and the delivery that fetches it: the day it started and its id. */
-export type ArchivePlace = { source: string; runId: string; part: string; writer: { day: string; id: string } };
+export type ArchivePlace = { source: string; runId: string; part: string; writer: ArchiveWriter };
+export type ArchiveWriter = { day: string; id: string };
+
+/** A delivery that archives what it fetches: the day it started and an id of its own (archiveKey). */
+export const newArchiveWriter = (): ArchiveWriter => ({ day: nowIso().slice(0, 10), id: crypto.randomUUID().slice(0, 8) });
 
 /**
  * Where a delivery archives the body it fetched: a key of its own, so that a delivery that stalled

@@ -26,7 +26,7 @@ import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } fr
 import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
-import { archiveRaw } from "./archive";
+import { archiveRaw, newArchiveWriter } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
@@ -112,7 +112,7 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
 class Refresh {
   private readonly fence: Statement;
   private readonly pacer: ReturnType<typeof requestPacer>;
-  private readonly writer = { day: nowIso().slice(0, 10), id: crypto.randomUUID().slice(0, 8) };
+  private readonly writer = newArchiveWriter();
   private readonly at = nowIso();
   /** Statements of the message's closing transaction: archive index rows, rejections, the part. */
   private readonly closing: Statement[] = [];

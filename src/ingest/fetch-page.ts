@@ -3,13 +3,13 @@ import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
 import { fenceStatement, type HeldLease, releaseStatement, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
-import { now, nowIso } from "../lib/clock";
+import { now } from "../lib/clock";
 import { log } from "../lib/log";
 import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
-import { archiveKey, archiveRaw, isArchived } from "./archive";
+import { type ArchiveWriter, archiveKey, archiveRaw, isArchived, newArchiveWriter } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
@@ -191,10 +191,10 @@ async function closeFailed(s: Services, msg: FetchPage, lease: PageLease, fences
  * its holder's time is up (that one died or stalled, and its writes then fail the fence). The day and
  * id name the object the holder archives its body in.
  */
-type PageLease = HeldLease & { writer: { day: string; id: string } };
+type PageLease = HeldLease & { writer: ArchiveWriter };
 
 function pageLease(msg: FetchPage): PageLease {
-  const writer = { day: nowIso().slice(0, 10), id: crypto.randomUUID().slice(0, 8) };
+  const writer = newArchiveWriter();
   return { name: `pages:${msg.source}`, holder: `${msg.run_id} ${msg.page} ${writer.day} ${writer.id}`, ttlMs: PAGE_LEASE_MS, writer };
 }
 
