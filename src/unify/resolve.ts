@@ -416,7 +416,8 @@ const withContracts = <T extends Identity>(r: T, contracts: Contract[] | undefin
 /** The active contracts listed for these ids, each id's found by primary-key prefix. */
 function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
   const c = sourceContracts;
-  const keys = JSON.stringify([...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].map((k) => JSON.parse(k)));
+  // Each distinct id once, as a JSON array of [source, source_id].
+  const keys = `[${[...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].join(",")}]`;
   return sql`
     SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address
     FROM json_each(${keys}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
