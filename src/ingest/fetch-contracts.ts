@@ -138,8 +138,8 @@ class Refresh {
     const stored = await storedPlatforms(this.s.db, this.msg.source);
     const listed = new Set(got.normalised.platforms.map((p) => p.platform));
     const gone = [...stored].filter(([platform]) => !listed.has(platform));
-    // A platform no longer listed takes its contracts with it.
-    for (const [platform, prev] of gone) await this.write(removePlatformStatements(this.msg.source, platform, prev));
+    // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
+    if (gone.length) await this.write(gone.flatMap(([platform, prev]) => removePlatformStatements(this.msg.source, platform, prev)));
     this.stats.removed += gone.length;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
@@ -322,8 +322,12 @@ export async function replayContracts(
     }
     const listing = adapter.normaliseListing(body);
     const listed = new Set(listing.platforms.map((p) => p.platform));
-    for (const [platform, prev] of stored)
-      if (!listed.has(platform)) await runBatch(s.db, removePlatformStatements(source, platform, prev));
+    const gone = [...stored].filter(([platform]) => !listed.has(platform));
+    if (gone.length)
+      await runBatch(
+        s.db,
+        gone.flatMap(([platform, prev]) => removePlatformStatements(source, platform, prev)),
+      );
     if (listing.perPlatform) await runBatch(s.db, [listPlatformsStatement(source, listing.platforms, at)]);
     else for (const list of listing.platforms) await storePlatform(s.db, source, list, stored.get(list.platform), at, []);
     return { ok: true };
