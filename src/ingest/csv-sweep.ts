@@ -10,7 +10,9 @@ import { markRunning, newRunRow, startingRun } from "./runs";
 
 export const UPLOAD_PREFIX = "uploads/";
 /** An upload still unfinished after this long lost its message (or its worker): it is re-enqueued and resumes. */
-const STUCK_AFTER_MS = 15 * 60_000;
+export const STUCK_AFTER_MS = 15 * 60_000;
+/** What the sweep (and a rebuild) takes for an uploaded CSV file. */
+export const CSV_OBJECT = /\.(csv|tsv|txt)$/i;
 
 /**
  * The CSV source's run: registers CSV objects that reached R2 by other means (wrangler, the S3
@@ -22,7 +24,7 @@ export async function sweepUploads(s: Services, msg: Extract<JobMessage, { type:
   let cursor: string | undefined;
   do {
     const page = await s.env.BUCKET.list({ prefix: UPLOAD_PREFIX, cursor, limit: 1000 });
-    const objects = page.objects.filter((o) => /\.(csv|tsv|txt)$/i.test(o.key));
+    const objects = page.objects.filter((o) => CSV_OBJECT.test(o.key));
     cursor = page.truncated ? page.cursor : undefined;
     if (!objects.length) continue;
     // A page lists up to 1,000 keys: one JSON parameter, as D1 binds at most 100.

@@ -14,7 +14,7 @@ import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { forgetMapCopies, publishMapCache } from "../unify/map-cache";
-import { UPLOAD_PREFIX } from "./csv-sweep";
+import { CSV_OBJECT, STUCK_AFTER_MS, UPLOAD_PREFIX } from "./csv-sweep";
 import { ingestUpload } from "./csv-upload";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
@@ -43,13 +43,10 @@ const ITEMS_PER_MESSAGE = 10;
 const TIME_BUDGET_MS = 20_000;
 /** How long the rebuild waits before it looks again at a source's running run or a CSV file ingested in its own messages. */
 const WAIT_SECONDS = 10;
-/** An upload not advanced for this long lost its worker (as the CSV sweep judges it): the rebuild takes it over. */
-const STUCK_AFTER_MS = 15 * 60_000;
 
 const RAW_PREFIX = "raw/";
 /** What the rebuild lists, in this order: each HTTP source's raw archive, then the CSV uploads. */
 const PREFIXES = [...HTTP_SOURCES.map((s) => `${RAW_PREFIX}${s}/`), UPLOAD_PREFIX];
-const CSV_OBJECT = /\.(csv|tsv|txt)$/i;
 /** A market page's archive (`<run>-page-<n>`, maybe followed by the fetching delivery's id); other archived bodies are reference data. */
 const MARKET_PAGE = /\/[^/]+-page-\d+(-[^/]*)?\.json$/;
 
