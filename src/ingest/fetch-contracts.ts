@@ -34,7 +34,7 @@ import { sourceHeartbeat } from "./start-run";
 
 type FetchContracts = Extract<JobMessage, { type: "fetch_contracts" }>;
 
-export const contractSources: Record<HttpSource, ContractSourceAdapter> = {
+const contractSources: Record<HttpSource, ContractSourceAdapter> = {
   coingecko: coingeckoContracts,
   coinpaprika: coinpaprikaContracts,
 };

@@ -15,7 +15,7 @@ import type { requestPacer } from "./request-budget";
 import { HOURLY_POINTS_DAYS, RAW_POINTS_DAYS } from "./retention";
 
 /** The part an FX payload is archived as: its raw id is `<run_id>-fx`. */
-export const FX_PART = "fx";
+const FX_PART = "fx";
 export const isFxPayload = (rawId: string) => rawId.endsWith(`-${FX_PART}`);
 
 /**
