@@ -11,7 +11,8 @@ export const sameBodyQuery = (source: string, digest: string) =>
 
 type ParsedBody = { ok: true; value: unknown } | { ok: false; error: string };
 
-async function sha256(bytes: Uint8Array) {
+/** The digest an archived body is indexed by (raw_payloads.digest): hex SHA-256 of its bytes as received. */
+export async function sha256(bytes: Uint8Array) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -14,6 +14,7 @@ import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { forgetMapCopies, publishMapCache } from "../unify/map-cache";
+import { sha256 } from "./archive";
 import { CSV_OBJECT, STUCK_AFTER_MS, UPLOAD_PREFIX } from "./csv-sweep";
 import { ingestUpload } from "./csv-upload";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
@@ -571,9 +572,4 @@ function withoutReads(kv: KVNamespace): KVNamespace {
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
-}
-
-async function sha256(bytes: Uint8Array) {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
