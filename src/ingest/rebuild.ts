@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
 import { jsonSlices, runBatch, type Statement } from "../db/batch";
 import { builder } from "../db/client";
@@ -327,22 +327,9 @@ function codePoints(a: string, b: string) {
 /** Replays one archived payload into its source's rebuild run, and completes its index row (size, records, digest). */
 async function replayPayload(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
   if (!MARKET_PAGE.test(item.key)) return replayReference(s, runId, item);
-  const replayed = await s.db.all<{ part: string }>(
-    sql`SELECT part FROM run_parts WHERE run_id = ${runId} AND part IN (${`replay-${item.id}`}, ${`skip-${item.id}`})`,
-  );
-  if (replayed.length) return;
-  const stream = await readArchived(s.env.BUCKET, item.key);
-  if (!stream) return skip(s, runId, item, "the archived object is no longer in R2");
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  const digest = await sha256(bytes);
-  const index = (records: number | null) =>
-    builder.update(rawPayloads).set({ bytes: bytes.byteLength, records, digest }).where(eq(rawPayloads.id, item.id));
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    return skip(s, runId, item, `malformed JSON (${(e as Error).message})`, [index(null)]);
-  }
+  const read = await readForReplay(s, runId, item, [`replay-${item.id}`, `skip-${item.id}`]);
+  if (!read) return;
+  const { body, index } = read;
   const records = Array.isArray(body) ? body.length : null;
   let normalised: ReturnType<(typeof httpSources)[HttpSource]["normalise"]>;
   try {
@@ -371,19 +358,9 @@ async function replayReference(s: Services, runId: string, item: Extract<Item, {
   const fx = isFxPayload(item.id);
   if (!fx && !isContractPayload(item.id)) return;
   const part = `replay-${item.id}`;
-  if ((await s.db.all(sql`SELECT 1 FROM run_parts WHERE run_id = ${runId} AND part = ${part}`)).length) return;
-  const stream = await readArchived(s.env.BUCKET, item.key);
-  if (!stream) return skip(s, runId, item, "the archived object is no longer in R2");
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  const index = (records: number | null) =>
-    builder.update(rawPayloads).set({ bytes: bytes.byteLength, records, digest: digest }).where(eq(rawPayloads.id, item.id));
-  const digest = await sha256(bytes);
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    return skip(s, runId, item, `malformed JSON (${(e as Error).message})`, [index(null)]);
-  }
+  const read = await readForReplay(s, runId, item, [part]);
+  if (!read) return;
+  const { body, index } = read;
   const done = [
     index(Array.isArray(body) ? body.length : null),
     builder
@@ -396,6 +373,30 @@ async function replayReference(s: Services, runId: string, item: Extract<Item, {
     : await replayContracts(s, item.source, item.id, body);
   if (!stored.ok) return skip(s, runId, item, stored.error, [done[0]]);
   if (!fx) await runBatch(s.db, done);
+}
+
+/**
+ * An archived payload read and parsed for replay, with the statement that completes its index row
+ * (size, records, digest): none when one of `parts` shows it done already, or when it was skipped
+ * (its object gone from R2, its body not JSON).
+ */
+async function readForReplay(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>, parts: string[]) {
+  const replayed = await s.db
+    .select({ part: runParts.part })
+    .from(runParts)
+    .where(and(eq(runParts.runId, runId), inArray(runParts.part, parts)));
+  if (replayed.length) return;
+  const stream = await readArchived(s.env.BUCKET, item.key);
+  if (!stream) return skip(s, runId, item, "the archived object is no longer in R2");
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const digest = await sha256(bytes);
+  const index = (records: number | null) =>
+    builder.update(rawPayloads).set({ bytes: bytes.byteLength, records, digest }).where(eq(rawPayloads.id, item.id));
+  try {
+    return { body: JSON.parse(new TextDecoder().decode(bytes)) as unknown, index };
+  } catch (e) {
+    return skip(s, runId, item, `malformed JSON (${(e as Error).message})`, [index(null)]);
+  }
 }
 
 /** A payload that cannot be replayed is recorded as a part of its run (counting nothing), with what it cost so far. */
