@@ -13,11 +13,11 @@ import {
 } from "../db/contract-store";
 import { fenceStatement, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
-import { contractRefreshes, runParts as p_ } from "../db/schema";
+import { contractRefreshes } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
-import { addUsage, currentMeter, noUsage, USAGE_KEYS, type Usage, unmetered } from "../lib/usage";
+import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { coingeckoContracts } from "../sources/coingecko-contracts";
@@ -29,10 +29,11 @@ import { redecideContracts } from "../unify/resolve";
 import { archiveRaw, newArchiveWriter } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { requestPacer } from "./request-budget";
-import { isFinished, openPart } from "./runs";
+import { isFinished, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
 
 type FetchContracts = Extract<JobMessage, { type: "fetch_contracts" }>;
+const NO_RECORDS = { fetched: 0, accepted: 0, rejected: 0, written: 0 };
 
 const contractSources: Record<HttpSource, ContractSourceAdapter> = {
   coingecko: coingeckoContracts,
@@ -256,7 +257,8 @@ class Refresh {
         this.fence,
         ...this.closing,
         ...rejectionStatements(this.msg.source, this.msg.run_id, this.rejected, this.at),
-        partStatement(this.msg.run_id, `contracts-${this.msg.step}`, this.at, usage),
+        // A contract step's part: no records (reference data is not counted), what the step cost, once.
+        partRowStatement({ runId: this.msg.run_id, part: `contracts-${this.msg.step}`, counts: NO_RECORDS, at: this.at, usage }),
       ]);
       recorded = results.at(-1)!.results.length > 0;
     } catch (e) {
@@ -360,21 +362,4 @@ async function sendNext(s: Services, msg: FetchContracts, next: JobMessage | nul
     ? { ...(next as FetchContracts), not_before: notBefore, usage }
     : { type: "fetch_page", run_id: msg.run_id, source: msg.source, page: 1, not_before: notBefore, usage };
   await unmetered(() => s.env.JOBS.send(body));
-}
-
-/** A contract step's part: no records (reference data is not counted), what the step cost, once. */
-function partStatement(runId: string, part: string, at: string, usage: Usage) {
-  const cols = sql.join(
-    USAGE_KEYS.map((k) => col(p_[k])),
-    sql`, `,
-  );
-  const values = sql.join(
-    USAGE_KEYS.map((k) => sql`${usage[k]}`),
-    sql`, `,
-  );
-  return sql`
-    INSERT INTO ${p_} (${col(p_.runId)}, ${col(p_.part)}, ${col(p_.fetched)}, ${col(p_.accepted)}, ${col(p_.rejected)}, ${col(p_.written)},
-      ${col(p_.finishedAt)}, ${cols})
-    VALUES (${runId}, ${part}, 0, 0, 0, 0, ${at}, ${values})
-    ON CONFLICT DO NOTHING RETURNING ${col(p_.part)}`;
 }

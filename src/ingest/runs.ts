@@ -1,7 +1,7 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Source } from "../config";
 import { runBatch, type Statement } from "../db/batch";
-import { builder, type Db } from "../db/client";
+import { builder, col, type Db } from "../db/client";
 import { getRun, isFinished } from "../db/queries/runs";
 import { ingestionRuns, OPEN_RUN_STATUSES, runParts } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
@@ -16,6 +16,37 @@ export type PartCounts = { fetched: number; accepted: number; rejected: number; 
 /** True while the run is open (queued or running): guards what only an open run may take or extend. */
 export const runIsOpen = (runId: string) =>
   sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, runId)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`;
+
+/**
+ * A part's row, with its counts and what it cost: written once (a second delivery's insert does
+ * nothing, and RETURNING tells it so), and only while `holds` (e.g. its checkpoint points past it).
+ */
+export function partRowStatement(p: {
+  runId: string;
+  part: string;
+  counts: PartCounts;
+  rawId?: string | null;
+  at: string;
+  usage: Usage;
+  holds?: SQL;
+}) {
+  const r = runParts;
+  const usageCols = sql.join(
+    USAGE_KEYS.map((k) => col(r[k])),
+    sql`, `,
+  );
+  const usageValues = sql.join(
+    USAGE_KEYS.map((k) => sql`${p.usage[k]}`),
+    sql`, `,
+  );
+  const c = p.counts;
+  return sql`
+    INSERT INTO ${r} (${col(r.runId)}, ${col(r.part)}, ${col(r.fetched)}, ${col(r.accepted)}, ${col(r.rejected)}, ${col(r.written)},
+      ${col(r.finishedAt)}, ${col(r.rawId)}, ${usageCols})
+    SELECT ${p.runId}, ${p.part}, ${c.fetched}, ${c.accepted}, ${c.rejected}, ${c.written}, ${p.at}, ${p.rawId ?? null}, ${usageValues}
+    WHERE ${p.holds ?? sql`1`}
+    ON CONFLICT DO NOTHING RETURNING ${col(r.part)}`;
+}
 
 /** A statement that goes in a run's close, with what it costs: the close records its cost before it runs. */
 export type Costed = { statement: Statement; cost: Partial<Usage> };

@@ -1,15 +1,15 @@
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import type { Statement } from "../db/batch";
-import { col, type Db } from "../db/client";
+import type { Db } from "../db/client";
 import { type ResolvedQuote, storeQuotes, type TailStatements } from "../db/quote-store";
 import { rejectionStatements } from "../db/rejections";
-import { runParts as p_ } from "../db/schema";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
-import { currentMeter, noUsage, USAGE_KEYS, type Usage } from "../lib/usage";
+import { currentMeter, noUsage, type Usage } from "../lib/usage";
 import type { Normalised } from "../sources/source-quote";
 import { matchKey } from "../unify/matcher";
 import { type Resolution, resolveAssets } from "../unify/resolve";
+import { partRowStatement } from "./runs";
 
 /** Quotes per transaction: big enough to amortise round trips, small enough for D1's statement and value limits. */
 const CHUNK = 10_000;
@@ -104,25 +104,12 @@ export async function storeNormalised(
 function partStatement(
   p: { runId: string; part: string; fetched: number; normalised: Normalised; rawId?: string },
   written: number,
-  now: string,
+  at: string,
   usage: Usage,
-  holds: SQL = sql`1`,
+  holds?: SQL,
 ) {
-  const usageCols = sql.join(
-    USAGE_KEYS.map((k) => col(p_[k])),
-    sql`, `,
-  );
-  const usageValues = sql.join(
-    USAGE_KEYS.map((k) => sql`${usage[k]}`),
-    sql`, `,
-  );
-  return sql`
-    INSERT INTO ${p_} (${col(p_.runId)}, ${col(p_.part)}, ${col(p_.fetched)}, ${col(p_.accepted)}, ${col(p_.rejected)}, ${col(p_.written)},
-      ${col(p_.finishedAt)}, ${col(p_.rawId)}, ${usageCols})
-    SELECT ${p.runId}, ${p.part}, ${p.fetched}, ${p.normalised.quotes.length}, ${p.normalised.rejected.length}, ${written}, ${now},
-      ${p.rawId ?? null}, ${usageValues}
-    WHERE ${holds}
-    ON CONFLICT DO NOTHING`;
+  const counts = { fetched: p.fetched, accepted: p.normalised.quotes.length, rejected: p.normalised.rejected.length, written };
+  return partRowStatement({ runId: p.runId, part: p.part, counts, rawId: p.rawId, at, usage, holds });
 }
 
 /**
