@@ -90,6 +90,28 @@ describe("migration from the per-coin layout", () => {
   });
 });
 
+describe("migration 0008", () => {
+  it("gives every stored bucket the figures of its quotes, to the last digit, whatever the ids", async () => {
+    await rebuildWith(env.TEST_MIGRATIONS.filter((m) => m.name < "0008"));
+    const quote = (price: number | null, rank: number | null, cap: number | null) => ({
+      priceUsd: price,
+      rank,
+      marketCapUsd: cap,
+      name: "n",
+    });
+    const quotes = { "plain-id": quote(0.1 + 0.2, 7, 123456789012345.6), 'odd"id\\': quote(null, null, 5), sparse: { name: "s" } };
+    await env.DB.prepare("INSERT INTO quote_buckets (source, bucket, quotes, updated_at) VALUES ('csv', 0, ?1, ?2), ('csv', 1, '{}', ?2)")
+      .bind(JSON.stringify(quotes), T0)
+      .run();
+    await applyMigrations(env.TEST_MIGRATIONS.filter((m) => m.name >= "0008"));
+    const stored = await rows<{ bucket: number; figures: string }>("SELECT bucket, figures FROM quote_buckets ORDER BY bucket");
+    expect(stored.map((r) => [r.bucket, JSON.parse(r.figures)])).toEqual([
+      [0, { "plain-id": [0.30000000000000004, 7, 123456789012345.6], 'odd"id\\': [null, null, 5], sparse: [null, null, null] }],
+      [1, {}],
+    ]);
+  });
+});
+
 async function applyMigrations(migrations: typeof env.TEST_MIGRATIONS) {
   for (const m of migrations) for (const q of m.queries) await env.DB.prepare(q).run();
 }

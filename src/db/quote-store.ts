@@ -5,7 +5,7 @@ import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db, builder as q } from "./client";
 import { blobBytes, bucketOf, decodePoints, encodePoints, isWeighted, mergePoints, type Point, periodStart } from "./history-codec";
 import { type HeldLease, inLease, releaseLease, takeLease, withLease } from "./lease";
-import { historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
+import { FIGURES, type Figures, historyBuckets, quoteBuckets, type Resolution, type StoredQuote } from "./schema";
 
 /** A validated quote with the asset it belongs to and its slot in its source's buckets. */
 export type ResolvedQuote = SourceQuote & { assetUid: string; slot: number };
@@ -26,17 +26,20 @@ export async function readQuoteBuckets(db: Db, source: string, buckets: number[]
 }
 
 const qb = quoteBuckets;
-/** Upserts whole buckets, many per statement (one JSON parameter each, read with json_each). */
+/** Upserts whole buckets, many per statement (one JSON parameter each, read with json_each), each with its figures. */
 export function quoteBucketStatements(source: string, buckets: Map<number, QuoteBucket>, now: string): Statement[] {
-  const rows = [...buckets].map(([bucket, quotes]) => JSON.stringify({ bucket, quotes }));
+  const rows = [...buckets].map(([bucket, quotes]) => JSON.stringify({ bucket, quotes, figures: figuresOf(quotes) }));
   return jsonSlices(rows).map(
     (json) => sql`
-      INSERT INTO ${qb} (${col(qb.source)}, ${col(qb.bucket)}, ${col(qb.quotes)}, ${col(qb.updatedAt)})
-      SELECT ${source}, j.value ->> 'bucket', j.value -> 'quotes', ${now} FROM json_each(${json}) j WHERE true
+      INSERT INTO ${qb} (${col(qb.source)}, ${col(qb.bucket)}, ${col(qb.quotes)}, ${col(qb.figures)}, ${col(qb.updatedAt)})
+      SELECT ${source}, j.value ->> 'bucket', j.value -> 'quotes', j.value -> 'figures', ${now} FROM json_each(${json}) j WHERE true
       ON CONFLICT (${col(qb.source)}, ${col(qb.bucket)}) DO UPDATE SET ${col(qb.quotes)} = excluded.${col(qb.quotes)},
-        ${col(qb.updatedAt)} = excluded.${col(qb.updatedAt)}`,
+        ${col(qb.figures)} = excluded.${col(qb.figures)}, ${col(qb.updatedAt)} = excluded.${col(qb.updatedAt)}`,
   );
 }
+
+const figuresOf = (quotes: QuoteBucket): Record<string, Figures> =>
+  Object.fromEntries(Object.entries(quotes).map(([id, q]) => [id, FIGURES.map((f) => q[f] ?? null) as Figures]));
 
 export const historyRowsQuery = (db: Db, source: string, resolution: Resolution, keys: { bucket: number; start: number }[]) =>
   db

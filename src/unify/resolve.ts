@@ -10,9 +10,9 @@ import {
   assetAliases,
   assetMappings,
   assets,
+  type Figures,
   mappingMoves,
   quoteBuckets,
-  type StoredQuote,
   sourceContracts,
 } from "../db/schema";
 import { nowIso } from "../lib/clock";
@@ -20,11 +20,11 @@ import type { SourceQuote } from "../sources/source-quote";
 import { type Contract, type Identity, keysOf, PRICE_VETO } from "./evidence";
 import { byRank } from "./grouping";
 import { slugify } from "./keys";
-import { readMapCache } from "./map-cache";
+import { type MapCopy, readMapCache } from "./map-cache";
 import { type Decision, decide, type KnownMapping, matchKey, type Outcome, type Placement, Reach } from "./matcher";
 import { nextSlotOf, nextSlotQuery } from "./slots";
 
-/** A mapping that could match, with the figures of its stored quote ([price, rank, market cap] as JSON). */
+/** A mapping that could match, with the figures of its stored quote (Figures as JSON). */
 type MappingRow = {
   source: string;
   source_id: string;
@@ -48,39 +48,42 @@ export type Resolution = Map<string, Resolved>;
  * Pinned mappings are read from D1 every time: they win over everything, including a stale KV map.
  */
 export async function resolveAssets(db: Db, kv: KVNamespace, source: string, quotes: SourceQuote[]): Promise<Resolution> {
-  const out: Resolution = new Map();
   const copy = await readMapCache(kv, source);
+  const placing = placeKnown(source, quotes, copy);
+  // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), together with
+  // what places the known ones: one round trip either way.
+  const uncopied = quotes.filter((q) => !copy.map.has(q.sourceId));
+  if (!uncopied.length) return placing.place(await runBatch(db, placing.reads)).out;
+  return matchAndCreate(db, source, uncopied, placing);
+}
+
+/**
+ * Places the ids of a batch that the KV copy or a pin knows, from `reads` (the pins, the moves since
+ * the copy, the aliases among its uids): a pin wins; a copied uid may have been merged away since the
+ * copy, so quotes go where its alias points, and an id moved since the copy goes where the move took
+ * it. Mappings in D1 never point at an alias. The rest are `unknown`.
+ */
+function placeKnown(source: string, quotes: SourceQuote[], copy: MapCopy) {
   const cache = copy.map;
-  // A copied uid may have been merged away since the copy: quotes go where its alias points, and an
-  // id moved since the copy goes where the move took it. Mappings in D1 never point at an alias.
   const copied = JSON.stringify([...new Set(quotes.flatMap((q) => cache.get(q.sourceId)?.assetUid ?? []))]);
-  const [pinnedRes, movedRes, aliasRes] = await runBatch(db, [
-    pinnedMappings(source),
-    movesSinceQuery(copy.lastMove, source),
-    copiedAliasesQuery(copied),
-  ]);
-  const pinned = new Map((pinnedRes.results as PinnedRow[]).map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
-  const movedTo = new Map((movedRes.results as { source_id: string; to_uid: string }[]).map((m) => [m.source_id, m.to_uid]));
-  const alias = new Map((aliasRes.results as { alias_uid: string; asset_uid: string }[]).map((a) => [a.alias_uid, a.asset_uid]));
-  const current = (uid: string) => alias.get(uid) ?? uid;
-  const unknown: SourceQuote[] = [];
-  for (const q of quotes) {
-    const pin = pinned.get(q.sourceId);
-    const hit = cache.get(q.sourceId);
-    if (pin) out.set(matchKey(q), { ...pin, rule: "pinned" });
-    else if (hit) out.set(matchKey(q), { assetUid: current(movedTo.get(q.sourceId) ?? hit.assetUid), slot: hit.slot, rule: "known" });
-    else unknown.push(q);
-  }
-  // Ids missing from the KV copy are looked up in D1 inside the lease (matchAndCreate), once.
-  if (!unknown.length) return out;
-  const { resolution, moved } = await matchAndCreate(db, source, unknown);
-  for (const [k, v] of resolution) out.set(k, v);
-  // Ids of this batch that the new ones just moved go to their new asset.
-  for (const m of moved) {
-    const r = out.get(matchKey(m));
-    if (r) out.set(matchKey(m), { ...r, assetUid: m.assetUid });
-  }
-  return out;
+  const reads = [pinnedMappings(source), movesSinceQuery(copy.lastMove, source), copiedAliasesQuery(copied)];
+  const place = ([pinnedRes, movedRes, aliasRes]: D1Result[]) => {
+    const pinned = new Map((pinnedRes.results as PinnedRow[]).map((r) => [r.source_id, { assetUid: r.asset_uid, slot: r.slot }]));
+    const movedTo = new Map((movedRes.results as { source_id: string; to_uid: string }[]).map((m) => [m.source_id, m.to_uid]));
+    const alias = new Map((aliasRes.results as { alias_uid: string; asset_uid: string }[]).map((a) => [a.alias_uid, a.asset_uid]));
+    const current = (uid: string) => alias.get(uid) ?? uid;
+    const out: Resolution = new Map();
+    const unknown: SourceQuote[] = [];
+    for (const q of quotes) {
+      const pin = pinned.get(q.sourceId);
+      const hit = cache.get(q.sourceId);
+      if (pin) out.set(matchKey(q), { ...pin, rule: "pinned" });
+      else if (hit) out.set(matchKey(q), { assetUid: current(movedTo.get(q.sourceId) ?? hit.assetUid), slot: hit.slot, rule: "known" });
+      else unknown.push(q);
+    }
+    return { out, unknown };
+  };
+  return { reads, place };
 }
 
 type PinnedRow = { source_id: string; asset_uid: string; slot: number };
@@ -120,19 +123,31 @@ export const inUnifyLease = <T>(
  * Known mappings the decision moves get their stored quotes rewritten in the same transaction,
  * under their sources' quotes leases too.
  */
-async function matchAndCreate(db: Db, source: string, quotes: SourceQuote[]) {
+async function matchAndCreate(db: Db, source: string, uncopied: SourceQuote[], placing: ReturnType<typeof placeKnown>) {
   // Every readable choice of every record: a new asset is then named without another round trip.
-  const choices = [...new Set(quotes.flatMap((q) => uidCandidates(q)))];
+  const choices = [...new Set(uncopied.flatMap((q) => uidCandidates(q)))];
   const reads = [
+    ...placing.reads,
     sql`SELECT ${col(assetMappings.sourceId)}, ${col(assetMappings.assetUid)}, ${col(assetMappings.slot)} FROM ${assetMappings}
       WHERE ${assetMappings.source} = ${source}
-        AND ${assetMappings.sourceId} IN (SELECT value FROM json_each(${JSON.stringify(quotes.map((q) => q.sourceId))}))`,
-    candidatesQuery(quotes),
+        AND ${assetMappings.sourceId} IN (SELECT value FROM json_each(${JSON.stringify(uncopied.map((q) => q.sourceId))}))`,
+    candidatesQuery(uncopied),
     takenUidsQuery(choices),
     nextSlotQuery(source),
-    activeContractsQuery(quotes),
+    activeContractsQuery(uncopied),
   ];
-  const { value } = await inUnifyLease(db, reads, (results) => decideAndWrite(db, source, quotes, new Set(choices), results));
+  const known = placing.reads.length;
+  const { value } = await inUnifyLease(db, reads, async (results) => {
+    const { out, unknown } = placing.place(results.slice(0, known));
+    const decided = await decideAndWrite(db, source, unknown, new Set(choices), results.slice(known));
+    for (const [k, v] of decided.value.resolution) out.set(k, v);
+    // Ids of this batch that the new ones just moved go to their new asset.
+    for (const m of decided.value.moved) {
+      const r = out.get(matchKey(m));
+      if (r) out.set(matchKey(m), { ...r, assetUid: m.assetUid });
+    }
+    return { ...decided, value: out };
+  });
   return value;
 }
 
@@ -425,7 +440,7 @@ function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
 }
 
 function knownOf(m: MappingRow): KnownMapping {
-  const [priceUsd, rank, marketCapUsd] = m.figures ? (JSON.parse(m.figures) as (number | null)[]) : [];
+  const [priceUsd, rank, marketCapUsd] = m.figures ? (JSON.parse(m.figures) as Figures) : [];
   const contracts = m.contracts ? (JSON.parse(m.contracts) as [string, string][]).map(([chain, address]) => ({ chain, address })) : [];
   return {
     ...(contracts.length ? { contracts } : {}),
@@ -491,10 +506,10 @@ export function candidatesQuery(
     CROSS JOIN ${c} mine ON mine.${col(c.source)} = k.value ->> 0 AND mine.${col(c.sourceId)} = k.value ->> 1 AND mine.${col(c.active)} = 1
     CROSS JOIN ${c} theirs ON theirs.${col(c.chain)} = mine.${col(c.chain)} AND theirs.${col(c.address)} = mine.${col(c.address)}
       AND theirs.${col(c.source)} <> mine.${col(c.source)} AND theirs.${col(c.active)} = 1`;
+  // Qualified: inside the correlated subqueries below, a bare column name would name their own table's column.
   const [source, sourceId, slot] = [sql`hit.${col(m.source)}`, sql`hit.${col(m.sourceId)}`, sql`hit.${col(m.slot)}`];
   const contracts = sql`(SELECT json_group_array(json_array(s.${col(c.chain)}, s.${col(c.address)})) FROM ${c} s
-    WHERE s.${col(c.source)} = ${source} AND s.${col(c.sourceId)} = ${sourceId} AND s.${col(c.active)} = 1)`;
-  const price = sql`(${storedFields(["priceUsd"], source, sourceId, slot)} ->> 0)`;
+    WHERE s.${col(c.source)} = found.${col(m.source)} AND s.${col(c.sourceId)} = found.${col(m.sourceId)} AND s.${col(c.active)} = 1)`;
   const apart = sql.raw(String(1 + PRICE_VETO));
   return sql`
     WITH hit AS (
@@ -507,37 +522,25 @@ export function candidatesQuery(
       UNION ALL SELECT ${cols}, NULL, NULL FROM ${m} WHERE ${m.assetUid} IN (SELECT value FROM json_each(${JSON.stringify([...new Set(mates)])}))
         OR (${m.source}, ${m.sourceId}) IN (${byContract})
         OR (${m.source}, ${m.sourceId}) IN (SELECT j.value ->> 0, j.value ->> 1 FROM json_each(${JSON.stringify(own.map((i) => [i.source, i.sourceId]))}) j)
+    ),
+    -- One row per mapping with the price range of what looked it up, in bucket order (each bucket's figures are parsed once).
+    found AS MATERIALIZED (
+      SELECT ${cols}, MAX(hit.low IS NULL) AS open, MIN(hit.low) AS low, MAX(hit.high) AS high, ${storedFigures(source, sourceId, slot)} AS figures
+      FROM hit WHERE ${source} || ':' || ${sourceId} NOT IN (SELECT value FROM json_each(${JSON.stringify(read)}))
+      GROUP BY ${source}, ${slot}
     )
-    SELECT ${source} AS source, ${sourceId} AS source_id, hit.${col(m.assetUid)}, hit.${col(m.name)}, hit.${col(m.symbolKey)},
-      ${slot} AS slot, hit.${col(m.pinned)}, hit.${col(m.createdAt)}, ${storedFields(FIGURES, source, sourceId, slot)} AS figures,
-      ${contracts} AS contracts
-    FROM hit WHERE ${source} || ':' || ${sourceId} NOT IN (SELECT value FROM json_each(${JSON.stringify(read)}))
-    -- One row per mapping, in bucket order: each bucket's JSON is parsed once for all of its ids.
-    GROUP BY 1, 6
-    HAVING MAX(hit.low IS NULL) OR coalesce(${price} BETWEEN MIN(hit.low) / ${apart} AND MAX(hit.high) * ${apart}, 1)`;
+    SELECT ${cols}, figures, ${contracts} AS contracts FROM found
+    WHERE open OR coalesce((figures ->> 0) BETWEEN low / ${apart} AND high * ${apart}, 1)`;
 }
 
-/** What the matcher compares of a stored quote, in this order. */
-const FIGURES: (keyof StoredQuote)[] = ["priceUsd", "rank", "marketCapUsd"];
-
 /**
- * Fields of an id's stored quote picked out of its quote bucket by SQLite, as a JSON array (each
- * number as stored, to the last digit): a JSON path when the id can be quoted in one, else json_each
- * (which reads a row per id in the bucket).
+ * An id's stored figures ([price, rank, market cap] as stored, to the last digit) out of its quote
+ * bucket's figures: a JSON path when the id can be quoted in one, else json_each (a row per id in the bucket).
  */
-function storedFields(fields: (keyof StoredQuote)[], source: SQL, sourceId: SQL, slot: SQL) {
+function storedFigures(source: SQL, sourceId: SQL, slot: SQL) {
   const b = quoteBuckets;
-  const path = (f: string) => sql`('$."' || ${sourceId} || '".${sql.raw(f)}')`;
-  const extract =
-    fields.length === 1
-      ? sql`json_array(b.${col(b.quotes)} -> ${path(fields[0])})`
-      : sql`json_extract(b.${col(b.quotes)}, ${sql.join(fields.map(path), sql`, `)})`;
-  const values = sql.join(
-    fields.map((f) => sql`j.value -> '${sql.raw(f)}'`),
-    sql`, `,
-  );
-  return sql`(SELECT CASE WHEN instr(${sourceId}, '"') = 0 AND instr(${sourceId}, '\\') = 0 THEN ${extract}
-      ELSE (SELECT json_array(${values}) FROM json_each(b.${col(b.quotes)}) j WHERE j.key = ${sourceId}) END
+  return sql`(SELECT CASE WHEN instr(${sourceId}, '"') = 0 AND instr(${sourceId}, '\\') = 0 THEN b.${col(b.figures)} -> ('$."' || ${sourceId} || '"')
+      ELSE (SELECT j.value FROM json_each(b.${col(b.figures)}) j WHERE j.key = ${sourceId}) END
     FROM ${b} b WHERE b.${col(b.source)} = ${source} AND b.${col(b.bucket)} = ${slot} / ${sql.raw(String(QUOTES_PER_BUCKET))})`;
 }
 
