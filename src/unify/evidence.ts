@@ -154,6 +154,8 @@ export function keysOf(r: Identity): Keys {
   return keys;
 }
 
+const NO_KEYS: string[] = [];
+
 function computeKeys(r: Identity): Keys {
   const { base, old, standard, qualifier, marks, plain } = markersOf(r.name);
   const sym = symbolKey(r.symbol);
@@ -162,41 +164,44 @@ function computeKeys(r: Identity): Keys {
   const { name, loose, words } = nameKeysOf(base);
   const { name: plainName, loose: plainLoose } = plain ? nameKeysOf(plain) : { name: "", loose: "" };
   const id = idKey(r.source, r.sourceId, r.symbol);
-  const contracts = [...new Set((r.contracts ?? []).map((c) => `${c.chain}:${c.address}`))].sort();
-  const keys = (list: [string, string][]) => [...new Set(list.filter(([, v]) => v !== "").map(([t, v]) => `${t}:${v}`))];
+  const contracts = r.contracts?.length ? [...new Set(r.contracts.map((c) => `${c.chain}:${c.address}`))].sort() : NO_KEYS;
   // "terra" finds "terra luna classic" and the other way round: "p:" keys are a name's leading words.
-  const prefixes = words[0]?.length >= 3 ? words.slice(1, MAX_PREFIX_WORDS + 1).map((_, i) => words.slice(0, i + 1).join("")) : [];
-  const own = keys([
-    ["s", sym],
-    ["s", baseSym],
-    ["n", name],
-    ["n", loose],
-    // "X (BSC)" is found by "X", and finds it: the same coin or a copy, which its rivals decide.
-    ["n", plainName],
-    ["n", plainLoose],
-    ["i", id],
-    ...prefixes.map((p): [string, string] => ["p", p]),
-    // An equal contract pairs two ids whatever their names and tickers.
-    ...contracts.map((c): [string, string] => ["c", c]),
-  ]);
+  const prefixes = words[0]?.length >= 3 ? words.slice(1, MAX_PREFIX_WORDS + 1).map((_, i) => words.slice(0, i + 1).join("")) : NO_KEYS;
+  // Keys are built for every record and every mapping read, so without intermediate arrays: each `kind:value` once, in order.
+  const own: string[] = [];
+  const lookup: string[] = [];
+  const add = (list: string[], kind: string, value: string) => {
+    if (value === "") return;
+    const key = `${kind}:${value}`;
+    if (!list.includes(key)) list.push(key);
+  };
+  add(own, "s", sym);
+  add(own, "s", baseSym);
+  add(own, "n", name);
+  add(own, "n", loose);
+  // "X (BSC)" is found by "X", and finds it: the same coin or a copy, which its rivals decide.
+  add(own, "n", plainName);
+  add(own, "n", plainLoose);
+  add(own, "i", id);
+  for (const p of prefixes) add(own, "p", p);
+  // An equal contract pairs two ids whatever their names and tickers.
+  for (const c of contracts) add(own, "c", c);
   // A name may be another provider's id slug and the other way round.
-  const lookup = keys([
-    ["s", sym],
-    ["s", baseSym],
-    // The ticker CoinGecko gives a migrated contract ("KST" -> "KSTOLD").
-    ["s", sym && `${sym}old`],
-    ["n", name],
-    ["n", loose],
-    ["n", plainName],
-    ["n", plainLoose],
-    ["i", id],
-    ["i", name],
-    ["i", loose],
-    ["n", id],
-    ["p", loose],
-    ...prefixes.map((p): [string, string] => ["n", p]),
-    ...contracts.map((c): [string, string] => ["c", c]),
-  ]);
+  add(lookup, "s", sym);
+  add(lookup, "s", baseSym);
+  // The ticker CoinGecko gives a migrated contract ("KST" -> "KSTOLD").
+  add(lookup, "s", sym && `${sym}old`);
+  add(lookup, "n", name);
+  add(lookup, "n", loose);
+  add(lookup, "n", plainName);
+  add(lookup, "n", plainLoose);
+  add(lookup, "i", id);
+  add(lookup, "i", name);
+  add(lookup, "i", loose);
+  add(lookup, "n", id);
+  add(lookup, "p", loose);
+  for (const p of prefixes) add(lookup, "n", p);
+  for (const c of contracts) add(lookup, "c", c);
   return { sym, baseSym, name, loose, words, id, old, standard, qualifier, marks, plainName, plainLoose, contracts, own, lookup };
 }
 

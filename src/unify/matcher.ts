@@ -32,12 +32,19 @@ export { matchKey } from "./grouping";
  * the evidence, so a weak mapping gives way when a later record brings stronger evidence, and the
  * grouping does not depend on the order records arrived in. Known mappings whose group changed are
  * moves; the ones the records do not reach keep their asset. `pinned` pins records by key (tests
- * pin records not yet mapped; a stored pin is a known mapping with `pinned` set).
+ * pin records not yet mapped; a stored pin is a known mapping with `pinned` set). `allReached` says every
+ * known mapping is reached from the records (reachOf) already.
  */
-export function decide(records: Identity[], known: KnownMapping[], pinned = new Map<string, string>()): Outcome {
-  const reached = reachOf(records, known, pinned);
+export function decide(
+  records: Identity[],
+  known: KnownMapping[],
+  pinned = new Map<string, string>(),
+  { allReached = false }: { allReached?: boolean } = {},
+): Outcome {
+  // A neighbourhood read ring by ring from the records (resolve.ts) holds only what they reach already.
+  const reached = allReached ? null : reachOf(records, known, pinned);
   const knownByKey = new Map<string, KnownMapping>();
-  for (const m of known) if (reached.has(matchKey(m))) knownByKey.set(matchKey(m), m);
+  for (const m of known) if (!reached || reached.has(matchKey(m))) knownByKey.set(matchKey(m), m);
   const fresh = new Map<string, Identity>();
   for (const r of records) if (!knownByKey.has(matchKey(r)) && !fresh.has(matchKey(r))) fresh.set(matchKey(r), r);
   const grouping = groupRecords([

@@ -173,7 +173,7 @@ async function decideAndWrite(
   if (!todo.length) return { writes: [], value: { resolution: out, moved: [] } };
 
   const { rows, known } = await neighbourhoodOf(db, todo, candidateRes.results as MappingRow[]);
-  const outcome = decide(todo, known);
+  const outcome = decide(todo, known, undefined, { allReached: true });
   const now = nowIso();
   const freshUids = await freshUidsFor(db, outcome.fresh, checkedUids, takenRes.results as { uid: string }[]);
   const uidOf = (p: Placement) => ("assetUid" in p ? p.assetUid : freshUids[p.fresh]);
@@ -272,7 +272,7 @@ export async function redecideContracts(db: Db, source: string, sourceIds: strin
       if (!mine.length) return { writes: [], value: 0 };
       const records = mine.map(knownOf);
       const { rows, known } = await neighbourhoodOf(db, records, mine);
-      const outcome = decide(records, known);
+      const outcome = decide(records, known, undefined, { allReached: true });
       if (!outcome.moves.length) return { writes: [], value: 0 };
       const now = nowIso();
       const freshUids = await freshUidsFor(db, outcome.fresh, new Set(), []);
