@@ -77,8 +77,12 @@ describe("the /data snapshot's encoding", () => {
   };
   const sorted = (sort: SortKey, of = assets) => [...of].sort((a, b) => compare[sort](a, b) || byUid(a, b)).map((a) => a.asset_uid);
 
-  it("stores every index in 3 bytes above 65,536 rows and `updated` in 2 above 256 times", () => {
-    const { sections } = new SnapshotSections(bytes.buffer as ArrayBuffer).header;
+  it("stores every index in 3 bytes above 65,536 rows, `updated` in 2 above 256 times, and a uid once", () => {
+    const stored = new SnapshotSections(bytes.buffer as ArrayBuffer);
+    const { sections } = stored.header;
+    // Row 0 is a-0 (assets[0]), whose coingecko id is its uid: a one-byte marker stands for it.
+    expect([assets[0].asset_uid, assets[0].source_ids.coingecko]).toEqual(["a-0", "a-0"]);
+    expect(stored.text("rows").get(0).split("\u0001")).toEqual(["a-0", "S0", "Ñame 0", "\u0002", "coinpaprika-0", "ü-0-€"]);
     for (const name of [...SORT_KEYS.map((s) => `order:${s}`), ...SOURCES.map((s) => `ids:${s}`), "rows.offsets"])
       expect([name, sections[name][2], sections[name][3]]).toEqual([name, "uint", 3]);
     expect(sections.updated.slice(2)).toEqual(["uint", 2]);

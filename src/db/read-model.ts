@@ -72,8 +72,13 @@ export function summarise(assetUid: string, quotes: SourcedQuote[], rules: Conse
 }
 
 const SEP = "\u0001";
-/** A row's text fields, in this order: its uid, symbol and name, then its id at each source ("" where it has none). */
+/**
+ * A row's text fields, in this order: its uid, symbol and name, then its id at each source ("" where
+ * it has none, SAME_AS_UID where it is the uid, as a source's id often is).
+ */
 const TEXT_FIELDS = 3;
+/** Stands for the row's uid in a source id field; text fields never hold control characters (source-quote.ts). */
+const SAME_AS_UID = "\u0002";
 
 const NUMERIC = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;
 const MONEY = ["price_usd", "market_cap_usd", "volume_24h_usd", "change_24h_pct"] as const;
@@ -134,7 +139,14 @@ export function encodeSnapshot(
     ...textSections("times", times),
     ...textSections(
       "rows",
-      assets.map((a) => [a.asset_uid, a.symbol, a.name, ...SOURCES.map((src) => a.source_ids[src] ?? "")].join(SEP)),
+      assets.map((a) =>
+        [
+          a.asset_uid,
+          a.symbol,
+          a.name,
+          ...SOURCES.map((src) => (a.source_ids[src] === a.asset_uid ? SAME_AS_UID : (a.source_ids[src] ?? ""))),
+        ].join(SEP),
+      ),
     ),
     ...orders,
     ...sourceIds,
@@ -193,7 +205,9 @@ export class ReadModel {
   }
 
   private fields(i: number) {
-    return this.rows.get(i).split(SEP);
+    const f = this.rows.get(i).split(SEP);
+    for (let k = TEXT_FIELDS; k < f.length; k++) if (f[k] === SAME_AS_UID) f[k] = f[0];
+    return f;
   }
 
   asset(i: number): Asset {
