@@ -63,4 +63,19 @@ describe("how an isolate learns of a new snapshot", () => {
     forgetReadModel();
     expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
   });
+
+  it("keeps its copy when the pointer names a snapshot in the previous format (CFS2), and serves none without one", async () => {
+    const db = dbFor(env.DB);
+    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
+    const old = await buildSnapshot(db, published!.version + 1, DEFAULT_CONSENSUS);
+    old.set(new TextEncoder().encode("CFS2"), 0);
+    const key = `read-model/v${published!.version + 1}.bin`;
+    await env.BUCKET.put(key, old);
+    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: published!.version + 1, key }));
+    const t0 = Date.now();
+    setClock(() => t0 + 10_000);
+    expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
+    forgetReadModel();
+    expect(await currentReadModel(db, env.BUCKET, env.KV)).toBeNull();
+  });
 });

@@ -8,7 +8,7 @@ import { col, type Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
 import { assetAliases, assetMappings, mappingMoves, readModel, type StoredQuote } from "./schema";
-import { encodeSections, lowerBound, SnapshotSections, type TextList, textSections } from "./snapshot-format";
+import { encodeSections, lowerBound, SnapshotSections, type TextList, textSections, type Uints, uintSection } from "./snapshot-format";
 
 export const SORT_KEYS = ["rank", "market_cap", "price", "volume", "change_24h", "symbol", "name"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -72,8 +72,13 @@ export function summarise(assetUid: string, quotes: SourcedQuote[], rules: Conse
 }
 
 const SEP = "\u0001";
-/** A row's text fields, in this order: its uid, symbol and name, then its id at each source ("" where it has none). */
+/**
+ * A row's text fields, in this order: its uid, symbol and name, then its id at each source ("" where
+ * it has none, SAME_AS_UID where it is the uid, as a source's id often is).
+ */
 const TEXT_FIELDS = 3;
+/** Stands for the row's uid in a source id field; text fields never hold control characters (source-quote.ts). */
+const SAME_AS_UID = "\u0002";
 
 const NUMERIC = { market_cap: "market_cap_usd", price: "price_usd", volume: "volume_24h_usd", change_24h: "change_24h_pct" } as const;
 const MONEY = ["price_usd", "market_cap_usd", "volume_24h_usd", "change_24h_pct"] as const;
@@ -99,7 +104,7 @@ export function encodeSnapshot(
   );
   const times = [...new Set(assets.map((a) => a.updated_at))].sort(byString);
   const timeIndex = new Map(times.map((t, i) => [t, i]));
-  const updated = Uint32Array.from(assets, (a) => timeIndex.get(a.updated_at)!);
+  const updated = assets.map((a) => timeIndex.get(a.updated_at)!);
 
   const lowerName = assets.map((a) => a.name.toLowerCase());
   const lowerSymbol = assets.map((a) => a.symbol.toLowerCase());
@@ -117,12 +122,12 @@ export function encodeSnapshot(
           : Float64Array.from(assets, (a) => a[NUMERIC[sort]] ?? Number.NEGATIVE_INFINITY);
       ids.sort((x, y) => v[x] - v[y] || x - y);
     }
-    return { name: `order:${sort}`, kind: "i32" as const, data: Int32Array.from(ids) };
+    return uintSection(`order:${sort}`, ids);
   });
   const sourceIds = SOURCES.map((src) => {
     const rows = assets.flatMap((a, i) => (a.source_ids[src] ? [i] : []));
     rows.sort((x, y) => byString(assets[x].source_ids[src]!, assets[y].source_ids[src]!));
-    return { name: `ids:${src}`, kind: "i32" as const, data: Int32Array.from(rows) };
+    return uintSection(`ids:${src}`, rows);
   });
   const rowOf = new Map(assets.map((a, i) => [a.asset_uid, i]));
   const aliases = aliasPairs.filter(([, uid]) => rowOf.has(uid)).sort((x, y) => byString(x[0], y[0]));
@@ -130,11 +135,18 @@ export function encodeSnapshot(
     ...money,
     { name: "rank", kind: "i32", data: rank },
     { name: "flags", kind: "u8", data: flags },
-    { name: "updated", kind: "u32", data: updated },
+    uintSection("updated", updated),
     ...textSections("times", times),
     ...textSections(
       "rows",
-      assets.map((a) => [a.asset_uid, a.symbol, a.name, ...SOURCES.map((src) => a.source_ids[src] ?? "")].join(SEP)),
+      assets.map((a) =>
+        [
+          a.asset_uid,
+          a.symbol,
+          a.name,
+          ...SOURCES.map((src) => (a.source_ids[src] === a.asset_uid ? SAME_AS_UID : (a.source_ids[src] ?? ""))),
+        ].join(SEP),
+      ),
     ),
     ...orders,
     ...sourceIds,
@@ -142,7 +154,10 @@ export function encodeSnapshot(
       "aliases",
       aliases.map(([alias]) => alias),
     ),
-    { name: "alias_rows", kind: "i32", data: Int32Array.from(aliases, ([, uid]) => rowOf.get(uid)!) },
+    uintSection(
+      "alias_rows",
+      aliases.map(([, uid]) => rowOf.get(uid)!),
+    ),
   ]);
 }
 
@@ -164,7 +179,7 @@ export class ReadModel {
   private readonly money: Record<(typeof MONEY)[number], Float64Array>;
   private readonly rank: Int32Array;
   private readonly flags: Uint8Array;
-  private readonly updated: Uint32Array;
+  private readonly updated: Uints;
   /** Orders of one source's assets and each order's inverse, derived from the stored orders on first use (one pass). */
   private readonly scoped = new Map<string, Int32Array>();
   private readonly positions = new Map<SortKey, Int32Array>();
@@ -181,7 +196,7 @@ export class ReadModel {
     this.money = Object.fromEntries(MONEY.map((f) => [f, this.s.f64(f)])) as ReadModel["money"];
     this.rank = this.s.i32("rank");
     this.flags = this.s.u8("flags");
-    this.updated = this.s.u32("updated");
+    this.updated = this.s.uint("updated");
   }
 
   /** Bytes the loaded snapshot holds. */
@@ -190,7 +205,9 @@ export class ReadModel {
   }
 
   private fields(i: number) {
-    return this.rows.get(i).split(SEP);
+    const f = this.rows.get(i).split(SEP);
+    for (let k = TEXT_FIELDS; k < f.length; k++) if (f[k] === SAME_AS_UID) f[k] = f[0];
+    return f;
   }
 
   asset(i: number): Asset {
@@ -208,7 +225,7 @@ export class ReadModel {
       change_24h_pct: num(this.money.change_24h_pct[i]),
       sources,
       source_ids: Object.fromEntries(sources.map((src) => [src, f[TEXT_FIELDS + SOURCES.indexOf(src)]])),
-      updated_at: this.times.get(this.updated[i]),
+      updated_at: this.times.get(this.updated.get(i)),
     };
   }
 
@@ -245,22 +262,28 @@ export class ReadModel {
     if (f.symbol !== undefined || f.q !== undefined || f.ids !== undefined) return this.filtered(f);
     const rows = this.order(f.source, f.sort);
     const total = rows.length;
-    return { total, at: (k: number) => rows[f.order === "desc" ? total - 1 - k : k] };
+    const desc = f.order === "desc";
+    return rows instanceof Int32Array
+      ? { total, at: (k: number) => rows[desc ? total - 1 - k : k] }
+      : { total, at: (k: number) => rows.get(desc ? total - 1 - k : k) };
   }
 
   /** A stored order, or its rows of one source (one pass, kept). Descending is the same read backwards: ties break by uid both ways. */
-  private order(source: Source | undefined, sort: SortKey) {
-    const all = this.s.i32(`order:${sort}`);
+  private order(source: Source | undefined, sort: SortKey): Uints | Int32Array {
+    const all = this.s.uint(`order:${sort}`);
     if (!source) return all;
     const key = `${source}:${sort}`;
     let o = this.scoped.get(key);
     if (!o) {
       const bit = SOURCE_BIT[source];
       let count = 0;
-      for (let k = 0; k < all.length; k++) if (this.flags[all[k]] & bit) count++;
+      for (let k = 0; k < all.length; k++) if (this.flags[all.get(k)] & bit) count++;
       o = new Int32Array(count);
       let j = 0;
-      for (let k = 0; k < all.length; k++) if (this.flags[all[k]] & bit) o[j++] = all[k];
+      for (let k = 0; k < all.length; k++) {
+        const i = all.get(k);
+        if (this.flags[i] & bit) o[j++] = i;
+      }
       this.scoped.set(key, o);
     }
     return o;
@@ -270,9 +293,9 @@ export class ReadModel {
   private position(sort: SortKey) {
     let p = this.positions.get(sort);
     if (!p) {
-      const o = this.s.i32(`order:${sort}`);
+      const o = this.s.uint(`order:${sort}`);
       p = new Int32Array(this.size);
-      for (let k = 0; k < o.length; k++) p[o[k]] = k;
+      for (let k = 0; k < o.length; k++) p[o.get(k)] = k;
       this.positions.set(sort, p);
     }
     return p;
@@ -283,12 +306,12 @@ export class ReadModel {
    * `prefix` (or equals it, `exact`): two binary searches, decoding a row per probe.
    */
   private range(sort: "name" | "symbol", prefix: string, exact: boolean) {
-    const o = this.s.i32(`order:${sort}`);
+    const order = this.s.uint(`order:${sort}`);
     const field = sort === "name" ? 2 : 1;
-    const key = (pos: number) => this.fields(o[pos])[field].toLowerCase();
-    const from = lowerBound(o.length, key, prefix);
-    const to = lowerBound(o.length, key, exact ? `${prefix}\u0000` : `${prefix}\uffff`);
-    return { sort, from, to, rows: o.subarray(from, to) };
+    const key = (pos: number) => this.fields(order.get(pos))[field].toLowerCase();
+    const from = lowerBound(order.length, key, prefix);
+    const to = lowerBound(order.length, key, exact ? `${prefix}\u0000` : `${prefix}\uffff`);
+    return { sort, from, to, order };
   }
 
   /**
@@ -318,11 +341,20 @@ export class ReadModel {
     if (f.ids !== undefined) {
       for (const i of new Set(f.ids.flatMap((id) => this.rowOfId(id) ?? []))) if (passes(i)) picked.push(i);
     } else if (symbol) {
-      for (const i of symbol.rows) if (passes(i)) picked.push(i);
+      for (let k = symbol.from; k < symbol.to; k++) {
+        const i = symbol.order.get(k);
+        if (passes(i)) picked.push(i);
+      }
     } else {
-      for (const i of byName!.rows) if (passes(i)) picked.push(i);
+      for (let k = byName!.from; k < byName!.to; k++) {
+        const i = byName!.order.get(k);
+        if (passes(i)) picked.push(i);
+      }
       // Rows in both ranges come once, from the name range.
-      for (const i of bySymbol!.rows) if (!(posName![i] >= byName!.from && posName![i] < byName!.to) && passes(i)) picked.push(i);
+      for (let k = bySymbol!.from; k < bySymbol!.to; k++) {
+        const i = bySymbol!.order.get(k);
+        if (!(posName![i] >= byName!.from && posName![i] < byName!.to) && passes(i)) picked.push(i);
+      }
     }
     const total = picked.length;
     const desc = f.order === "desc";
@@ -333,7 +365,7 @@ export class ReadModel {
     }
     const marked = new Uint8Array(this.size);
     for (const i of picked) marked[i] = 1;
-    const order = this.s.i32(`order:${f.sort}`);
+    const order = this.s.uint(`order:${f.sort}`);
     const out = new Int32Array(total);
     let filled = 0;
     let next = desc ? order.length - 1 : 0;
@@ -342,7 +374,7 @@ export class ReadModel {
       total,
       at: (k) => {
         while (filled <= k) {
-          const i = order[next];
+          const i = order.get(next);
           next += step;
           if (marked[i]) out[filled++] = i;
         }
@@ -357,14 +389,14 @@ export class ReadModel {
     if (byUid !== undefined) return byUid;
     const aliases = this.s.text("aliases");
     const alias = this.find(aliases.length, (k) => aliases.get(k), id);
-    if (alias !== undefined) return this.s.i32("alias_rows")[alias];
+    if (alias !== undefined) return this.s.uint("alias_rows").get(alias);
     const colon = id.indexOf(":");
     const source = id.slice(0, colon) as Source;
     if (colon < 0 || !SOURCES.includes(source)) return undefined;
-    const rows = this.s.i32(`ids:${source}`);
+    const rows = this.s.uint(`ids:${source}`);
     const field = TEXT_FIELDS + SOURCES.indexOf(source);
-    const k = this.find(rows.length, (pos) => this.fields(rows[pos])[field], id.slice(colon + 1));
-    return k === undefined ? undefined : rows[k];
+    const k = this.find(rows.length, (pos) => this.fields(rows.get(pos))[field], id.slice(colon + 1));
+    return k === undefined ? undefined : rows.get(k);
   }
 
   /** The position in [0, n) whose key equals `target`, keys ascending. */
@@ -434,7 +466,7 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
   const snapshot = await buildSnapshot(db, claim.version, rules);
   const model = new ReadModel(snapshot.buffer as ArrayBuffer);
   const key = snapshotKey(claim.version);
-  // Gzipped: text and orders shrink about fourfold (17 MB to about 4 at 132,000 assets), which is
+  // Gzipped: text and orders shrink about threefold (13.8 MB to 4.9 at 132,000 assets), which is
   // what a far colo's fetch waits for; inflating it is native code, off the request path once an
   // isolate has a copy.
   await bucket.put(key, await gzip(snapshot), { httpMetadata: { contentType: "application/octet-stream", contentEncoding: "gzip" } });
