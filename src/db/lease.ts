@@ -29,6 +29,29 @@ export function leaseStatement(name: string, holder: string, ttlMs: number, when
 
 export const releaseStatement = (name: string, holder: string) => sql`DELETE FROM leases WHERE name = ${name} AND holder = ${holder}`;
 
+/** Ends the lease now if `holder` still holds it (a failed holder lets the next taker in at once), keeping the row. */
+export const expireStatement = (name: string, holder: string) =>
+  sql`UPDATE ${leases} SET ${sql.identifier("expires_at")} = 0 WHERE ${leases.name} = ${name} AND ${leases.holder} = ${holder}`;
+
+/** Who holds each of `names` (a row per lease that has a holder), and until when. */
+export const holdersQuery = (names: string[]) =>
+  sql`SELECT ${leases.name} AS name, ${leases.holder} AS holder, ${leases.expiresAt} AS expires_at FROM ${leases}
+    WHERE ${leases.name} IN (SELECT value FROM json_each(${JSON.stringify(names)}))`;
+export type HolderRow = { name: string; holder: string; expires_at: number };
+
+/** True (in SQL) while `holder` holds `name`. */
+export const isHeld = (name: string, holder: string) =>
+  sql`EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = ${name} AND ${leases.holder} = ${holder})`;
+
+/** The leases of `held` that their holders no longer hold (taken over or released). */
+export async function lostLeases(db: Db, held: { name: string; holder: string }[]) {
+  const lost = await db.all<{ name: string }>(
+    sql`SELECT j.value ->> 0 AS name FROM json_each(${JSON.stringify(held.map((l) => [l.name, l.holder]))}) j
+      WHERE NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = j.value ->> 0 AND ${leases.holder} = j.value ->> 1)`,
+  );
+  return lost.map((l) => l.name);
+}
+
 export async function releaseLease(db: Db, name: string, holder: string) {
   await db.run(releaseStatement(name, holder));
 }
@@ -46,9 +69,14 @@ export class LeaseLost extends Error {
  * holder that stalled past its TTL can never commit after another writer may have. It inserts nothing
  * while the lease is held: no row is written.
  */
-export const fenceStatement = (name: string, holder: string) =>
-  sql`INSERT INTO ${leaseFence} (${sql.identifier("held")}) SELECT NULL
-    WHERE NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = ${name} AND ${leases.holder} = ${holder})`;
+export const fenceStatement = (name: string, holder: string) => failUnless(isHeld(name, holder));
+
+/**
+ * A statement that fails, and so rolls back the batch it is in, unless `condition` holds when it
+ * runs: an insert of NULL into the always-empty lease_fence table's NOT NULL column. It writes no
+ * row when the condition holds. Lease fences use it; so does anything else a batch must not commit without.
+ */
+export const failUnless = (condition: SQL) => sql`INSERT INTO ${leaseFence} (${sql.identifier("held")}) SELECT NULL WHERE NOT ${condition}`;
 
 const FENCE_FAILED = "lease_fence.held";
 
@@ -74,11 +102,8 @@ export async function fencedBatch(db: Db, held: HeldLease[], statements: Stateme
     return out.slice(guard.length);
   } catch (e) {
     if (String((e as Error)?.message ?? e).includes(FENCE_FAILED)) {
-      const lost = await db.all<{ name: string }>(
-        sql`SELECT j.value ->> 0 AS name FROM json_each(${JSON.stringify(held.map((l) => [l.name, l.holder]))}) j
-          WHERE NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = j.value ->> 0 AND ${leases.holder} = j.value ->> 1)`,
-      );
-      throw new LeaseLost(lost.map((l) => l.name).join(", ") || held.map((l) => l.name).join(", "));
+      const lost = await lostLeases(db, held);
+      throw new LeaseLost(lost.join(", ") || held.map((l) => l.name).join(", "));
     }
     throw e;
   }

@@ -1,6 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { builder, type Db } from "../db/client";
-import { leaseFence, rawPayloads } from "../db/schema";
+import { failUnless } from "../db/lease";
+import { rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
 import { gzip } from "../lib/raw-archive";
 
@@ -84,11 +85,9 @@ export const archiveKey = (p: ArchivePlace) => `raw/${p.source}/${p.writer.day}/
 /**
  * Fails, and so rolls back the part's whole transaction, when the archive it reuses is no longer
  * indexed (retention deleted it after this page found it): a part never commits pointing at a
- * deleted archive. It inserts nothing while the archive is there (the lease fence's always-empty table).
+ * deleted archive.
  */
-const archiveStillThere = (id: string) =>
-  sql`INSERT INTO ${leaseFence} (${sql.identifier("held")}) SELECT NULL
-    WHERE NOT EXISTS (SELECT 1 FROM ${rawPayloads} WHERE ${rawPayloads.id} = ${id})`;
+const archiveStillThere = (id: string) => failUnless(sql`EXISTS (SELECT 1 FROM ${rawPayloads} WHERE ${rawPayloads.id} = ${id})`);
 
 /** Whether an archive is still indexed. */
 export async function isArchived(db: Db, id: string) {

@@ -11,7 +11,7 @@ import {
   type StoredPlatform,
   storedPlatforms,
 } from "../db/contract-store";
-import { fenceStatement, sourceLeaseName } from "../db/lease";
+import { fenceStatement, holdersQuery, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
@@ -93,7 +93,7 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
   const lease = sourceLeaseName(msg.source);
   const { status, done, also } = await openPart(s.db, msg.run_id, `contracts-${msg.step}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    sql`SELECT holder FROM leases WHERE name = ${lease}`,
+    holdersQuery([lease]),
   ]);
   if (!status || isFinished(status)) return;
   // The run lost its source (it stalled past its lease and another run took over): nothing is left to do.

@@ -1,7 +1,17 @@
 import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
-import { fenceStatement, type HeldLease, releaseStatement, sourceLeaseName } from "../db/lease";
+import {
+  expireStatement,
+  fenceStatement,
+  type HeldLease,
+  type HolderRow,
+  holdersQuery,
+  isHeld,
+  lostLeases,
+  releaseStatement,
+  sourceLeaseName,
+} from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -19,7 +29,6 @@ import { SOURCE_LEASE_MS, sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
-type LeaseRow = { holder: string; expires_at: number };
 
 /**
  * How long a delivery holds its page before a redelivery may take the page over: well inside the
@@ -38,22 +47,22 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   const lease = pageLease(msg);
   const { status, done, also } = await openPart(s.db, msg.run_id, `page-${msg.page}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    sql`SELECT holder, expires_at FROM leases WHERE name = ${lease.name}`,
+    holdersQuery([lease.name]),
     takePageStatement(lease, msg),
   ]);
   if (!status || isFinished(status)) return;
-  const before = also[1].results[0] as LeaseRow | undefined;
+  const before = also[1].results[0] as HolderRow | undefined;
   if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, before);
   try {
     await fetchHeldPage(s, msg, lease, done, before);
   } catch (e) {
     // The queue retries the message: its retry takes the page at once instead of waiting the lease out.
-    await s.db.run(sql`UPDATE leases SET expires_at = 0 WHERE name = ${lease.name} AND holder = ${lease.holder}`).catch(() => {});
+    await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
     throw e;
   }
 }
 
-async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done: { fetched: number } | null, before?: LeaseRow) {
+async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done: { fetched: number } | null, before?: HolderRow) {
   const adapter = httpSources[msg.source];
   const part = `page-${msg.page}`;
   // Its holder stored it, then died or stalled before sending the next page: what it carried is recorded already.
@@ -214,7 +223,7 @@ function takePageStatement(lease: PageLease, msg: FetchPage) {
   const heldPage = sql`CAST(substr(leases.holder, ${run.length + 1}) AS INTEGER)`;
   return sql`
     INSERT INTO leases (name, holder, expires_at) SELECT ${lease.name}, ${lease.holder}, ${t + lease.ttlMs}
-    WHERE EXISTS (SELECT 1 FROM leases WHERE name = ${sourceLeaseName(msg.source)} AND holder = ${msg.run_id})
+    WHERE ${isHeld(sourceLeaseName(msg.source), msg.run_id)}
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE substr(leases.holder, 1, ${run.length}) != ${run} OR ${heldPage} < ${msg.page}
       OR (${heldPage} = ${msg.page} AND leases.expires_at < ${t})
@@ -226,7 +235,7 @@ function takePageStatement(lease: PageLease, msg: FetchPage) {
  * back when that one's time is up, to take the page over should it have died; once a later page has
  * started (this is a stale copy), or the run lost its source, there is nothing left to do.
  */
-async function leaveToHolder(s: Services, msg: FetchPage, held?: LeaseRow) {
+async function leaveToHolder(s: Services, msg: FetchPage, held?: HolderRow) {
   const h = held && holderOf(held.holder);
   if (!held || h?.runId !== msg.run_id || h.page !== msg.page) return;
   const delaySeconds = Math.max(1, Math.ceil((held.expires_at - now()) / 1000) + 1);
@@ -236,8 +245,6 @@ async function leaveToHolder(s: Services, msg: FetchPage, held?: LeaseRow) {
 
 /** Whether this delivery still holds its page and its run the source (a failed write may have been fenced). */
 async function holdsPage(db: Db, msg: FetchPage, lease: PageLease) {
-  const row = await db.get<{ page: number; source: number }>(sql`
-    SELECT EXISTS (SELECT 1 FROM leases WHERE name = ${lease.name} AND holder = ${lease.holder}) AS page,
-      EXISTS (SELECT 1 FROM leases WHERE name = ${sourceLeaseName(msg.source)} AND holder = ${msg.run_id}) AS source`);
-  return !!row?.page && !!row?.source;
+  const lost = await lostLeases(db, [lease, { name: sourceLeaseName(msg.source), holder: msg.run_id }]);
+  return lost.length === 0;
 }

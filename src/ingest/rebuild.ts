@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
 import { jsonSlices, runBatch, type Statement } from "../db/batch";
 import { builder } from "../db/client";
-import { acquireLease, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
+import { acquireLease, type HolderRow, holdersQuery, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
 import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -511,8 +511,8 @@ async function finishRebuild(s: Services, msg: RebuildMessage) {
  */
 async function heartbeat(s: Services, msg: RebuildMessage) {
   const names = [REBUILD_LEASE, ...SOURCES.map(sourceLeaseName)];
-  const holders = sql`SELECT name, holder FROM leases WHERE name IN (SELECT value FROM json_each(${JSON.stringify(names)}))`;
-  const results = await runBatch<{ name: string; holder: string }>(s.db, [
+  const holders = holdersQuery(names);
+  const results = await runBatch<HolderRow>(s.db, [
     holders,
     leaseStatement(REBUILD_LEASE, holderOf(msg.runs), REBUILD_LEASE_MS, runIsOpen(msg.runs.csv), REBUILD_LEASE_MS / 2),
     ...SOURCES.map((source) => sourceHeartbeat(source, msg.runs[source])),
