@@ -337,6 +337,35 @@ describe("FX storage", () => {
     expect(kept.map((r) => r.resolution)).toEqual(["hour"]);
   });
 
+  it("a fetch stored again after its hour was rolled up (a replay) is not counted twice, nor after its day was", async () => {
+    const { s } = testServices();
+    const DAY = 24 * 60 * MIN;
+    const t = T0 + 60 * DAY;
+    const history = async () =>
+      (
+        await rows<{ resolution: string; points: string }>(
+          "SELECT resolution, points FROM fx_history WHERE source = 'coinpaprika' AND period_start >= ? ORDER BY resolution",
+          new Date(t - 40 * DAY).toISOString(),
+        )
+      ).map((r) => [r.resolution, JSON.parse(r.points)]);
+    await storeFxRates(s.db, "coinpaprika", t + 5 * MIN, [rate("eur", 0.9)]);
+    await storeFxRates(s.db, "coinpaprika", t + 10 * MIN, [rate("eur", 0.7)]);
+    await rollUpFxHistory(s, t + 8 * DAY);
+    const hourly = [["hour", { t: [t], r: { eur: [0.8] }, w: [2] }]];
+    expect(await history()).toEqual(hourly);
+    // The first fetch replayed: its hour holds it already.
+    await storeFxRates(s.db, "coinpaprika", t + 5 * MIN, [rate("eur", 0.9)]);
+    await rollUpFxHistory(s, t + 8 * DAY);
+    expect(await history()).toEqual(hourly);
+    // Rolled up again into its month's daily row, then replayed once more.
+    await rollUpFxHistory(s, t + 100 * DAY);
+    const daily = await history();
+    expect(daily).toEqual([["day", { t: [t - 12 * 60 * MIN], r: { eur: [0.8] }, w: [2] }]]);
+    await storeFxRates(s.db, "coinpaprika", t + 10 * MIN, [rate("eur", 0.7)]);
+    await rollUpFxHistory(s, t + 100 * DAY);
+    expect(await history()).toEqual(daily);
+  });
+
   it("two fetches of one source stored at once both land: the later writer reads again instead of overwriting", async () => {
     const { s } = testServices();
     const t = T0 + 30 * 24 * 60 * MIN;

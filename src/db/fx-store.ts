@@ -90,30 +90,46 @@ const EMPTY: FxPoints = { t: [], r: {} };
 /**
  * Stores one fetch of a source's rates, timed `at`: merged into the source's latest rates and added
  * to the raw FX history of its hour, with `also` (lease fences, the payload's archive index row), in
- * one transaction that commits only over the rows it read; a concurrent writer (a replay) makes it
- * read again. A fetch costs a few rows read and two written (three when it opens an hour's row).
+ * one transaction that commits only over the rows it read; a concurrent writer (a replay, a roll-up)
+ * makes it read again. A fetch whose hour was rolled up already (a replay of a week-old payload) was
+ * counted in that roll-up: its point is not added again, so no hour's weight counts a fetch twice.
+ * A fetch costs a few rows read and two written (three when it opens an hour's row).
  */
 export async function storeFxRates(db: Db, source: string, at: number, rates: FxRate[], also: Statement[] = []) {
   const start = periodStart("raw", at);
+  // The rows its hour is rolled into: the day's hourly row (a point at the hour), the month's daily row (a point at the day).
+  const rolledInto = [
+    { resolution: "hour" as const, start: periodStart("hour", at), point: start },
+    { resolution: "day" as const, start: periodStart("day", at), point: periodStart("hour", at) },
+  ];
+  const historyRow = (resolution: Resolution, periodStart: number) =>
+    db
+      .select({ points: fxHistory.points, rev: fxHistory.rev })
+      .from(fxHistory)
+      .where(historyWhere(source, resolution, periodStart));
   for (let attempt = 1; ; attempt++) {
-    const [latest, hour] = await db.batch([
+    const [latest, hour, ...coarser] = await db.batch([
       db.select({ rates: fxRates.rates, fetchedAt: fxRates.fetchedAt, rev: fxRates.rev }).from(fxRates).where(ratesWhere(source)),
-      db
-        .select({ points: fxHistory.points, rev: fxHistory.rev })
-        .from(fxHistory)
-        .where(historyWhere(source, "raw", start)),
+      historyRow("raw", start),
+      ...rolledInto.map((r) => historyRow(r.resolution, r.start)),
     ]);
     const old = latest[0];
     const merged = mergeRates(old?.rates ?? {}, rates, at);
     const fetchedAt = old && old.fetchedAt > iso(at) ? old.fetchedAt : iso(at);
+    const rolledUp = rolledInto.some((r, i) => coarser[i][0]?.points.t.includes(r.point));
     const points = mergeFxPoints(hour[0]?.points ?? EMPTY, [{ t: at, rates: Object.fromEntries(rates.map((x) => [x.code, x.usdRate])) }]);
     try {
       await guardedBatch(db, [
         unchangedGuard([
           { table: fxRates, where: ratesWhere(source), rev: old?.rev ?? 0 },
           { table: fxHistory, where: historyWhere(source, "raw", start), rev: hour[0]?.rev ?? 0 },
+          ...rolledInto.map((r, i) => ({
+            table: fxHistory,
+            where: historyWhere(source, r.resolution, r.start),
+            rev: coarser[i][0]?.rev ?? 0,
+          })),
         ]),
-        historyUpsert(source, "raw", start, points),
+        ...(rolledUp ? [] : [historyUpsert(source, "raw", start, points)]),
         builder
           .insert(fxRates)
           .values({ source, rates: merged, fetchedAt, rev: 1 })
