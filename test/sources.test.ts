@@ -265,6 +265,39 @@ describe("HTTP sources", () => {
     expect(done).toMatchObject({ trigger: "replay", status: "partial", written: 0 });
     expect(done.accepted).toBeGreaterThan(300);
   });
+
+  it("holds its source's lease like any run: while another run of the source holds it, it waits queued, then runs", async () => {
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const first = testServices({ fetch: up.fetch });
+    await startSourceRun(first.s, "coinpaprika", "manual");
+    await drain(first.s, first.sent);
+    // A second live run takes the source; a replay asked for meanwhile must not run beside it.
+    const live = testServices({ fetch: up.fetch });
+    const started = await startSourceRun(live.s, "coinpaprika", "manual");
+    const liveId = started.started ? started.run.runId : "";
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const [run] = await startReplays(s, await payloadsToReplay(s, "coinpaprika"));
+    const message = sent.shift()!;
+    const { runMeteredJob } = await import("../src/jobs/queue");
+    expect(await runMeteredJob(s, message)).toBeNull();
+    expect(sent).toEqual([message]);
+    const status = async (id: string) =>
+      (
+        await rows<{ status: string; started_at: string | null; finished_at: string | null }>(
+          "SELECT status, started_at, finished_at FROM ingestion_runs WHERE run_id = ?",
+          id,
+        )
+      )[0];
+    expect(await status(run.runId)).toMatchObject({ status: "queued", started_at: null });
+    expect(await rows("SELECT part FROM run_parts WHERE run_id = ?", run.runId)).toEqual([]);
+    await drain(live.s, live.sent);
+    await drain(s, sent);
+    const [replayed, liveRun] = [await status(run.runId), await status(liveId)];
+    // Both finished (partial: the stub upstream lists no FX or contracts), the replay only after the live run.
+    expect([replayed.status, liveRun.status]).toEqual(["partial", "partial"]);
+    expect(replayed.started_at! >= liveRun.finished_at!).toBe(true);
+    expect(await rows("SELECT name FROM leases WHERE name = 'source:coinpaprika'")).toEqual([]);
+  });
 });
 
 describe("queue consumer", () => {

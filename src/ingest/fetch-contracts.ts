@@ -302,13 +302,15 @@ async function storePlatform(
  * stored again as a refresh would store them, without calling the provider. A listing restores the
  * provider's set of platforms (CoinGecko's, their contracts too); one platform's payload that
  * platform's contracts. Reference data: no part, no records; its rejections were recorded when fetched.
- * A replay holds no source lease: a refresh running at the same time may store its newer lists first.
+ * `fence` (the replaying run's source lease) goes into every write, so a replay that lost its source
+ * to another run while it stalled stores nothing.
  */
 export async function replayContracts(
   s: Services,
   source: HttpSource,
   rawId: string,
   body: unknown,
+  fence: Statement[] = [],
 ): Promise<{ ok: true } | { ok: false; error: string }> {
   const adapter = contractSources[source];
   const at = nowIso();
@@ -319,19 +321,16 @@ export async function replayContracts(
       if (!adapter.normalisePlatform) return { ok: false, error: `${source} lists no contracts per platform` };
       const platform = rawId.slice(on + "-contracts-on-".length);
       for (const list of adapter.normalisePlatform(platform, body).platforms)
-        await storePlatform(s.db, source, list, stored.get(platform), at, []);
+        await storePlatform(s.db, source, list, stored.get(platform), at, fence);
       return { ok: true };
     }
     const listing = adapter.normaliseListing(body);
     const listed = new Set(listing.platforms.map((p) => p.platform));
     const gone = [...stored].filter(([platform]) => !listed.has(platform));
     if (gone.length)
-      await runBatch(
-        s.db,
-        gone.flatMap(([platform, prev]) => removePlatformStatements(source, platform, prev)),
-      );
-    if (listing.perPlatform) await runBatch(s.db, [listPlatformsStatement(source, listing.platforms, at)]);
-    else for (const list of listing.platforms) await storePlatform(s.db, source, list, stored.get(list.platform), at, []);
+      await runBatch(s.db, [...fence, ...gone.flatMap(([platform, prev]) => removePlatformStatements(source, platform, prev))]);
+    if (listing.perPlatform) await runBatch(s.db, [...fence, listPlatformsStatement(source, listing.platforms, at)]);
+    else for (const list of listing.platforms) await storePlatform(s.db, source, list, stored.get(list.platform), at, fence);
     return { ok: true };
   } catch (e) {
     if (!(e instanceof PayloadError)) throw e;

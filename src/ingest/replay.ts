@@ -1,5 +1,7 @@
 import { eq, inArray, sql } from "drizzle-orm";
 import type { HttpSource, Source } from "../config";
+import { runBatch } from "../db/batch";
+import { fenceStatement, type HolderRow, holdersQuery, sourceLeaseName } from "../db/lease";
 import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { groupBy } from "../lib/group-by";
@@ -12,6 +14,7 @@ import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
 import { getPart, getRun, isFinished, markRunning, newRunRow, startingRun } from "./runs";
+import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type ReplayMessage = Extract<JobMessage, { type: "replay" }>;
@@ -57,14 +60,25 @@ export async function startReplays(s: Services, payloads: (typeof rawPayloads.$i
   return runIds.length ? s.db.select().from(ingestionRuns).where(inArray(ingestionRuns.runId, runIds)) : [];
 }
 
+/**
+ * A replay is a run of its source, so it holds the source's lease like any other (no two runs of one
+ * source at once): it waits its turn while another run holds it, renews it payload by payload, and
+ * every write it makes is fenced by it.
+ */
 export async function replay(s: Services, msg: ReplayMessage) {
   const run = await getRun(s.db, msg.run_id);
   if (!run || isFinished(run.status)) return;
+  const source = run.source as HttpSource;
+  const lease = sourceLeaseName(source);
+  const [taken, holders] = await runBatch<HolderRow>(s.db, [sourceHeartbeat(source, msg.run_id), holdersQuery([lease])]);
+  if (taken.results[0]?.holder !== msg.run_id) return waitForSource(s, msg, holders.results[0]);
   await markRunning(s.db, msg.run_id);
+  const fence = [fenceStatement(lease, msg.run_id)];
   const errors: string[] = [];
   for (const rawId of msg.raw_ids) {
     const part = `replay-${rawId}`;
     if (await getPart(s.db, msg.run_id, part)) continue;
+    await s.db.run(sourceHeartbeat(source, msg.run_id));
     const meta = await s.db.query.rawPayloads.findFirst({ where: eq(rawPayloads.id, rawId) });
     const adapter = meta ? httpSources[meta.source as keyof typeof httpSources] : undefined;
     const object = meta ? await readArchived(s.env.BUCKET, meta.key) : null;
@@ -76,13 +90,13 @@ export async function replay(s: Services, msg: ReplayMessage) {
       const body = JSON.parse(await new Response(object).text());
       // An FX payload restores the rates of its fetch (reference data: no part, no records).
       if (isFxPayload(rawId)) {
-        const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt));
+        const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt), fence);
         if (!fx.ok) errors.push(`${rawId}: ${fx.error}`);
         continue;
       }
       // A contract list restores the contracts it lists (reference data as well).
       if (isContractPayload(rawId)) {
-        const contracts = await replayContracts(s, meta.source as HttpSource, rawId, body);
+        const contracts = await replayContracts(s, meta.source as HttpSource, rawId, body, fence);
         if (!contracts.ok) errors.push(`${rawId}: ${contracts.error}`);
         continue;
       }
@@ -94,6 +108,7 @@ export async function replay(s: Services, msg: ReplayMessage) {
         fetched: Array.isArray(body) ? body.length : 0,
         normalised,
         rawId,
+        also: fence,
       });
     } catch (e) {
       if (!(e instanceof SyntaxError || e instanceof PayloadError)) throw e;
@@ -104,5 +119,14 @@ export async function replay(s: Services, msg: ReplayMessage) {
   // Replaying a payload that was malformed when fetched fails again, but only the whole run fails if nothing was stored.
   const error = errors.length && !stored?.n ? errors.join("; ") : null;
   if (errors.length) log("warn", "replay_skipped", { run_id: msg.run_id, errors });
-  await completeRun(s, msg.run_id, { error, holdsLease: false });
+  await completeRun(s, msg.run_id, { error, holdsLease: true });
+}
+
+/** How long a replay waits before it asks for its source again: runs of a source last seconds to a few minutes. */
+const SOURCE_RECHECK_S = 5;
+
+/** Another run holds the source: the replay stays queued and asks again shortly. */
+async function waitForSource(s: Services, msg: ReplayMessage, held?: HolderRow) {
+  await s.env.JOBS.send(msg, { delaySeconds: SOURCE_RECHECK_S });
+  log("info", "replay_waits_for_source", { run_id: msg.run_id, holder: held?.holder ?? null, retry_in_s: SOURCE_RECHECK_S });
 }
