@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
-import { replacePlatformStatements } from "../src/db/contract-store";
+import { removePlatforms, replacePlatformStatements } from "../src/db/contract-store";
 import { fenceStatement, LeaseLost, sourceLeaseName } from "../src/db/lease";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
@@ -204,6 +204,31 @@ describe("contracts stored after names decided", () => {
     // The holder's own run decides them apart.
     expect(await redecideContracts(s.db, "coinpaprika", ["orm-orrimet"])).toBe(1);
     expect(await assetOf("coinpaprika", "orm-orrimet")).not.toBe(joined);
+  });
+
+  it("leave with a platform the provider no longer lists: its ids are decided again, and a join only its address made splits", async () => {
+    const { s } = testServices();
+    await env.DB.prepare(
+      "INSERT INTO contract_platforms (source, platform, chain, digest, contracts, updated_at) VALUES ('coinpaprika', 'gone-chain', 'gone-chain', 'd', 1, ?)",
+    )
+      .bind(T)
+      .run();
+    await env.DB.prepare(
+      "INSERT INTO source_contracts (source, source_id, chain, address, platform, active) VALUES ('coinpaprika', 'qrv-quarrivane', 'gone-chain', ?, 'gone-chain', 1)",
+    )
+      .bind(ADDR(51))
+      .run();
+    await list("coingecko", "ostrelle", "gone-chain", ADDR(51));
+    await store("coingecko", "g", [quote("coingecko", "ostrelle", "ost", "Ostrelle", 0.7, 640)]);
+    await store("coinpaprika", "p", [quote("coinpaprika", "qrv-quarrivane", "QRV", "Quarrivane", 0.7, 641)]);
+    expect(await assetOf("coinpaprika", "qrv-quarrivane")).toBe(await assetOf("coingecko", "ostrelle"));
+
+    const ids = await removePlatforms(s.db, "coinpaprika", [["gone-chain", { chain: "gone-chain", digest: "d" }]], []);
+    expect(ids).toEqual(["qrv-quarrivane"]);
+    expect(await rows("SELECT source_id FROM source_contracts WHERE source = 'coinpaprika'")).toEqual([]);
+    expect(await rows("SELECT platform FROM contract_platforms WHERE source = 'coinpaprika'")).toEqual([]);
+    expect(await redecideContracts(s.db, "coinpaprika", ids)).toBe(1);
+    expect(await assetOf("coinpaprika", "qrv-quarrivane")).not.toBe(await assetOf("coingecko", "ostrelle"));
   });
 
   it("are the ids a stored refresh reports as changed", async () => {

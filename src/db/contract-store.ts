@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { ContractRow, PlatformContracts } from "../sources/contracts";
-import { jsonSlices, type Statement } from "./batch";
+import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db } from "./client";
 import { contractPlatforms, sourceContracts } from "./schema";
 
@@ -91,11 +91,22 @@ const deleteStatement = (source: string, json: string) => sql`
   DELETE FROM ${c} WHERE (${col(c.source)}, ${col(c.sourceId)}, ${col(c.chain)}, ${col(c.address)})
     IN (SELECT ${source}, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(${json}) j)`;
 
-/** A platform the provider no longer lists: its contracts (found through their chain) and its row go. */
-export const removePlatformStatements = (source: string, platform: string, stored: StoredPlatform): Statement[] => [
-  sql`DELETE FROM ${c} INDEXED BY contracts_address_idx WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}`,
-  sql`DELETE FROM ${p} WHERE ${p.source} = ${source} AND ${p.platform} = ${platform}`,
-];
+/**
+ * Platforms the provider no longer lists: their contracts (found through their chain) and their rows
+ * go, in one transaction with `fence`. Returns the ids whose contracts went: what unification weighs again.
+ */
+export async function removePlatforms(db: Db, source: string, gone: [platform: string, stored: StoredPlatform][], fence: Statement[]) {
+  if (!gone.length) return [];
+  const results = await runBatch<{ source_id: string }>(db, [
+    ...fence,
+    ...gone.flatMap(([platform, stored]) => [
+      sql`DELETE FROM ${c} INDEXED BY contracts_address_idx WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}
+        RETURNING ${col(c.sourceId)} AS source_id`,
+      sql`DELETE FROM ${p} WHERE ${p.source} = ${source} AND ${p.platform} = ${platform}`,
+    ]),
+  ]);
+  return [...new Set(results.flatMap((r) => r.results.map((row) => row.source_id)))].sort();
+}
 
 /** Platforms a provider lists, entered with no digest (their contracts still to fetch); known ones are left as they are. */
 export const listPlatformsStatement = (source: string, platforms: { platform: string; chain: string }[], at: string) => sql`

@@ -6,7 +6,7 @@ import {
   contractsDigest,
   listPlatformsStatement,
   platformsAfter,
-  removePlatformStatements,
+  removePlatforms,
   replacePlatformStatements,
   type StoredPlatform,
   storedPlatforms,
@@ -140,7 +140,7 @@ class Refresh {
     const listed = new Set(got.normalised.platforms.map((p) => p.platform));
     const gone = [...stored].filter(([platform]) => !listed.has(platform));
     // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
-    if (gone.length) await this.write(gone.flatMap(([platform, prev]) => removePlatformStatements(this.msg.source, platform, prev)));
+    for (const id of await removePlatforms(this.s.db, this.msg.source, gone, [this.fence])) this.changedIds.add(id);
     this.stats.removed += gone.length;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
@@ -221,10 +221,6 @@ class Refresh {
       this.stats.removed += diff.removed;
       for (const id of diff.ids) this.changedIds.add(id);
     }
-  }
-
-  private async write(statements: Statement[]) {
-    await runBatch(this.s.db, [this.fence, ...statements]);
   }
 
   /** The last step: the refresh recorded (with what failed), then the run goes on to its market pages. */
@@ -317,20 +313,24 @@ export async function replayContracts(
   const on = rawId.indexOf("-contracts-on-");
   try {
     const stored = await storedPlatforms(s.db, source);
+    const changed = new Set<string>();
+    const store = async (list: PlatformContracts, prev: StoredPlatform | undefined) => {
+      for (const id of (await storePlatform(s.db, source, list, prev, at, fence))?.ids ?? []) changed.add(id);
+    };
     if (on >= 0) {
       if (!adapter.normalisePlatform) return { ok: false, error: `${source} lists no contracts per platform` };
       const platform = rawId.slice(on + "-contracts-on-".length);
-      for (const list of adapter.normalisePlatform(platform, body).platforms)
-        await storePlatform(s.db, source, list, stored.get(platform), at, fence);
-      return { ok: true };
+      for (const list of adapter.normalisePlatform(platform, body).platforms) await store(list, stored.get(platform));
+    } else {
+      const listing = adapter.normaliseListing(body);
+      const listed = new Set(listing.platforms.map((p) => p.platform));
+      const gone = [...stored].filter(([platform]) => !listed.has(platform));
+      for (const id of await removePlatforms(s.db, source, gone, fence)) changed.add(id);
+      if (listing.perPlatform) await runBatch(s.db, [...fence, listPlatformsStatement(source, listing.platforms, at)]);
+      else for (const list of listing.platforms) await store(list, stored.get(list.platform));
     }
-    const listing = adapter.normaliseListing(body);
-    const listed = new Set(listing.platforms.map((p) => p.platform));
-    const gone = [...stored].filter(([platform]) => !listed.has(platform));
-    if (gone.length)
-      await runBatch(s.db, [...fence, ...gone.flatMap(([platform, prev]) => removePlatformStatements(source, platform, prev))]);
-    if (listing.perPlatform) await runBatch(s.db, [...fence, listPlatformsStatement(source, listing.platforms, at)]);
-    else for (const list of listing.platforms) await storePlatform(s.db, source, list, stored.get(list.platform), at, fence);
+    // As after a refresh: the mappings whose contracts changed are decided again.
+    if (changed.size) await redecideContracts(s.db, source, [...changed].sort(), fence);
     return { ok: true };
   } catch (e) {
     if (!(e instanceof PayloadError)) throw e;
