@@ -4,17 +4,13 @@ import { dbFor } from "../src/db/client";
 import { pruneRawArchive } from "../src/ingest/retention";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
+import { sha256 } from "../src/lib/digest";
 import { readArchived } from "../src/lib/raw-archive";
 import type { Services } from "../src/services";
 import { drain, json, rows, stubUpstream, testServices } from "./helpers";
 import { hookedD1 } from "./interleave";
 
 const DAY = 86_400_000;
-
-async function sha256(bytes: Uint8Array) {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** A page body, and the same body archived 31 days ago by an earlier run (an unchanged market). */
 async function archivedLongAgo(tag: string) {

@@ -1,4 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
+import { sha256 } from "../lib/digest";
 import type { ContractRow, PlatformContracts } from "../sources/contracts";
 import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db } from "./client";
@@ -15,9 +16,7 @@ const keyOf = (r: { sourceId: string; chain: string; address: string }) => `${r.
 /** SHA-256 of a platform's list in a fixed order: equal lists, in any order, have equal digests. */
 export async function contractsDigest(list: PlatformContracts) {
   const lines = list.rows.map((r) => `${keyOf(r)}\u0000${r.active ? 1 : 0}`).sort();
-  const bytes = new TextEncoder().encode(`${list.chain}\n${lines.join("\n")}`);
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return sha256(new TextEncoder().encode(`${list.chain}\n${lines.join("\n")}`));
 }
 
 /** Every platform of a provider with stored contracts (or listed and still to be fetched). */

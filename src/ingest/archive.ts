@@ -3,6 +3,7 @@ import { builder, type Db } from "../db/client";
 import { failUnless } from "../db/lease";
 import { rawPayloads } from "../db/schema";
 import { nowIso } from "../lib/clock";
+import { sha256 } from "../lib/digest";
 import { gzip } from "../lib/raw-archive";
 
 /** The newest archived payload of a source with this body, through the digest index (ordered by time, the planner would walk the source's whole archive). */
@@ -11,12 +12,6 @@ export const sameBodyQuery = (source: string, digest: string) =>
     WHERE ${rawPayloads.source} = ${source} AND ${rawPayloads.digest} = ${digest} ORDER BY ${rawPayloads.fetchedAt} DESC LIMIT 1`;
 
 type ParsedBody = { ok: true; value: unknown } | { ok: false; error: string };
-
-/** The digest an archived body is indexed by (raw_payloads.digest): hex SHA-256 of its bytes as received. */
-export async function sha256(bytes: Uint8Array) {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /**
  * Stores an upstream body byte for byte in R2 before anything parses it, then parses it as JSON.

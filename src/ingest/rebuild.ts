@@ -6,6 +6,7 @@ import { acquireLease, type HolderRow, holdersQuery, leaseStatement, releaseLeas
 import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
+import { sha256 } from "../lib/digest";
 import { newId } from "../lib/ids";
 import { log } from "../lib/log";
 import { readArchived } from "../lib/raw-archive";
@@ -14,7 +15,6 @@ import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { forgetMapCopies, publishMapCache } from "../unify/map-cache";
-import { sha256 } from "./archive";
 import { CSV_OBJECT, STUCK_AFTER_MS, UPLOAD_PREFIX } from "./csv-sweep";
 import { ingestUpload } from "./csv-upload";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
