@@ -3,7 +3,7 @@ export type ConsensusRules = { staleAfterMinutes: number; outlierPct: number };
 export const DEFAULT_CONSENSUS: ConsensusRules = { staleAfterMinutes: 60, outlierPct: 10 };
 
 import type { Source } from "../config";
-import { median } from "../lib/median";
+import { median } from "../lib/averages";
 
 export type Exclusion = { source: Source; reason: "stale" | "outlier" };
 type Priced = { source: string; priceUsd: number; sourceUpdatedAt: string };

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, type SQL, sql } from "drizzle-orm";
 import { HTTP_SOURCES } from "../config";
+import { weightedAverage } from "../lib/averages";
 import { groupBy } from "../lib/group-by";
 import type { FxRate } from "../sources/fx";
 import { runBatch, type Statement } from "./batch";
@@ -75,7 +76,15 @@ function mergeFxPoints(row: FxPoints, added: { t: number; rates: Record<string, 
       continue;
     }
     const rates = { ...old.rates };
-    for (const [code, r] of Object.entries(p.rates)) rates[code] = code in rates ? (rates[code] * old.w + r * w) / (old.w + w) : r;
+    for (const [code, r] of Object.entries(p.rates))
+      rates[code] = weightedAverage(
+        [
+          [rates[code], old.w],
+          [r, w],
+        ],
+        ([v]) => v,
+        ([, n]) => n,
+      )!;
     byTime.set(p.t, { rates, w: old.w + w });
   }
   const times = [...byTime.keys()].sort((a, b) => a - b);
@@ -287,14 +296,12 @@ function meanPoint(t: number, p: FxPoints) {
   const weights = p.t.map((_, i) => p.w?.[i] ?? 1);
   const rates: Record<string, number> = {};
   for (const [code, rs] of Object.entries(p.r)) {
-    let sum = 0;
-    let weight = 0;
-    rs.forEach((r, i) => {
-      if (r === null) return;
-      sum += r * weights[i];
-      weight += weights[i];
-    });
-    if (weight) rates[code] = sum / weight;
+    const mean = weightedAverage(
+      rs,
+      (r) => r,
+      (_, i) => weights[i],
+    );
+    if (mean !== null) rates[code] = mean;
   }
   return { t, rates, w: weights.reduce((a, b) => a + b, 0) };
 }

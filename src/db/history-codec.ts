@@ -1,3 +1,4 @@
+import { weightedAverage } from "../lib/averages";
 import type { Resolution } from "./schema";
 
 /** Slots per quote and history bucket: a steady tick rewrites a row per bucket touched, a history read decodes one bucket. */
@@ -104,17 +105,7 @@ export function mergePoints(existing: Point[], added: Point[], combine = false):
  * stands for; a field unknown in some points is the mean of the points that know it.
  */
 export function weightedMean(points: Point[], at: number): Point {
-  const mean = (pick: (p: Point) => number | null) => {
-    let sum = 0;
-    let weight = 0;
-    for (const p of points) {
-      const v = pick(p);
-      if (v === null) continue;
-      sum += v * (p.weight ?? 1);
-      weight += p.weight ?? 1;
-    }
-    return weight ? sum / weight : null;
-  };
+  const mean = (pick: (p: Point) => number | null) => weightedAverage(points, pick, (p) => p.weight ?? 1);
   return {
     slot: points[0].slot,
     at,

@@ -2,7 +2,7 @@ import { SOURCES } from "../config";
 import type { StoredRate } from "../db/schema";
 import type { CurrencyType } from "../sources/fx";
 import { groupBy } from "./group-by";
-import { median } from "./median";
+import { median } from "./averages";
 
 /** A currency as GET /currencies serves it. */
 export type Currency = {
