@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { contractsOfIds } from "../src/db/contract-store";
+import { activeContractsQuery } from "../src/db/contract-store";
 import type { Env } from "../src/env";
 import { PLATFORMS_PER_MESSAGE } from "../src/ingest/fetch-contracts";
 import { payloadsToReplay, startReplays } from "../src/ingest/replay";
@@ -404,13 +404,15 @@ describe("contract refresh", () => {
     );
     const svc = services(up.fetch, "24");
     await run(svc, "coingecko");
-    const got = await contractsOfIds(svc.s.db, [
-      { source: "coingecko", sourceId: "ev-1" },
-      { source: "coingecko", sourceId: "ev-none" },
-    ]);
+    const got = await svc.s.db.all(
+      activeContractsQuery([
+        { source: "coingecko", sourceId: "ev-1" },
+        { source: "coingecko", sourceId: "ev-none" },
+      ]),
+    );
     expect(got).toEqual([
-      { source: "coingecko", sourceId: "ev-1", chain: "base", address: EVM.toLowerCase(), active: true },
-      { source: "coingecko", sourceId: "ev-1", chain: "ethereum", address: EVM.toLowerCase(), active: true },
+      { source: "coingecko", source_id: "ev-1", chain: "base", address: EVM.toLowerCase() },
+      { source: "coingecko", source_id: "ev-1", chain: "ethereum", address: EVM.toLowerCase() },
     ]);
   });
 });

@@ -123,23 +123,18 @@ export async function platformsAfter(db: Db, source: string, after: string | und
     .limit(limit);
 }
 
-/** A listed contract of one id: what unification and the API read. */
-export type ListedContract = { source: string; sourceId: string; chain: string; address: string; active: boolean };
+/** An active contract of one id, as activeContractsQuery reads it. */
+export type ActiveContractRow = { source: string; source_id: string; chain: string; address: string };
 
 /**
- * The contracts listed for each of the given (source, source_id)s, by primary-key prefix: a read per
- * listed contract, whatever the table's size. What contract evidence reads for the ids it weighs.
+ * The active contracts listed for these (source, source_id)s, each id's found by primary-key prefix:
+ * a read per listed contract, whatever the table's size. What contract evidence weighs.
  */
-export async function contractsOfIds(db: Db, ids: { source: string; sourceId: string }[]): Promise<ListedContract[]> {
-  const out: ListedContract[] = [];
-  const keys = [...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))];
-  for (const json of jsonSlices(keys)) {
-    const rows = await db.all<{ source: string; source_id: string; chain: string; address: string; active: number }>(sql`
-      SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address,
-        s.${col(c.active)} AS active
-      FROM json_each(${json}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
-      ORDER BY 1, 2, 3, 4`);
-    for (const r of rows) out.push({ source: r.source, sourceId: r.source_id, chain: r.chain, address: r.address, active: !!r.active });
-  }
-  return out;
+export function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
+  // Each distinct id once, as a JSON array of [source, source_id].
+  const keys = `[${[...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].join(",")}]`;
+  return sql`
+    SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address
+    FROM json_each(${keys}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
+    WHERE s.${col(c.active)} = 1 ORDER BY 1, 2, 3, 4`;
 }

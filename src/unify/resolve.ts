@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { runBatch, type Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
+import { type ActiveContractRow, activeContractsQuery } from "../db/contract-store";
 import { QUOTES_PER_BUCKET } from "../db/history-codec";
 import { type HeldLease, inLease } from "../db/lease";
 import { takeQuotesToMove } from "../db/quote-store";
@@ -163,7 +164,7 @@ async function decideAndWrite(
   const out: Resolution = new Map();
   // Another consumer may have mapped some of these while we waited for the lease.
   const mapped = new Map((mappedRes.results as { source_id: string; asset_uid: string; slot: number }[]).map((m) => [m.source_id, m]));
-  const contractsOf = contractsById(contractRes.results as ContractRow[]);
+  const contractsOf = contractsById(contractRes.results as ActiveContractRow[]);
   const todo: (SourceQuote & Identity)[] = [];
   for (const q of quotes) {
     const m = mapped.get(q.sourceId);
@@ -412,10 +413,8 @@ async function neighbourhoodOf(db: Db, records: Identity[], firstRing: MappingRo
   return { rows, known };
 }
 
-type ContractRow = { source: string; source_id: string; chain: string; address: string };
-
 /** The active contracts listed for ids, by key. */
-function contractsById(rows: ContractRow[]) {
+function contractsById(rows: ActiveContractRow[]) {
   const out = new Map<string, Contract[]>();
   for (const r of rows) {
     const key = matchKey({ source: r.source, sourceId: r.source_id });
@@ -427,17 +426,6 @@ function contractsById(rows: ContractRow[]) {
 }
 
 const withContracts = <T extends Identity>(r: T, contracts: Contract[] | undefined): T => (contracts?.length ? { ...r, contracts } : r);
-
-/** The active contracts listed for these ids, each id's found by primary-key prefix. */
-function activeContractsQuery(ids: { source: string; sourceId: string }[]) {
-  const c = sourceContracts;
-  // Each distinct id once, as a JSON array of [source, source_id].
-  const keys = `[${[...new Set(ids.map((i) => JSON.stringify([i.source, i.sourceId])))].join(",")}]`;
-  return sql`
-    SELECT s.${col(c.source)} AS source, s.${col(c.sourceId)} AS source_id, s.${col(c.chain)} AS chain, s.${col(c.address)} AS address
-    FROM json_each(${keys}) j CROSS JOIN ${c} s ON s.${col(c.source)} = j.value ->> 0 AND s.${col(c.sourceId)} = j.value ->> 1
-    WHERE s.${col(c.active)} = 1 ORDER BY 1, 2, 3, 4`;
-}
 
 function knownOf(m: MappingRow): KnownMapping {
   const [priceUsd, rank, marketCapUsd] = m.figures ? (JSON.parse(m.figures) as Figures) : [];
