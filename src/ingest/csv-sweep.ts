@@ -11,7 +11,7 @@ import { markRunning, newRunRow, startingRun } from "./runs";
 export const UPLOAD_PREFIX = "uploads/";
 /** An upload still unfinished after this long lost its message (or its worker): it is re-enqueued and resumes. */
 export const STUCK_AFTER_MS = 15 * 60_000;
-/** What the sweep (and a rebuild) takes for an uploaded CSV file. */
+/** What is taken for a CSV file by its name: an upload without a CSV content type, the sweep, a rebuild. */
 export const CSV_OBJECT = /\.(csv|tsv|txt)$/i;
 
 /**

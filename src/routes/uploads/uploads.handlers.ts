@@ -2,7 +2,7 @@ import type { RouteHandler } from "@hono/zod-openapi";
 import { and, asc, eq, ne } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { rejectedRecords, uploads } from "../../db/schema";
-import { registerUpload, UPLOAD_PREFIX } from "../../ingest/csv-sweep";
+import { CSV_OBJECT, registerUpload, UPLOAD_PREFIX } from "../../ingest/csv-sweep";
 import { nowIso } from "../../lib/clock";
 import { ApiError } from "../../lib/errors";
 import { newId } from "../../lib/ids";
@@ -15,7 +15,7 @@ export const put: RouteHandler<PutRoute, AppEnv> = async (c) => {
   const { filename } = c.req.valid("param");
   const max = c.get("services").config.MAX_UPLOAD_BYTES;
   const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  const csvByName = /\.(csv|tsv|txt)$/i.test(filename);
+  const csvByName = CSV_OBJECT.test(filename);
   if (type ? !CSV_TYPES.includes(type) && !(type === "application/octet-stream" && csvByName) : !csvByName) {
     throw new ApiError("unsupported_media_type", `expected a CSV body (text/csv), got ${type || "no content type"}`);
   }
