@@ -338,6 +338,27 @@ describe("queue consumer", () => {
     const stats = await (await api("/stats")).json<{ data: { dead_letters: number } }>();
     expect(stats.data.dead_letters).toBeGreaterThanOrEqual(1);
   });
+
+  it("a dead-lettered replay fails its run and gives its source back", async () => {
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const first = testServices({ fetch: up.fetch });
+    await startSourceRun(first.s, "coinpaprika", "manual");
+    await drain(first.s, first.sent);
+    const { s, sent } = testServices();
+    const [run] = await startReplays(s, await payloadsToReplay(s, "coinpaprika"));
+    // The replay took its source, then kept failing (R2 gone) until the queue gave up on it.
+    const broken = { ...env, BUCKET: { get: () => Promise.reject(new Error("R2 unavailable")) } } as never;
+    const replay = sent.shift()!;
+    await handleQueue(createMessageBatch("coinfuse-jobs", [{ id: "r", timestamp: new Date(), attempts: 1, body: replay }]), broken);
+    expect(await rows("SELECT holder FROM leases WHERE name = 'source:coinpaprika'")).toEqual([{ holder: run.runId }]);
+    await handleQueue(
+      createMessageBatch("coinfuse-dlq", [{ id: "dead-r", timestamp: new Date(), attempts: 6, body: replay }]),
+      env as never,
+    );
+    const [failed] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", run.runId);
+    expect(failed.status).toBe("failed");
+    expect(await rows("SELECT * FROM leases WHERE name = 'source:coinpaprika'")).toEqual([]);
+  });
 });
 
 describe("cron", () => {

@@ -49,3 +49,6 @@ export const JobMessageSchema = z.discriminatedUnion("type", [
   }),
 ]);
 export type JobMessage = z.infer<typeof JobMessageSchema>;
+
+/** Messages whose run holds its source's lease while they run (a rebuild's leases are its own): a dead letter releases it. */
+export const HOLDS_SOURCE_LEASE: ReadonlySet<JobMessage["type"]> = new Set(["fetch_page", "fetch_contracts", "csv_sweep", "replay"]);

@@ -12,7 +12,7 @@ import { nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import { measured, subtractUsage } from "../lib/usage";
 import { type Services, servicesFor } from "../services";
-import { type JobMessage, JobMessageSchema } from "./messages";
+import { HOLDS_SOURCE_LEASE, type JobMessage, JobMessageSchema } from "./messages";
 
 export const DEAD_LETTER_QUEUE = "coinfuse-dlq";
 
@@ -115,8 +115,7 @@ async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env) {
     const error = "dead-lettered: the job kept failing after every retry";
     if (parsed.success && parsed.data.type === "rebuild") await abandonRebuild(s, parsed.data, error);
     else if (parsed.success) {
-      const holdsLease = parsed.data.type === "fetch_page" || parsed.data.type === "fetch_contracts" || parsed.data.type === "csv_sweep";
-      await completeRun(s, parsed.data.run_id, { error, holdsLease });
+      await completeRun(s, parsed.data.run_id, { error, holdsLease: HOLDS_SOURCE_LEASE.has(parsed.data.type) });
     }
     log("error", "job_dead_lettered", { message_id: message.id, body: message.body });
     message.ack();
