@@ -130,6 +130,11 @@ describe("operations endpoints", () => {
     expect(samples.filter((l) => !sample.test(l))).toEqual([]);
     expect(text).toMatch(/# TYPE coinfuse_runs_total counter/);
     expect(text).toMatch(/coinfuse_quotes\{source="csv"\} [1-9]/);
+    // What filters derive from the snapshot is counted beside it: a source-scoped page keeps its order.
+    const derived = async () => Number(/^coinfuse_read_model_derived_bytes (\d+)$/m.exec(await (await api("/metrics")).text())?.[1]);
+    const before = await derived();
+    expect((await api("/data?source=csv&sort=change_24h")).status).toBe(200);
+    expect(await derived()).toBeGreaterThan(before);
   });
 
   it("/openapi.json documents every route as OpenAPI 3.1 and /docs serves Swagger UI", async () => {

@@ -204,6 +204,13 @@ export class ReadModel {
     return this.s.buffer.byteLength;
   }
 
+  /** Bytes this copy derived from the snapshot on first use and keeps beside it: source-scoped orders and order positions. */
+  get derivedBytes() {
+    let n = 0;
+    for (const a of [...this.scoped.values(), ...this.positions.values()]) n += a.byteLength;
+    return n;
+  }
+
   private fields(i: number) {
     const f = this.rows.get(i).split(SEP);
     for (let k = TEXT_FIELDS; k < f.length; k++) if (f[k] === SAME_AS_UID) f[k] = f[0];

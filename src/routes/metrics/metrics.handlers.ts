@@ -89,6 +89,12 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
     family("coinfuse_dead_letters", "gauge", "Queue messages that exhausted their retries.", [[{}, s.deadLetters]]),
     family("coinfuse_ambiguous_matches", "gauge", "Records that could match more than one asset.", [[{}, s.ambiguous]]),
     family("coinfuse_read_model_bytes", "gauge", "Size of the /data snapshot this isolate serves.", [[{}, model?.bytes ?? 0]]),
+    family(
+      "coinfuse_read_model_derived_bytes",
+      "gauge",
+      "What this isolate derived from that snapshot on first use and keeps beside it (source-scoped orders, order positions).",
+      [[{}, model?.derivedBytes ?? 0]],
+    ),
     family("coinfuse_read_model_version", "gauge", "Version of the /data snapshot this isolate serves.", [[{}, model?.version ?? 0]]),
     family("coinfuse_read_model_object_bytes", "gauge", "Size of the snapshot object in R2 (gzipped) as this isolate last fetched it.", [
       [{}, lastSnapshotLoad?.stored ?? 0],
