@@ -10,6 +10,7 @@ import { chainOf, explorerUrl, knownChains, normaliseAddress } from "../src/sour
 import { coingeckoContracts } from "../src/sources/coingecko-contracts";
 import { coinpaprikaContracts } from "../src/sources/coinpaprika-contracts";
 import { drain, json, metaCountingD1, rows, stubUpstream, testServices } from "./helpers";
+import { signal } from "./interleave";
 
 const EVM = "0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
 const SOL = "So1anaMintAddreSS1111111111111111111111112";
@@ -273,8 +274,8 @@ describe("contract refresh", () => {
 
     const again = await run(svc, "coingecko");
     expect(again.messages).toBe(1);
-    // Its part and the refresh's row: the list is the one archived already, every platform's digest the stored one.
-    expect(again.refresh.d1_rows_written).toBeLessThanOrEqual(5);
+    // Its part, the refresh's row and its step's page lease: the list is the one archived already, every platform's digest the stored one.
+    expect(again.refresh.d1_rows_written).toBeLessThanOrEqual(5 + 1);
     expect(again.refresh.r2_writes).toBe(0);
     console.log(`[contracts] first refresh ${JSON.stringify(first.refresh)}, unchanged ${JSON.stringify(again.refresh)}`);
 
@@ -335,8 +336,8 @@ describe("contract refresh", () => {
     expect(all.find((r) => r.source_id === "pp-zz-chain-03")?.chain).toBe("coinpaprika/zz-chain-03");
 
     const unchanged = await run(svc, "coinpaprika");
-    // Three parts (two rows each) and the refresh's row; nothing archived again.
-    expect(unchanged.refresh.d1_rows_written).toBeLessThanOrEqual(3 * 2 + 2);
+    // Three parts (two rows each, and each step's page lease) and the refresh's row; nothing archived again.
+    expect(unchanged.refresh.d1_rows_written).toBeLessThanOrEqual(3 * (2 + 1) + 2);
     expect(unchanged.refresh.r2_writes).toBe(0);
 
     // One platform down: its rows stay, the refresh says so (and is tried again sooner); one platform no longer listed.
@@ -351,6 +352,47 @@ describe("contract refresh", () => {
     expect(refresh.error).toContain("1 coinpaprika platform contract lists could not be fetched");
     const rejected = await rows<{ reason: string }>("SELECT reason FROM rejected_records WHERE run_id = ?", partial.runId);
     expect(rejected.map((r) => r.reason)).toEqual([expect.stringContaining("contracts on zz-chain-05: HTTP 404")]);
+  });
+
+  it("a step delivered again while its first delivery still runs is left to it: the list is fetched once, page 1 sent once", async () => {
+    const firstCallWaiting = signal();
+    const firstCallGoesOn = signal();
+    let listCalls = 0;
+    const up = stubUpstream((url) => {
+      if (url.pathname.endsWith("/coins/markets")) return json([market("redo-1", 1)]);
+      if (!url.pathname.endsWith("/coins/list")) return undefined;
+      return async () => {
+        if (++listCalls === 1) {
+          firstCallWaiting.resolve();
+          await firstCallGoesOn.promise;
+        }
+        return json([{ id: "redo-1", symbol: "k1", name: "Kestrel Coin 1", platforms: { ethereum: EVM } }]);
+      };
+    });
+    const { s, sent } = services(up.fetch, "24");
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("not started");
+    const step0 = sent.shift()!;
+    expect(step0.type).toBe("fetch_contracts");
+    const first = runMeteredJob(s, step0);
+    await firstCallWaiting.promise;
+    // The queue delivers step 0 again: the page lease is held by the first delivery, which is alive.
+    expect(await runMeteredJob(s, step0)).toBeNull();
+    expect(sent).toEqual([step0]);
+    firstCallGoesOn.resolve();
+    expect(await first).toBeNull();
+    // The first delivery sent page 1; the held copy comes back after page 1 ran and closed the run: it does nothing.
+    expect(sent.map((m) => m.type)).toEqual(["fetch_contracts", "fetch_page"]);
+    const [copy, page1] = [sent.shift()!, sent.shift()!];
+    expect(await runMeteredJob(s, page1)).toBeNull();
+    expect(await runMeteredJob(s, copy)).toBeNull();
+    expect(sent).toEqual([]);
+    await drain(s, sent);
+    expect(listCalls).toBe(1);
+    expect(await rows("SELECT part FROM run_parts WHERE run_id = ? AND part LIKE 'contracts-%'", start.run.runId)).toEqual([
+      { part: "contracts-0" },
+    ]);
+    expect(await stored("coingecko", "redo-%")).toHaveLength(1);
   });
 
   it("an unreachable list leaves the stored contracts and the quotes go on", async () => {

@@ -166,3 +166,5 @@ export async function withLease<T>(db: Db, name: string, opts: LeaseOpts, fn: (l
 }
 
 export const sourceLeaseName = (source: string) => `source:${source}`;
+/** A source run holds its lease this long without a heartbeat before another run may take over. */
+export const SOURCE_LEASE_MS = 10 * 60_000;

@@ -11,7 +11,7 @@ import {
   type StoredPlatform,
   storedPlatforms,
 } from "../db/contract-store";
-import { fenceStatement, holdersQuery, sourceLeaseName } from "../db/lease";
+import { expireStatement, fenceStatement, type HolderRow, holdersQuery, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
@@ -26,8 +26,9 @@ import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } fr
 import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
-import { archiveRaw, newArchiveWriter } from "./archive";
+import { type ArchiveWriter, archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
+import { contractStepPosition, leaveToHolder, type PageLease, pageLease, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -81,23 +82,41 @@ export const firstContractsMessage = (runId: string, source: HttpSource): JobMes
 });
 
 /**
- * One message of a contract refresh, holding its run's source lease: step 0 fetches the provider's
- * listing (CoinGecko: every coin's platforms, stored at once; CoinPaprika: its platforms), each later
- * step fetches the next PLATFORMS_PER_MESSAGE platforms' lists. Every payload is archived raw before
- * it is parsed; each platform's list is compared with what is stored (digest first, then row by row)
- * and only the difference is written, fenced by the source lease. The last step records the refresh
- * and hands the run to its first market page, with the pacing and the usage so far. Upstream and
- * payload failures are recorded (rejections, the refresh's error) and never stop the quotes.
+ * One message of a contract refresh, holding its run's source lease and, like a market page, the
+ * source's page lease at its step's place before the pages (a redelivery while the first delivery
+ * still runs leaves the step to it): step 0 fetches the provider's listing (CoinGecko: every coin's
+ * platforms, stored at once; CoinPaprika: its platforms), each later step fetches the next
+ * PLATFORMS_PER_MESSAGE platforms' lists. Every payload is archived raw before it is parsed; each
+ * platform's list is compared with what is stored (digest first, then row by row) and only the
+ * difference is written, fenced by both leases. The last step records the refresh and hands the run
+ * to its first market page, with the pacing and the usage so far. Upstream and payload failures are
+ * recorded (rejections, the refresh's error) and never stop the quotes.
  */
 export async function fetchContracts(s: Services, msg: FetchContracts) {
-  const lease = sourceLeaseName(msg.source);
+  const step = { run_id: msg.run_id, source: msg.source, position: contractStepPosition(msg.step) };
+  const lease = pageLease(step);
   const { status, done, also } = await openPart(s.db, msg.run_id, `contracts-${msg.step}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    holdersQuery([lease]),
+    holdersQuery([sourceLeaseName(msg.source)]),
+    holdersQuery([lease.name]),
+    takePageStatement(lease, step),
   ]);
   if (!status || isFinished(status)) return;
   // The run lost its source (it stalled past its lease and another run took over): nothing is left to do.
   if ((also[1].results[0] as { holder?: string } | undefined)?.holder !== msg.run_id) return;
+  if ((also[3].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) {
+    return leaveToHolder(s, msg, step, also[2].results[0] as HolderRow | undefined);
+  }
+  try {
+    await refreshStep(s, msg, lease, !!done);
+  } catch (e) {
+    // The queue retries the message: its retry takes the step at once instead of waiting the lease out.
+    await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
+    throw e;
+  }
+}
+
+async function refreshStep(s: Services, msg: FetchContracts, lease: PageLease, done: boolean) {
   const adapter = contractSources[msg.source];
   if (done) {
     // Stored by an earlier delivery that stopped before sending on: the next message is derived again.
@@ -105,15 +124,16 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
     return sendNext(s, msg, next, msg.not_before);
   }
   if (msg.usage) currentMeter()?.carry(msg.usage);
-  const r = new Refresh(s, msg);
+  const r = new Refresh(s, msg, lease);
   if (msg.step === 0) await r.listing(adapter);
   else await r.platforms(adapter);
 }
 
 class Refresh {
-  private readonly fence: Statement;
+  /** What every write of the step commits under: the run's source lease and the step's page lease. */
+  private readonly fences: Statement[];
   private readonly pacer: ReturnType<typeof requestPacer>;
-  private readonly writer = newArchiveWriter();
+  private readonly writer: ArchiveWriter;
   private readonly at = nowIso();
   /** Statements of the message's closing transaction: archive index rows, rejections, the part. */
   private readonly closing: Statement[] = [];
@@ -126,8 +146,10 @@ class Refresh {
   constructor(
     private readonly s: Services,
     private readonly msg: FetchContracts,
+    lease: PageLease,
   ) {
-    this.fence = fenceStatement(sourceLeaseName(msg.source), msg.run_id);
+    this.fences = [fenceStatement(sourceLeaseName(msg.source), msg.run_id), fenceStatement(lease.name, lease.holder)];
+    this.writer = lease.writer;
     this.pacer = requestPacer(s.db, msg.source, httpSources[msg.source].requestsPerMinute(s.config), msg.not_before);
     this.failed = msg.failed ?? 0;
   }
@@ -140,7 +162,7 @@ class Refresh {
     const listed = new Set(got.normalised.platforms.map((p) => p.platform));
     const gone = [...stored].filter(([platform]) => !listed.has(platform));
     // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
-    for (const id of await removePlatforms(this.s.db, this.msg.source, gone, [this.fence])) this.changedIds.add(id);
+    for (const id of await removePlatforms(this.s.db, this.msg.source, gone, this.fences)) this.changedIds.add(id);
     this.stats.removed += gone.length;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
@@ -212,7 +234,7 @@ class Refresh {
   }
 
   private async store(list: PlatformContracts, prev: StoredPlatform | undefined) {
-    const diff = await storePlatform(this.s.db, this.msg.source, list, prev, this.at, [this.fence]);
+    const diff = await storePlatform(this.s.db, this.msg.source, list, prev, this.at, this.fences);
     this.stats.platforms++;
     if (!diff) this.stats.unchanged++;
     else {
@@ -243,14 +265,14 @@ class Refresh {
   private async close(next: JobMessage | null) {
     // Contracts that arrived after names decided: the mappings they concern are decided again (SPEC §5).
     if (this.changedIds.size) {
-      const moved = await redecideContracts(this.s.db, this.msg.source, [...this.changedIds].sort(), [this.fence]);
+      const moved = await redecideContracts(this.s.db, this.msg.source, [...this.changedIds].sort(), this.fences);
       if (moved) log("info", "contracts_redecided", { run_id: this.msg.run_id, source: this.msg.source, ids: this.changedIds.size, moved });
     }
     const usage = currentMeter()?.take() ?? noUsage();
     let recorded: boolean;
     try {
       const results = await runBatch(this.s.db, [
-        this.fence,
+        ...this.fences,
         ...this.closing,
         ...rejectionStatements(this.msg.source, this.msg.run_id, this.rejected, this.at),
         // A contract step's part: no records (reference data is not counted), what the step cost, once.

@@ -1,17 +1,6 @@
-import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
-import {
-  expireStatement,
-  fenceStatement,
-  type HeldLease,
-  type HolderRow,
-  holdersQuery,
-  isHeld,
-  lostLeases,
-  releaseStatement,
-  sourceLeaseName,
-} from "../db/lease";
+import { expireStatement, fenceStatement, type HolderRow, holdersQuery, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -19,22 +8,17 @@ import { addUsage, currentMeter, noUsage, unmetered } from "../lib/usage";
 import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
-import { type ArchiveWriter, archiveKey, archiveRaw, isArchived, newArchiveWriter } from "./archive";
+import { archiveKey, archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
+import { holderOf, leaveToHolder, type PageLease, pageLease, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
-import { SOURCE_LEASE_MS, sourceHeartbeat } from "./start-run";
+import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
 type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
-
-/**
- * How long a delivery holds its page before a redelivery may take the page over: well inside the
- * source lease, so that a dead holder's page is taken over while its run still holds the source.
- */
-const PAGE_LEASE_MS = SOURCE_LEASE_MS / 2;
 
 /**
  * One upstream page: fetch (budgeted, retried) -> archive raw bytes -> parse -> normalise ->
@@ -44,15 +28,16 @@ const PAGE_LEASE_MS = SOURCE_LEASE_MS / 2;
  * first delivery still runs leaves the page to it.
  */
 export async function fetchPage(s: Services, msg: FetchPage) {
-  const lease = pageLease(msg);
+  const step = { run_id: msg.run_id, source: msg.source, position: msg.page };
+  const lease = pageLease(step);
   const { status, done, also } = await openPart(s.db, msg.run_id, `page-${msg.page}`, [
     sourceHeartbeat(msg.source, msg.run_id),
     holdersQuery([lease.name]),
-    takePageStatement(lease, msg),
+    takePageStatement(lease, step),
   ]);
   if (!status || isFinished(status)) return;
   const before = also[1].results[0] as HolderRow | undefined;
-  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, before);
+  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, before);
   try {
     await fetchHeldPage(s, msg, lease, done, before);
   } catch (e) {
@@ -69,7 +54,7 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done
   if (done) return continueOrFinish(s, msg, lease, done.fetched);
   // Taken over from a holder that died or stalled before storing the page: what it archived is nobody's.
   const prior = before && holderOf(before.holder);
-  if (prior?.runId === msg.run_id && prior.page === msg.page) {
+  if (prior?.runId === msg.run_id && prior.position === msg.page) {
     await s.env.BUCKET.delete(archiveKey({ source: msg.source, runId: msg.run_id, part, writer: prior.writer }));
   }
   // What the previous page carried is this message's to record, with its part or its close.
@@ -191,56 +176,6 @@ async function closeFailed(s: Services, msg: FetchPage, lease: PageLease, fences
     throw e;
   }
   await closeRun(s, lease, () => completeRun(s, msg.run_id, { error, holdsLease: true }));
-}
-
-/**
- * The page lease: which delivery fetches its source's current page, and the fence of what it writes.
- * One row per source (a source runs one run at a time), held by `<run> <page> <day> <id>`: the next
- * page of the run, or the next run, takes it on; a redelivery of the page takes it over only once
- * its holder's time is up (that one died or stalled, and its writes then fail the fence). The day and
- * id name the object the holder archives its body in.
- */
-type PageLease = HeldLease & { writer: ArchiveWriter };
-
-function pageLease(msg: FetchPage): PageLease {
-  const writer = newArchiveWriter();
-  return { name: `pages:${msg.source}`, holder: `${msg.run_id} ${msg.page} ${writer.day} ${writer.id}`, ttlMs: PAGE_LEASE_MS, writer };
-}
-
-function holderOf(holder: string) {
-  const [runId, page, day, id] = holder.split(" ");
-  return { runId, page: Number(page), writer: { day, id } };
-}
-
-/**
- * Takes the page lease, only while the run holds its source: from another run (over: the source is
- * this run's now), from an earlier page of this run (it sent this one), or from this page's holder
- * once its time is up.
- */
-function takePageStatement(lease: PageLease, msg: FetchPage) {
-  const t = now();
-  const run = `${msg.run_id} `;
-  const heldPage = sql`CAST(substr(leases.holder, ${run.length + 1}) AS INTEGER)`;
-  return sql`
-    INSERT INTO leases (name, holder, expires_at) SELECT ${lease.name}, ${lease.holder}, ${t + lease.ttlMs}
-    WHERE ${isHeld(sourceLeaseName(msg.source), msg.run_id)}
-    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE substr(leases.holder, 1, ${run.length}) != ${run} OR ${heldPage} < ${msg.page}
-      OR (${heldPage} = ${msg.page} AND leases.expires_at < ${t})
-    RETURNING holder`;
-}
-
-/**
- * This delivery did not get its page. While another delivery of the page holds it, this one comes
- * back when that one's time is up, to take the page over should it have died; once a later page has
- * started (this is a stale copy), or the run lost its source, there is nothing left to do.
- */
-async function leaveToHolder(s: Services, msg: FetchPage, held?: HolderRow) {
-  const h = held && holderOf(held.holder);
-  if (!held || h?.runId !== msg.run_id || h.page !== msg.page) return;
-  const delaySeconds = Math.max(1, Math.ceil((held.expires_at - now()) / 1000) + 1);
-  await s.env.JOBS.send(msg, { delaySeconds });
-  log("info", "page_held", { run_id: msg.run_id, source: msg.source, page: msg.page, retry_in_s: delaySeconds });
 }
 
 /** Whether this delivery still holds its page and its run the source (a failed write may have been fenced). */

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { HTTP_SOURCES, type HttpSource, type Source } from "../config";
-import { acquireLease, leaseStatement, releaseLease, sourceLeaseName } from "../db/lease";
+import { acquireLease, leaseStatement, releaseLease, SOURCE_LEASE_MS, sourceLeaseName } from "../db/lease";
 import { ingestionRuns } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { log } from "../lib/log";
@@ -8,9 +8,6 @@ import type { Trigger } from "../schemas/runs";
 import type { Services } from "../services";
 import { contractsDue, firstContractsMessage } from "./fetch-contracts";
 import { finishRun, getRun, newRunRow, runIsOpen, startingRun } from "./runs";
-
-/** A source run holds its lease this long without a heartbeat before another run may take over. */
-export const SOURCE_LEASE_MS = 10 * 60_000;
 
 /**
  * The source lease's heartbeat, sent with each message of a run: extended once less than half of it
