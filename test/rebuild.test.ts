@@ -6,7 +6,7 @@ import geckoPage2 from "../data/coingecko/markets-page-2.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import paprikaBtc from "../data/coinpaprika/tickers-btc-bitcoin.json";
 import sampleCsv from "../data/csv/sample.csv?raw";
-import { acquireLease, releaseLease } from "../src/db/lease";
+import { acquireLease, LeaseLost, releaseLease } from "../src/db/lease";
 import { REBUILD_LEASE, rebuild } from "../src/ingest/rebuild";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
@@ -265,6 +265,38 @@ describe("POST /etl/rebuild", () => {
     await drain(s, sent, 200);
     const doc = await (await apiWith({}, "/openapi.json")).json<{ paths: Record<string, { post?: { responses: object } }> }>();
     expect(Object.keys(doc.paths["/etl/rebuild"].post?.responses ?? {})).toEqual(expect.arrayContaining(["202", "401", "409", "503"]));
+  });
+
+  it("stores nothing for a source another run took over while the rebuild stalled, and goes on once it has it back", async () => {
+    // A clean database and archive, so that every page ingested is archived anew.
+    await emptyArchive();
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const { s, sent } = testServices();
+    await ingest(s, sent, 1);
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
+    expect(res.status).toBe(202);
+    // Start and list, up to the first replay message.
+    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
+      const job = sent.shift()!;
+      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
+      else expect(await runMeteredJob(s, job)).toBeNull();
+    }
+    const replay = sent.shift()!;
+    expect(replay).toMatchObject({ type: "rebuild", step: "replay" });
+    // The rebuild stalled past CoinGecko's lease and a run took the source over: the rebuild's heartbeat cannot take it back.
+    await env.DB.prepare("UPDATE leases SET holder = 'run_other', expires_at = ? WHERE name = 'source:coingecko'")
+      .bind(Date.now() + 600_000)
+      .run();
+    expect(await runMeteredJob(s, replay)).toBeInstanceOf(LeaseLost);
+    expect(await rows("SELECT bucket FROM quote_buckets WHERE source = 'coingecko'")).toEqual([]);
+    // The other run finishes: the retried message takes the source back and replays it.
+    await env.DB.prepare("DELETE FROM leases WHERE name = 'source:coingecko'").run();
+    sent.unshift(replay);
+    await drain(s, sent, 200);
+    expect((await rows("SELECT bucket FROM quote_buckets WHERE source = 'coingecko'")).length).toBeGreaterThan(0);
   });
 
   it("waits for a source's running run before it replays anything", async () => {

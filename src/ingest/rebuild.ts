@@ -2,7 +2,16 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { HTTP_SOURCES, type HttpSource, SOURCES, type Source } from "../config";
 import { jsonSlices, runBatch, type Statement } from "../db/batch";
 import { builder } from "../db/client";
-import { acquireLease, type HolderRow, holdersQuery, leaseStatement, releaseLease, releaseStatement, sourceLeaseName } from "../db/lease";
+import {
+  acquireLease,
+  fenceStatement,
+  type HolderRow,
+  holdersQuery,
+  leaseStatement,
+  releaseLease,
+  releaseStatement,
+  sourceLeaseName,
+} from "../db/lease";
 import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -324,9 +333,15 @@ function codePoints(a: string, b: string) {
   return x.length - y.length;
 }
 
-/** Replays one archived payload into its source's rebuild run, and completes its index row (size, records, digest). */
+/**
+ * Replays one archived payload into its source's rebuild run, and completes its index row (size,
+ * records, digest). What it writes is fenced by the run's source lease: a rebuild that stalled past
+ * it while another run took the source over stores nothing (the message is retried, and goes on
+ * once the rebuild holds the source again).
+ */
 async function replayPayload(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
-  if (!MARKET_PAGE.test(item.key)) return replayReference(s, runId, item);
+  const fence = fenceStatement(sourceLeaseName(item.source), runId);
+  if (!MARKET_PAGE.test(item.key)) return replayReference(s, runId, item, fence);
   const read = await readForReplay(s, runId, item, [`replay-${item.id}`, `skip-${item.id}`]);
   if (!read) return;
   const { body, index } = read;
@@ -336,7 +351,7 @@ async function replayPayload(s: Services, runId: string, item: Extract<Item, { k
     normalised = httpSources[item.source].normalise(body, item.at);
   } catch (e) {
     if (!(e instanceof PayloadError)) throw e;
-    return skip(s, runId, item, e.message, [index(records)]);
+    return skip(s, runId, item, e.message, [fence, index(records)]);
   }
   await storeNormalised(s.db, s.env.KV, {
     source: item.source,
@@ -345,7 +360,7 @@ async function replayPayload(s: Services, runId: string, item: Extract<Item, { k
     fetched: records ?? 0,
     normalised,
     rawId: item.id,
-    also: [index(records)],
+    also: [fence, index(records)],
   });
 }
 
@@ -354,7 +369,7 @@ async function replayPayload(s: Services, runId: string, item: Extract<Item, { k
  * same time order as the market pages (history in another currency converts at the rates of its
  * time). It counts no records; a part of zeros marks it done, so a redelivered message skips it.
  */
-async function replayReference(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>) {
+async function replayReference(s: Services, runId: string, item: Extract<Item, { kind: "raw" }>, fence: Statement) {
   const fx = isFxPayload(item.id);
   if (!fx && !isContractPayload(item.id)) return;
   const part = `replay-${item.id}`;
@@ -362,6 +377,7 @@ async function replayReference(s: Services, runId: string, item: Extract<Item, {
   if (!read) return;
   const { body, index } = read;
   const done = [
+    fence,
     index(Array.isArray(body) ? body.length : null),
     builder
       .insert(runParts)
@@ -370,8 +386,8 @@ async function replayReference(s: Services, runId: string, item: Extract<Item, {
   ];
   const stored = fx
     ? await storeFx(s, item.source, runId, body, Date.parse(item.at), done)
-    : await replayContracts(s, item.source, item.id, body);
-  if (!stored.ok) return skip(s, runId, item, stored.error, [done[0]]);
+    : await replayContracts(s, item.source, item.id, body, [fence]);
+  if (!stored.ok) return skip(s, runId, item, stored.error, [fence, done[1]]);
   if (!fx) await runBatch(s.db, done);
 }
 
