@@ -6,7 +6,7 @@ import geckoPage2 from "../data/coingecko/markets-page-2.json";
 import paprika from "../data/coinpaprika/tickers.json";
 import paprikaBtc from "../data/coinpaprika/tickers-btc-bitcoin.json";
 import sampleCsv from "../data/csv/sample.csv?raw";
-import { acquireLease, LeaseLost, releaseLease } from "../src/db/lease";
+import { acquireLease, fenceStatement, releaseLease } from "../src/db/lease";
 import { REBUILD_LEASE, rebuild } from "../src/ingest/rebuild";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
@@ -267,7 +267,7 @@ describe("POST /etl/rebuild", () => {
     expect(Object.keys(doc.paths["/etl/rebuild"].post?.responses ?? {})).toEqual(expect.arrayContaining(["202", "401", "409", "503"]));
   });
 
-  it("stores nothing for a source another run took over while the rebuild stalled, and goes on once it has it back", async () => {
+  it("waits for a source another run took over while the rebuild stalled, stores nothing of it meanwhile, and goes on once it has it back", async () => {
     // A clean database and archive, so that every page ingested is archived anew.
     await emptyArchive();
     await deleteEveryRow();
@@ -285,16 +285,24 @@ describe("POST /etl/rebuild", () => {
       else expect(await runMeteredJob(s, job)).toBeNull();
     }
     const replay = sent.shift()!;
-    expect(replay).toMatchObject({ type: "rebuild", step: "replay" });
+    if (replay.type !== "rebuild" || replay.step !== "replay") throw new Error(`expected the first replay message, got ${replay.type}`);
     // The rebuild stalled past CoinGecko's lease and a run took the source over: the rebuild's heartbeat cannot take it back.
     await env.DB.prepare("UPDATE leases SET holder = 'run_other', expires_at = ? WHERE name = 'source:coingecko'")
       .bind(Date.now() + 600_000)
       .run();
-    expect(await runMeteredJob(s, replay)).toBeInstanceOf(LeaseLost);
+    expect(await runMeteredJob(s, replay)).toBeNull();
+    // It sends itself again, to go on from where it was (the start: nothing was replayed).
+    expect(sent).toMatchObject([{ type: "rebuild", step: "replay", runs: replay.runs, after: replay.after ?? ["", ""] }]);
     expect(await rows("SELECT bucket FROM quote_buckets WHERE source = 'coingecko'")).toEqual([]);
-    // The other run finishes: the retried message takes the source back and replays it.
+    // A write the rebuild makes for that source all the same (it stalled between its heartbeat and the write) is fenced.
+    const store = (await import("../src/ingest/store-chunk")).storeNormalised;
+    const fence = fenceStatement("source:coingecko", replay.runs.coingecko);
+    const normalised = { quotes: [], rejected: [] };
+    await expect(
+      store(s.db, s.env.KV, { source: "coingecko", runId: replay.runs.coingecko, part: "late", fetched: 0, normalised, also: [fence] }),
+    ).rejects.toThrow(/lease_fence/);
+    // The other run finishes: the waiting message takes the source back and replays it.
     await env.DB.prepare("DELETE FROM leases WHERE name = 'source:coingecko'").run();
-    sent.unshift(replay);
     await drain(s, sent, 200);
     expect((await rows("SELECT bucket FROM quote_buckets WHERE source = 'coingecko'")).length).toBeGreaterThan(0);
   });

@@ -140,7 +140,7 @@ export async function rebuild(s: Services, msg: RebuildMessage, opts: Limits = {
   const rs: Services = { ...s, env: { ...s.env, KV: withoutReads(s.env.KV) } };
   if (msg.step === "start") return start(s, msg, lease);
   if (msg.step === "list") return list(rs, msg, opts);
-  return replayInOrder(s, rs, msg, opts);
+  return replayInOrder(s, rs, msg, opts, lease.sources);
 }
 
 /** Closes a rebuild that cannot go on (its message was dead-lettered): every run failed with `error`, every lease released. */
@@ -260,8 +260,12 @@ type Item =
   | { kind: "raw"; source: HttpSource; id: string; key: string; at: string }
   | { kind: "upload"; id: string; key: string; at: string };
 
-/** Replays archived payloads and uploads in (time, key) order from `after`, a bounded number per message, then closes the rebuild. */
-async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opts: Limits) {
+/**
+ * Replays archived payloads and uploads in (time, key) order from `after`, a bounded number per
+ * message, then closes the rebuild. A payload whose source another run holds (the rebuild stalled
+ * past its lease and that run took over) waits, in order, until the rebuild holds the source again.
+ */
+async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opts: Limits, held: Set<Source>) {
   const perMessage = opts.itemsPerMessage ?? ITEMS_PER_MESSAGE;
   const deadline = now() + TIME_BUDGET_MS;
   let after = msg.after ?? (["", ""] as [string, string]);
@@ -271,6 +275,11 @@ async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opt
     const items = await nextItems(rs, after, perMessage - done);
     if (!items.length) return finishRebuild(s, msg);
     for (const item of items) {
+      if (item.kind === "raw" && !held.has(item.source)) {
+        log("info", "rebuild_waits", { run_id: msg.run_id, source: item.source });
+        await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting }, { delaySeconds: WAIT_SECONDS });
+        return;
+      }
       if (item.kind === "raw") await replayPayload(rs, msg.runs[item.source], item);
       else if ((await replayUpload(rs, msg, item, waiting === item.id)) === "continues") {
         // The file goes on in its own messages; the rebuild looks again later, to keep the order.
