@@ -39,12 +39,9 @@ export const FxMetadataShape = {
   fx: z
     .object({
       usd_rate: z.number().openapi({ description: "Units of `vs_currency` per 1 USD used for the latest values (1 for USD)." }),
-      as_of: z
-        .string()
-        .nullable()
-        .openapi({
-          description: "When that rate was fetched; for USD (1 by definition), when the freshest rate was, null before any was.",
-        }),
+      as_of: z.string().nullable().openapi({
+        description: "When that rate was fetched; for USD (1 by definition), when the freshest rate was, null before any was.",
+      }),
     })
     .openapi({ description: "The rate used for the latest values; history and candles convert each point at the rate of its own time." }),
 };
