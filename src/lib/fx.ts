@@ -1,8 +1,8 @@
 import { SOURCES } from "../config";
 import type { StoredRate } from "../db/schema";
 import type { CurrencyType } from "../sources/fx";
-import { groupBy } from "./group-by";
 import { median } from "./averages";
+import { groupBy } from "./group-by";
 
 /** A currency as GET /currencies serves it. */
 export type Currency = {

@@ -1,5 +1,5 @@
-import { groupBy } from "./group-by";
 import { median } from "./averages";
+import { groupBy } from "./group-by";
 
 /** A stored price point of one source, as history returns it; `price` is `price_usd` in the request's currency. */
 export type SeriesPoint = {
