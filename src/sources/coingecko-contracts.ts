@@ -1,5 +1,5 @@
 import { chainOf } from "./chains";
-import { coingeckoHeaders } from "./coingecko";
+import { coingeckoRequest } from "./coingecko";
 import {
   badSourceId,
   byPlatform,
@@ -21,7 +21,7 @@ import { PayloadError } from "./source";
 export const coingeckoContracts: ContractSourceAdapter = {
   name: "coingecko",
   listing(config) {
-    return { url: `${config.COINGECKO_BASE_URL.replace(/\/$/, "")}/coins/list?include_platform=true`, headers: coingeckoHeaders(config) };
+    return coingeckoRequest(config, "/coins/list?include_platform=true");
   },
   normaliseListing(body) {
     if (!Array.isArray(body)) throw new PayloadError("coingecko /coins/list did not return an array");

@@ -1,4 +1,4 @@
-import { coingeckoHeaders } from "./coingecko";
+import { coingeckoRequest } from "./coingecko";
 import {
   badPrice,
   CURRENCY_CODE,
@@ -20,7 +20,7 @@ const text = (v: unknown) => (typeof v === "string" && v.trim() ? v.trim().slice
 export const coingeckoFx: FxSourceAdapter = {
   name: "coingecko",
   request(config) {
-    return { url: `${config.COINGECKO_BASE_URL.replace(/\/$/, "")}/exchange_rates`, headers: coingeckoHeaders(config) };
+    return coingeckoRequest(config, "/exchange_rates");
   },
   normalise(body): FxNormalised {
     const rates = isObject(body) ? body.rates : undefined;

@@ -5,27 +5,27 @@ import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./so
 type MarketRecord = Record<string, unknown>;
 
 /** The key goes in x-cg-demo-api-key, or x-cg-pro-api-key on the Pro plan. */
-export function coingeckoHeaders(config: Config) {
+/** A CoinGecko call: `path` (with its query) under the configured base URL, with the plan's key header. */
+export function coingeckoRequest(config: Config, path: string) {
   const headers: Record<string, string> = { accept: "application/json" };
   if (config.COINGECKO_API_KEY) {
     headers[config.COINGECKO_PLAN === "pro" ? "x-cg-pro-api-key" : "x-cg-demo-api-key"] = config.COINGECKO_API_KEY;
   }
-  return headers;
+  return { url: `${config.COINGECKO_BASE_URL.replace(/\/$/, "")}${path}`, headers };
 }
 
 export const coingecko: HttpSourceAdapter = {
   name: "coingecko",
   perPage: 250, // the API's maximum; the last page is short or empty
   request(config, page) {
-    const url = new URL(`${config.COINGECKO_BASE_URL.replace(/\/$/, "")}/coins/markets`);
-    url.search = new URLSearchParams({
+    const query = new URLSearchParams({
       vs_currency: "usd",
       order: "market_cap_desc",
       per_page: "250",
       page: String(page),
       price_change_percentage: "24h",
-    }).toString();
-    return { url: url.toString(), headers: coingeckoHeaders(config) };
+    });
+    return coingeckoRequest(config, `/coins/markets?${query}`);
   },
   requestsPerMinute: (config) => config.COINGECKO_REQUESTS_PER_MINUTE,
   normalise(body, fetchedAt): Normalised {

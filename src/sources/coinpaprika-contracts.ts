@@ -1,5 +1,5 @@
 import { chainOf } from "./chains";
-import { coinpaprikaHeaders } from "./coinpaprika";
+import { coinpaprikaRequest } from "./coinpaprika";
 import {
   badSourceId,
   byPlatform,
@@ -13,8 +13,6 @@ import {
 import { isObject } from "./fx";
 import { PayloadError } from "./source";
 
-const base = (url: string) => url.replace(/\/$/, "");
-
 /**
  * CoinPaprika's `/contracts` (`[<platform_id>]`) and `/contracts/{platform_id}`
  * (`[{address, id, type, active}]`): one call per platform. A contract marked `active: false` is
@@ -23,7 +21,7 @@ const base = (url: string) => url.replace(/\/$/, "");
 export const coinpaprikaContracts: ContractSourceAdapter = {
   name: "coinpaprika",
   listing(config) {
-    return { url: `${base(config.COINPAPRIKA_BASE_URL)}/contracts`, headers: coinpaprikaHeaders(config) };
+    return coinpaprikaRequest(config, "/contracts");
   },
   normaliseListing(body) {
     if (!Array.isArray(body)) throw new PayloadError("coinpaprika /contracts did not return an array");
@@ -48,10 +46,7 @@ export const coinpaprikaContracts: ContractSourceAdapter = {
     };
   },
   platformRequest(config, platform) {
-    return {
-      url: `${base(config.COINPAPRIKA_BASE_URL)}/contracts/${encodeURIComponent(platform)}`,
-      headers: coinpaprikaHeaders(config),
-    };
+    return coinpaprikaRequest(config, `/contracts/${encodeURIComponent(platform)}`);
   },
   normalisePlatform(platform, body) {
     if (!Array.isArray(body)) throw new PayloadError(`coinpaprika /contracts/${platform} did not return an array`);

@@ -1,4 +1,4 @@
-import { coinpaprikaHeaders } from "./coinpaprika";
+import { coinpaprikaRequest } from "./coinpaprika";
 import { badPrice, CURRENCY_CODE, type FxNormalised, type FxSourceAdapter, fxRejection, isObject } from "./fx";
 import { PayloadError } from "./source";
 
@@ -10,8 +10,7 @@ import { PayloadError } from "./source";
 export const coinpaprikaFx: FxSourceAdapter = {
   name: "coinpaprika",
   request(config) {
-    const url = `${config.COINPAPRIKA_BASE_URL.replace(/\/$/, "")}/tickers/btc-bitcoin?quotes=${config.COINPAPRIKA_FX_QUOTES.join(",")}`;
-    return { url, headers: coinpaprikaHeaders(config) };
+    return coinpaprikaRequest(config, `/tickers/btc-bitcoin?quotes=${config.COINPAPRIKA_FX_QUOTES.join(",")}`);
   },
   normalise(body): FxNormalised {
     const quotes = isObject(body) ? body.quotes : undefined;

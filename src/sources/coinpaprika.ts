@@ -4,19 +4,19 @@ import { derivedSourceId, type Normalised, toIsoTime, validateQuote } from "./so
 
 type Ticker = Record<string, unknown> & { quotes?: { USD?: Record<string, unknown> } };
 
-export function coinpaprikaHeaders(config: Config) {
+/** A CoinPaprika call: `path` (with its query) under the configured base URL, with the key header. */
+export function coinpaprikaRequest(config: Config, path: string) {
   const headers: Record<string, string> = { accept: "application/json" };
   // CoinPaprika takes the bare key, without "Bearer".
   if (config.COINPAPRIKA_API_KEY) headers.authorization = config.COINPAPRIKA_API_KEY;
-  return headers;
+  return { url: `${config.COINPAPRIKA_BASE_URL.replace(/\/$/, "")}${path}`, headers };
 }
 
 export const coinpaprika: HttpSourceAdapter = {
   name: "coinpaprika",
   perPage: null,
   request(config) {
-    const url = `${config.COINPAPRIKA_BASE_URL.replace(/\/$/, "")}/tickers?quotes=USD`;
-    return { url, headers: coinpaprikaHeaders(config) };
+    return coinpaprikaRequest(config, "/tickers?quotes=USD");
   },
   requestsPerMinute: (config) => config.COINPAPRIKA_REQUESTS_PER_MINUTE,
   normalise(body, fetchedAt): Normalised {
