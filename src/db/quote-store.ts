@@ -1,4 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
+import { hex } from "../lib/digest";
 import { groupBy } from "../lib/group-by";
 import type { SourceQuote } from "../sources/source-quote";
 import { jsonSlices, runBatch, type Statement } from "./batch";
@@ -70,7 +71,6 @@ const decodedHistory = (rows: { bucket: number; periodStart: string; points: unk
 const historyKey = (bucket: number, start: number) => `${bucket}@${start}`;
 
 const hb = historyBuckets;
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** Upserts whole history rows, many per statement: points travel hex-encoded in one JSON parameter. */
 export function historyRowStatements(

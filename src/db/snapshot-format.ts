@@ -117,9 +117,6 @@ export class SnapshotSections {
     const [offset, length] = this.at(name);
     return new Uint8Array(this.buffer, offset, length);
   }
-  has(name: string) {
-    return name in this.header.sections;
-  }
   text(name: string) {
     return new TextList(this.uint(`${name}.offsets`), this.u8(`${name}.text`));
   }

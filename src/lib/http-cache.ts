@@ -1,3 +1,4 @@
+import { hex } from "./digest";
 import type { AppContext } from "./router";
 
 /** Every cached public read carries this tag; a run that changed data purges it. */
@@ -23,7 +24,7 @@ export async function cachedJson<T extends { data: unknown; metadata: { request_
 ) {
   const { request_id: _r, api_latency_ms: _l, ...stable } = body.metadata;
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(JSON.stringify([body.data, stable])));
-  const etag = `"${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
+  const etag = `"${hex(new Uint8Array(digest))}"`;
   const headers = { etag, ...readCacheHeaders(maxAge) };
   const match = c.req.header("if-none-match");
   if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {

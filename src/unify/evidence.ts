@@ -175,33 +175,32 @@ function computeKeys(r: Identity): Keys {
     const key = `${kind}:${value}`;
     if (!list.includes(key)) list.push(key);
   };
-  add(own, "s", sym);
-  add(own, "s", baseSym);
-  add(own, "n", name);
-  add(own, "n", loose);
-  // "X (BSC)" is found by "X", and finds it: the same coin or a copy, which its rivals decide.
-  add(own, "n", plainName);
-  add(own, "n", plainLoose);
-  add(own, "i", id);
-  for (const p of prefixes) add(own, "p", p);
-  // An equal contract pairs two ids whatever their names and tickers.
-  for (const c of contracts) add(own, "c", c);
-  // A name may be another provider's id slug and the other way round.
-  add(lookup, "s", sym);
-  add(lookup, "s", baseSym);
+  const both = (kind: string, value: string) => {
+    add(own, kind, value);
+    add(lookup, kind, value);
+  };
+  // A record is found by its keys and finds others by the same ones, and by a few more (lookup only).
+  both("s", sym);
+  both("s", baseSym);
   // The ticker CoinGecko gives a migrated contract ("KST" -> "KSTOLD").
   add(lookup, "s", sym && `${sym}old`);
-  add(lookup, "n", name);
-  add(lookup, "n", loose);
-  add(lookup, "n", plainName);
-  add(lookup, "n", plainLoose);
-  add(lookup, "i", id);
+  both("n", name);
+  both("n", loose);
+  // "X (BSC)" is found by "X", and finds it: the same coin or a copy, which its rivals decide.
+  both("n", plainName);
+  both("n", plainLoose);
+  both("i", id);
+  // A name may be another provider's id slug and the other way round.
   add(lookup, "i", name);
   add(lookup, "i", loose);
   add(lookup, "n", id);
   add(lookup, "p", loose);
-  for (const p of prefixes) add(lookup, "n", p);
-  for (const c of contracts) add(lookup, "c", c);
+  for (const p of prefixes) {
+    add(own, "p", p);
+    add(lookup, "n", p);
+  }
+  // An equal contract pairs two ids whatever their names and tickers.
+  for (const c of contracts) both("c", c);
   return { sym, baseSym, name, loose, words, id, old, standard, qualifier, marks, plainName, plainLoose, contracts, own, lookup };
 }
 

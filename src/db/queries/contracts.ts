@@ -13,7 +13,7 @@ const m = assetMappings;
  * The assets whose ids list any of `refs`: each pair found through (chain, address), each listing's
  * id through the mappings' primary key, so a lookup reads a few rows per pair whatever the tables' size.
  */
-export async function assetUidsByContracts(db: Db, refs: ContractRef[]) {
+async function assetUidsByContracts(db: Db, refs: ContractRef[]) {
   if (!refs.length) return [];
   const pairs = JSON.stringify(refs.map((r) => [r.chain, r.address]));
   const rows = await db.all<{ uid: string }>(sql`

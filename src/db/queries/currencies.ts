@@ -66,7 +66,8 @@ export async function vsCurrency(s: Services, code: string): Promise<Currency> {
  */
 export async function rateAt(s: Services, currency: Currency, from: number, to: number): Promise<(t: number) => number> {
   if (currency.code === "usd") return () => 1;
-  const timeline = fxTimeline(await fxSeries(s.db, currency.code, from, to), s.config.FX_STALE_AFTER_MINUTES * 60_000);
+  // Like the history it converts, read through the request's session (a replica may answer).
+  const timeline = fxTimeline(await fxSeries(s.readDb, currency.code, from, to), s.config.FX_STALE_AFTER_MINUTES * 60_000);
   if (timeline.empty) return () => currency.usd_rate;
   return (t) => timeline.at(t) ?? currency.usd_rate;
 }
