@@ -396,7 +396,9 @@ async function neighbourhoodOf(db: Db, records: Identity[], firstRing: MappingRo
       const key = matchKey({ source: m.source, sourceId: m.source_id });
       if (rows.has(key)) continue;
       rows.set(key, m);
-      known.push(knownOf(m));
+      // A mapping decided again is one of the records already (redecideContracts): not decoded twice.
+      const node = reach.node(key);
+      if (!node || !("assetUid" in node)) known.push(knownOf(m));
     }
     reach.add(known);
   };
