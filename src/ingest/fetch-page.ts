@@ -107,7 +107,8 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done
       fetched,
       normalised,
       rawId: raw.id,
-      also: [...fences, ...raw.inPart],
+      fences,
+      also: raw.inPart,
     });
   let stored: Awaited<ReturnType<typeof store>>;
   try {

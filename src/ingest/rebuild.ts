@@ -369,7 +369,8 @@ async function replayPayload(s: Services, runId: string, item: Extract<Item, { k
     fetched: records ?? 0,
     normalised,
     rawId: item.id,
-    also: [fence, index(records)],
+    fences: [fence],
+    also: [index(records)],
   });
 }
 

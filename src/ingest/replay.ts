@@ -108,7 +108,7 @@ export async function replay(s: Services, msg: ReplayMessage) {
         fetched: Array.isArray(body) ? body.length : 0,
         normalised,
         rawId,
-        also: fence,
+        fences: fence,
       });
     } catch (e) {
       if (!(e instanceof SyntaxError || e instanceof PayloadError)) throw e;

@@ -36,6 +36,8 @@ export async function storeNormalised(
     rawId?: string;
     /** Statements that belong in the part's transaction (its raw payload's index row). */
     also?: Statement[];
+    /** Lease fences of the writer (its page, its run's source): in every transaction of the part that writes. */
+    fences?: Statement[];
   },
 ) {
   const at = nowIso();
@@ -74,9 +76,11 @@ export async function storeNormalised(
       now: at,
       allKnown: known.slice(s * CHUNK, (s + 1) * CHUNK).every(Boolean),
       tail: (sliceWritten): TailStatements => {
-        if (!last) return {};
+        const fences = p.fences ?? [];
+        if (!last) return sliceWritten ? { fences } : {};
         usage = currentMeter()?.take() ?? noUsage();
         return {
+          fences,
           also: p.also ?? [],
           rejections: rejectionStatements(p.source, p.runId, p.normalised.rejected, at),
           checkpoint: p.checkpoint ? [p.checkpoint.advance] : [],
