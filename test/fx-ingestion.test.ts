@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { startReplays } from "../src/ingest/replay";
+import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { api, drain, json, rows, stubUpstream, testServices } from "./helpers";
+import { hookedD1 } from "./interleave";
 
 type Currency = { code: string; usd_rate: number; as_of: string; sources: string[] };
 type Reply = Response | (() => Response);
@@ -164,6 +165,34 @@ describe("FX rates with each run", () => {
     const points = JSON.parse(history.points) as { t: number[]; r: Record<string, number[]> };
     expect(points.t).toEqual([Date.parse(meta.fetched_at)]);
     expect(points.r.eur).toEqual([0.5]);
+  });
+
+  it("a replay message retried after its FX payload was stored does not store it again", async () => {
+    // Rates of its own, so the FX body is archived anew (an identical body would reuse an earlier archive).
+    const first = await run("coingecko", upstream({}, { coingecko: 0.4711, coinpaprika: 0.93 }));
+    // The message stores every payload, then fails once as it closes the run; the queue delivers it again.
+    let failed = false;
+    const closingFails = hookedD1(env.DB, {
+      before: ({ sql }) => {
+        if (!failed && sql.some((q) => q.includes("COUNT(*) AS n FROM run_parts"))) {
+          failed = true;
+          throw new Error("D1 unavailable");
+        }
+      },
+    });
+    const { s, sent } = testServices({ vars: { DB: closingFails } as never });
+    const fx = await rows("SELECT * FROM raw_payloads WHERE id = ?", `${first.runId}-fx`).then((r) => toPayload(r[0]));
+    const payloads = [fx, ...(await payloadsToReplay(s, "coingecko"))] as Parameters<typeof startReplays>[1];
+    const [replay] = await startReplays(s, payloads);
+    const message = sent.shift()!;
+    const { runMeteredJob } = await import("../src/jobs/queue");
+    expect(await runMeteredJob(s, message)).toBeInstanceOf(Error);
+    const rev = async () => (await rows<{ rev: number }>("SELECT rev FROM fx_rates WHERE source = 'coingecko'"))[0].rev;
+    const afterFirst = await rev();
+    expect(await runMeteredJob(s, message)).toBeNull();
+    expect(await rev()).toBe(afterFirst);
+    const [done] = await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", replay.runId);
+    expect(done.status).not.toBe("running");
   });
 });
 

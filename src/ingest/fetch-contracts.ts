@@ -30,11 +30,10 @@ import { type ArchiveWriter, archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import { contractStepPosition, leaveToHolder, type PageLease, pageLease, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
-import { isFinished, openPart, partRowStatement } from "./runs";
+import { isFinished, NO_RECORDS, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
 
 type FetchContracts = Extract<JobMessage, { type: "fetch_contracts" }>;
-const NO_RECORDS = { fetched: 0, accepted: 0, rejected: 0, written: 0 };
 
 const contractSources: Record<HttpSource, ContractSourceAdapter> = {
   coingecko: coingeckoContracts,

@@ -29,7 +29,17 @@ import { ingestUpload } from "./csv-upload";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
-import { finishRun, getRun, isFinished, markRunningStatement, newRunRow, runIsOpen, startingRun } from "./runs";
+import {
+  finishRun,
+  getRun,
+  isFinished,
+  markRunningStatement,
+  NO_RECORDS,
+  newRunRow,
+  partRowStatement,
+  runIsOpen,
+  startingRun,
+} from "./runs";
 import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
@@ -389,10 +399,7 @@ async function replayReference(s: Services, runId: string, item: Extract<Item, {
   const done = [
     fence,
     index(Array.isArray(body) ? body.length : null),
-    builder
-      .insert(runParts)
-      .values({ runId, part, fetched: 0, accepted: 0, rejected: 0, written: 0, finishedAt: nowIso(), rawId: item.id })
-      .onConflictDoNothing(),
+    partRowStatement({ runId, part, counts: NO_RECORDS, rawId: item.id, at: nowIso(), usage: noUsage() }),
   ];
   const stored = fx
     ? await storeFx(s, item.source, runId, body, Date.parse(item.at), done)
@@ -428,20 +435,7 @@ async function readForReplay(s: Services, runId: string, item: Extract<Item, { k
 /** A payload that cannot be replayed is recorded as a part of its run (counting nothing), with what it cost so far. */
 async function skip(s: Services, runId: string, item: { id: string }, reason: string, also: Statement[] = []) {
   const usage = currentMeter()?.take() ?? noUsage();
-  const part = builder
-    .insert(runParts)
-    .values({
-      runId,
-      part: `skip-${item.id}`,
-      fetched: 0,
-      accepted: 0,
-      rejected: 0,
-      written: 0,
-      finishedAt: nowIso(),
-      rawId: item.id,
-      ...usage,
-    })
-    .onConflictDoNothing();
+  const part = partRowStatement({ runId, part: `skip-${item.id}`, counts: NO_RECORDS, rawId: item.id, at: nowIso(), usage });
   try {
     await runBatch(s.db, [...also, part]);
   } catch (e) {
@@ -468,10 +462,7 @@ async function replayUpload(s: Services, msg: RebuildMessage, item: Extract<Item
     const stuck = Date.parse(upload.updatedAt) < now() - STUCK_AFTER_MS;
     if (!object || (current && !isFinished(current.status) && !stuck)) {
       // Gone from R2 (nothing to replay), or being ingested right now by its own run: left as it is.
-      await s.db
-        .insert(runParts)
-        .values({ runId: msg.runs.csv, part: marker, fetched: 0, accepted: 0, rejected: 0, written: 0, finishedAt: nowIso() })
-        .onConflictDoNothing();
+      await s.db.run(partRowStatement({ runId: msg.runs.csv, part: marker, counts: NO_RECORDS, at: nowIso(), usage: noUsage() }));
       return "done";
     }
     if (current && !isFinished(current.status)) await finishRun(s.db, current.runId, "abandoned: a rebuild replays this upload again");
@@ -495,10 +486,7 @@ async function replayUpload(s: Services, msg: RebuildMessage, item: Extract<Item
             updatedAt: at,
           })
           .where(eq(uploads.uploadId, item.id)),
-        builder
-          .insert(runParts)
-          .values({ runId: msg.runs.csv, part: marker, fetched: 1, accepted: 0, rejected: 0, written: 0, finishedAt: at })
-          .onConflictDoNothing(),
+        partRowStatement({ runId: msg.runs.csv, part: marker, counts: { ...NO_RECORDS, fetched: 1 }, at, usage: noUsage() }),
       ]),
     );
     upload = { ...upload, runId: run.runId, updatedAt: at };

@@ -4,16 +4,18 @@ import { runBatch } from "../db/batch";
 import { fenceStatement, type HolderRow, holdersQuery, sourceLeaseName } from "../db/lease";
 import { ingestionRuns, rawPayloads, runParts } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
+import { nowIso } from "../lib/clock";
 import { groupBy } from "../lib/group-by";
 import { log } from "../lib/log";
 import { readArchived } from "../lib/raw-archive";
+import { noUsage } from "../lib/usage";
 import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
-import { getPart, getRun, isFinished, markRunning, newRunRow, startingRun } from "./runs";
+import { getPart, getRun, isFinished, markRunning, NO_RECORDS, newRunRow, partRowStatement, startingRun } from "./runs";
 import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
@@ -70,8 +72,9 @@ export async function replay(s: Services, msg: ReplayMessage) {
   if (!run || isFinished(run.status)) return;
   const source = run.source as HttpSource;
   const lease = sourceLeaseName(source);
-  const [taken, holders] = await runBatch<HolderRow>(s.db, [sourceHeartbeat(source, msg.run_id), holdersQuery([lease])]);
-  if (taken.results[0]?.holder !== msg.run_id) return waitForSource(s, msg, holders.results[0]);
+  // The heartbeat takes the source, or renews it only once half of it is gone: who holds it is read after.
+  const [, holders] = await runBatch<HolderRow>(s.db, [sourceHeartbeat(source, msg.run_id), holdersQuery([lease])]);
+  if (holders.results[0]?.holder !== msg.run_id) return waitForSource(s, msg, holders.results[0]);
   await markRunning(s.db, msg.run_id);
   const fence = [fenceStatement(lease, msg.run_id)];
   const errors: string[] = [];
@@ -88,16 +91,19 @@ export async function replay(s: Services, msg: ReplayMessage) {
     }
     try {
       const body = JSON.parse(await new Response(object).text());
-      // An FX payload restores the rates of its fetch (reference data: no part, no records).
+      // Reference data counts no records; a part of zeros marks it done, so a redelivered message skips it.
+      const done = partRowStatement({ runId: msg.run_id, part, counts: NO_RECORDS, rawId, at: nowIso(), usage: noUsage() });
+      // An FX payload restores the rates of its fetch.
       if (isFxPayload(rawId)) {
-        const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt), fence);
+        const fx = await storeFx(s, meta.source as HttpSource, msg.run_id, body, Date.parse(meta.fetchedAt), [...fence, done]);
         if (!fx.ok) errors.push(`${rawId}: ${fx.error}`);
         continue;
       }
-      // A contract list restores the contracts it lists (reference data as well).
+      // A contract list restores the contracts it lists.
       if (isContractPayload(rawId)) {
         const contracts = await replayContracts(s, meta.source as HttpSource, rawId, body, fence);
-        if (!contracts.ok) errors.push(`${rawId}: ${contracts.error}`);
+        if (contracts.ok) await runBatch(s.db, [...fence, done]);
+        else errors.push(`${rawId}: ${contracts.error}`);
         continue;
       }
       const normalised = adapter.normalise(body, meta.fetchedAt);

@@ -13,6 +13,8 @@ export { getRun, isFinished };
 
 type RunRow = typeof ingestionRuns.$inferSelect;
 export type PartCounts = { fetched: number; accepted: number; rejected: number; written: number };
+/** The counts of a part that holds no records (reference data, a skipped payload, a marker). */
+export const NO_RECORDS: PartCounts = { fetched: 0, accepted: 0, rejected: 0, written: 0 };
 /** True while the run is open (queued or running): guards what only an open run may take or extend. */
 export const runIsOpen = (runId: string) =>
   sql`EXISTS (SELECT 1 FROM ${ingestionRuns} WHERE ${eq(ingestionRuns.runId, runId)} AND ${inArray(ingestionRuns.status, [...OPEN_RUN_STATUSES])})`;
