@@ -96,15 +96,15 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
   const lease = pageLease(step);
   const { status, done, also } = await openPart(s.db, msg.run_id, `contracts-${msg.step}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    holdersQuery([sourceLeaseName(msg.source)]),
-    holdersQuery([lease.name]),
+    holdersQuery([sourceLeaseName(msg.source), lease.name]),
     takePageStatement(lease, step),
   ]);
   if (!status || isFinished(status)) return;
   // The run lost its source (it stalled past its lease and another run took over): nothing is left to do.
-  if ((also[1].results[0] as { holder?: string } | undefined)?.holder !== msg.run_id) return;
-  if ((also[3].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) {
-    return leaveToHolder(s, msg, step, also[2].results[0] as HolderRow | undefined);
+  const holders = also[1].results as HolderRow[];
+  if (holders.find((h) => h.name === sourceLeaseName(msg.source))?.holder !== msg.run_id) return;
+  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) {
+    return leaveToHolder(s, msg, step, holders.find((h) => h.name === lease.name));
   }
   try {
     await refreshStep(s, msg, lease, !!done);
