@@ -104,11 +104,9 @@ export const detail: RouteHandler<DetailRoute, AppEnv> = async (c) => {
   ]);
   if (!asset) throw new ApiError("not_found", `no asset "${asset_uid}"`);
   const rate = currency.usd_rate;
-  const { updated_at, quotes, consensus, mappings, aliases, contracts, mapping_history, ...usd } = asset;
+  const { quotes, consensus, mappings, aliases, contracts, mapping_history, ...summary } = asset;
   const body = {
-    ...usd,
-    ...converted(asset, rate),
-    updated_at,
+    ...priced(summary, rate),
     quotes: quotes.map((quote) => ({ ...quote, ...converted(quote, rate) })),
     consensus,
     mappings,

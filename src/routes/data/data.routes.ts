@@ -116,6 +116,8 @@ export const detail = createRoute({
   },
 });
 
+const historyJson = jsonEnvelope(z.array(HistoryPointSchema), "History points", false, FxMetadataShape);
+
 export const history = createRoute({
   method: "get",
   path: "/data/{asset_uid}/history",
@@ -141,13 +143,7 @@ export const history = createRoute({
     }),
   },
   responses: {
-    200: {
-      ...jsonEnvelope(z.array(HistoryPointSchema), "History points", false, FxMetadataShape),
-      content: {
-        ...jsonEnvelope(z.array(HistoryPointSchema), "History points", false, FxMetadataShape).content,
-        "text/csv": { schema: z.string() },
-      },
-    },
+    200: { ...historyJson, content: { ...historyJson.content, "text/csv": { schema: z.string() } } },
     304: { description: "Not modified" },
     ...errorResponses("validation_error", "not_found"),
   },
