@@ -86,3 +86,21 @@ describe("a page message delivered again while its first delivery still runs", (
     expect(await rows("SELECT id FROM raw_payloads WHERE run_id = ?", runId)).toHaveLength(2);
   });
 });
+
+describe("a page message of a run that lost its source", () => {
+  it("does nothing and is not sent again, even where its own expired delivery still names the page", async () => {
+    const { s, sent } = testServices({ fetch: stubUpstream(() => undefined).fetch });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("the run did not start");
+    const message = sent.shift()!;
+    // Its earlier delivery died holding page 1; meanwhile another run took the source over.
+    await env.DB.batch([
+      env.DB.prepare("INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES ('pages:coingecko', ?, 0)").bind(
+        `${start.run.runId} 1 2026-01-01 dead0001`,
+      ),
+      env.DB.prepare("UPDATE leases SET holder = 'run_other', expires_at = ? WHERE name = 'source:coingecko'").bind(Date.now() + 600_000),
+    ]);
+    expect(await runMeteredJob(s, message)).toBeNull();
+    expect(sent).toEqual([]);
+  });
+});

@@ -11,7 +11,7 @@ import {
   type StoredPlatform,
   storedPlatforms,
 } from "../db/contract-store";
-import { expireStatement, fenceStatement, type HolderRow, holdersQuery, sourceLeaseName } from "../db/lease";
+import { expireStatement, fenceStatement, type HolderRow, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
@@ -28,7 +28,7 @@ import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
 import { type ArchiveWriter, archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
-import { contractStepPosition, leaveToHolder, type PageLease, pageLease, takePageStatement } from "./page-lease";
+import { contractStepPosition, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, NO_RECORDS, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -96,15 +96,13 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
   const lease = pageLease(step);
   const { status, done, also } = await openPart(s.db, msg.run_id, `contracts-${msg.step}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    holdersQuery([sourceLeaseName(msg.source), lease.name]),
+    stepHoldersQuery(msg.source),
     takePageStatement(lease, step),
   ]);
   if (!status || isFinished(status)) return;
-  // The run lost its source (it stalled past its lease and another run took over): nothing is left to do.
-  const holders = also[1].results as HolderRow[];
-  if (holders.find((h) => h.name === sourceLeaseName(msg.source))?.holder !== msg.run_id) return;
+  // Not taken: another delivery holds the step, a later step has started, or the run lost its source.
   if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) {
-    return leaveToHolder(s, msg, step, holders.find((h) => h.name === lease.name));
+    return leaveToHolder(s, msg, step, also[1].results as HolderRow[]);
   }
   try {
     await refreshStep(s, msg, lease, !!done);

@@ -1,6 +1,6 @@
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
-import { expireStatement, fenceStatement, type HolderRow, holdersQuery, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
+import { expireStatement, fenceStatement, type HolderRow, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -12,7 +12,7 @@ import { archiveKey, archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
-import { holderOf, leaveToHolder, type PageLease, pageLease, takePageStatement } from "./page-lease";
+import { holderOf, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, openPart } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -32,12 +32,13 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   const lease = pageLease(step);
   const { status, done, also } = await openPart(s.db, msg.run_id, `page-${msg.page}`, [
     sourceHeartbeat(msg.source, msg.run_id),
-    holdersQuery([lease.name]),
+    stepHoldersQuery(msg.source),
     takePageStatement(lease, step),
   ]);
   if (!status || isFinished(status)) return;
-  const before = also[1].results[0] as HolderRow | undefined;
-  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, before);
+  const holders = also[1].results as HolderRow[];
+  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, holders);
+  const before = holders.find((h) => h.name === lease.name);
   try {
     await fetchHeldPage(s, msg, lease, done, before);
   } catch (e) {

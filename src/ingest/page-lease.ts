@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { HttpSource } from "../config";
-import { type HeldLease, type HolderRow, isHeld, SOURCE_LEASE_MS, sourceLeaseName } from "../db/lease";
+import { type HeldLease, type HolderRow, holdersQuery, isHeld, SOURCE_LEASE_MS, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -28,10 +28,15 @@ export const contractStepPosition = (step: number) => step - CONTRACT_STEPS;
  */
 const PAGE_LEASE_MS = SOURCE_LEASE_MS / 2;
 
+const pageLeaseName = (source: HttpSource) => `pages:${source}`;
+
+/** What a step's opening batch reads to know whether it may go on: who holds its run's source and the page lease. */
+export const stepHoldersQuery = (source: HttpSource) => holdersQuery([sourceLeaseName(source), pageLeaseName(source)]);
+
 export function pageLease(step: RunStep): PageLease {
   const writer = newArchiveWriter();
   return {
-    name: `pages:${step.source}`,
+    name: pageLeaseName(step.source),
     holder: `${step.run_id} ${step.position} ${writer.day} ${writer.id}`,
     ttlMs: PAGE_LEASE_MS,
     writer,
@@ -65,8 +70,11 @@ export function takePageStatement(lease: PageLease, step: RunStep) {
  * This delivery did not get its step. While another delivery of the step holds it, this one comes
  * back when that one's time is up, to take the step over should it have died; once a later step has
  * started (this is a stale copy), or the run lost its source, there is nothing left to do.
+ * `holders` are what stepHoldersQuery read.
  */
-export async function leaveToHolder(s: Services, msg: JobMessage, step: RunStep, held?: HolderRow) {
+export async function leaveToHolder(s: Services, msg: JobMessage, step: RunStep, holders: HolderRow[]) {
+  if (holders.find((r) => r.name === sourceLeaseName(step.source))?.holder !== step.run_id) return;
+  const held = holders.find((r) => r.name === pageLeaseName(step.source));
   const h = held && holderOf(held.holder);
   if (!held || h?.runId !== step.run_id || h.position !== step.position) return;
   const delaySeconds = Math.max(1, Math.ceil((held.expires_at - now()) / 1000) + 1);
