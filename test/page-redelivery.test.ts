@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
+import { PAGES_PER_STEP } from "../src/ingest/fetch-page";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
 import { runMeteredJob } from "../src/jobs/queue";
@@ -24,18 +25,23 @@ beforeEach(async () => {
 });
 
 describe("a page message delivered again while its first delivery still runs", () => {
-  it("is fetched, archived, stored and counted once, and enqueues the next page once", async () => {
-    // Page 1 is full (250 ids), so page 2 follows; page 2 is short and ends the run. The upstream moved
-    // between the two deliveries' calls: the first call answers last, with the newer prices.
+  it("is fetched, archived, stored and counted once, and enqueues the next step once", async () => {
+    // The first step's pages are full (250 ids each), so a second step follows; its one page is short and
+    // ends the run. The upstream moved between the two deliveries' calls of page 1: the first call
+    // answers last, with the newer prices.
     const older = JSON.stringify(coins(250, 1, "2026-11-22T12:00:00.000Z", 1));
     const newer = JSON.stringify(coins(250, 1, "2026-11-22T12:05:00.000Z", 2));
-    const last = JSON.stringify(coins(5, 251, "2026-11-22T12:05:00.000Z", 2));
+    const later = (page: number) =>
+      page > PAGES_PER_STEP
+        ? JSON.stringify(coins(5, 250 * PAGES_PER_STEP + 1, "2026-11-22T12:05:00.000Z", 2))
+        : JSON.stringify(coins(250, 250 * (page - 1) + 1, "2026-11-22T12:05:00.000Z", 2));
     const firstCallWaiting = signal();
     const firstCallGoesOn = signal();
     let pageOneCalls = 0;
     const up = stubUpstream((url) => {
       if (!url.pathname.endsWith("/coins/markets")) return undefined;
-      if (url.searchParams.get("page") === "2") return json(last);
+      const page = Number(url.searchParams.get("page"));
+      if (page > 1) return json(later(page));
       return async () => {
         if (++pageOneCalls > 1) return json(older);
         firstCallWaiting.resolve();
@@ -66,24 +72,90 @@ describe("a page message delivered again while its first delivery still runs", (
     await drain(svc, sent);
 
     expect(up.calls.filter((c) => c.url.searchParams.get("page") === "1")).toHaveLength(1);
-    expect(enqueued.filter((m) => m.type === "fetch_page" && m.page === 2)).toHaveLength(1);
+    expect(enqueued.filter((m) => m.type === "fetch_page" && m.page > 1).map((m) => m.type === "fetch_page" && m.page)).toEqual([
+      PAGES_PER_STEP + 1,
+    ]);
+    const total = 250 * PAGES_PER_STEP + 5;
     const [run] = await rows("SELECT status, fetched, accepted, rejected, written FROM ingestion_runs WHERE run_id = ?", runId);
-    expect(run).toEqual({ status: "succeeded", fetched: 255, accepted: 255, rejected: 0, written: 255 });
+    expect(run).toEqual({ status: "succeeded", fetched: total, accepted: total, rejected: 0, written: total });
     // Every quote the run wrote is counted: one history point each, at the newer prices it stored.
     const points = await storedRows<{ n: number }>("SELECT COUNT(*) AS n FROM quote_history WHERE source_id LIKE 'redeliver-%'");
-    expect(points).toEqual([{ n: 255 }]);
+    expect(points).toEqual([{ n: total }]);
     const prices = await storedRows<{ price_usd: number }>(
       "SELECT DISTINCT price_usd FROM source_quotes WHERE source_id LIKE 'redeliver-%'",
     );
     expect(prices).toEqual([{ price_usd: 2 }]);
-    // One archive per page, holding the body its part was read from.
-    const parts = await rows<{ part: string; key: string }>(
-      "SELECT p.part, r.key FROM run_parts p JOIN raw_payloads r ON r.id = p.raw_id WHERE p.run_id = ? ORDER BY p.part",
+    // One archive per page, holding the body its part was read from; a step's counts are on its first page's part.
+    const parts = await rows<{ part: string; key: string; fetched: number }>(
+      "SELECT p.part, r.key, p.fetched FROM run_parts p JOIN raw_payloads r ON r.id = p.raw_id WHERE p.run_id = ? ORDER BY CAST(substr(p.part, 6) AS INTEGER)",
       runId,
     );
-    expect(parts.map((p) => p.part)).toEqual(["page-1", "page-2"]);
+    const pages = Array.from({ length: PAGES_PER_STEP + 1 }, (_, i) => i + 1);
+    expect(parts.map((p) => p.part)).toEqual(pages.map((n) => `page-${n}`));
+    expect(parts.map((p) => p.fetched)).toEqual(pages.map((n) => (n === 1 ? 250 * PAGES_PER_STEP : n > PAGES_PER_STEP ? 5 : 0)));
     expect(await new Response(await readArchived(env.BUCKET, parts[0].key)).text()).toBe(newer);
-    expect(await rows("SELECT id FROM raw_payloads WHERE run_id = ?", runId)).toHaveLength(2);
+    for (const [i, p] of parts.slice(1).entries())
+      expect(await new Response(await readArchived(env.BUCKET, p.key)).text()).toBe(later(i + 2));
+    expect(await rows("SELECT id FROM raw_payloads WHERE run_id = ?", runId)).toHaveLength(PAGES_PER_STEP + 1);
+  });
+});
+
+describe("a step taken over from a delivery that stalled past its page lease", () => {
+  it("is stored once from the taker's bodies; the staller's archives are deleted and its late store is fenced out", async () => {
+    const body = (page: number) =>
+      JSON.stringify(
+        page > PAGES_PER_STEP
+          ? coins(5, 250 * PAGES_PER_STEP + 1, "2026-11-22T12:05:00.000Z", 3)
+          : coins(250, 250 * (page - 1) + 1, "2026-11-22T12:05:00.000Z", 3),
+      );
+    const stalling = signal();
+    const goesOn = signal();
+    let lastPageCalls = 0;
+    const up = stubUpstream((url) => {
+      if (!url.pathname.endsWith("/coins/markets")) return undefined;
+      const page = Number(url.searchParams.get("page"));
+      if (page !== PAGES_PER_STEP) return json(body(page).replaceAll("redeliver-", "takeover-"));
+      return async () => {
+        if (++lastPageCalls > 1) return json(body(page).replaceAll("redeliver-", "takeover-"));
+        stalling.resolve();
+        await goesOn.promise;
+        // The staller's late answer differs from the taker's: it is archived as a body of its own.
+        return json(body(page).replaceAll("redeliver-", "takeover-").replaceAll('"current_price":3', '"current_price":4'));
+      };
+    });
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "60000" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("the run did not start");
+    const runId = start.run.runId;
+    const message = sent.shift()!;
+
+    // The first delivery archived the step's first pages and stalls on its last; its page lease runs out.
+    const first = runMeteredJob(s, message);
+    await stalling.promise;
+    const archivedBy = async () =>
+      (await env.BUCKET.list({ prefix: "raw/coingecko/" })).objects.map((o) => o.key).filter((k) => k.includes(runId));
+    const stallers = await archivedBy();
+    expect(stallers).toHaveLength(PAGES_PER_STEP - 1);
+    await env.DB.prepare("UPDATE leases SET expires_at = 0 WHERE name = 'pages:coingecko'").run();
+    // The queue delivers the step again: it takes the step over, deletes what the staller archived, and does it all.
+    expect(await runMeteredJob(s, message)).toBeNull();
+    await drain(s, sent);
+    expect((await archivedBy()).filter((k) => stallers.includes(k))).toEqual([]);
+    // The staller wakes up, archives its last page and finds its store fenced out: it deletes what it archived.
+    goesOn.resolve();
+    expect(await first).toBeNull();
+    expect(sent).toEqual([]);
+
+    const total = 250 * PAGES_PER_STEP + 5;
+    const [run] = await rows("SELECT status, fetched, written FROM ingestion_runs WHERE run_id = ?", runId);
+    expect(run).toEqual({ status: "succeeded", fetched: total, written: total });
+    const points = await storedRows<{ n: number }>("SELECT COUNT(*) AS n FROM quote_history WHERE source_id LIKE 'takeover-%'");
+    expect(points).toEqual([{ n: total }]);
+    // What is left in R2 is exactly what D1 indexes: one archive per page, none of the staller's.
+    const indexed = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ? ORDER BY key", runId);
+    expect(indexed).toHaveLength(PAGES_PER_STEP + 1);
+    expect((await archivedBy()).sort()).toEqual(indexed.map((r) => r.key));
+    expect(stallers.some((k) => indexed.some((r) => r.key === k))).toBe(false);
   });
 });
 

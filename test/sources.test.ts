@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
+import { PAGES_PER_STEP } from "../src/ingest/fetch-page";
 import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
@@ -200,6 +201,60 @@ describe("HTTP sources", () => {
       runId,
     );
     expect(run).toEqual({ status: "partial", error: expect.stringMatching(/malformed JSON/), written: 250 });
+  });
+
+  it("stores the pages of a step before one that fails, and ends the run partial naming that page; no page after it is called", async () => {
+    const coins = geckoUniverse(250 * (PAGES_PER_STEP + 1), "mid");
+    const up = stubUpstream((url) => {
+      if (!url.pathname.endsWith("/coins/markets")) return undefined;
+      const page = Number(url.searchParams.get("page"));
+      return page === 3 ? json('[{"id": "broken-mid", ') : json(coins.slice((page - 1) * 250, page * 250));
+    });
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "6000" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("not started");
+    await drain(s, sent);
+    const runId = start.run.runId;
+    const [run] = await rows<{ status: string; error: string; fetched: number; written: number }>(
+      "SELECT status, error, fetched, written FROM ingestion_runs WHERE run_id = ?",
+      runId,
+    );
+    expect(run).toEqual({
+      status: "partial",
+      error: expect.stringMatching(/^coingecko page 3: malformed JSON/),
+      fetched: 500,
+      written: 500,
+    });
+    expect(quoteCalls(up).map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2", "3"]);
+    // Pages 1 and 2 stored as parts with their archives; page 3's body archived and indexed with the close.
+    expect(await rows("SELECT part, fetched FROM run_parts WHERE run_id = ? ORDER BY part", runId)).toEqual([
+      { part: "page-1", fetched: 500 },
+      { part: "page-2", fetched: 0 },
+    ]);
+    const raws = await rows<{ id: string; records: number | null }>(
+      "SELECT id, records FROM raw_payloads WHERE run_id = ? ORDER BY id",
+      runId,
+    );
+    expect(raws).toEqual([
+      { id: `${runId}-page-1`, records: 250 },
+      { id: `${runId}-page-2`, records: 250 },
+      { id: `${runId}-page-3`, records: null },
+    ]);
+    const [stored] = await storedRows<{ n: number }>("SELECT COUNT(*) AS n FROM source_quotes WHERE source_id LIKE 'mid-%'");
+    expect(stored.n).toBe(500);
+    expect(await rows("SELECT holder FROM leases")).toEqual([]);
+  });
+
+  it("stops at SOURCE_PAGE_LIMIT inside a step", async () => {
+    const coins = geckoUniverse(250 * PAGES_PER_STEP, "lim");
+    const up = stubUpstream(geckoRoutes(coins));
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "6000", SOURCE_PAGE_LIMIT: "2" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("not started");
+    await drain(s, sent);
+    const [run] = await rows("SELECT status, fetched, written FROM ingestion_runs WHERE run_id = ?", start.run.runId);
+    expect(run).toEqual({ status: "succeeded", fetched: 500, written: 500 });
+    expect(quoteCalls(up).map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2"]);
   });
 
   it("refuses a second run of a running source: the lease is in D1", async () => {

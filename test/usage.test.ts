@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import type { Env } from "../src/env";
+import { PAGES_PER_STEP } from "../src/ingest/fetch-page";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
 import { currentMeter, measured, noUsage, subtractUsage, type Usage } from "../src/lib/usage";
@@ -42,7 +43,9 @@ function countingEnv(base: Env) {
   return { env: counting, counted, sent };
 }
 
-const coins = Array.from({ length: 600 }, (_, i) => ({
+/** A first step of full pages and a second of one short page: what a run carries from message to message is counted too. */
+const PAGES = PAGES_PER_STEP + 1;
+const coins = Array.from({ length: 250 * PAGES_PER_STEP + 100 }, (_, i) => ({
   ...(geckoPage1[i % geckoPage1.length] as Record<string, unknown>),
   id: `use-${i}`,
   symbol: `use${i}`,
@@ -79,9 +82,9 @@ describe("usage", () => {
     // What the bindings saw, less the one lookup after the close that serves the run back.
     expect(first.usage).toEqual({ ...first.counted, d1_rows_read: first.usage.d1_rows_read });
     expect(first.counted.d1_rows_read - first.usage.d1_rows_read).toBe(1);
-    // Class A: three pages archived, the read model published, its old versions listed; two more pages queued.
-    expect(first.usage.r2_writes).toBe(5);
-    expect(first.usage.queue_messages).toBe(3);
+    // Class A: every page archived, the read model published, its old versions listed; the run's first message and its second step queued.
+    expect(first.usage.r2_writes).toBe(PAGES + 2);
+    expect(first.usage.queue_messages).toBe(2);
   });
 
   it("a steady tick writes a few rows per page, and the same tick again almost none", async () => {
@@ -90,10 +93,10 @@ describe("usage", () => {
     const repeat = await runOnce(1);
     expect(steady.usage).toEqual({ ...steady.counted, d1_rows_read: steady.usage.d1_rows_read });
     expect(repeat.usage).toEqual({ ...repeat.counted, d1_rows_read: repeat.usage.d1_rows_read });
-    expect(steady.usage.d1_rows_written / 600).toBeLessThan(0.2);
+    expect(steady.usage.d1_rows_written / coins.length).toBeLessThan(0.2);
     // Unchanged bodies are not archived again and no bucket changes: no R2 write at all.
     expect(repeat.usage.r2_writes).toBe(0);
-    expect(repeat.usage.d1_rows_written).toBeLessThanOrEqual(3 * 3 + 12);
+    expect(repeat.usage.d1_rows_written).toBeLessThanOrEqual(PAGES * 3 + 12);
     console.log(`[usage] steady ${JSON.stringify(steady.usage)} repeat ${JSON.stringify(repeat.usage)}`);
   });
 
