@@ -8,9 +8,12 @@
 // 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
 //    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
 // 3. prints records/s per source and over both (goal: >= 5,000 records/s), what the runs cost
-//    (their `usage`), the resolve step of each CoinGecko page (page 2 against the last pages: it
-//    must not grow with the map), and how the ids were unified against the universe's truth
-//    (recall: ids of one coin on one asset; precision: ids on one asset that are one coin).
+//    (their `usage`), the resolve step of each CoinGecko step of four pages (the first, holding
+//    page 2, against the last, holding page 76: it must not grow with the map), and how the ids
+//    were unified against the universe's truth (recall: ids of one coin on one asset; precision:
+//    ids on one asset that are one coin);
+// 4. on a second fresh stack, both sources at once the way a cron tick starts them (POST
+//    /etl/run-all, until every run has finished): records/s over the whole (goal: >= 5,000).
 import fs from "node:fs";
 import path from "node:path";
 import { startRecordedUpstream } from "../scripts/recorded-upstream.mjs";
@@ -126,25 +129,29 @@ for (const source of Object.keys(pipeline)) {
   });
 }
 
-// A CoinGecko page's resolve step as the map grows: page 2 (the map holds CoinPaprika and one page)
-// against page 76 (and the medians of ten pages at each end, which one slow page does not move).
+// A CoinGecko step's resolve as the map grows: the step holding page 2 (the map holds CoinPaprika)
+// against the one holding page 76, also per page (a step of four pages resolves 1,000 quotes at once),
+// and the medians of three steps at each end, which one slow step does not move.
 if (pipeline.coingecko) {
   const resolveMs = new Map();
   for (const e of events)
-    if (e.run_id === pipeline.coingecko.run_id && e.event === "chunk_stored") resolveMs.set(Number(e.part.slice(5)), e.resolve_ms);
-  const pages = [...resolveMs.keys()].sort((a, b) => a - b);
-  const at = (p) => resolveMs.get(p) ?? null;
-  const early = pages.slice(1, 11).map(at);
-  const late = pages.slice(-10).map(at);
+    if (e.run_id === pipeline.coingecko.run_id && e.event === "chunk_stored" && e.quotes) resolveMs.set(Number(e.part.slice(5)), e);
+  const steps = [...resolveMs.keys()].sort((a, b) => a - b);
+  const holding = (page) => resolveMs.get(steps.findLast((first) => first <= page)) ?? null;
+  const perPage = (e) => (e ? +((e.resolve_ms * 250) / e.quotes).toFixed(1) : null);
+  const early = steps.slice(0, 3).map((p) => resolveMs.get(p).resolve_ms);
+  const late = steps.slice(-3).map((p) => resolveMs.get(p).resolve_ms);
   emit({
-    bench: "ingest_resolve_per_page",
-    pages: pages.length,
-    page_2_ms: at(2),
-    page_76_ms: at(76),
-    pages_2_11_median_ms: median(early),
-    last_10_pages_median_ms: median(late),
+    bench: "ingest_resolve_per_step",
+    steps: steps.length,
+    step_with_page_2_ms: holding(2)?.resolve_ms ?? null,
+    step_with_page_76_ms: holding(76)?.resolve_ms ?? null,
+    per_page_at_page_2_ms: perPage(holding(2)),
+    per_page_at_page_76_ms: perPage(holding(76)),
+    first_3_steps_median_ms: median(early),
+    last_3_steps_median_ms: median(late),
     late_over_early: +(median(late) / median(early)).toFixed(2),
-    every_page_ms: pages.map(at),
+    every_step_ms: steps.map((p) => resolveMs.get(p).resolve_ms),
   });
 }
 emit({ bench: "ingest_log", ...logProblems("ingest") });
@@ -159,3 +166,35 @@ emit({
   target: TARGET_RECORDS_PER_S,
   meets_target: records / seconds >= TARGET_RECORDS_PER_S,
 });
+
+// Both sources at once, as a cron tick or POST /etl/run-all starts them, on a fresh stack: the clock
+// stops when the last run has finished.
+const together = await startRecordedUpstream(UPSTREAM_PORT, gen.dir);
+let fresh;
+try {
+  fresh = await startWorker({ name: "ingest-all", port: WORKER_PORT, vars: { ...upstreamVars(UPSTREAM_PORT) } });
+  const t0 = performance.now();
+  const post = await call(fresh.base, "POST", "/etl/run-all", { token: TOKEN });
+  if (post.status !== 202) throw new Error(`POST /etl/run-all answered ${post.status}: ${post.text.slice(0, 300)}`);
+  const runs = await Promise.all(
+    post.json.data.runs.map(async (r) => ({
+      ...(await waitFinished(fresh.base, `/etl/runs/${r.run_id}`, 900_000)),
+      at: performance.now(),
+    })),
+  );
+  const s = (Math.max(...runs.map((r) => r.at)) - t0) / 1000;
+  const n = runs.reduce((sum, r) => sum + r.records.fetched, 0);
+  emit({
+    bench: "ingest_run_all",
+    records: n,
+    seconds: +s.toFixed(2),
+    records_per_s: Math.round(n / s),
+    runs: runs.map((r) => ({ source: r.source, status: r.status, fetched: r.records.fetched })),
+    target: TARGET_RECORDS_PER_S,
+    meets_target: n / s >= TARGET_RECORDS_PER_S,
+  });
+  if (runs.some((r) => r.status !== "succeeded")) fail("ingest_run_all", "a run did not succeed", { runs: runs.map((r) => r.status) });
+} finally {
+  fresh?.stop();
+  together.close();
+}

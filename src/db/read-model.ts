@@ -476,7 +476,7 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
   // Gzipped: text and orders shrink about threefold (13.8 MB to 4.9 at 132,000 assets), which is
   // what a far colo's fetch waits for; inflating it is native code, off the request path once an
   // isolate has a copy.
-  await bucket.put(key, await gzip(snapshot), { httpMetadata: { contentType: "application/octet-stream", contentEncoding: "gzip" } });
+  await bucket.put(key, gzip(snapshot), { httpMetadata: { contentType: "application/octet-stream", contentEncoding: "gzip" } });
   const published = await db
     .update(readModel)
     .set({ version: claim.version, key, assets: model.size, builtAt: nowIso() })

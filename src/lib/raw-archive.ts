@@ -1,7 +1,12 @@
-/** Raw upstream bodies are stored gzipped in R2 (upstream JSON shrinks about tenfold; R2 bills storage by the GB-month). */
-export async function gzip(bytes: Uint8Array) {
-  return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
-}
+import { gzipSync } from "node:zlib";
+
+/**
+ * Gzip for R2 objects (R2 bills storage by the GB-month). `fast` (level 1) is for what is written
+ * often and read rarely, the archived upstream bodies: a CoinGecko page in a third of the time of
+ * the default level, about a fifth larger (193 KB of JSON: 49 KB against 41 KB). What every
+ * isolate reads, the snapshot, keeps the default level.
+ */
+export const gzip = (bytes: Uint8Array, { fast = false } = {}) => new Uint8Array(gzipSync(bytes, { level: fast ? 1 : 6 }));
 
 /** An archived body as it was received: gunzipped when it was stored compressed (archives of earlier builds were not). */
 export async function readArchived(bucket: R2Bucket, key: string): Promise<ReadableStream<Uint8Array> | null> {
