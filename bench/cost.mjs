@@ -137,7 +137,7 @@ try {
   writeLists(1);
   const steady = await tick("steady");
   const repeat = await tick("repeat");
-  // The archive stores each body gzipped, as the Worker does (src/lib/raw-archive.ts).
+  // The archive stores each body gzipped at level 1, as the Worker does (src/lib/raw-archive.ts).
   const bill = monthlyBill({ tick: steady, intervalMinutes, rawBytesPerTick: gzippedBytes(dir) });
   emit({ bench: "cost_month", scale, interval_minutes: intervalMinutes, ...bill });
   emit({
@@ -258,12 +258,12 @@ async function contractCosts(base) {
   }
 }
 
-/** Gzipped bytes a tick archives: the market pages, tickers and FX payloads (contract lists are fetched once a day, not per tick). */
+/** Gzipped bytes (level 1, the archive's) a tick archives: the market pages, tickers and FX payloads (contract lists are fetched once a day, not per tick). */
 function gzippedBytes(d) {
   let n = 0;
   for (const e of fs.readdirSync(d, { withFileTypes: true })) {
     if (e.isDirectory()) n += e.name === "contracts" ? 0 : gzippedBytes(path.join(d, e.name));
-    else if (!/^(coins-list|contracts)/.test(e.name)) n += zlib.gzipSync(fs.readFileSync(path.join(d, e.name))).length;
+    else if (!/^(coins-list|contracts)/.test(e.name)) n += zlib.gzipSync(fs.readFileSync(path.join(d, e.name)), { level: 1 }).length;
   }
   return n;
 }

@@ -549,11 +549,12 @@ function uidCandidates(q: { name: string; symbol: string; sourceId: string }) {
   return out;
 }
 
-/** Uids already taken: by an asset, an alias, or a mapping. */
+/** Uids already taken: by an asset, an alias, or a mapping. The list is sent and parsed once, then each table is probed by key. */
 function takenUidsQuery(uids: string[]) {
-  const list = JSON.stringify([...new Set(uids)]);
+  const [a, x, m] = [assets, assetAliases, assetMappings];
   return sql`
-    SELECT ${col(assets.assetUid)} AS uid FROM ${assets} WHERE ${assets.assetUid} IN (SELECT value FROM json_each(${list}))
-    UNION SELECT ${col(assetAliases.aliasUid)} FROM ${assetAliases} WHERE ${assetAliases.aliasUid} IN (SELECT value FROM json_each(${list}))
-    UNION SELECT ${col(assetMappings.assetUid)} FROM ${assetMappings} WHERE ${assetMappings.assetUid} IN (SELECT value FROM json_each(${list}))`;
+    WITH c(uid) AS MATERIALIZED (SELECT value FROM json_each(${JSON.stringify([...new Set(uids)])}))
+    SELECT a.${col(a.assetUid)} AS uid FROM c CROSS JOIN ${a} a ON a.${col(a.assetUid)} = c.uid
+    UNION SELECT x.${col(x.aliasUid)} FROM c CROSS JOIN ${x} x ON x.${col(x.aliasUid)} = c.uid
+    UNION SELECT m.${col(m.assetUid)} FROM c CROSS JOIN ${m} m ON m.${col(m.assetUid)} = c.uid`;
 }
