@@ -99,25 +99,36 @@ function withoutChainRivals(byKey: Map<string, GroupNode>, edges: Edge[]): Edge[
   });
 }
 
-/** Records compared with each other: different sources (or two CSV ids) sharing a symbol, name or id key. */
+/**
+ * Records compared with each other: different sources (or two CSV ids) sharing a symbol, name or id
+ * key; each pair once, by key order. A ticker's crowd meets itself through every key it shares, so
+ * pairs are told apart by the positions of their records, not by strings built for each meeting.
+ */
 export function candidatePairs(nodes: GroupNode[]): [Identity, Identity][] {
-  const index = new Map<string, Identity[]>();
-  for (const { r } of nodes) for (const k of keysOf(r).own) push(index, k, r);
-  const pairs = new Map<string, [Identity, Identity]>();
-  for (const { r } of nodes) {
-    const key = matchKey(r);
+  const index = new Map<string, number[]>();
+  nodes.forEach(({ r }, i) => {
+    for (const k of keysOf(r).own) push(index, k, i);
+  });
+  const keys = nodes.map(({ r }) => matchKey(r));
+  const n = nodes.length;
+  const seen = new Set<number>();
+  const pairs: [Identity, Identity][] = [];
+  nodes.forEach(({ r }, i) => {
     for (const k of keysOf(r).lookup) {
-      for (const m of index.get(k) ?? []) {
+      for (const j of index.get(k) ?? NO_POSITIONS) {
+        const m = nodes[j].r;
         if (!comparable(r, m)) continue;
-        const other = matchKey(m);
-        const [x, y] = key < other ? [r, m] : [m, r];
-        const id = key < other ? `${key}\u0001${other}` : `${other}\u0001${key}`;
-        if (!pairs.has(id)) pairs.set(id, [x, y]);
+        const id = i < j ? i * n + j : j * n + i;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        pairs.push(keys[i] < keys[j] ? [r, m] : [m, r]);
       }
     }
-  }
-  return [...pairs.values()];
+  });
+  return pairs;
 }
+
+const NO_POSITIONS: number[] = [];
 
 /** The pairs with evidence, strongest first (ties in a fixed order of keys). */
 export function scoredEdges(pairs: [Identity, Identity][]): Edge[] {

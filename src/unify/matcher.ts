@@ -74,10 +74,13 @@ export function reachOf(records: Identity[], known: KnownMapping[], pinned = new
  * from where it stopped.
  */
 export class Reach {
+  /** The keys of the nodes reached. */
   readonly reached = new Set<string>();
+  // Inside, a node is its first object of a key: sets and maps of objects, no key string built per test.
+  private readonly reachedNodes = new Set<Identity>();
   private readonly nodes = new Map<string, Identity>();
   private readonly index = new KeyIndex();
-  private readonly assetOf = new Map<string, string>();
+  private readonly assetOf = new Map<Identity, string>();
   private readonly members = new Map<string, Identity[]>();
   private news: Identity[] = [];
 
@@ -94,33 +97,17 @@ export class Reach {
       added.push(r);
       const asset = this.pinned.get(key) ?? ("assetUid" in r ? (r as KnownMapping).assetUid : undefined);
       if (!asset) continue;
-      this.assetOf.set(key, asset);
+      this.assetOf.set(r, asset);
       const list = this.members.get(asset);
       if (list) list.push(r);
       else this.members.set(asset, [r]);
     }
-    for (const r of added) if (!this.reached.has(matchKey(r)) && this.joinsReached(r)) this.from([r]);
+    for (const r of added) if (!this.reachedNodes.has(r) && this.joinsReached(r)) this.walk([r]);
   }
 
   /** Walks from these nodes (already added). */
   from(nodes: Identity[]) {
-    const queue: Identity[] = [];
-    const visit = (r: Identity) => {
-      const key = matchKey(r);
-      if (this.reached.has(key)) return;
-      this.reached.add(key);
-      this.news.push(r);
-      queue.push(r);
-    };
-    for (const r of nodes) visit(this.nodes.get(matchKey(r))!);
-    while (queue.length) {
-      const x = queue.pop()!;
-      const asset = this.assetOf.get(matchKey(x));
-      if (asset) for (const m of this.members.get(asset)!) visit(m);
-      this.index.eachPair(x, (y) => {
-        if (!this.reached.has(matchKey(y)) && (compare(x, y) || chainLinked(x, y))) visit(y);
-      });
-    }
+    this.walk(nodes.map((r) => this.nodes.get(matchKey(r))!));
   }
 
   /** A node added, by key. */
@@ -135,10 +122,30 @@ export class Reach {
     return out;
   }
 
+  private walk(nodes: Identity[]) {
+    const queue: Identity[] = [];
+    const visit = (r: Identity) => {
+      if (this.reachedNodes.has(r)) return;
+      this.reachedNodes.add(r);
+      this.reached.add(matchKey(r));
+      this.news.push(r);
+      queue.push(r);
+    };
+    for (const r of nodes) visit(r);
+    while (queue.length) {
+      const x = queue.pop()!;
+      const asset = this.assetOf.get(x);
+      if (asset) for (const m of this.members.get(asset)!) visit(m);
+      this.index.eachPair(x, (y) => {
+        if (!this.reachedNodes.has(y) && (compare(x, y) || chainLinked(x, y))) visit(y);
+      });
+    }
+  }
+
   private joinsReached(r: Identity) {
-    const asset = this.assetOf.get(matchKey(r));
-    if (asset && this.members.get(asset)!.some((m) => this.reached.has(matchKey(m)))) return true;
-    return this.index.somePair(r, (x) => this.reached.has(matchKey(x)) && (compare(x, r) !== null || chainLinked(x, r)));
+    const asset = this.assetOf.get(r);
+    if (asset && this.members.get(asset)!.some((m) => this.reachedNodes.has(m))) return true;
+    return this.index.somePair(r, (x) => this.reachedNodes.has(x) && (compare(x, r) !== null || chainLinked(x, r)));
   }
 }
 
