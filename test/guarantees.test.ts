@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import paprika from "../data/coinpaprika/tickers.json";
 import { acquireLease } from "../src/db/lease";
 import { ingestUpload } from "../src/ingest/csv-upload";
+import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { setClock } from "../src/lib/clock";
 import { ListQuery } from "../src/routes/data/data.routes";
@@ -29,6 +30,30 @@ describe("guarantee: a run whose worker dies does not block its source for good"
     );
     expect(abandoned).toEqual({ status: "failed", error: expect.stringMatching(/lease expired/) });
     expect(await acquireLease(s.db, "source:coinpaprika", "someone-else", 1000)).toBe(false);
+  });
+});
+
+describe("guarantee: a replay that takes over a dead run's expired source lease closes that run", () => {
+  it("the dead run ends failed with the reason, and the replay runs", async () => {
+    await env.DB.prepare("DELETE FROM leases").run();
+    const up = stubUpstream((url) => (url.pathname.endsWith("/tickers") ? json(paprika) : undefined));
+    const first = testServices({ fetch: up.fetch });
+    await startSourceRun(first.s, "coinpaprika", "manual");
+    await drain(first.s, first.sent);
+    // A run whose worker dies holding the source; a replay asked for later finds the lease expired.
+    const { s, sent } = testServices({ fetch: up.fetch });
+    const dead = await startSourceRun(s, "coinpaprika", "manual");
+    if (!dead.started) throw new Error("the run did not start");
+    sent.length = 0;
+    const [replayRun] = await startReplays(s, await payloadsToReplay(s, "coinpaprika"));
+    const later = Date.now() + 11 * 60_000;
+    setClock(() => later);
+    await drain(s, sent);
+    const status = async (id: string) =>
+      (await rows<{ status: string; error: string | null }>("SELECT status, error FROM ingestion_runs WHERE run_id = ?", id))[0];
+    expect(await status(dead.run.runId)).toEqual({ status: "failed", error: expect.stringMatching(/lease expired/) });
+    expect((await status(replayRun.runId)).status).toMatch(/^(succeeded|partial)$/);
+    expect(await rows("SELECT name FROM leases WHERE name = 'source:coinpaprika'")).toEqual([]);
   });
 });
 

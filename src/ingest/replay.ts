@@ -15,7 +15,7 @@ import { PayloadError } from "../sources/source";
 import { isContractPayload, replayContracts } from "./fetch-contracts";
 import { completeRun } from "./finish";
 import { isFxPayload, storeFx } from "./fx";
-import { getPart, getRun, isFinished, markRunning, NO_RECORDS, newRunRow, partRowStatement, startingRun } from "./runs";
+import { closeAbandoned, getPart, getRun, isFinished, markRunning, NO_RECORDS, newRunRow, partRowStatement, startingRun } from "./runs";
 import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
 
@@ -72,9 +72,15 @@ export async function replay(s: Services, msg: ReplayMessage) {
   if (!run || isFinished(run.status)) return;
   const source = run.source as HttpSource;
   const lease = sourceLeaseName(source);
-  // The heartbeat takes the source, or renews it only once half of it is gone: who holds it is read after.
-  const [, holders] = await runBatch<HolderRow>(s.db, [sourceHeartbeat(source, msg.run_id), holdersQuery([lease])]);
+  // The heartbeat takes the source, or renews it only once half of it is gone: who holds it is read
+  // before and after, so a run whose expired lease this replay took over is closed.
+  const [before, , holders] = await runBatch<HolderRow>(s.db, [
+    holdersQuery([lease]),
+    sourceHeartbeat(source, msg.run_id),
+    holdersQuery([lease]),
+  ]);
   if (holders.results[0]?.holder !== msg.run_id) return waitForSource(s, msg, holders.results[0]);
+  await closeAbandoned(s.db, before.results[0]?.holder, msg.run_id);
   await markRunning(s.db, msg.run_id);
   const fence = [fenceStatement(lease, msg.run_id)];
   const errors: string[] = [];

@@ -196,3 +196,12 @@ export async function afterClose(db: Db, closing: Costed[]) {
     closing.map((c) => c.statement),
   );
 }
+
+/**
+ * Closes the run whose source lease `taker` took over once it expired: that run stopped sending
+ * heartbeats (its worker died), so it fails with the reason rather than staying "running" for good.
+ */
+export async function closeAbandoned(db: Db, previousHolder: string | null | undefined, taker: string) {
+  if (previousHolder && previousHolder !== taker)
+    await finishRun(db, previousHolder, "abandoned: its lease expired without a heartbeat; a later run took over");
+}

@@ -7,7 +7,7 @@ import { log } from "../lib/log";
 import type { Trigger } from "../schemas/runs";
 import type { Services } from "../services";
 import { contractsDue, firstContractsMessage } from "./fetch-contracts";
-import { finishRun, getRun, newRunRow, runIsOpen, startingRun } from "./runs";
+import { closeAbandoned, getRun, newRunRow, runIsOpen, startingRun } from "./runs";
 
 /**
  * The source lease's heartbeat, sent with each message of a run: extended once less than half of it
@@ -40,11 +40,7 @@ async function takeLeaseAndEnqueue(
   const previous = await s.db.query.leases.findFirst({ where: (l, { eq }) => eq(l.name, sourceLeaseName(source)) });
   if (!(await acquireLease(s.db, sourceLeaseName(source), row.runId, SOURCE_LEASE_MS)))
     return { started: false, holder: previous?.holder ?? null };
-  // We took over an expired lease: its run stopped sending heartbeats (its worker died), so it is
-  // closed as failed with that reason rather than left "running" for good.
-  if (previous && previous.holder !== row.runId) {
-    await finishRun(s.db, previous.holder, "abandoned: its lease expired without a heartbeat; a later run took over");
-  }
+  await closeAbandoned(s.db, previous?.holder, row.runId);
   try {
     await s.db.insert(ingestionRuns).values(row);
     const http = (HTTP_SOURCES as readonly string[]).includes(source) ? (source as HttpSource) : null;
