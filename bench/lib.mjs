@@ -20,7 +20,7 @@ export function upstreamVars(port) {
   };
 }
 
-export async function startWorker({ port = 18800, vars = {}, name = "bench", keepState = false } = {}) {
+export async function startWorker({ port = 18800, vars = {}, name = "bench", keepState = false, readyPath = "/health" } = {}) {
   const state = path.join(root, "bench", "out", `${name}-state`);
   if (!keepState) fs.rmSync(state, { recursive: true, force: true });
   fs.mkdirSync(state, { recursive: true });
@@ -30,7 +30,7 @@ export async function startWorker({ port = 18800, vars = {}, name = "bench", kee
   liveWorkers.add(proc.pid);
   guardExit();
   const base = `http://127.0.0.1:${port}`;
-  await waitForHealth(base);
+  await waitForHealth(base, () => null, readyPath);
   return {
     base,
     state,

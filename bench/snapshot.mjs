@@ -42,7 +42,8 @@ try {
   let stored = 0;
   for (let r = 0; r < RESTARTS; r++) {
     worker.stop();
-    worker = await startWorker({ name, port, vars, keepState: true });
+    // Ready once it answers a path that needs no data (/health would load the snapshot first).
+    worker = await startWorker({ name, port, vars, keepState: true, readyPath: "/no-such-route" });
     // The first request of this isolate fetches the snapshot.
     const first = await timed(worker.base, "/data?page=1&page_size=50");
     const warm = [];

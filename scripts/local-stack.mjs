@@ -50,17 +50,18 @@ export function prepareLocalWorker({ port, persistTo, vars, stdio = "pipe", insp
 }
 
 /** Resolves once the Worker answers /health (200, or 503 while D1 is down); rejects if `exited` says wrangler stopped. */
-export async function waitForHealth(base, exited = () => null) {
+/** Waits until the Worker answers `path` (/health by default; any answer but a connection error counts for another path). */
+export async function waitForHealth(base, exited = () => null, path = "/health") {
   for (let i = 0; i < 300; i++) {
     const code = exited();
-    if (code !== null) throw new Error(`wrangler dev exited (${code}) before ${base}/health answered`);
+    if (code !== null) throw new Error(`wrangler dev exited (${code}) before ${base}${path} answered`);
     try {
-      const r = await fetch(`${base}/health`);
-      if (r.status === 200 || r.status === 503) return;
+      const r = await fetch(`${base}${path}`);
+      if (path !== "/health" || r.status === 200 || r.status === 503) return;
     } catch {}
     await sleep(300);
   }
-  throw new Error(`${base}/health did not answer`);
+  throw new Error(`${base}${path} did not answer`);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -574,8 +574,12 @@ function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace) {
   return (async () => {
     try {
       let model = loaded?.model ?? null;
-      const fromKv = kv ? await kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null;
-      let pointer = d1Due || !fromKv ? newer(fromKv, await d1Pointer(db)) : fromKv;
+      // When D1 is due (always in a fresh isolate) it is asked beside KV, not after it.
+      const [fromKv, fromD1] = await Promise.all([
+        kv ? kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null,
+        d1Due ? d1Pointer(db) : null,
+      ]);
+      let pointer = d1Due ? newer(fromKv, fromD1) : (fromKv ?? (await d1Pointer(db)));
       const askedD1 = d1Due || !fromKv;
       // The pointer can move on between reading it and fetching its object (a newer snapshot
       // replaced it, or a colo's cached pointer is older than the clean-up): ask D1, a few times,
