@@ -9,16 +9,46 @@ import { readArchived } from "../src/lib/raw-archive";
 import { drain, json, rows, storedRows, stubUpstream, testServices } from "./helpers";
 import { signal } from "./interleave";
 
-const coins = (n: number, from: number, at: string, price: number) =>
+const coins = (n: number, from: number, at: string, price: number, tag = "redeliver") =>
   Array.from({ length: n }, (_, i) => ({
     ...(geckoPage1[0] as Record<string, unknown>),
-    id: `redeliver-${from + i}`,
+    id: `${tag}-${from + i}`,
     symbol: `rdl${from + i}`,
     name: `Redelivered Coin ${from + i}`,
     market_cap_rank: from + i,
     current_price: price,
     last_updated: at,
   }));
+
+/** Page `page` of a CoinGecko of one full step and a short page after it, every coin at `price`. */
+const stepPage = (page: number, price: number, tag?: string) =>
+  JSON.stringify(
+    page > PAGES_PER_STEP
+      ? coins(5, 250 * PAGES_PER_STEP + 1, "2026-11-22T12:05:00.000Z", price, tag)
+      : coins(250, 250 * (page - 1) + 1, "2026-11-22T12:05:00.000Z", price, tag),
+  );
+
+/**
+ * An upstream serving `other` for every page but `held`, whose first call waits (`waiting` says it
+ * is waiting) until `release`, then answers `late`; any later call of it answers `again` at once.
+ */
+function holdingUpstream(held: number, answers: { late: string; again: string; other: (page: number) => string }) {
+  const waiting = signal();
+  const release = signal();
+  let calls = 0;
+  const up = stubUpstream((url) => {
+    if (!url.pathname.endsWith("/coins/markets")) return undefined;
+    const page = Number(url.searchParams.get("page"));
+    if (page !== held) return json(answers.other(page));
+    return async () => {
+      if (++calls > 1) return json(answers.again);
+      waiting.resolve();
+      await release.promise;
+      return json(answers.late);
+    };
+  });
+  return { up, waiting, release };
+}
 
 beforeEach(async () => {
   await env.DB.prepare("DELETE FROM leases").run();
@@ -30,25 +60,9 @@ describe("a page message delivered again while its first delivery still runs", (
     // ends the run. The upstream moved between the two deliveries' calls of page 1: the first call
     // answers last, with the newer prices.
     const older = JSON.stringify(coins(250, 1, "2026-11-22T12:00:00.000Z", 1));
-    const newer = JSON.stringify(coins(250, 1, "2026-11-22T12:05:00.000Z", 2));
-    const later = (page: number) =>
-      page > PAGES_PER_STEP
-        ? JSON.stringify(coins(5, 250 * PAGES_PER_STEP + 1, "2026-11-22T12:05:00.000Z", 2))
-        : JSON.stringify(coins(250, 250 * (page - 1) + 1, "2026-11-22T12:05:00.000Z", 2));
-    const firstCallWaiting = signal();
-    const firstCallGoesOn = signal();
-    let pageOneCalls = 0;
-    const up = stubUpstream((url) => {
-      if (!url.pathname.endsWith("/coins/markets")) return undefined;
-      const page = Number(url.searchParams.get("page"));
-      if (page > 1) return json(later(page));
-      return async () => {
-        if (++pageOneCalls > 1) return json(older);
-        firstCallWaiting.resolve();
-        await firstCallGoesOn.promise;
-        return json(newer);
-      };
-    });
+    const newer = stepPage(1, 2);
+    const later = (page: number) => stepPage(page, 2);
+    const { up, waiting: firstCallWaiting, release: firstCallGoesOn } = holdingUpstream(1, { late: newer, again: older, other: later });
     const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "60000" } });
     const enqueued: JobMessage[] = [];
     const jobs = {
@@ -102,26 +116,16 @@ describe("a page message delivered again while its first delivery still runs", (
 
 describe("a step taken over from a delivery that stalled past its page lease", () => {
   it("is stored once from the taker's bodies; the staller's archives are deleted and its late store is fenced out", async () => {
-    const body = (page: number) =>
-      JSON.stringify(
-        page > PAGES_PER_STEP
-          ? coins(5, 250 * PAGES_PER_STEP + 1, "2026-11-22T12:05:00.000Z", 3)
-          : coins(250, 250 * (page - 1) + 1, "2026-11-22T12:05:00.000Z", 3),
-      );
-    const stalling = signal();
-    const goesOn = signal();
-    let lastPageCalls = 0;
-    const up = stubUpstream((url) => {
-      if (!url.pathname.endsWith("/coins/markets")) return undefined;
-      const page = Number(url.searchParams.get("page"));
-      if (page !== PAGES_PER_STEP) return json(body(page).replaceAll("redeliver-", "takeover-"));
-      return async () => {
-        if (++lastPageCalls > 1) return json(body(page).replaceAll("redeliver-", "takeover-"));
-        stalling.resolve();
-        await goesOn.promise;
-        // The staller's late answer differs from the taker's: it is archived as a body of its own.
-        return json(body(page).replaceAll("redeliver-", "takeover-").replaceAll('"current_price":3', '"current_price":4'));
-      };
+    const body = (page: number) => stepPage(page, 3, "takeover");
+    // The staller's late answer differs from the taker's: it is archived as a body of its own.
+    const {
+      up,
+      waiting: stalling,
+      release: goesOn,
+    } = holdingUpstream(PAGES_PER_STEP, {
+      late: stepPage(PAGES_PER_STEP, 4, "takeover"),
+      again: body(PAGES_PER_STEP),
+      other: body,
     });
     const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "60000" } });
     const start = await startSourceRun(s, "coingecko", "manual");
