@@ -10,6 +10,7 @@ import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
 import { readArchived } from "../src/lib/raw-archive";
 import { api, drain, json, rows, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
+import { hookedD1 } from "./interleave";
 
 /** A CoinGecko of `total` coins built from the recorded page (ids made unique per test). */
 function geckoUniverse(total: number, tag: string) {
@@ -243,6 +244,46 @@ describe("HTTP sources", () => {
     const [stored] = await storedRows<{ n: number }>("SELECT COUNT(*) AS n FROM source_quotes WHERE source_id LIKE 'mid-%'");
     expect(stored.n).toBe(500);
     expect(await rows("SELECT holder FROM leases")).toEqual([]);
+  });
+
+  it("a step whose close is lost after it stored its pages goes on, redelivered, from the page that failed, and ends partial naming it", async () => {
+    const coins = geckoUniverse(250 * (PAGES_PER_STEP + 1), "lost");
+    const up = stubUpstream((url) => {
+      if (!url.pathname.endsWith("/coins/markets")) return undefined;
+      const page = Number(url.searchParams.get("page"));
+      return page === 3 ? json('[{"id": "broken-lost", ') : json(coins.slice((page - 1) * 250, page * 250));
+    });
+    // The worker dies between the step's transaction and the close that names page 3: that batch never commits.
+    let crashed = false;
+    const db = hookedD1(env.DB, {
+      before: ({ sql, kind }) => {
+        if (crashed || kind !== "batch" || !sql.some((q) => q.includes('"raw_payloads"')) || sql.some((q) => q.includes('"run_parts"')))
+          return;
+        crashed = true;
+        throw new Error("worker died");
+      },
+    });
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { DB: db, COINGECKO_REQUESTS_PER_MINUTE: "6000" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("not started");
+    const message = sent.shift()!;
+    const { runMeteredJob } = await import("../src/jobs/queue");
+    expect(await runMeteredJob(s, message)).toBeInstanceOf(Error);
+    expect(crashed).toBe(true);
+    // The queue delivers the step again: its pages are stored, so it goes on from page 3.
+    expect(await runMeteredJob(s, message)).toBeNull();
+    await drain(s, sent);
+    const [run] = await rows<{ status: string; error: string; fetched: number; written: number }>(
+      "SELECT status, error, fetched, written FROM ingestion_runs WHERE run_id = ?",
+      start.run.runId,
+    );
+    expect(run).toEqual({
+      status: "partial",
+      error: expect.stringMatching(/^coingecko page 3: malformed JSON/),
+      fetched: 500,
+      written: 500,
+    });
+    expect(quoteCalls(up).map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2", "3", "3"]);
   });
 
   it("stops at SOURCE_PAGE_LIMIT inside a step", async () => {

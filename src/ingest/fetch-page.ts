@@ -1,6 +1,8 @@
+import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
 import { expireStatement, fenceStatement, type HolderRow, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
+import { runParts } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
@@ -31,17 +33,20 @@ type FetchPage = Extract<JobMessage, { type: "fetch_page" }>;
 export async function fetchPage(s: Services, msg: FetchPage) {
   const step = { run_id: msg.run_id, source: msg.source, position: msg.page };
   const lease = pageLease(step);
+  const pages = stepPages(s, msg);
   const { status, done, also } = await openPart(s.db, msg.run_id, `page-${msg.page}`, [
     sourceHeartbeat(msg.source, msg.run_id),
     stepHoldersQuery(msg.source),
     takePageStatement(lease, step),
+    storedPagesQuery(msg.run_id, pages),
   ]);
   if (!status || isFinished(status)) return;
   const holders = also[1].results as HolderRow[];
   if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, holders);
   const before = holders.find((h) => h.name === lease.name);
+  const stored = done && { fetched: done.fetched, pages: (also[3].results[0] as { pages: number }).pages };
   try {
-    await fetchHeldPage(s, msg, lease, done, before);
+    await fetchHeldPage(s, msg, lease, pages, stored, before);
   } catch (e) {
     // The queue retries the message: its retry takes the page at once instead of waiting the lease out.
     await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
@@ -64,14 +69,22 @@ const stepPages = (s: Services, msg: FetchPage) => {
   return Array.from({ length: Math.max(1, last - msg.page + 1) }, (_, i) => msg.page + i);
 };
 
+/** The parts of a step's pages already stored: all of them commit in one transaction, so either none or the pages it stored. */
+const storedPagesQuery = (runId: string, pages: number[]) =>
+  sql`SELECT COUNT(*) AS pages FROM ${runParts} WHERE ${runParts.runId} = ${runId}
+    AND ${runParts.part} IN (SELECT value FROM json_each(${JSON.stringify(pages.map((p) => `page-${p}`))}))`;
+
+/** What a step stored: its records and how many pages, in order from its first. */
+type Stored = { fetched: number; pages: number };
+
 type FetchedPage = { page: number; raw: Archived; normalised: Normalised; fetched: number };
 type Archived = Awaited<ReturnType<typeof archivePage>>;
 
-async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done: { fetched: number } | null, before?: HolderRow) {
+async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, pages: number[], done: Stored | null, before?: HolderRow) {
   const adapter = httpSources[msg.source];
-  const pages = stepPages(s, msg);
-  // Its holder stored it, then died or stalled before sending the next step: what it carried is recorded already.
-  if (done) return continueOrFinish(s, msg, lease, done.fetched);
+  // Its holder stored it, then died or stalled before sending the next step (or before closing the run
+  // on a page that failed after the ones it stored): what it carried is recorded already.
+  if (done) return continueOrFinish(s, msg, lease, done);
   // Taken over from a holder that died or stalled before storing the step: what it archived is nobody's.
   const prior = before && holderOf(before.holder);
   if (prior?.runId === msg.run_id && prior.position === msg.page) {
@@ -163,7 +176,7 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, done
   if (failure) return closeFailed(s, msg, lease, fences, failure.error, failure.index);
   // Reference data with the first page: the source's FX rates (no message of their own); a failed fetch leaves the quotes as stored.
   if (msg.page === 1) await fetchFxRates(s, { source: msg.source, runId: msg.run_id, pacer, writer: lease.writer, fences });
-  await continueOrFinish(s, msg, lease, fetched, pacer.nextAt());
+  await continueOrFinish(s, msg, lease, { fetched, pages: got.length }, pacer.nextAt());
 }
 
 /** One upstream page: fetched (paced, retried), archived byte for byte, parsed and normalised; or why it cannot be stored. */
@@ -224,15 +237,15 @@ async function archivePage(
 }
 
 /**
- * A step of full pages means there may be more; the last page is short or empty (or the page limit
- * is reached). The next step's message carries what this one cost after its part was recorded
- * (its send included), so a steady run writes no usage row per step.
+ * Pages stored all full means there may be more, from the page after them: the next step's, or, when
+ * a step stored pages and then met a page that failed (its close lost to a crash), that page again. The
+ * last page is short or empty (or the page limit is reached). The next step's message carries what
+ * this one cost after its part was recorded (its send included), so a steady run writes no usage row per step.
  */
-async function continueOrFinish(s: Services, msg: FetchPage, lease: PageLease, fetched: number, notBefore?: number) {
+async function continueOrFinish(s: Services, msg: FetchPage, lease: PageLease, stored: Stored, notBefore?: number) {
   const perPage = httpSources[msg.source].perPage;
-  const pages = stepPages(s, msg);
-  const next = msg.page + pages.length;
-  if (perPage && fetched >= perPage * pages.length && next <= s.config.SOURCE_PAGE_LIMIT) {
+  const next = msg.page + stored.pages;
+  if (perPage && stored.fetched >= perPage * stored.pages && next <= s.config.SOURCE_PAGE_LIMIT) {
     const usage = addUsage(currentMeter()?.take() ?? noUsage(), { queue_messages: 1 });
     await unmetered(() =>
       s.env.JOBS.send({ type: "fetch_page", run_id: msg.run_id, source: msg.source, page: next, not_before: notBefore, usage }),
@@ -240,7 +253,7 @@ async function continueOrFinish(s: Services, msg: FetchPage, lease: PageLease, f
     return;
   }
   await closeRun(s, lease, () =>
-    completeRun(s, msg.run_id, { cursor: perPage ? `page ${msg.page}` : null, holdsLease: true, nextCallAt: notBefore }),
+    completeRun(s, msg.run_id, { cursor: perPage ? `page ${next - 1}` : null, holdsLease: true, nextCallAt: notBefore }),
   );
 }
 
