@@ -8,6 +8,7 @@ import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
 import { handleQueue } from "../src/jobs/queue";
 import { handleScheduled } from "../src/jobs/scheduled";
+import { setClock } from "../src/lib/clock";
 import { readArchived } from "../src/lib/raw-archive";
 import { api, drain, json, rows, storedRows, stubUpstream, TOKEN, testServices } from "./helpers";
 import { hookedD1 } from "./interleave";
@@ -284,6 +285,36 @@ describe("HTTP sources", () => {
       written: 500,
     });
     expect(quoteCalls(up).map((c) => c.url.searchParams.get("page"))).toEqual(["1", "2", "3", "3"]);
+  });
+
+  it("a step past half its page lease stores the pages it has, and the run goes on from the next page", async () => {
+    const coins = geckoUniverse(250 * PAGES_PER_STEP + 10, "slow");
+    const routes = geckoRoutes(coins);
+    // Page 2's call answers three minutes later (the page lease is five).
+    const up = stubUpstream((url) => {
+      if (url.pathname.endsWith("/coins/markets") && url.searchParams.get("page") === "2") {
+        const later = Date.now() + 3 * 60_000;
+        setClock(() => later);
+      }
+      return routes(url);
+    });
+    try {
+      const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "60000" } });
+      const start = await startSourceRun(s, "coingecko", "manual");
+      if (!start.started) throw new Error("not started");
+      const { runMeteredJob } = await import("../src/jobs/queue");
+      expect(await runMeteredJob(s, sent.shift()!)).toBeNull();
+      expect(sent.map((m) => m.type === "fetch_page" && m.page)).toEqual([3]);
+      await drain(s, sent);
+      const [run] = await rows("SELECT status, fetched, written FROM ingestion_runs WHERE run_id = ?", start.run.runId);
+      expect(run).toEqual({ status: "succeeded", fetched: coins.length, written: coins.length });
+      expect(await rows("SELECT part, fetched FROM run_parts WHERE run_id = ? AND part IN ('page-1', 'page-3')", start.run.runId)).toEqual([
+        { part: "page-1", fetched: 500 },
+        { part: "page-3", fetched: coins.length - 500 },
+      ]);
+    } finally {
+      setClock(() => Date.now());
+    }
   });
 
   it("stops at SOURCE_PAGE_LIMIT inside a step", async () => {

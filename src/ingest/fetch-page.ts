@@ -99,9 +99,13 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, page
   const pacer = requestPacer(s.db, msg.source, adapter.requestsPerMinute(s.config), msg.not_before);
 
   // Pages in order until a short one; the first that fails ends the run after the ones before it are stored.
+  // Past half its page lease (slow or retried calls) a step takes no more: it stores what it has and the
+  // run goes on from the next page, so no step outlives its lease.
   const got: FetchedPage[] = [];
   let failure: { error: string; index?: Statement | null } | undefined;
+  const deadline = now() + lease.ttlMs / 2;
   for (const page of pages) {
+    if (got.length && now() > deadline) break;
     const fetched = await fetchOne(s, msg, lease, pacer, page);
     if ("error" in fetched) {
       failure = fetched;
