@@ -91,9 +91,22 @@ const deleteStatement = (source: string, json: string) => sql`
     IN (SELECT ${source}, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(${json}) j)`;
 
 /**
- * Platforms the provider no longer lists: their contracts (found through their chain) and their rows
- * go, in one transaction with `fence`. Returns the ids whose contracts went: what unification weighs again.
+ * Stored platforms the provider's listing no longer names: their contracts (found through their chain)
+ * and their rows go, in one transaction with `fence`. Returns how many went and the ids whose contracts
+ * went: what unification weighs again.
  */
+export async function removeUnlisted(
+  db: Db,
+  source: string,
+  stored: Map<string, StoredPlatform>,
+  listed: { platform: string }[],
+  fence: Statement[],
+) {
+  const names = new Set(listed.map((x) => x.platform));
+  const gone = [...stored].filter(([platform]) => !names.has(platform));
+  return { removed: gone.length, ids: await removePlatforms(db, source, gone, fence) };
+}
+
 export async function removePlatforms(db: Db, source: string, gone: [platform: string, stored: StoredPlatform][], fence: Statement[]) {
   if (!gone.length) return [];
   const results = await runBatch<{ source_id: string }>(db, [

@@ -76,15 +76,7 @@ function mergeFxPoints(row: FxPoints, added: { t: number; rates: Record<string, 
       continue;
     }
     const rates = { ...old.rates };
-    for (const [code, r] of Object.entries(p.rates))
-      rates[code] = weightedAverage(
-        [
-          [rates[code], old.w],
-          [r, w],
-        ],
-        ([v]) => v,
-        ([, n]) => n,
-      )!;
+    for (const [code, r] of Object.entries(p.rates)) rates[code] = code in rates ? (rates[code] * old.w + r * w) / (old.w + w) : r;
     byTime.set(p.t, { rates, w: old.w + w });
   }
   const times = [...byTime.keys()].sort((a, b) => a - b);
@@ -111,11 +103,11 @@ export async function storeFxRates(db: Db, source: string, at: number, rates: Fx
     { resolution: "hour" as const, start: periodStart("hour", at), point: start },
     { resolution: "day" as const, start: periodStart("day", at), point: periodStart("hour", at) },
   ];
-  const historyRow = (resolution: Resolution, periodStart: number) =>
+  const historyRow = (resolution: Resolution, rowStart: number) =>
     db
       .select({ points: fxHistory.points, rev: fxHistory.rev })
       .from(fxHistory)
-      .where(historyWhere(source, resolution, periodStart));
+      .where(historyWhere(source, resolution, rowStart));
   for (let attempt = 1; ; attempt++) {
     const [latest, hour, ...coarser] = await db.batch([
       db.select({ rates: fxRates.rates, fetchedAt: fxRates.fetchedAt, rev: fxRates.rev }).from(fxRates).where(ratesWhere(source)),

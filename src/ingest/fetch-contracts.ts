@@ -6,7 +6,7 @@ import {
   contractsDigest,
   listPlatformsStatement,
   platformsAfter,
-  removePlatforms,
+  removeUnlisted,
   replacePlatformStatements,
   type StoredPlatform,
   storedPlatforms,
@@ -156,11 +156,10 @@ class Refresh {
     const got = await this.fetchAndParse(adapter.listing(this.s.config), LIST_PART, (body) => adapter.normaliseListing(body));
     if (!got.ok) return this.finish(`${this.msg.source} contract listing: ${got.error}`);
     const stored = await storedPlatforms(this.s.db, this.msg.source);
-    const listed = new Set(got.normalised.platforms.map((p) => p.platform));
-    const gone = [...stored].filter(([platform]) => !listed.has(platform));
     // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
-    for (const id of await removePlatforms(this.s.db, this.msg.source, gone, this.fences)) this.changedIds.add(id);
-    this.stats.removed += gone.length;
+    const gone = await removeUnlisted(this.s.db, this.msg.source, stored, got.normalised.platforms, this.fences);
+    for (const id of gone.ids) this.changedIds.add(id);
+    this.stats.removed += gone.removed;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
       return this.close(stepAfter(this.msg, undefined, this.failed));
@@ -342,9 +341,7 @@ export async function replayContracts(
       for (const list of adapter.normalisePlatform(platform, body).platforms) await store(list, stored.get(platform));
     } else {
       const listing = adapter.normaliseListing(body);
-      const listed = new Set(listing.platforms.map((p) => p.platform));
-      const gone = [...stored].filter(([platform]) => !listed.has(platform));
-      for (const id of await removePlatforms(s.db, source, gone, fence)) changed.add(id);
+      for (const id of (await removeUnlisted(s.db, source, stored, listing.platforms, fence)).ids) changed.add(id);
       if (listing.perPlatform) await runBatch(s.db, [...fence, listPlatformsStatement(source, listing.platforms, at)]);
       else for (const list of listing.platforms) await store(list, stored.get(list.platform));
     }
