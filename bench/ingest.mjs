@@ -8,7 +8,7 @@
 // 2. serves them on loopback (scripts/recorded-upstream.mjs), starts a fresh `wrangler dev`,
 //    runs coinpaprika then coingecko (POST /etl/run/{source}, poll GET /etl/runs/{id});
 // 3. prints records/s per source and over both (goal: >= 5,000 records/s), what the runs cost
-//    (their `usage`), the resolve step of each CoinGecko step of four pages (the first, holding
+//    (their `usage`), the resolve step of each CoinGecko step of up to sixteen pages (the first, holding
 //    page 2, against the last, holding page 76: it must not grow with the map), and how the ids
 //    were unified against the universe's truth (recall: ids of one coin on one asset; precision:
 //    ids on one asset that are one coin);
@@ -130,7 +130,7 @@ for (const source of Object.keys(pipeline)) {
 }
 
 // A CoinGecko step's resolve as the map grows: the step holding page 2 (the map holds CoinPaprika)
-// against the one holding page 76, also per page (a step of four pages resolves 1,000 quotes at once),
+// against the one holding page 76, also per page (a step of sixteen pages resolves 4,000 quotes at once),
 // and the medians of three steps at each end, which one slow step does not move.
 if (pipeline.coingecko) {
   const resolveMs = new Map();
