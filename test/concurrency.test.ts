@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import { dbFor } from "../src/db/client";
 import { DEFAULT_CONSENSUS } from "../src/db/consensus";
-import { currentReadModel, publishReadModel } from "../src/db/read-model";
+import { currentReadModel, forgetReadModel, POINTER_KV_KEY, publishReadModel, SNAPSHOT_KEY } from "../src/db/read-model";
 import { rollUpHistory } from "../src/ingest/retention";
 import { startSourceRun } from "../src/ingest/start-run";
 import { storeNormalised } from "../src/ingest/store-chunk";
@@ -14,7 +14,7 @@ import type { SourceQuote } from "../src/sources/source-quote";
 import { pinMapping } from "../src/unify/pin";
 import { resolveAssets } from "../src/unify/resolve";
 import { json, recordingQueue, rows, storedRows, stubUpstream, testServices } from "./helpers";
-import { hookedBucket, hookedD1, signal } from "./interleave";
+import { hookedBucket, hookedD1 } from "./interleave";
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -238,51 +238,40 @@ describe("a pin commits whole", () => {
   });
 });
 
-describe("publishes never dangle", () => {
-  /**
-   * Two overlapping publishes: A claims first, B claims while A is writing its snapshot, A moves the
-   * pointer first; then A cleans up after B has put its snapshot, or only after B has published.
-   */
-  async function overlappingPublishes(order: "a-cleans-after-b-puts" | "a-cleans-after-b-publishes") {
+describe("the stored snapshot only moves forward", () => {
+  const published = async () => (await rows<{ version: number }>("SELECT version FROM read_model WHERE id = 1"))[0].version;
+  const stored = async () => Number((await env.BUCKET.head(SNAPSHOT_KEY))?.customMetadata?.version);
+
+  /** A claims a version; B claims the next and publishes while A is at `pause` (A's head of the stored snapshot, or A's put). */
+  async function newerPublishesDuring(pause: "afterHead" | "afterPut") {
     await store(env.DB, [quote("publish-a", 1, Date.parse("2026-02-04T00:00:00Z"))]);
     await publishReadModel(dbFor(env.DB), env.BUCKET);
-    const bPut = signal();
-    const aPointed = signal();
-    const aDone = signal();
-    let b: Promise<unknown> = Promise.resolve();
-    const dbA = hookedD1(env.DB, ({ sql }) => {
-      if (sql.some((q) => q.startsWith('update "read_model" set "version"'))) aPointed.resolve();
-    });
-    const bucketB = hookedBucket(env.BUCKET, {
-      afterPut: async () => {
-        bPut.resolve();
-        await (order === "a-cleans-after-b-puts" ? aDone.promise : aPointed.promise);
-      },
-    });
+    let b: Awaited<ReturnType<typeof publishReadModel>> | undefined;
     const bucketA = hookedBucket(env.BUCKET, {
-      afterPut: async () => {
-        b = publishReadModel(dbFor(env.DB), bucketB);
-        await bPut.promise;
-      },
-      beforeList: async () => {
-        if (order === "a-cleans-after-b-publishes") await b;
+      [pause]: async () => {
+        b ??= await publishReadModel(dbFor(env.DB), env.BUCKET, DEFAULT_CONSENSUS, env.KV);
       },
     });
-    await publishReadModel(dbFor(dbA), bucketA).finally(() => aDone.resolve());
-    await b;
-    return (await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1"))[0];
+    const a = await publishReadModel(dbFor(env.DB), bucketA, DEFAULT_CONSENSUS, env.KV);
+    return { a, b: b! };
   }
 
-  it("the snapshot the pointer names is never deleted by an older publish's clean-up", async () => {
-    const pointer = await overlappingPublishes("a-cleans-after-b-puts");
-    expect(await env.BUCKET.head(pointer.key)).not.toBeNull();
-    const model = await currentReadModel(dbFor(env.DB), env.BUCKET);
-    expect(model?.size).toBeGreaterThan(0);
+  it("a publish whose view of the stored snapshot is out of date stores nothing over the newer one (compare-and-swap)", async () => {
+    const { a, b } = await newerPublishesDuring("afterHead");
+    expect(a).toBeNull();
+    expect(await stored()).toBe(b.version);
+    expect(await published()).toBe(b.version);
+    forgetReadModel();
+    expect((await currentReadModel(dbFor(env.DB), env.BUCKET, env.KV))?.version).toBe(b.version);
   });
 
-  it("an isolate's copy never goes back to an older publish that finished last", async () => {
-    const pointer = await overlappingPublishes("a-cleans-after-b-publishes");
-    expect(await env.BUCKET.head(pointer.key)).not.toBeNull();
-    expect((await currentReadModel(dbFor(env.DB), env.BUCKET))?.version).toBe(pointer.version);
+  it("an older publish that stored first is neither named nor fetched once the newer one is", async () => {
+    const { a, b } = await newerPublishesDuring("afterPut");
+    expect(a).toBeNull();
+    expect(await stored()).toBe(b.version);
+    expect(await published()).toBe(b.version);
+    expect(JSON.parse((await env.KV.get(POINTER_KV_KEY))!)).toEqual({ version: b.version });
+    forgetReadModel();
+    expect((await currentReadModel(dbFor(env.DB), env.BUCKET, env.KV))?.version).toBe(b.version);
   });
 });

@@ -58,7 +58,7 @@ export function signal<T = void>() {
 /** An R2 bucket whose put, list and delete call hooks around the real call (as hookedD1 does for D1). */
 export function hookedBucket(
   bucket: R2Bucket,
-  hooks: { afterPut?: (key: string) => Promise<void> | void; beforeList?: () => Promise<void> | void },
+  hooks: { afterPut?: (key: string) => Promise<void> | void; afterHead?: (key: string) => Promise<void> | void },
 ) {
   return {
     put: async (...a: Parameters<R2Bucket["put"]>) => {
@@ -66,12 +66,13 @@ export function hookedBucket(
       await hooks.afterPut?.(a[0]);
       return out;
     },
-    list: async (...a: Parameters<R2Bucket["list"]>) => {
-      await hooks.beforeList?.();
-      return bucket.list(...a);
+    head: async (key: string) => {
+      const out = await bucket.head(key);
+      await hooks.afterHead?.(key);
+      return out;
     },
+    list: (...a: Parameters<R2Bucket["list"]>) => bucket.list(...a),
     delete: (...a: Parameters<R2Bucket["delete"]>) => bucket.delete(...a),
     get: (...a: Parameters<R2Bucket["get"]>) => bucket.get(...a),
-    head: (...a: Parameters<R2Bucket["head"]>) => bucket.head(...a),
   } as unknown as R2Bucket;
 }

@@ -2,7 +2,16 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { dbFor } from "../src/db/client";
 import { DEFAULT_CONSENSUS } from "../src/db/consensus";
-import { buildSnapshot, currentReadModel, forgetReadModel, POINTER_KV_KEY, publishReadModel } from "../src/db/read-model";
+import {
+  buildSnapshot,
+  currentReadModel,
+  forgetReadModel,
+  POINTER_KV_KEY,
+  publishReadModel,
+  SNAPSHOT_KEY,
+  storeSnapshot,
+} from "../src/db/read-model";
+import { packSnapshot } from "../src/db/snapshot-format";
 import { storeNormalised } from "../src/ingest/store-chunk";
 import { setClock } from "../src/lib/clock";
 import { hookedD1 } from "./interleave";
@@ -35,13 +44,13 @@ describe("how an isolate learns of a new snapshot", () => {
     const t0 = Date.parse("2026-03-01T00:00:00Z");
     setClock(() => t0);
     forgetReadModel();
+    // A fresh isolate fetches the stored snapshot, the newest there is, and asks no pointer for it.
     expect((await currentReadModel(counting, env.BUCKET, env.KV))?.version).toBe(first!.version);
-    expect(d1Asked).toBe(1);
+    expect(d1Asked).toBe(0);
 
     // Published by another isolate: the snapshot and the KV pointer only (D1 is not asked for it).
-    const key = "read-model/v9999.bin";
-    await env.BUCKET.put(key, await buildSnapshot(db, 9999, DEFAULT_CONSENSUS));
-    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: 9999, key }));
+    expect(await storeSnapshot(env.BUCKET, 9999, packSnapshot(await buildSnapshot(db, 9999, DEFAULT_CONSENSUS)))).toBe(true);
+    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: 9999 }));
     setClock(() => t0 + 2_000);
     expect((await currentReadModel(counting, env.BUCKET, env.KV))?.version).toBe(first!.version);
     setClock(() => t0 + 6_000);
@@ -50,32 +59,57 @@ describe("how an isolate learns of a new snapshot", () => {
       setClock(() => t0 + s * 1000);
       await currentReadModel(counting, env.BUCKET, env.KV);
     }
-    expect(d1Asked).toBe(1);
+    expect(d1Asked).toBe(0);
     setClock(() => t0 + 61_000);
     await currentReadModel(counting, env.BUCKET, env.KV);
-    expect(d1Asked).toBe(2);
+    expect(d1Asked).toBe(1);
   });
 
-  it("falls back to D1 when the object the KV pointer names is gone", async () => {
+  it("serves none before the first publish, and the stored snapshot once one is announced", async () => {
     const db = dbFor(env.DB);
-    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
-    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: published!.version + 5, key: "read-model/v-missing.bin" }));
-    forgetReadModel();
-    expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
-  });
-
-  it("keeps its copy when the pointer names a snapshot in the previous format (CFS2), and serves none without one", async () => {
-    const db = dbFor(env.DB);
-    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
-    const old = await buildSnapshot(db, published!.version + 1, DEFAULT_CONSENSUS);
-    old.set(new TextEncoder().encode("CFS2"), 0);
-    const key = `read-model/v${published!.version + 1}.bin`;
-    await env.BUCKET.put(key, old);
-    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: published!.version + 1, key }));
+    await env.BUCKET.delete(SNAPSHOT_KEY);
+    await env.KV.delete(POINTER_KV_KEY);
     const t0 = Date.now();
-    setClock(() => t0 + 10_000);
-    expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
+    setClock(() => t0);
     forgetReadModel();
     expect(await currentReadModel(db, env.BUCKET, env.KV)).toBeNull();
+    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
+    forgetReadModel();
+    setClock(() => t0);
+    await env.BUCKET.delete(SNAPSHOT_KEY);
+    expect(await currentReadModel(db, env.BUCKET, env.KV)).toBeNull();
+    expect(
+      await storeSnapshot(env.BUCKET, published!.version, packSnapshot(await buildSnapshot(db, published!.version, DEFAULT_CONSENSUS))),
+    ).toBe(true);
+    setClock(() => t0 + 6_000);
+    expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
+  });
+
+  it("keeps its copy when the stored snapshot is in another format, and fetches that one no more", async () => {
+    const db = dbFor(env.DB);
+    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
+    const other = packSnapshot(await buildSnapshot(db, published!.version + 1, DEFAULT_CONSENSUS));
+    other.set(new TextEncoder().encode("CFS3"), 0);
+    await env.BUCKET.put(SNAPSHOT_KEY, other, { customMetadata: { version: String(published!.version + 1) } });
+    await env.KV.put(POINTER_KV_KEY, JSON.stringify({ version: published!.version + 1 }));
+    let fetched = 0;
+    const counting = new Proxy(env.BUCKET, {
+      get: (target, prop) =>
+        prop === "get"
+          ? (...a: Parameters<R2Bucket["get"]>) => {
+              fetched++;
+              return target.get(...a);
+            }
+          : Reflect.get(target, prop).bind(target),
+    });
+    const t0 = Date.now();
+    for (const s of [10, 20, 30]) {
+      setClock(() => t0 + s * 1000);
+      expect((await currentReadModel(db, counting, env.KV))?.version).toBe(published!.version);
+    }
+    expect(fetched).toBe(1);
+    forgetReadModel();
+    expect(await currentReadModel(db, counting, env.KV)).toBeNull();
+    expect(fetched).toBe(2);
   });
 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { dbFor } from "../src/db/client";
-import { publishReadModel } from "../src/db/read-model";
+import { deleteOldSnapshots, publishReadModel, SNAPSHOT_KEY } from "../src/db/read-model";
 import { rawPayloads, runParts } from "../src/db/schema";
 import { pruneRawArchive } from "../src/ingest/retention";
 import { purgeReadCache, READ_CACHE_TAG } from "../src/lib/http-cache";
@@ -49,22 +49,26 @@ describe("raw archive retention", () => {
 });
 
 describe("read model publishing", () => {
-  it("publishes a newer version each time, keeps the one it replaced and deletes older ones", async () => {
+  it("stores each newer version over the one before, as the one snapshot object", async () => {
     const db = dbFor(env.DB);
     const current = async () => (await rows<{ version: number; key: string }>("SELECT version, key FROM read_model WHERE id = 1"))[0];
+    const storedVersion = async () => Number((await env.BUCKET.head(SNAPSHOT_KEY))?.customMetadata?.version);
     await publishReadModel(db, env.BUCKET);
     const first = await current();
+    expect(await storedVersion()).toBe(first.version);
     await publishReadModel(db, env.BUCKET);
     const second = await current();
     expect(second.version).toBeGreaterThan(first.version);
-    expect(await env.BUCKET.head(first.key)).not.toBeNull();
-    await publishReadModel(db, env.BUCKET);
-    const third = await current();
-    expect(await env.BUCKET.head(first.key)).toBeNull();
-    expect(await env.BUCKET.head(second.key)).not.toBeNull();
-    expect(await env.BUCKET.head(third.key)).not.toBeNull();
+    expect(second.key).toBe(SNAPSHOT_KEY);
+    expect(await storedVersion()).toBe(second.version);
+  });
+
+  it("deletes, in the daily retention, the per-version snapshots earlier builds stored, and nothing else", async () => {
+    await publishReadModel(dbFor(env.DB), env.BUCKET);
+    for (const key of ["read-model/v3.bin", "read-model/v4.json"]) await env.BUCKET.put(key, "old");
+    expect(await deleteOldSnapshots(env.BUCKET)).toEqual({ old_snapshots_deleted: 2 });
     const listed = await env.BUCKET.list({ prefix: "read-model/" });
-    expect(listed.objects.map((o) => o.key).sort()).toEqual([second.key, third.key].sort());
+    expect(listed.objects.map((o) => o.key)).toEqual([SNAPSHOT_KEY]);
   });
 });
 

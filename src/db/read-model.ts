@@ -2,13 +2,22 @@ import { eq, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
-import { gzip, unpacked } from "../lib/raw-archive";
 import type { Asset } from "../schemas/assets";
 import { col, type Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
 import { allQuoteBuckets } from "./quote-store";
 import { assetAliases, assetMappings, mappingMoves, readModel, type StoredQuote } from "./schema";
-import { encodeSections, lowerBound, SnapshotSections, type TextList, textSections, type Uints, uintSection } from "./snapshot-format";
+import {
+  encodeSections,
+  lowerBound,
+  packSnapshot,
+  type Snapshot,
+  SnapshotSections,
+  type TextList,
+  textSections,
+  type Uints,
+  uintSection,
+} from "./snapshot-format";
 
 export const SORT_KEYS = ["rank", "market_cap", "price", "volume", "change_24h", "symbol", "name"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -84,6 +93,9 @@ const NUMERIC = { market_cap: "market_cap_usd", price: "price_usd", volume: "vol
 const MONEY = ["price_usd", "market_cap_usd", "volume_24h_usd", "change_24h_pct"] as const;
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** What `asset(i)` reads of row i: stored by row blocks, so a page inflates the blocks of its rows only. */
+const ROW_SECTIONS = [...MONEY, "rank", "updated", "rows.offsets", "rows.text"];
+
 /**
  * Encodes assets as a snapshot (snapshot-format.ts): rows in uid order, numeric columns, every
  * sort order of every asset, each source's ids in order, and the aliases in order, so a loaded
@@ -93,7 +105,7 @@ export function encodeSnapshot(
   meta: { version: number; built_at: string; quotes: Record<string, number> },
   input: AssetSummary[],
   aliasPairs: [string, string][],
-) {
+): Snapshot {
   const assets = [...input].sort((a, b) => byString(a.asset_uid, b.asset_uid));
   const n = assets.length;
   const column = (pick: (a: AssetSummary) => number | null) => Float64Array.from(assets, (a) => pick(a) ?? Number.NaN);
@@ -131,34 +143,38 @@ export function encodeSnapshot(
   });
   const rowOf = new Map(assets.map((a, i) => [a.asset_uid, i]));
   const aliases = aliasPairs.filter(([, uid]) => rowOf.has(uid)).sort((x, y) => byString(x[0], y[0]));
-  return encodeSections({ ...meta, size: n }, [
-    ...money,
-    { name: "rank", kind: "i32", data: rank },
-    { name: "flags", kind: "u8", data: flags },
-    uintSection("updated", updated),
-    ...textSections("times", times),
-    ...textSections(
-      "rows",
-      assets.map((a) =>
-        [
-          a.asset_uid,
-          a.symbol,
-          a.name,
-          ...SOURCES.map((src) => (a.source_ids[src] === a.asset_uid ? SAME_AS_UID : (a.source_ids[src] ?? ""))),
-        ].join(SEP),
+  return encodeSections(
+    { ...meta, size: n },
+    [
+      ...money,
+      { name: "rank", kind: "i32", data: rank },
+      { name: "flags", kind: "u8", data: flags },
+      uintSection("updated", updated),
+      ...textSections("times", times),
+      ...textSections(
+        "rows",
+        assets.map((a) =>
+          [
+            a.asset_uid,
+            a.symbol,
+            a.name,
+            ...SOURCES.map((src) => (a.source_ids[src] === a.asset_uid ? SAME_AS_UID : (a.source_ids[src] ?? ""))),
+          ].join(SEP),
+        ),
       ),
-    ),
-    ...orders,
-    ...sourceIds,
-    ...textSections(
-      "aliases",
-      aliases.map(([alias]) => alias),
-    ),
-    uintSection(
-      "alias_rows",
-      aliases.map(([, uid]) => rowOf.get(uid)!),
-    ),
-  ]);
+      ...orders,
+      ...sourceIds,
+      ...textSections(
+        "aliases",
+        aliases.map(([alias]) => alias),
+      ),
+      uintSection(
+        "alias_rows",
+        aliases.map(([, uid]) => rowOf.get(uid)!),
+      ),
+    ],
+    ROW_SECTIONS,
+  );
 }
 
 const SOURCE_BIT = Object.fromEntries(SOURCES.map((src, k) => [src, 1 << k])) as Record<Source, number>;
@@ -174,34 +190,31 @@ export class ReadModel {
   /** Stored quotes per source when it was built. */
   readonly quotes: Record<string, number>;
   private readonly s: SnapshotSections;
-  private readonly rows: TextList;
   private readonly times: TextList;
-  private readonly money: Record<(typeof MONEY)[number], Float64Array>;
-  private readonly rank: Int32Array;
   private readonly flags: Uint8Array;
-  private readonly updated: Uints;
   /** Orders of one source's assets and each order's inverse, derived from the stored orders on first use (one pass). */
   private readonly scoped = new Map<string, Int32Array>();
   private readonly positions = new Map<SortKey, Int32Array>();
   private singleSource?: number;
 
-  constructor(buffer: ArrayBuffer) {
-    this.s = new SnapshotSections(buffer);
+  constructor(sections: SnapshotSections) {
+    this.s = sections;
     const h = this.s.header;
     this.size = h.size;
     this.version = h.version;
     this.quotes = h.quotes;
-    this.rows = this.s.text("rows");
     this.times = this.s.text("times");
-    this.money = Object.fromEntries(MONEY.map((f) => [f, this.s.f64(f)])) as ReadModel["money"];
-    this.rank = this.s.i32("rank");
     this.flags = this.s.u8("flags");
-    this.updated = this.s.uint("updated");
   }
 
-  /** Bytes the loaded snapshot holds. */
+  /** Bytes of the snapshot's sections (what this copy holds once every member is inflated). */
   get bytes() {
-    return this.s.buffer.byteLength;
+    return this.s.header.bytes;
+  }
+
+  /** Inflates what no request has read yet, between requests (snapshot-format.ts). */
+  complete() {
+    return this.s.complete();
   }
 
   /** Bytes this copy derived from the snapshot on first use and keeps beside it: source-scoped orders and order positions. */
@@ -212,27 +225,37 @@ export class ReadModel {
   }
 
   private fields(i: number) {
-    const f = this.rows.get(i).split(SEP);
+    const { first, views } = this.s.block(i);
+    const f = views
+      .text("rows")
+      .get(i - first)
+      .split(SEP);
     for (let k = TEXT_FIELDS; k < f.length; k++) if (f[k] === SAME_AS_UID) f[k] = f[0];
     return f;
   }
 
   asset(i: number): Asset {
     const f = this.fields(i);
-    const num = (x: number) => (Number.isNaN(x) ? null : x);
+    const { first, views } = this.s.block(i);
+    const j = i - first;
+    const money = (field: (typeof MONEY)[number]) => {
+      const x = views.f64(field)[j];
+      return Number.isNaN(x) ? null : x;
+    };
+    const rank = views.i32("rank")[j];
     const sources = SOURCES.filter((src) => this.flags[i] & SOURCE_BIT[src]);
     return {
       asset_uid: f[0],
       symbol: f[1],
       name: f[2],
-      rank: this.rank[i] < 0 ? null : this.rank[i],
-      price_usd: num(this.money.price_usd[i]),
-      market_cap_usd: num(this.money.market_cap_usd[i]),
-      volume_24h_usd: num(this.money.volume_24h_usd[i]),
-      change_24h_pct: num(this.money.change_24h_pct[i]),
+      rank: rank < 0 ? null : rank,
+      price_usd: money("price_usd"),
+      market_cap_usd: money("market_cap_usd"),
+      volume_24h_usd: money("volume_24h_usd"),
+      change_24h_pct: money("change_24h_pct"),
       sources,
       source_ids: Object.fromEntries(sources.map((src) => [src, f[TEXT_FIELDS + SOURCES.indexOf(src)]])),
-      updated_at: this.times.get(this.updated.get(i)),
+      updated_at: this.times.get(views.uint("updated").get(j)),
     };
   }
 
@@ -454,58 +477,69 @@ export const movedOrPinnedQuery = sql`
   FROM ${mappingMoves} v JOIN ${assetMappings} m
     ON m.${col(assetMappings.source)} = v.${col(mappingMoves.source)} AND m.${col(assetMappings.sourceId)} = v.${col(mappingMoves.sourceId)}`;
 
-const SNAPSHOT_PREFIX = "read-model/";
-const snapshotKey = (version: number) => `${SNAPSHOT_PREFIX}v${version}.bin`;
-const versionOf = (key: string | null) => Number(/v(\d+)\.(bin|json)$/.exec(key ?? "")?.[1] ?? 0);
+/** The one stored snapshot, the newest: a publish replaces it only with a newer one (storeSnapshot). */
+export const SNAPSHOT_KEY = "read-model/latest.bin";
+const versionOf = (object: R2Object | null) => Number(object?.customMetadata?.version ?? 0);
 
 /**
- * Rebuilds and publishes the read model. Versions are claimed before reading, and the pointer only
- * moves forward (a snapshot is published only over an older one), so a slow build never replaces a
- * newer snapshot; each write that matters is followed by a build claimed after it, so the published
- * one is at most one run stale. A failed publish leaves the previous snapshot served.
+ * Stores a snapshot over an older one only: a compare-and-swap on the object's etag (or on its
+ * absence), tried again when another publish stored in between. False when the stored one is as new.
+ */
+export async function storeSnapshot(bucket: R2Bucket, version: number, bytes: Uint8Array) {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const stored = await bucket.head(SNAPSHOT_KEY);
+    if (versionOf(stored) >= version) return false;
+    const put = await bucket.put(SNAPSHOT_KEY, bytes, {
+      httpMetadata: { contentType: "application/octet-stream" },
+      customMetadata: { version: String(version) },
+      onlyIf: stored ? { etagMatches: stored.etag } : { etagDoesNotMatch: "*" },
+    });
+    if (put) return true;
+  }
+  throw new Error(`snapshot v${version} not stored: the stored one changed under ten attempts in a row`);
+}
+
+/** Deletes what is left of the snapshots earlier builds stored a version to a key (an R2 listing, from the daily retention). */
+export async function deleteOldSnapshots(bucket: R2Bucket) {
+  const listed = await bucket.list({ prefix: "read-model/" });
+  const old = listed.objects.map((o) => o.key).filter((k) => /^read-model\/v\d+\.(bin|json)$/.test(k));
+  if (old.length) await bucket.delete(old);
+  return { old_snapshots_deleted: old.length };
+}
+
+/** The version of the stored snapshot (0 when there is none). */
+export const storedSnapshotVersion = async (bucket: R2Bucket) => versionOf(await bucket.head(SNAPSHOT_KEY));
+
+/**
+ * Rebuilds and publishes the read model. Versions are claimed before reading; the snapshot is stored
+ * over an older one only, and before its version is named (D1's row, then KV), so what the pointers
+ * name is never newer than what is stored, and a slow build never replaces a newer snapshot. Each
+ * write that matters is followed by a build claimed after it, so the published one is at most one
+ * run stale. A failed publish leaves the previous snapshot served.
  */
 export async function publishReadModel(db: Db, bucket: R2Bucket, rules: ConsensusRules = DEFAULT_CONSENSUS, kv?: KVNamespace) {
   const [claim] = await db
     .update(readModel)
     .set({ claimed: sql`${readModel.claimed} + 1` })
     .where(eq(readModel.id, 1))
-    .returning({ version: readModel.claimed, previous: readModel.key });
-  const snapshot = await buildSnapshot(db, claim.version, rules);
-  const model = new ReadModel(snapshot.buffer as ArrayBuffer);
-  const key = snapshotKey(claim.version);
-  // Gzipped: text and orders shrink about threefold (13.8 MB to 4.9 at 132,000 assets), which is
-  // what a far colo's fetch waits for; inflating it is native code, off the request path once an
-  // isolate has a copy.
-  await bucket.put(key, gzip(snapshot), { httpMetadata: { contentType: "application/octet-stream", contentEncoding: "gzip" } });
+    .returning({ version: readModel.claimed });
+  const stored = packSnapshot(await buildSnapshot(db, claim.version, rules));
+  const model = new ReadModel(SnapshotSections.unpack(stored.buffer as ArrayBuffer));
+  if (!(await storeSnapshot(bucket, claim.version, stored))) return null;
   const published = await db
     .update(readModel)
-    .set({ version: claim.version, key, assets: model.size, builtAt: nowIso() })
+    .set({ version: claim.version, key: SNAPSHOT_KEY, assets: model.size, builtAt: nowIso() })
     .where(sql`${readModel.id} = 1 AND ${readModel.version} < ${claim.version}`)
     .returning({ version: readModel.version });
-  if (!published.length) {
-    // A newer snapshot was published first: this one was never named, so nobody can be fetching it.
-    await bucket.delete(key);
-    return null;
-  }
-  await deleteSnapshotsBefore(bucket, versionOf(claim.previous));
+  // A newer snapshot was stored over this one and named first.
+  if (!published.length) return null;
   // Announced to every isolate; KV takes one write a second per key, so a lost announcement is
   // caught by the isolates' D1 check (and the next publish).
   await kv
-    ?.put(POINTER_KV_KEY, JSON.stringify({ version: claim.version, key } satisfies Pointer))
+    ?.put(POINTER_KV_KEY, JSON.stringify({ version: claim.version } satisfies Pointer))
     .catch((e) => log("warn", "read_model_pointer_not_announced", { version: claim.version, error: String(e) }));
   keepNewer(model);
   return model;
-}
-
-/**
- * Deletes snapshots older than `version`, the one the pointer named when this publish claimed its
- * own. The pointer has only moved forward since, so what it names now, the one it replaced, any
- * newer one being built, and the one isolates fetched last are all kept.
- */
-async function deleteSnapshotsBefore(bucket: R2Bucket, version: number) {
-  const listed = await bucket.list({ prefix: SNAPSHOT_PREFIX });
-  const stale = listed.objects.map((o) => o.key).filter((k) => versionOf(k) < version);
-  if (stale.length) await bucket.delete(stale);
 }
 
 /** This isolate's copy moves forward only: an older publish or fetch finishing late never replaces a newer one. */
@@ -518,8 +552,8 @@ function keepNewer(model: ReadModel | null) {
   return model;
 }
 
-type Pointer = { version: number; key: string };
-/** Where a publish announces its snapshot to every isolate, besides D1's read_model row (the ground truth). */
+type Pointer = { version: number };
+/** Where a publish announces its snapshot's version to every isolate, besides D1's read_model row (the ground truth). */
 export const POINTER_KV_KEY = "read-model/pointer";
 /** Seconds a colo may serve the KV pointer from its cache (KV's own minimum for cacheTtl is 30). */
 const POINTER_CACHE_TTL_S = 30;
@@ -528,6 +562,8 @@ const RECHECK_MS = { kv: 5_000, d1: 60_000, d1Only: 1_000 };
 
 let loaded: { model: ReadModel | null; checkedAt: number; d1CheckedAt: number } | null = null;
 let loading: Promise<ReadModel | null> | null = null;
+/** The version of a stored snapshot this build could not read (a format of another build): not fetched again. */
+let unreadable = 0;
 
 /** This isolate's last fetch of a snapshot from R2 (for /metrics): how long the fetch and its views took. */
 export let lastSnapshotLoad: { version: number; bytes: number; stored: number; ms: number } | null = null;
@@ -535,21 +571,23 @@ export let lastSnapshotLoad: { version: number; bytes: number; stored: number; m
 /** Tests start as a fresh isolate would, with no copy. */
 export function forgetReadModel() {
   loaded = null;
+  unreadable = 0;
 }
 
-const d1Pointer = async (db: Db): Promise<Pointer | null> => {
+const d1Version = async (db: Db) => {
   const row = await db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { version: true, key: true } });
-  return row?.key ? { version: row.version, key: row.key } : null;
+  return row?.key ? row.version : 0;
 };
-const newer = (a: Pointer | null, b: Pointer | null) => (!a ? b : !b ? a : a.version >= b.version ? a : b);
 
 /**
- * The current read model: this isolate's copy, rechecked at most every few seconds. With `kv` (the
- * Worker), the pointer comes from KV, cached at the colo, and D1 is asked once a minute per isolate
- * at most (in case a KV write was lost); a snapshot reaches every colo within KV's propagation plus
- * POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is asked every second. With `waitUntil`
- * (a request), an isolate that has a copy serves it and checks and loads in the background, so no
- * request waits for KV, D1 or a snapshot fetch but an isolate's very first.
+ * The current read model: this isolate's copy, rechecked at most every few seconds. A fresh isolate
+ * fetches the stored snapshot at once, asking no pointer first: it is the newest there is. After
+ * that, with `kv` (the Worker), the version announced comes from KV, cached at the colo, and D1 is
+ * asked once a minute per isolate at most (in case a KV write was lost); a snapshot reaches every
+ * colo within KV's propagation plus POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is
+ * asked every second. With `waitUntil` (a request), an isolate that has a copy serves it and checks
+ * and loads in the background, so no request waits for KV, D1 or a snapshot fetch but an isolate's
+ * very first, which waits for R2 alone.
  */
 export async function currentReadModel(
   db: Db,
@@ -559,7 +597,7 @@ export async function currentReadModel(
 ): Promise<ReadModel | null> {
   const t = now();
   if (loaded && t - loaded.checkedAt < (kv ? RECHECK_MS.kv : RECHECK_MS.d1Only)) return loaded.model;
-  loading ??= refresh(db, bucket, kv);
+  loading ??= refresh(db, bucket, kv, waitUntil);
   const refreshing = loading;
   if (loaded?.model && waitUntil) {
     waitUntil(refreshing.catch((e) => log("warn", "read_model_refresh_failed", { error: String(e) })));
@@ -568,39 +606,14 @@ export async function currentReadModel(
   return refreshing;
 }
 
-/** Looks for a newer snapshot (KV, then D1 when due) and loads it; this isolate's copy only moves forward. */
-function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace) {
-  const d1Due = !kv || !loaded || now() - loaded.d1CheckedAt >= RECHECK_MS.d1;
+/** Fetches the stored snapshot when this isolate has none or a newer one is announced; this isolate's copy only moves forward. */
+function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace, waitUntil?: (p: Promise<unknown>) => void) {
   return (async () => {
     try {
+      const fresh = !loaded;
+      const { version, askedD1 } = fresh ? { version: Number.POSITIVE_INFINITY, askedD1: true } : await announced(db, kv);
       let model = loaded?.model ?? null;
-      // When D1 is due (always in a fresh isolate) it is asked beside KV, not after it.
-      const [fromKv, fromD1] = await Promise.all([
-        kv ? kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null,
-        d1Due ? d1Pointer(db) : null,
-      ]);
-      let pointer = d1Due ? newer(fromKv, fromD1) : (fromKv ?? (await d1Pointer(db)));
-      const askedD1 = d1Due || !fromKv;
-      // The pointer can move on between reading it and fetching its object (a newer snapshot
-      // replaced it, or a colo's cached pointer is older than the clean-up): ask D1, a few times,
-      // rather than serve nothing.
-      for (let attempt = 0; attempt < 3 && pointer && pointer.version > (model?.version ?? 0); attempt++) {
-        const object = await bucket.get(pointer.key);
-        if (!object) {
-          pointer = await d1Pointer(db);
-          continue;
-        }
-        try {
-          const t0 = performance.now();
-          model = new ReadModel(await new Response(unpacked(object)).arrayBuffer());
-          lastSnapshotLoad = { version: model.version, bytes: model.bytes, stored: object.size, ms: performance.now() - t0 };
-        } catch (e) {
-          // A snapshot in a format this version does not read (one published before an upgrade):
-          // the next publish replaces it.
-          log("warn", "read_model_unreadable", { key: pointer.key, error: String(e) });
-        }
-        break;
-      }
+      if (version > (model?.version ?? 0) && version > unreadable) model = (await fetchSnapshot(bucket, waitUntil)) ?? model;
       const kept = keepNewer(model);
       if (loaded && askedD1) loaded.d1CheckedAt = now();
       return kept;
@@ -608,4 +621,33 @@ function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace) {
       loading = null;
     }
   })();
+}
+
+/** The newest version announced: KV's pointer, beside D1's row when that is due, or after it when KV has none. */
+async function announced(db: Db, kv?: KVNamespace) {
+  const d1Due = !kv || now() - (loaded?.d1CheckedAt ?? 0) >= RECHECK_MS.d1;
+  const [fromKv, fromD1] = await Promise.all([
+    kv ? kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null,
+    d1Due ? d1Version(db) : 0,
+  ]);
+  if (fromKv || d1Due) return { version: Math.max(fromKv?.version ?? 0, fromD1), askedD1: d1Due };
+  return { version: await d1Version(db), askedD1: true };
+}
+
+async function fetchSnapshot(bucket: R2Bucket, waitUntil?: (p: Promise<unknown>) => void) {
+  const object = await bucket.get(SNAPSHOT_KEY);
+  if (!object) return null;
+  try {
+    const t0 = performance.now();
+    const model = new ReadModel(SnapshotSections.unpack(await object.arrayBuffer()));
+    lastSnapshotLoad = { version: model.version, bytes: model.bytes, stored: object.size, ms: performance.now() - t0 };
+    // The rest of it is inflated behind this request; without a request (tests, tools) as it is read.
+    waitUntil?.(model.complete());
+    return model;
+  } catch (e) {
+    // A snapshot in a format this build does not read (stored by another build): the next publish replaces it.
+    unreadable = versionOf(object);
+    log("warn", "read_model_unreadable", { version: unreadable, error: String(e) });
+    return null;
+  }
 }

@@ -1,17 +1,27 @@
+import { deflateRawSync, inflateRawSync } from "node:zlib";
+
 /**
- * The /data snapshot as stored in R2: built for loading, not parsing. One ArrayBuffer holds a small
- * JSON header and 8-byte-aligned sections (typed-array columns, UTF-8 text with offsets, one index
- * array per sort order); an isolate that fetched it makes views over it and decodes only the rows
+ * The /data snapshot as stored in R2: built for loading, not parsing, and inflated only where it is
+ * read. Its sections (typed-array columns, UTF-8 text with offsets, one index array per sort order)
+ * lie 8-byte-aligned in one buffer; an isolate makes views over that buffer and decodes only the rows
  * a request serves. Every sort order and every lookup index is computed once, here, at publish.
+ *
+ * Stored, each section is its own deflate member, except the sections read a row at a time (an
+ * asset's numbers and text), which are stored a block of ROWS_PER_BLOCK rows to a member. So an
+ * isolate that has just fetched the snapshot inflates, for its first page, that page's order and the
+ * blocks of its rows (about a megabyte at 132,000 assets), not the whole (about 14 MB); the rest is
+ * inflated behind the requests (`complete`).
  *
  * Indexes (row numbers, text offsets, positions in a list) are `uint` sections: unsigned integers
  * in the fewest whole bytes (1 to 4) that hold the section's largest, little-endian, so 132,000 rows
  * take 3 bytes each and a list of a few hundred strings 2.
  *
- *   "CFS3" | header length (u32) | header JSON | sections…
+ *   "CFS4" | header length (u32) | header JSON | members…
  */
-const MAGIC = 0x33534643; // "CFS3", little-endian (CFS2 stored every index as 4 bytes)
+const MAGIC = 0x34534643; // "CFS4", little-endian (CFS3 was one gzipped buffer)
 const ALIGN = 8;
+/** Rows a member of the row sections holds: a page of 50 rows in any order inflates about 50 blocks of ~20 KB. */
+const ROWS_PER_BLOCK = 256;
 
 type Kind = "f64" | "i32" | "u8" | "uint";
 type Section =
@@ -19,14 +29,22 @@ type Section =
   | { name: string; kind: "i32"; data: Int32Array }
   | { name: string; kind: "u8"; data: Uint8Array }
   | { name: string; kind: "uint"; data: Uint8Array; count: number; width: number };
+type Placed = [offset: number, length: number, kind: Kind, width?: number];
 export type SnapshotHeader = {
   version: number;
   built_at: string;
   size: number;
   quotes: Record<string, number>;
-  /** Where each section starts (from the data start), how many values it holds, their kind, and a uint's bytes per value. */
-  sections: Record<string, [offset: number, length: number, kind: Kind, width?: number]>;
+  /** Where each section starts in the data, how many values it holds, their kind, and a uint's bytes per value. */
+  sections: Record<string, Placed>;
+  /** Bytes of data the sections take. */
+  bytes: number;
+  /** The sections stored by blocks of rows, in the order a block's member holds them (offsets before their text). */
+  by_row: string[];
 };
+/** The header as stored: each member's deflated length, the sections' members first (in `sections` order, less `by_row`), then the row blocks'. */
+type StoredHeader = SnapshotHeader & { members: number[] };
+export type Snapshot = { header: SnapshotHeader; data: Uint8Array };
 
 /** Unsigned integers (each below 2^32) as a uint section: every value in the fewest bytes that hold the largest. */
 export function uintSection(name: string, values: ArrayLike<number>): Section {
@@ -64,69 +82,269 @@ export function textSections(name: string, strings: string[]): Section[] {
   return [uintSection(`${name}.offsets`, offsets), { name: `${name}.text`, kind: "u8", data: text }];
 }
 
-/** Section offsets count from the first 8-byte boundary after the header, so the header need not know its own size. */
-const dataStart = (headerBytes: number) => Math.ceil((8 + headerBytes) / ALIGN) * ALIGN;
-
-export function encodeSections(meta: Omit<SnapshotHeader, "sections">, sections: Section[]): Uint8Array {
+/**
+ * Lays the sections out one after another, 8-byte-aligned. `byRow` names the sections that hold a
+ * value per row (`size` of them, or a text's `size + 1` offsets and its text), stored by row blocks.
+ */
+export function encodeSections(
+  meta: Omit<SnapshotHeader, "sections" | "bytes" | "by_row">,
+  sections: Section[],
+  byRow: string[] = [],
+): Snapshot {
   const placed: SnapshotHeader["sections"] = {};
   let end = 0;
   for (const s of sections) {
     placed[s.name] = s.kind === "uint" ? [end, s.count, s.kind, s.width] : [end, s.data.length, s.kind];
     end = Math.ceil((end + s.data.byteLength) / ALIGN) * ALIGN;
   }
-  const header = encoder.encode(JSON.stringify({ ...meta, sections: placed }));
-  const start = dataStart(header.byteLength);
-  const bytes = new Uint8Array(start + end);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
-  view.setUint32(4, header.byteLength, true);
-  bytes.set(header, 8);
-  for (const s of sections) bytes.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), start + placed[s.name][0]);
-  return bytes;
+  const data = new Uint8Array(end);
+  for (const s of sections) data.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), placed[s.name][0]);
+  for (const name of byRow) {
+    if (!placed[name]) throw new Error(`no section ${name} to store by rows`);
+    if (name.endsWith(".text") && !byRow.includes(name.replace(/\.text$/, ".offsets")))
+      throw new Error(`${name} by rows without its offsets`);
+  }
+  // In a row block's member, wider values first, so each stays aligned in its buffer; a text after its offsets.
+  const order = (n: string) => (n.endsWith(".text") ? 9 : -bytesPer(placed[n]));
+  const by_row = [...byRow].sort((x, y) => order(x) - order(y));
+  return { header: { ...meta, sections: placed, bytes: end, by_row }, data };
 }
 
+const bytesPer = ([, , kind, width]: Placed) => (kind === "f64" ? 8 : kind === "i32" ? 4 : kind === "u8" ? 1 : width!);
+
+/** The members of a snapshot, in stored order: the sections stored whole, then the row blocks. */
+function memberLayout(header: SnapshotHeader) {
+  const whole = Object.keys(header.sections).filter((n) => !header.by_row.includes(n));
+  const blocks = Math.ceil(header.size / ROWS_PER_BLOCK);
+  return {
+    whole,
+    count: whole.length + blocks,
+    /** The rows [first, last) of row block member m. */
+    rows(m: number) {
+      const first = (m - whole.length) * ROWS_PER_BLOCK;
+      return { first, last: Math.min(header.size, first + ROWS_PER_BLOCK) };
+    },
+    blockOf: (i: number) => whole.length + Math.floor(i / ROWS_PER_BLOCK),
+  };
+}
+
+/** A fixed-width section's values in a row block: one per row, and a text's offsets one more. */
+const valuesInBlock = (name: string, rows: number) => (name.endsWith(".offsets") ? rows + 1 : rows);
+
+/** The snapshot as stored: its header and its members, deflated; a member is its sections' bytes one after another. */
+export function packSnapshot({ header, data }: Snapshot): Uint8Array {
+  const layout = memberLayout(header);
+  const members: Uint8Array[] = [];
+  for (let m = 0; m < layout.count; m++) {
+    const ranges: [number, number][] = [];
+    if (m < layout.whole.length) {
+      const s = header.sections[layout.whole[m]];
+      ranges.push([s[0], s[0] + s[1] * bytesPer(s)]);
+    } else {
+      const { first, last } = layout.rows(m);
+      for (const name of header.by_row) {
+        const s = header.sections[name];
+        if (name.endsWith(".text")) {
+          const [at, count, , width] = header.sections[textOffsets(name)];
+          const offsets = new Uints(data.subarray(at, at + count * width!), width!, count);
+          ranges.push([s[0] + offsets.get(first), s[0] + offsets.get(last)]);
+        } else ranges.push([s[0] + first * bytesPer(s), s[0] + (first + valuesInBlock(name, last - first)) * bytesPer(s)]);
+      }
+    }
+    const raw = new Uint8Array(ranges.reduce((n, [a, b]) => n + b - a, 0));
+    let at = 0;
+    for (const [a, b] of ranges) {
+      raw.set(data.subarray(a, b), at);
+      at += b - a;
+    }
+    members.push(deflateRawSync(raw));
+  }
+  const stored: StoredHeader = { ...header, members: members.map((b) => b.byteLength) };
+  const head = encoder.encode(JSON.stringify(stored));
+  const out = new Uint8Array(8 + head.byteLength + stored.members.reduce((n, b) => n + b, 0));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint32(4, head.byteLength, true);
+  out.set(head, 8);
+  let at = 8 + head.byteLength;
+  for (const b of members) {
+    out.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
+}
+
+const textOffsets = (name: string) => name.replace(/\.text$/, ".offsets");
 const decoder = new TextDecoder();
 
-/** Typed-array views over a stored snapshot: nothing is copied or parsed but the header. */
-export class SnapshotSections {
-  readonly header: SnapshotHeader;
-  private readonly start: number;
+type View = Float64Array | Int32Array | Uint8Array | Uints;
 
-  constructor(readonly buffer: ArrayBuffer) {
-    const view = new DataView(buffer);
-    if (buffer.byteLength < 8 || view.getUint32(0, true) !== MAGIC) throw new Error("not a coinfuse snapshot");
-    const length = view.getUint32(4, true);
-    this.header = JSON.parse(decoder.decode(new Uint8Array(buffer, 8, length)));
-    this.start = dataStart(length);
-  }
-
+/** Named views over one member's inflated bytes: a whole section, or the rows of a block. */
+export class Views {
+  constructor(private readonly views: Map<string, View>) {}
   f64(name: string) {
-    const [offset, length] = this.at(name);
-    return new Float64Array(this.buffer, offset, length);
+    return this.get(name, Float64Array);
   }
   i32(name: string) {
-    const [offset, length] = this.at(name);
-    return new Int32Array(this.buffer, offset, length);
-  }
-  uint(name: string) {
-    const [offset, length] = this.at(name);
-    const width = this.header.sections[name][3] ?? 0;
-    return new Uints(new Uint8Array(this.buffer, offset, length * width), width, length);
+    return this.get(name, Int32Array);
   }
   u8(name: string) {
-    const [offset, length] = this.at(name);
-    return new Uint8Array(this.buffer, offset, length);
+    return this.get(name, Uint8Array);
+  }
+  uint(name: string) {
+    return this.get(name, Uints);
+  }
+  text(name: string) {
+    return new TextList(this.uint(`${name}.offsets`), this.u8(`${name}.text`));
+  }
+  private get<T extends View>(name: string, kind: abstract new (...a: never[]) => T): T {
+    const v = this.views.get(name);
+    if (!(v instanceof kind)) throw new Error(`snapshot has no ${kind.name} section ${name} here`);
+    return v;
+  }
+}
+
+/**
+ * A stored snapshot, inflated a member at a time: a section stored whole the first time it is asked
+ * for, a row block the first time one of its rows is. Each member gets its own buffer, so nothing is
+ * allocated for what no request reads.
+ */
+export class SnapshotSections {
+  private readonly layout: ReturnType<typeof memberLayout>;
+  private readonly members: (Views | undefined)[];
+  private readonly blocks: (RowBlock | undefined)[] = [];
+  /** The stored object and each member's start in it; null once every member is inflated. */
+  private packed: { bytes: Uint8Array; starts: number[] } | null;
+
+  private constructor(
+    readonly header: SnapshotHeader,
+    bytes: Uint8Array,
+    starts: number[],
+  ) {
+    this.layout = memberLayout(header);
+    this.members = new Array(this.layout.count);
+    this.packed = { bytes, starts };
+  }
+
+  /** A stored snapshot: only its header is read now. */
+  static unpack(buffer: ArrayBuffer) {
+    const view = new DataView(buffer);
+    if (buffer.byteLength < 8 || view.getUint32(0, true) !== MAGIC) throw new Error("not a coinfuse snapshot in this format");
+    const length = view.getUint32(4, true);
+    const header: StoredHeader = JSON.parse(decoder.decode(new Uint8Array(buffer, 8, length)));
+    const starts = [8 + length];
+    for (const n of header.members) starts.push(starts.at(-1)! + n);
+    if (header.members.length !== memberLayout(header).count || starts.at(-1) !== buffer.byteLength)
+      throw new Error("a snapshot whose members do not add up");
+    return new SnapshotSections(header, new Uint8Array(buffer), starts);
+  }
+
+  /** Members not inflated yet (0 once complete). */
+  get pending() {
+    return this.members.length - this.members.filter(Boolean).length;
+  }
+
+  // Sections stored whole, each inflated the first time it is asked for.
+  f64(name: string) {
+    return this.whole(name).f64(name);
+  }
+  i32(name: string) {
+    return this.whole(name).i32(name);
+  }
+  u8(name: string) {
+    return this.whole(name).u8(name);
+  }
+  uint(name: string) {
+    return this.whole(name).uint(name);
   }
   text(name: string) {
     return new TextList(this.uint(`${name}.offsets`), this.u8(`${name}.text`));
   }
 
-  private at(name: string): [number, number] {
-    const s = this.header.sections[name];
-    if (!s) throw new Error(`snapshot has no section ${name}`);
-    return [this.start + s[0], s[1]];
+  private whole(name: string) {
+    const m = this.layout.whole.indexOf(name);
+    if (m < 0) throw new Error(`snapshot has no section ${name} stored whole`);
+    return this.inflated(m);
+  }
+
+  /** The row block that holds row i. */
+  block(i: number): RowBlock {
+    const m = this.layout.blockOf(i);
+    let b = this.blocks[m];
+    if (!b) {
+      b = { first: this.layout.rows(m).first, views: this.inflated(m) };
+      this.blocks[m] = b;
+    }
+    return b;
+  }
+
+  /**
+   * Inflates every member not read yet, then drops the stored copy. It pauses first and after every
+   * `storedBytesAtATime` of members (about a millisecond's inflating), so the request that started it
+   * sends its response, and others run, in between.
+   */
+  async complete(storedBytesAtATime = 128 * 1024) {
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
+    let done = Number.POSITIVE_INFINITY;
+    for (let m = 0; this.packed && m < this.members.length; m++) {
+      if (this.members[m]) continue;
+      if (done >= storedBytesAtATime) {
+        await pause();
+        done = 0;
+      }
+      done += this.packed.starts[m + 1] - this.packed.starts[m];
+      this.inflated(m);
+    }
+    this.packed = null;
+  }
+
+  private inflated(m: number): Views {
+    const done = this.members[m];
+    if (done) return done;
+    const { bytes, starts } = this.packed!;
+    let raw: Uint8Array = inflateRawSync(bytes.subarray(starts[m], starts[m + 1]));
+    // Typed arrays need their own alignment: a member starts at 8 and keeps it (encodeSections orders a block's sections so).
+    if (raw.byteOffset % ALIGN) raw = raw.slice();
+    const views = new Map<string, View>();
+    let at = 0;
+    const take = (name: string, count: number) => {
+      const s = this.header.sections[name];
+      const end = at + count * bytesPer(s);
+      if (end > raw.byteLength) throw new Error(`snapshot member ${m} is shorter than its sections`);
+      const b = raw.buffer;
+      const o = raw.byteOffset + at;
+      views.set(
+        name,
+        s[2] === "f64"
+          ? new Float64Array(b, o, count)
+          : s[2] === "i32"
+            ? new Int32Array(b, o, count)
+            : s[2] === "u8"
+              ? new Uint8Array(b, o, count)
+              : new Uints(new Uint8Array(b, o, count * s[3]!), s[3]!, count),
+      );
+      at = end;
+    };
+    if (m < this.layout.whole.length) take(this.layout.whole[m], this.header.sections[this.layout.whole[m]][1]);
+    else {
+      const { first, last } = this.layout.rows(m);
+      for (const name of this.header.by_row) {
+        if (!name.endsWith(".text")) take(name, valuesInBlock(name, last - first));
+        else {
+          const offsets = views.get(textOffsets(name)) as Uints;
+          take(name, offsets.get(last - first) - offsets.get(0));
+        }
+      }
+    }
+    if (at !== raw.byteLength) throw new Error(`snapshot member ${m} is longer than its sections`);
+    const out = new Views(views);
+    this.members[m] = out;
+    return out;
   }
 }
+
+/** A block of rows: row i of a section stored by rows is value `i - first` of its view here. */
+export type RowBlock = { first: number; views: Views };
 
 /** A uint section as uintSection wrote it: value k is `width` little-endian bytes at k * width. */
 export class Uints {
@@ -162,8 +380,10 @@ export class TextList {
   ) {
     this.length = offsets.length - 1;
   }
+  /** String i; the bytes start at the first offset (a row block's text is a slice of the whole). */
   get(i: number) {
-    return decoder.decode(this.bytes.subarray(this.offsets.get(i), this.offsets.get(i + 1)));
+    const base = this.offsets.get(0);
+    return decoder.decode(this.bytes.subarray(this.offsets.get(i) - base, this.offsets.get(i + 1) - base));
   }
 }
 

@@ -12,6 +12,7 @@ import {
   releaseStatement,
   sourceLeaseName,
 } from "../db/lease";
+import { storedSnapshotVersion } from "../db/read-model";
 import { ingestionRuns, leases, rawPayloads, readModel, runParts, uploads } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -560,13 +561,12 @@ async function abandonRuns(s: Services, runIds: string[], reason: string) {
 
 /**
  * The read model's row, which the migration seeds, when it went with the other rows: numbered after
- * the snapshots still in R2 (read-model.ts keeps them as `read-model/v<version>.<ext>`), so no isolate
- * holding one of those takes a new snapshot for one it has.
+ * the snapshot still in R2 (read-model.ts stores its version with it), so no isolate holding it takes
+ * a new snapshot for one it has.
  */
 async function restoreReadModelRow(s: Services) {
   if (await s.db.query.readModel.findFirst({ where: eq(readModel.id, 1), columns: { id: true } })) return;
-  const listed = await s.env.BUCKET.list({ prefix: "read-model/" });
-  const newest = Math.max(0, ...listed.objects.map((o) => Number(/\/v(\d+)\.\w+$/.exec(o.key)?.[1] ?? 0)));
+  const newest = await storedSnapshotVersion(s.env.BUCKET);
   await s.db
     .insert(readModel)
     .values({ id: 1, claimed: newest, version: newest, key: null, assets: 0, builtAt: null })

@@ -1,6 +1,7 @@
 import { desc, eq } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
 import { carryLegacyTables } from "../db/legacy";
+import { deleteOldSnapshots } from "../db/read-model";
 import { ingestionRuns } from "../db/schema";
 import type { Env } from "../env";
 import { rollUpFxHistory } from "../ingest/fx";
@@ -22,7 +23,8 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
     const history = await rollUpHistory(s.db);
     const fx = await rollUpFxHistory(s);
     const archive = await pruneRawArchive(s.db, s.env.BUCKET, s.config.RAW_RETENTION_DAYS);
-    log("info", "retention", { ...history, ...fx, ...archive });
+    const snapshots = await deleteOldSnapshots(s.env.BUCKET);
+    log("info", "retention", { ...history, ...fx, ...archive, ...snapshots });
     return;
   }
   const legacy = await carryLegacyTables(s.db);
