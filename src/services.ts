@@ -2,6 +2,7 @@ import { type Config, getConfig } from "./config";
 import { type Db, dbFor, sessionDb } from "./db/client";
 import { currentReadModel, type ReadModel } from "./db/read-model";
 import type { Env } from "./env";
+import { type Behind, behindRequest } from "./lib/behind";
 import { meteredEnv } from "./lib/usage";
 
 /**
@@ -19,6 +20,8 @@ export type Services = {
   readModel(): Promise<ReadModel | null>;
   fetch: typeof fetch;
   ctx?: ExecutionContext;
+  /** Work left behind the request (none without one: tests, tools). */
+  behind?: Behind;
 };
 
 const metered = new WeakMap<Env, Env>();
@@ -39,9 +42,10 @@ export function servicesFor(env: Env, fetchImpl: typeof fetch = (...a) => fetch(
       readDb ??= typeof d1.withSession === "function" ? sessionDb(d1.withSession("first-unconstrained")) : dbFor(d1);
       return readDb;
     },
-    readModel: () => currentReadModel(services.readDb, m.BUCKET, m.KV, ctx ? (p) => ctx.waitUntil(p) : undefined),
+    readModel: () => currentReadModel(services.readDb, m.BUCKET, m.KV, services.behind),
     fetch: fetchImpl,
     ctx,
+    behind: ctx ? behindRequest(ctx) : undefined,
   };
   return services;
 }

@@ -1,10 +1,15 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONSENSUS } from "../src/db/consensus";
 import { fxSeries, storeFxRates } from "../src/db/fx-store";
-import { forgetCurrencies } from "../src/db/queries/currencies";
+import { currentCurrencies, forgetCurrencies, type PublishedRates } from "../src/db/queries/currencies";
 import { publishReadModel } from "../src/db/read-model";
 import { rollUpFxHistory } from "../src/ingest/fx";
 import { storeNormalised } from "../src/ingest/store-chunk";
+import { behindRequest } from "../src/lib/behind";
+import { setClock } from "../src/lib/clock";
+import type { Services } from "../src/services";
 import { coingeckoFx } from "../src/sources/coingecko-fx";
 import { coinpaprikaFx } from "../src/sources/coinpaprika-fx";
 import { api, apiWith, rows, testServices } from "./helpers";
@@ -113,6 +118,45 @@ describe("GET /currencies", () => {
         doc.paths[path].get.parameters?.map((p) => p.name),
         path,
       ).toContain("vs_currency");
+    }
+  });
+});
+
+describe("this isolate's copy of the rates", () => {
+  afterEach(() => {
+    setClock(() => Date.now());
+    forgetCurrencies();
+  });
+  const eurOf = async (s: Services, published?: PublishedRates) => (await currentCurrencies(s, published)).get("eur")?.usd_rate;
+
+  it("starts from the rates a snapshot was built with and reads D1 behind the request; when 30 s old, is served once more while read again", async () => {
+    const ctx = createExecutionContext();
+    const s = { ...testServices().s, behind: behindRequest(ctx) };
+    const d1 = (await eurOf(s))!;
+    forgetCurrencies();
+    const t0 = Date.now();
+    const rows = [{ source: "coingecko", rates: { usd: { r: 1, t: T0 }, eur: { r: 0.5, t: T0 } } }];
+    // As old as the snapshot that carries them: 10 s, served as they are; 40 s, served once more while D1 is read.
+    setClock(() => t0);
+    expect(await eurOf(s, { rows, at: t0 - 10_000 })).toBe(0.5);
+    forgetCurrencies();
+    expect(await eurOf(s, { rows, at: t0 - 40_000 })).toBe(0.5);
+    await waitOnExecutionContext(ctx);
+    expect(await eurOf(s, { rows, at: t0 - 40_000 })).toBe(d1);
+
+    const moved = "UPDATE fx_rates SET rates = json_set(rates, '$.eur.r', json_extract(rates, '$.eur.r') + ?) WHERE source = 'coingecko'";
+    await env.DB.prepare(moved).bind(0.1).run();
+    try {
+      setClock(() => t0 + 29_000);
+      expect(await eurOf(s)).toBe(d1);
+      setClock(() => t0 + 31_000);
+      const again = createExecutionContext();
+      const later = { ...s, behind: behindRequest(again) };
+      expect(await eurOf(later)).toBe(d1);
+      await waitOnExecutionContext(again);
+      expect(await eurOf(later)).toBeCloseTo(d1 + 0.05, 12);
+    } finally {
+      await env.DB.prepare(moved).bind(-0.1).run();
     }
   });
 });

@@ -1,5 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { dbFor } from "../src/db/client";
+import { forgetCurrencies } from "../src/db/queries/currencies";
+import { forgetReadModel, publishReadModel } from "../src/db/read-model";
 import type { Env } from "../src/env";
 import { registerUpload } from "../src/ingest/csv-sweep";
 import { startSourceRun } from "../src/ingest/start-run";
@@ -101,6 +104,17 @@ describe("every binding call of a request is on its meter", () => {
     expect(r.usage).toEqual(r.counted.metered);
     expect(r.counted.unmetered).toEqual(noUsage());
     expect(Number(/rows_read=(\d+)/.exec(r.res.headers.get("server-timing") ?? "")?.[1])).toBe(r.counted.metered.d1_rows_read);
+  });
+
+  it("GET /data in a fresh isolate: the snapshot from R2, and nothing else (no pointer, no rates from D1)", async () => {
+    await publishReadModel(dbFor(env.DB), env.BUCKET);
+    forgetReadModel();
+    forgetCurrencies();
+    const r = await metered("/data?page=1&page_size=5&sort=market_cap");
+    expect(r.res.status).toBe(200);
+    expect(r.counted.metered).toEqual({ ...noUsage(), r2_reads: 1 });
+    expect(r.usage).toEqual(r.counted.metered);
+    expect(JSON.parse(r.body).metadata.vs_currency).toBe("usd");
   });
 
   it("GET /stats/checkpoints: the KV reads", async () => {

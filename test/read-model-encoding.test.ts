@@ -13,7 +13,7 @@ describe("uint sections", () => {
       [[2 ** 24, 2 ** 32 - 1, 0, 123_456_789], 4],
     ];
     cases.forEach(([values, width], k) => {
-      const encoded = encodeSections({ version: 1, built_at: "", size: 0, quotes: {} }, [uintSection(`s${k}`, values)]);
+      const encoded = encodeSections({ version: 1, built_at: "", size: 0, quotes: {}, fx: [] }, [uintSection(`s${k}`, values)]);
       const read = SnapshotSections.unpack(packSnapshot(encoded).buffer as ArrayBuffer).uint(`s${k}`);
       expect(read.width).toBe(width);
       expect(Array.from({ length: read.length }, (_, i) => read.get(i))).toEqual(values);
@@ -56,7 +56,7 @@ describe("the /data snapshot's encoding", () => {
     ["older-a-1", "a-1"],
     ["gone", "a-no-such"],
   ];
-  const encoded = encodeSnapshot({ version: 7, built_at: "2026-01-01T00:00:00.000Z", quotes: { csv: N } }, assets, aliases);
+  const encoded = encodeSnapshot({ version: 7, built_at: "2026-01-01T00:00:00.000Z", quotes: { csv: N }, fx: [] }, assets, aliases);
   const stored = packSnapshot(encoded);
   const fetched = () => new ReadModel(SnapshotSections.unpack(stored.slice().buffer as ArrayBuffer));
   const served = (a: AssetSummary) => {

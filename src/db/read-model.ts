@@ -1,10 +1,12 @@
 import { eq, sql } from "drizzle-orm";
 import { SOURCES, type Source } from "../config";
+import type { Behind } from "../lib/behind";
 import { now, nowIso } from "../lib/clock";
 import { log } from "../lib/log";
 import type { Asset } from "../schemas/assets";
 import { col, type Db } from "./client";
 import { type ConsensusRules, consensusOf, DEFAULT_CONSENSUS } from "./consensus";
+import { latestFxRates } from "./fx-store";
 import { allQuoteBuckets } from "./quote-store";
 import { assetAliases, assetMappings, mappingMoves, readModel, type StoredQuote } from "./schema";
 import {
@@ -12,6 +14,7 @@ import {
   lowerBound,
   packSnapshot,
   type Snapshot,
+  type SnapshotHeader,
   SnapshotSections,
   type TextList,
   textSections,
@@ -102,7 +105,7 @@ const ROW_SECTIONS = [...MONEY, "rank", "updated", "rows.offsets", "rows.text"];
  * snapshot answers any page, filter or lookup by slicing and binary search.
  */
 export function encodeSnapshot(
-  meta: { version: number; built_at: string; quotes: Record<string, number> },
+  meta: Omit<SnapshotHeader, "size" | "sections" | "bytes" | "by_row">,
   input: AssetSummary[],
   aliasPairs: [string, string][],
 ): Snapshot {
@@ -189,6 +192,8 @@ export class ReadModel {
   readonly version: number;
   /** Stored quotes per source when it was built. */
   readonly quotes: Record<string, number>;
+  /** The latest FX rates when it was built, and when that was: what an isolate prices its first /data request with. */
+  readonly rates: { rows: SnapshotHeader["fx"]; at: number };
   private readonly s: SnapshotSections;
   private readonly times: TextList;
   private readonly flags: Uint8Array;
@@ -203,6 +208,7 @@ export class ReadModel {
     this.size = h.size;
     this.version = h.version;
     this.quotes = h.quotes;
+    this.rates = { rows: h.fx, at: Date.parse(h.built_at) };
     this.times = this.s.text("times");
     this.flags = this.s.u8("flags");
   }
@@ -451,10 +457,13 @@ export async function buildSnapshot(db: Db, version: number, rules: ConsensusRul
       quotes[row.source] = (quotes[row.source] ?? 0) + 1;
     }
   }
-  const aliases = await db.select({ alias: assetAliases.aliasUid, uid: assetAliases.assetUid }).from(assetAliases);
+  const [aliases, fx] = await Promise.all([
+    db.select({ alias: assetAliases.aliasUid, uid: assetAliases.assetUid }).from(assetAliases),
+    latestFxRates(db),
+  ]);
   const summaries = [...byAsset].map(([uid, qs]) => summarise(uid, qs, rules).summary);
   return encodeSnapshot(
-    { version, built_at: nowIso(), quotes },
+    { version, built_at: nowIso(), quotes, fx },
     summaries,
     aliases.map((a) => [a.alias, a.uid]),
   );
@@ -585,35 +594,30 @@ const d1Version = async (db: Db) => {
  * that, with `kv` (the Worker), the version announced comes from KV, cached at the colo, and D1 is
  * asked once a minute per isolate at most (in case a KV write was lost); a snapshot reaches every
  * colo within KV's propagation plus POINTER_CACHE_TTL_S. Without it (tests, tools), D1's row is
- * asked every second. With `waitUntil` (a request), an isolate that has a copy serves it and checks
+ * asked every second. With `behind` (a request), an isolate that has a copy serves it and checks
  * and loads in the background, so no request waits for KV, D1 or a snapshot fetch but an isolate's
  * very first, which waits for R2 alone.
  */
-export async function currentReadModel(
-  db: Db,
-  bucket: R2Bucket,
-  kv?: KVNamespace,
-  waitUntil?: (p: Promise<unknown>) => void,
-): Promise<ReadModel | null> {
+export async function currentReadModel(db: Db, bucket: R2Bucket, kv?: KVNamespace, behind?: Behind): Promise<ReadModel | null> {
   const t = now();
   if (loaded && t - loaded.checkedAt < (kv ? RECHECK_MS.kv : RECHECK_MS.d1Only)) return loaded.model;
-  loading ??= refresh(db, bucket, kv, waitUntil);
+  loading ??= refresh(db, bucket, kv, behind);
   const refreshing = loading;
-  if (loaded?.model && waitUntil) {
-    waitUntil(refreshing.catch((e) => log("warn", "read_model_refresh_failed", { error: String(e) })));
+  if (loaded?.model && behind) {
+    behind(() => refreshing, "read_model_refresh");
     return loaded.model;
   }
   return refreshing;
 }
 
 /** Fetches the stored snapshot when this isolate has none or a newer one is announced; this isolate's copy only moves forward. */
-function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace, waitUntil?: (p: Promise<unknown>) => void) {
+function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace, behind?: Behind) {
   return (async () => {
     try {
       const fresh = !loaded;
       const { version, askedD1 } = fresh ? { version: Number.POSITIVE_INFINITY, askedD1: true } : await announced(db, kv);
       let model = loaded?.model ?? null;
-      if (version > (model?.version ?? 0) && version > unreadable) model = (await fetchSnapshot(bucket, waitUntil)) ?? model;
+      if (version > (model?.version ?? 0) && version > unreadable) model = (await fetchSnapshot(bucket, behind)) ?? model;
       const kept = keepNewer(model);
       if (loaded && askedD1) loaded.d1CheckedAt = now();
       return kept;
@@ -634,7 +638,7 @@ async function announced(db: Db, kv?: KVNamespace) {
   return { version: await d1Version(db), askedD1: true };
 }
 
-async function fetchSnapshot(bucket: R2Bucket, waitUntil?: (p: Promise<unknown>) => void) {
+async function fetchSnapshot(bucket: R2Bucket, behind?: Behind) {
   const object = await bucket.get(SNAPSHOT_KEY);
   if (!object) return null;
   try {
@@ -642,7 +646,7 @@ async function fetchSnapshot(bucket: R2Bucket, waitUntil?: (p: Promise<unknown>)
     const model = new ReadModel(SnapshotSections.unpack(await object.arrayBuffer()));
     lastSnapshotLoad = { version: model.version, bytes: model.bytes, stored: object.size, ms: performance.now() - t0 };
     // The rest of it is inflated behind this request; without a request (tests, tools) as it is read.
-    waitUntil?.(model.complete());
+    behind?.(() => model.complete(), "read_model_inflate");
     return model;
   } catch (e) {
     // A snapshot in a format this build does not read (stored by another build): the next publish replaces it.

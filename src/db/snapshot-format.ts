@@ -1,4 +1,5 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import type { StoredRate } from "./schema";
 
 /**
  * The /data snapshot as stored in R2: built for loading, not parsing, and inflated only where it is
@@ -35,6 +36,8 @@ export type SnapshotHeader = {
   built_at: string;
   size: number;
   quotes: Record<string, number>;
+  /** The latest FX rates of each source when it was built (fx_rates' rows). */
+  fx: { source: string; rates: Record<string, StoredRate> }[];
   /** Where each section starts in the data, how many values it holds, their kind, and a uint's bytes per value. */
   sections: Record<string, Placed>;
   /** Bytes of data the sections take. */
@@ -279,13 +282,12 @@ export class SnapshotSections {
   }
 
   /**
-   * Inflates every member not read yet, then drops the stored copy. It pauses first and after every
-   * `storedBytesAtATime` of members (about a millisecond's inflating), so the request that started it
-   * sends its response, and others run, in between.
+   * Inflates every member not read yet, then drops the stored copy. It pauses after every
+   * `storedBytesAtATime` of members (about a millisecond's inflating), so requests run in between.
    */
   async complete(storedBytesAtATime = 128 * 1024) {
     const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
-    let done = Number.POSITIVE_INFINITY;
+    let done = 0;
     for (let m = 0; this.packed && m < this.members.length; m++) {
       if (this.members[m]) continue;
       if (done >= storedBytesAtATime) {

@@ -7,10 +7,13 @@ import { fxSeries, latestFxRates } from "../fx-store";
 /**
  * How long an isolate serves its copy of the latest rates before reading them again (a row per
  * source): rates move a little every run (5 minutes), and a read per request would cost more than
- * every other part of a /data page. The isolate that stores new rates forgets its copy at once.
+ * every other part of a /data page. A request with a copy, however old, never waits for the read:
+ * it is served the copy and the read goes on behind it. The isolate that stores new rates forgets
+ * its copy at once.
  */
 const RECHECK_MS = 30_000;
-type Loaded = { at: number; rows: Awaited<ReturnType<typeof latestFxRates>>; byStale: Map<number, Map<string, Currency>> };
+export type LatestRates = Awaited<ReturnType<typeof latestFxRates>>;
+type Loaded = { at: number; rows: LatestRates; byStale: Map<number, Map<string, Currency>> };
 let loaded: Loaded | null = null;
 let loading: Promise<Loaded> | null = null;
 
@@ -22,7 +25,8 @@ export function forgetCurrencies() {
 
 function load(s: Services) {
   if (!loading) {
-    const p: Promise<Loaded> = latestFxRates(s.db)
+    // Through the request's session: a replica may answer, seconds behind at most.
+    const p: Promise<Loaded> = latestFxRates(s.readDb)
       .then((rows) => {
         const fresh = { at: now(), rows, byStale: new Map() };
         // A read forgotten while in flight (new rates were stored meanwhile) serves its caller only.
@@ -37,9 +41,22 @@ function load(s: Services) {
   return loading;
 }
 
-/** Every currency vs_currency accepts, by code, with its consensus rate: this isolate's copy, read again at most every RECHECK_MS. */
-export async function currentCurrencies(s: Services): Promise<Map<string, Currency>> {
-  const copy = loaded && now() - loaded.at < RECHECK_MS ? loaded : await load(s);
+/** Rates read elsewhere, and when: the ones a /data snapshot was built with. */
+export type PublishedRates = { rows: LatestRates; at: number };
+
+/**
+ * Every currency vs_currency accepts, by code, with its consensus rate: this isolate's copy, read
+ * again when RECHECK_MS old. An isolate with no copy starts from `published` when it has them (the
+ * rates the /data snapshot was built with, a copy as old as the snapshot), so its first /data
+ * request waits for R2 alone; with neither it waits for D1.
+ */
+export async function currentCurrencies(s: Services, published?: PublishedRates): Promise<Map<string, Currency>> {
+  if (!loaded && published) loaded = { ...published, byStale: new Map() };
+  let copy = loaded ?? (await load(s));
+  if (now() - copy.at >= RECHECK_MS) {
+    if (s.behind) s.behind(() => load(s), "fx_rates_read");
+    else copy = await load(s);
+  }
   const staleMs = s.config.FX_STALE_AFTER_MINUTES * 60_000;
   let list = copy.byStale.get(staleMs);
   if (!list) {
@@ -50,8 +67,8 @@ export async function currentCurrencies(s: Services): Promise<Map<string, Curren
 }
 
 /** The currency a request named in vs_currency (already lower case); an unknown code is the caller's 400. */
-export async function vsCurrency(s: Services, code: string): Promise<Currency> {
-  const found = (await currentCurrencies(s)).get(code);
+export async function vsCurrency(s: Services, code: string, published?: PublishedRates): Promise<Currency> {
+  const found = (await currentCurrencies(s, published)).get(code);
   if (!found) {
     const message = `unknown currency "${code}"; GET /currencies lists the accepted codes`;
     throw new ApiError("validation_error", `vs_currency: ${message}`, [{ path: "vs_currency", message }]);

@@ -44,7 +44,8 @@ function exportColumns(code: string): [string, (a: PricedAsset) => unknown][] {
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const [currency, model, ids] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel(), idsFilter(s, q)]);
+  const [model, ids] = await Promise.all([s.readModel(), idsFilter(s, q)]);
+  const currency = await vsCurrency(s, q.vs_currency, model?.rates);
   const filter = { source: q.source, symbol: q.symbol, q: q.q, ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
@@ -71,8 +72,9 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  // The currency, the snapshot and a contract filter's read go at once.
-  const [currency, model, ids] = await Promise.all([vsCurrency(s, q.vs_currency), s.readModel(), idsFilter(s, q)]);
+  // The snapshot and a contract filter's read go at once; the currency's rates come with the snapshot when this isolate has none.
+  const [model, ids] = await Promise.all([s.readModel(), idsFilter(s, q)]);
+  const currency = await vsCurrency(s, q.vs_currency, model?.rates);
   const { items, total } = listAssets(model, {
     page: q.page,
     pageSize: q.page_size,

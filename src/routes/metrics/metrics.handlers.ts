@@ -96,9 +96,12 @@ export const metrics: RouteHandler<typeof routes.metrics, AppEnv> = async (c) =>
       [[{}, model?.derivedBytes ?? 0]],
     ),
     family("coinfuse_read_model_version", "gauge", "Version of the /data snapshot this isolate serves.", [[{}, model?.version ?? 0]]),
-    family("coinfuse_read_model_object_bytes", "gauge", "Size of the snapshot object in R2 (its sections deflated) as this isolate last fetched it.", [
-      [{}, lastSnapshotLoad?.stored ?? 0],
-    ]),
+    family(
+      "coinfuse_read_model_object_bytes",
+      "gauge",
+      "Size of the snapshot object in R2 (its sections deflated) as this isolate last fetched it.",
+      [[{}, lastSnapshotLoad?.stored ?? 0]],
+    ),
     family(
       "coinfuse_read_model_load_milliseconds",
       "gauge",
