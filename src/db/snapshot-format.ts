@@ -3,15 +3,16 @@ import type { StoredRate } from "./schema";
 
 /**
  * The /data snapshot as stored in R2: built for loading, not parsing, and inflated only where it is
- * read. Its sections (typed-array columns, UTF-8 text with offsets, one index array per sort order)
- * lie 8-byte-aligned in one buffer; an isolate makes views over that buffer and decodes only the rows
- * a request serves. Every sort order and every lookup index is computed once, here, at publish.
+ * read. Its sections are typed-array columns, UTF-8 text with offsets and one index array per sort
+ * order; an isolate makes typed-array views over them and decodes only the rows a request serves.
+ * Every sort order and every lookup index is computed once, at publish.
  *
  * Stored, each section is its own deflate member, except the sections read a row at a time (an
- * asset's numbers and text), which are stored a block of ROWS_PER_BLOCK rows to a member. So an
- * isolate that has just fetched the snapshot inflates, for its first page, that page's order and the
- * blocks of its rows (about a megabyte at 132,000 assets), not the whole (about 14 MB); the rest is
- * inflated behind the requests (`complete`).
+ * asset's numbers and text), which are stored a block of ROWS_PER_BLOCK rows to a member. An isolate
+ * inflates a member into a buffer of its own the first time it reads it, so, having just fetched the
+ * snapshot, it inflates for its first page that page's order and the blocks of its rows (about a
+ * megabyte at 132,000 assets), not the whole (about 14 MB); the rest is inflated behind the requests
+ * (`complete`).
  *
  * Indexes (row numbers, text offsets, positions in a list) are `uint` sections: unsigned integers
  * in the fewest whole bytes (1 to 4) that hold the section's largest, little-endian, so 132,000 rows
@@ -67,6 +68,7 @@ export function uintSection(name: string, values: ArrayLike<number>): Section {
 }
 
 const encoder = new TextEncoder();
+const textOffsets = (name: string) => name.replace(/\.text$/, ".offsets");
 
 /** Strings as one UTF-8 text and the offset of each (length + 1 offsets). */
 export function textSections(name: string, strings: string[]): Section[] {
@@ -86,8 +88,9 @@ export function textSections(name: string, strings: string[]): Section[] {
 }
 
 /**
- * Lays the sections out one after another, 8-byte-aligned. `byRow` names the sections that hold a
- * value per row (`size` of them, or a text's `size + 1` offsets and its text), stored by row blocks.
+ * Lays the sections out one after another, 8-byte-aligned (the data `packSnapshot` stores). `byRow`
+ * names the sections that hold a value per row (`size` of them, or a text's `size + 1` offsets and
+ * its text), stored by row blocks.
  */
 export function encodeSections(
   meta: Omit<SnapshotHeader, "sections" | "bytes" | "by_row">,
@@ -104,8 +107,7 @@ export function encodeSections(
   for (const s of sections) data.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), placed[s.name][0]);
   for (const name of byRow) {
     if (!placed[name]) throw new Error(`no section ${name} to store by rows`);
-    if (name.endsWith(".text") && !byRow.includes(name.replace(/\.text$/, ".offsets")))
-      throw new Error(`${name} by rows without its offsets`);
+    if (name.endsWith(".text") && !byRow.includes(textOffsets(name))) throw new Error(`${name} by rows without its offsets`);
   }
   // In a row block's member, wider values first, so each stays aligned in its buffer; a text after its offsets.
   const order = (n: string) => (n.endsWith(".text") ? 9 : -bytesPer(placed[n]));
@@ -177,7 +179,6 @@ export function packSnapshot({ header, data }: Snapshot): Uint8Array {
   return out;
 }
 
-const textOffsets = (name: string) => name.replace(/\.text$/, ".offsets");
 const decoder = new TextDecoder();
 
 type View = Float64Array | Int32Array | Uint8Array | Uints;
