@@ -866,21 +866,25 @@ function openState() {
 }
 
 const pointer = { checks: 0, errors: 0, dangling: [], lastError: null };
-/** One check: the pointer read twice around the object lookup, so a pointer that moved on is not blamed. */
+/**
+ * One check: the object D1's row names is in R2 and holds that version or a newer one (a snapshot is
+ * stored before its version is named). The row is read twice around the object lookup, so a pointer
+ * that moved on is not blamed.
+ */
 function checkPointer() {
   try {
     if (!openState()) return null;
     const a = d1.prepare("SELECT version, key FROM read_model WHERE id = 1").get();
     if (!a?.key) return { ok: true, version: a?.version ?? 0, key: null };
-    const obj = r2.prepare("SELECT size FROM _mf_objects WHERE key = ?").get(a.key);
+    const obj = r2.prepare("SELECT size, custom_metadata FROM _mf_objects WHERE key = ?").get(a.key);
     pointer.checks++;
-    if (obj) return { ok: true, version: a.version, key: a.key };
+    if (obj && Number(JSON.parse(obj.custom_metadata).version) >= a.version) return { ok: true, version: a.version, key: a.key };
     const b = d1.prepare("SELECT version, key FROM read_model WHERE id = 1").get();
     if (b?.version === a.version && b?.key === a.key) {
       const left = r2
-        .prepare("SELECT key FROM _mf_objects WHERE key LIKE 'read-model/%' ORDER BY key")
+        .prepare("SELECT key, custom_metadata FROM _mf_objects WHERE key LIKE 'read-model/%' ORDER BY key")
         .all()
-        .map((x) => x.key);
+        .map((x) => `${x.key} ${x.custom_metadata}`);
       return { ok: false, version: a.version, key: a.key, snapshots_in_r2: left };
     }
     return { ok: true, version: b?.version, key: b?.key };
@@ -1168,9 +1172,9 @@ async function verify(finalStats) {
   // ---- published pointer
   const pointerFailures = pointer.dangling.map(
     (d) =>
-      `read_model points at ${d.key} (v${d.version}) which is not in R2 (seen at ${d.at} for ${d.seen_for_ms} ms; R2 held ${d.snapshots_in_r2.join(", ") || "no snapshot"}): an isolate loading it now answers total 0 or keeps an older snapshot`,
+      `read_model names v${d.version} at ${d.key}, not in R2 at that version or newer (seen at ${d.at} for ${d.seen_for_ms} ms; R2 held ${d.snapshots_in_r2.join(", ") || "no snapshot"}): an isolate loading it now answers total 0 or keeps an older snapshot`,
   );
-  if (finalPointer && !finalPointer.ok) pointerFailures.push(`after drain: read_model points at ${finalPointer.key}, not in R2`);
+  if (finalPointer && !finalPointer.ok) pointerFailures.push(`after drain: read_model names v${finalPointer.version} at ${finalPointer.key}, not in R2 at that version or newer`);
   if (!finalPointer) pointerFailures.push(`the local state could not be read (${pointer.lastError ?? "no D1/R2 files"})`);
   verdict("published-pointer-resolves", pointerFailures, `${pointer.checks} checks, final v${finalPointer?.version}`);
 

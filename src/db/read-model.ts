@@ -230,8 +230,8 @@ export class ReadModel {
     return n;
   }
 
-  private fields(i: number) {
-    const { first, views } = this.s.block(i);
+  /** Row i's text fields, from its row block. */
+  private fields(i: number, { first, views } = this.s.block(i)) {
     const f = views
       .text("rows")
       .get(i - first)
@@ -241,8 +241,9 @@ export class ReadModel {
   }
 
   asset(i: number): Asset {
-    const f = this.fields(i);
-    const { first, views } = this.s.block(i);
+    const block = this.s.block(i);
+    const { first, views } = block;
+    const f = this.fields(i, block);
     const j = i - first;
     const money = (field: (typeof MONEY)[number]) => {
       const x = views.f64(field)[j];
