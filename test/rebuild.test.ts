@@ -307,6 +307,47 @@ describe("POST /etl/rebuild", () => {
     expect((await rows("SELECT bucket FROM quote_buckets WHERE source = 'coingecko'")).length).toBeGreaterThan(0);
   });
 
+  it("fails, naming the source, once a run that took over a source's expired lease closed the rebuild's run of it, instead of waiting for good", async () => {
+    await emptyArchive();
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const { s, sent } = testServices();
+    await ingest(s, sent, 1);
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
+    expect(res.status).toBe(202);
+    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
+      const job = sent.shift()!;
+      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
+      else expect(await runMeteredJob(s, job)).toBeNull();
+    }
+    const replay = sent.shift()!;
+    if (replay.type !== "rebuild" || replay.step !== "replay") throw new Error(`expected the first replay message, got ${replay.type}`);
+    // The rebuild stalls past CoinGecko's lease; a cron run takes the source over and closes the rebuild's run of it.
+    await env.DB.prepare("UPDATE leases SET expires_at = 0 WHERE name = 'source:coingecko'").run();
+    const cron = await startSourceRun(s, "coingecko", "cron");
+    if (!cron.started) throw new Error("the cron run did not take the expired lease over");
+    sent.length = 0;
+    expect(await runMeteredJob(s, replay)).toBeNull();
+    // No message to wait with: the rebuild is over, every run closed, its leases released; the cron run keeps its own.
+    expect(sent).toEqual([]);
+    const runs = await rows<{ source: string; status: string; error: string }>(
+      `SELECT source, status, error FROM ingestion_runs WHERE run_id IN (?, ?, ?) ORDER BY source`,
+      replay.runs.coingecko,
+      replay.runs.coinpaprika,
+      replay.runs.csv,
+    );
+    expect(runs.map((r) => [r.source, r.status])).toEqual([
+      ["coingecko", "failed"],
+      ["coinpaprika", "failed"],
+      ["csv", "failed"],
+    ]);
+    expect(runs[0].error).toMatch(/abandoned/);
+    expect(runs[1].error).toMatch(/coingecko run was closed by a run that took over its expired lease/);
+    expect(await rows("SELECT name, holder FROM leases ORDER BY name")).toEqual([{ name: "source:coingecko", holder: cron.run.runId }]);
+  });
+
   it("waits for a source's running run before it replays anything", async () => {
     await env.DB.prepare("DELETE FROM leases").run();
     const { s, sent } = testServices();

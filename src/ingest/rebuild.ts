@@ -273,8 +273,9 @@ type Item =
 
 /**
  * Replays archived payloads and uploads in (time, key) order from `after`, a bounded number per
- * message, then closes the rebuild. A payload whose source another run holds (the rebuild stalled
- * past its lease and that run took over) waits, in order, until the rebuild holds the source again.
+ * message, then closes the rebuild. A payload whose source another run holds waits, in order, until
+ * the rebuild holds the source again; if that run closed the rebuild's run of the source (the
+ * rebuild stalled past its lease and the run took over), the rebuild fails, naming the source.
  */
 async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opts: Limits, held: Set<Source>) {
   const perMessage = opts.itemsPerMessage ?? ITEMS_PER_MESSAGE;
@@ -287,6 +288,14 @@ async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opt
     if (!items.length) return finishRebuild(s, msg);
     for (const item of items) {
       if (item.kind === "raw" && !held.has(item.source)) {
+        // A run that took over the source's expired lease closed the rebuild's run of it: its
+        // heartbeat can never take the source back, so waiting would go on for good.
+        const run = await getRun(s.db, msg.runs[item.source]);
+        if (run && isFinished(run.status)) {
+          const error = `the rebuild's ${item.source} run was closed by a run that took over its expired lease; start the rebuild again`;
+          log("warn", "rebuild_lost_source", { run_id: msg.run_id, source: item.source, closed: run.error });
+          return abandonRebuild(s, msg, error);
+        }
         log("info", "rebuild_waits", { run_id: msg.run_id, source: item.source });
         await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting }, { delaySeconds: WAIT_SECONDS });
         return;
