@@ -395,6 +395,57 @@ describe("contract refresh", () => {
     expect(await stored("coingecko", "redo-%")).toHaveLength(1);
   });
 
+  it("a step taken over from a delivery that stalled past its page lease: the staller's archives are deleted, by the taker and by the staller once fenced out", async () => {
+    const platforms = ["zz-stall-01", "zz-stall-02", "zz-stall-03"];
+    const stalling = signal();
+    const goesOn = signal();
+    let calls = 0;
+    const up = stubUpstream((url) => {
+      if (url.pathname.endsWith("/v1/tickers")) return json([]);
+      if (url.pathname.endsWith("/v1/contracts")) return json(platforms);
+      const platform = url.pathname.split("/contracts/")[1];
+      if (!platform) return undefined;
+      const body = json([{ address: `Addr.${platform}`, id: `pp-${platform}`, type: "TOKEN", active: true }]);
+      // The first delivery of the platforms' step stalls on its second platform, after archiving the first.
+      if (platform === "zz-stall-02" && ++calls === 1)
+        return async () => {
+          stalling.resolve();
+          await goesOn.promise;
+          return json([{ address: "Addr.late", id: "pp-zz-stall-02", type: "TOKEN", active: true }]);
+        };
+      return body;
+    });
+    const { s, sent } = services(up.fetch, "0.00001");
+    const start = await startSourceRun(s, "coinpaprika", "manual");
+    if (!start.started) throw new Error("not started");
+    const runId = start.run.runId;
+    expect(await runMeteredJob(s, sent.shift()!)).toBeNull();
+    const step1 = sent.shift()!;
+    expect(step1).toMatchObject({ type: "fetch_contracts", step: 1 });
+    const archived = async () =>
+      (await env.BUCKET.list({ prefix: "raw/coinpaprika/" })).objects.map((o) => o.key).filter((k) => k.includes(runId));
+    const listing = await archived();
+
+    const first = runMeteredJob(s, step1);
+    await stalling.promise;
+    const stallers = (await archived()).filter((k) => !listing.includes(k));
+    expect(stallers).toHaveLength(1);
+    await env.DB.prepare("UPDATE leases SET expires_at = 0 WHERE name = 'pages:coinpaprika'").run();
+    // The queue delivers the step again: it takes it over, deletes what the staller archived, and does it all.
+    expect(await runMeteredJob(s, step1)).toBeNull();
+    expect((await archived()).filter((k) => stallers.includes(k))).toEqual([]);
+    // The staller wakes up, archives its late body and finds its writes fenced out: it deletes what it archived.
+    goesOn.resolve();
+    await first;
+    await drain(s, sent);
+
+    expect((await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", runId))[0].status).toBe("succeeded");
+    expect((await stored("coinpaprika", "pp-zz-stall-%")).map((r) => r.address)).toEqual(platforms.map((p) => `Addr.${p}`));
+    // What is left in R2 is exactly what D1 indexes.
+    const indexed = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ? ORDER BY key", runId);
+    expect((await archived()).sort()).toEqual(indexed.map((r) => r.key));
+  });
+
   it("an unreachable list leaves the stored contracts and the quotes go on", async () => {
     let down = false;
     const up = geckoUpstream(

@@ -67,6 +67,28 @@ export async function archiveRaw(
 export type ArchivePlace = { source: string; runId: string; part: string; writer: ArchiveWriter };
 export type ArchiveWriter = { day: string; id: string };
 
+/**
+ * Deletes what a delivery archived for its run that no index row names: it was taken over (it died or
+ * stalled) or failed before its step committed, and whoever does the step fetches it again. Listed
+ * by the run's prefix on the delivery's day; what a step of it did commit is kept.
+ */
+export async function deleteUnindexed(bucket: R2Bucket, db: Db, p: Omit<ArchivePlace, "part">) {
+  const prefix = `raw/${p.source}/${p.writer.day}/${p.runId}-`;
+  const own: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const listed = await bucket.list({ prefix, cursor });
+    own.push(...listed.objects.map((o) => o.key).filter((k) => k.endsWith(`-${p.writer.id}.json`)));
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
+  if (!own.length) return 0;
+  const indexed = await db.select({ key: rawPayloads.key }).from(rawPayloads).where(eq(rawPayloads.runId, p.runId));
+  const keys = new Set(indexed.map((r) => r.key));
+  const orphans = own.filter((k) => !keys.has(k));
+  if (orphans.length) await bucket.delete(orphans);
+  return orphans.length;
+}
+
 /** A delivery that archives what it fetches: the day it started and an id of its own (archiveKey). */
 export const newArchiveWriter = (): ArchiveWriter => ({ day: nowIso().slice(0, 10), id: crypto.randomUUID().slice(0, 8) });
 

@@ -26,9 +26,17 @@ import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } fr
 import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
-import { type ArchiveWriter, archiveRaw } from "./archive";
+import { type ArchiveWriter, archiveRaw, deleteUnindexed } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
-import { contractStepPosition, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
+import {
+  contractStepPosition,
+  deletePriorArchives,
+  leaveToHolder,
+  type PageLease,
+  pageLease,
+  stepHoldersQuery,
+  takePageStatement,
+} from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, NO_RECORDS, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -101,14 +109,16 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
   ]);
   if (!status || isFinished(status)) return;
   // Not taken: another delivery holds the step, a later step has started, or the run lost its source.
-  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) {
-    return leaveToHolder(s, msg, step, also[1].results as HolderRow[]);
-  }
+  const holders = also[1].results as HolderRow[];
+  if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, holders);
   try {
+    if (!done) await deletePriorArchives(s, step, holders);
     await refreshStep(s, msg, lease, !!done);
   } catch (e) {
     // The queue retries the message: its retry takes the step at once instead of waiting the lease out.
     await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
+    // What this delivery archived and did not commit (its writes fenced out by a taker, or failed) is nobody's.
+    await deleteUnindexed(s.env.BUCKET, s.db, { source: msg.source, runId: msg.run_id, writer: lease.writer }).catch(() => {});
     throw e;
   }
 }

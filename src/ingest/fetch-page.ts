@@ -11,11 +11,11 @@ import type { Services } from "../services";
 import { httpSources } from "../sources";
 import { PayloadError } from "../sources/source";
 import type { Normalised } from "../sources/source-quote";
-import { archiveKey, archiveRaw, isArchived } from "./archive";
+import { archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
-import { holderOf, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
+import { deletePriorArchives, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, NO_RECORDS, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -43,10 +43,9 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   if (!status || isFinished(status)) return;
   const holders = also[1].results as HolderRow[];
   if ((also[2].results[0] as { holder?: string } | undefined)?.holder !== lease.holder) return leaveToHolder(s, msg, step, holders);
-  const before = holders.find((h) => h.name === lease.name);
   const stored = done && { fetched: done.fetched, pages: (also[3].results[0] as { pages: number }).pages };
   try {
-    await fetchHeldPage(s, msg, lease, pages, stored, before);
+    await fetchHeldPage(s, msg, lease, pages, stored, holders);
   } catch (e) {
     // The queue retries the message: its retry takes the page at once instead of waiting the lease out.
     await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
@@ -80,18 +79,12 @@ type Stored = { fetched: number; pages: number };
 type FetchedPage = { page: number; raw: Archived; normalised: Normalised; fetched: number };
 type Archived = Awaited<ReturnType<typeof archivePage>>;
 
-async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, pages: number[], done: Stored | null, before?: HolderRow) {
+async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, pages: number[], done: Stored | null, holders: HolderRow[]) {
   const adapter = httpSources[msg.source];
   // Its holder stored it, then died or stalled before sending the next step (or before closing the run
   // on a page that failed after the ones it stored): what it carried is recorded already.
   if (done) return continueOrFinish(s, msg, lease, done);
-  // Taken over from a holder that died or stalled before storing the step: what it archived is nobody's.
-  const prior = before && holderOf(before.holder);
-  if (prior?.runId === msg.run_id && prior.position === msg.page) {
-    await s.env.BUCKET.delete(
-      pages.map((page) => archiveKey({ source: msg.source, runId: msg.run_id, part: `page-${page}`, writer: prior.writer })),
-    );
-  }
+  await deletePriorArchives(s, { run_id: msg.run_id, source: msg.source, position: msg.page }, holders);
   // What the previous step carried is this message's to record, with its part or its close.
   if (msg.usage) currentMeter()?.carry(msg.usage);
   // Whatever the step writes commits only while it holds the page lease and its run holds the source.

@@ -5,7 +5,7 @@ import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
 import type { Services } from "../services";
-import { type ArchiveWriter, newArchiveWriter } from "./archive";
+import { type ArchiveWriter, deleteUnindexed, newArchiveWriter } from "./archive";
 
 /**
  * The page lease: which delivery does its run's current step (a market page, a contract step) at a
@@ -64,6 +64,17 @@ export function takePageStatement(lease: PageLease, step: RunStep) {
     WHERE substr(leases.holder, 1, ${run.length}) != ${run} OR ${heldAt} < ${step.position}
       OR (${heldAt} = ${step.position} AND leases.expires_at < ${t})
     RETURNING holder`;
+}
+
+/**
+ * Taken over from a delivery of this step that died or stalled before storing it: what that one
+ * archived is nobody's, and is deleted. `holders` are what stepHoldersQuery read before the take.
+ */
+export async function deletePriorArchives(s: Services, step: RunStep, holders: HolderRow[]) {
+  const held = holders.find((r) => r.name === pageLeaseName(step.source));
+  const prior = held && holderOf(held.holder);
+  if (prior?.runId !== step.run_id || prior.position !== step.position) return;
+  await deleteUnindexed(s.env.BUCKET, s.db, { source: step.source, runId: step.run_id, writer: prior.writer });
 }
 
 /**
