@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import geckoPage1 from "../data/coingecko/markets-page-1.json";
 import paprika from "../data/coinpaprika/tickers.json";
+import { publishReadModel, SNAPSHOT_KEY } from "../src/db/read-model";
 import { PAGES_PER_STEP } from "../src/ingest/fetch-page";
 import { payloadsToReplay, startReplays } from "../src/ingest/replay";
 import { startSourceRun } from "../src/ingest/start-run";
@@ -489,6 +490,31 @@ describe("queue consumer", () => {
 });
 
 describe("cron", () => {
+  it("publishes the read model on a tick when no snapshot of this build's format is stored while one was published, and not otherwise", async () => {
+    const { s } = testServices();
+    await publishReadModel(s.db, s.env.BUCKET);
+    const head = () => env.BUCKET.head(SNAPSHOT_KEY);
+    const published = async () => (await rows<{ version: number }>("SELECT version FROM read_model WHERE id = 1"))[0].version;
+    const tick = () => handleScheduled(createScheduledController({ cron: "* * * * *" }), s.env);
+
+    const current = (await head())!;
+    await tick();
+    expect((await head())!.etag).toBe(current.etag);
+
+    // Gone (the first tick after a deploy from per-version objects): stored again, at a new version.
+    await env.BUCKET.delete(SNAPSHOT_KEY);
+    await tick();
+    expect((await head())?.customMetadata).toEqual({ version: String(await published()), format: "CFS4" });
+
+    // Stored by a build of another format: published again in this one.
+    const before = await published();
+    const object = (await env.BUCKET.get(SNAPSHOT_KEY))!;
+    await env.BUCKET.put(SNAPSHOT_KEY, await object.arrayBuffer(), { customMetadata: { version: String(before), format: "CFS3" } });
+    await tick();
+    expect(await published()).toBeGreaterThan(before);
+    expect((await head())?.customMetadata).toEqual({ version: String(await published()), format: "CFS4" });
+  });
+
   it("fans out one message per due source, and an overlapping tick adds nothing", async () => {
     await env.DB.prepare("DELETE FROM ingestion_runs").run();
     const { s, sent } = testServices();

@@ -13,6 +13,7 @@ import {
   encodeSections,
   lowerBound,
   packSnapshot,
+  SNAPSHOT_FORMAT,
   type Snapshot,
   type SnapshotHeader,
   SnapshotSections,
@@ -501,7 +502,7 @@ export async function storeSnapshot(bucket: R2Bucket, version: number, bytes: Ui
     if (versionOf(stored) >= version) return false;
     const put = await bucket.put(SNAPSHOT_KEY, bytes, {
       httpMetadata: { contentType: "application/octet-stream" },
-      customMetadata: { version: String(version) },
+      customMetadata: { version: String(version), format: SNAPSHOT_FORMAT },
       onlyIf: stored ? { etagMatches: stored.etag } : { etagDoesNotMatch: "*" },
     });
     if (put) return true;
@@ -519,6 +520,19 @@ export async function deleteOldSnapshots(bucket: R2Bucket) {
 
 /** The version of the stored snapshot (0 when there is none). */
 export const storedSnapshotVersion = async (bucket: R2Bucket) => versionOf(await bucket.head(SNAPSHOT_KEY));
+
+/**
+ * Publishes the read model when no snapshot this build reads is stored while one was published: the
+ * first tick after a deploy that changed the format (or that moved it from per-version objects), so
+ * fresh isolates serve `/data` again within a tick instead of after the next run's close. An R2 head
+ * and D1's row a tick.
+ */
+export async function publishIfUnreadable(db: Db, bucket: R2Bucket, rules: ConsensusRules, kv?: KVNamespace) {
+  const [stored, published] = await Promise.all([bucket.head(SNAPSHOT_KEY), d1Version(db)]);
+  if (!published || (stored?.customMetadata?.format === SNAPSHOT_FORMAT && versionOf(stored) >= published)) return null;
+  log("info", "read_model_published_again", { stored: versionOf(stored), format: stored?.customMetadata?.format ?? null, published });
+  return publishReadModel(db, bucket, rules, kv);
+}
 
 /**
  * Rebuilds and publishes the read model. Versions are claimed before reading; the snapshot is stored

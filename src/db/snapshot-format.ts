@@ -20,7 +20,9 @@ import type { StoredRate } from "./schema";
  *
  *   "CFS4" | header length (u32) | header JSON | members…
  */
-const MAGIC = 0x34534643; // "CFS4", little-endian (CFS3 was one gzipped buffer)
+/** This build's format, as the magic spells it: a snapshot stored by a build of another is published again. */
+export const SNAPSHOT_FORMAT = "CFS4";
+const MAGIC = 0x34534643; // SNAPSHOT_FORMAT, little-endian (CFS3 was one gzipped buffer)
 const ALIGN = 8;
 /** Rows a member of the row sections holds: a page of 50 rows in any order inflates about 50 blocks of ~20 KB. */
 const ROWS_PER_BLOCK = 256;

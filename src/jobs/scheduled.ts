@@ -1,7 +1,7 @@
 import { desc, eq } from "drizzle-orm";
-import { SOURCES, type Source } from "../config";
+import { consensusRules, SOURCES, type Source } from "../config";
 import { carryLegacyTables } from "../db/legacy";
-import { deleteOldSnapshots } from "../db/read-model";
+import { deleteOldSnapshots, publishIfUnreadable } from "../db/read-model";
 import { ingestionRuns } from "../db/schema";
 import type { Env } from "../env";
 import { rollUpFxHistory } from "../ingest/fx";
@@ -27,6 +27,9 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
     log("info", "retention", { ...history, ...fx, ...archive, ...snapshots });
     return;
   }
+  await publishIfUnreadable(s.db, s.env.BUCKET, consensusRules(s.config), s.env.KV).catch((e) =>
+    log("warn", "read_model_publish_failed", { after: "tick", error: String(e) }),
+  );
   const legacy = await carryLegacyTables(s.db);
   if (legacy.quotes || legacy.points) log("info", "legacy_carried", legacy);
   const started: Record<string, string> = {};
