@@ -563,6 +563,8 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
     ?.put(POINTER_KV_KEY, JSON.stringify({ version: claim.version } satisfies Pointer))
     .catch((e) => log("warn", "read_model_pointer_not_announced", { version: claim.version, error: String(e) }));
   keepNewer(model);
+  // This isolate serves its own copy at once; the rest of it is inflated while the run closes.
+  model.complete().catch((e) => log("warn", "read_model_inflate_failed", { version: claim.version, error: String(e) }));
   return model;
 }
 
