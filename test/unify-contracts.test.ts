@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
+import { dbFor } from "../src/db/client";
 import { removePlatforms, replacePlatformStatements } from "../src/db/contract-store";
 import { fenceStatement, LeaseLost, sourceLeaseName } from "../src/db/lease";
+import { replayContracts } from "../src/ingest/fetch-contracts";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
 import { groupRecords, matchKey } from "../src/unify/grouping";
 import { forgetMapCopies } from "../src/unify/map-cache";
@@ -10,6 +12,7 @@ import { decide, type KnownMapping } from "../src/unify/matcher";
 import { redecideContracts } from "../src/unify/resolve";
 import { clearTables, marketQuote, rows, storeQuotes, testServices } from "./helpers";
 import { csvRecord, gecko, paprika } from "./identities";
+import { hookedD1 } from "./interleave";
 
 /** Contracts as evidence (SPEC §5): an equal (chain, address) joins, different addresses on one chain keep apart. */
 
@@ -109,6 +112,8 @@ describe("contracts stored before the pages", () => {
       "leases",
       "mapping_moves",
       "source_contracts",
+      "contract_platforms",
+      "contract_redecisions",
     );
     forgetMapCopies();
   });
@@ -151,6 +156,8 @@ describe("contracts stored after names decided", () => {
       "leases",
       "mapping_moves",
       "source_contracts",
+      "contract_platforms",
+      "contract_redecisions",
     );
     forgetMapCopies();
   });
@@ -185,6 +192,39 @@ describe("contracts stored after names decided", () => {
     expect(moves.map((m) => m.source_id).sort()).toEqual(expect.arrayContaining(["tdl-tidal-ledger"]));
     // Decided again with nothing new: no move.
     expect(await redecideContracts(s.db, "coinpaprika", ["frv-ferrovane", "tdl-tidal-ledger"])).toBe(0);
+  });
+
+  it("are decided again after a worker died between storing them and deciding: the ids are recorded with the change", async () => {
+    const { s } = testServices();
+    await store("coingecko", "g", [quote("coingecko", "vellumar", "vlm", "Vellumar", 3.3, 420)]);
+    await store("coinpaprika", "p", [quote("coinpaprika", "vlm-vellumar", "VLM", "Vellumar", 3.3, 420)]);
+    const joined = await assetOf("coingecko", "vellumar");
+    expect(await assetOf("coinpaprika", "vlm-vellumar")).toBe(joined);
+    await list("coingecko", "vellumar", "ethereum", ADDR(61));
+    // CoinPaprika's Ethereum list, replayed: Vellumar at another address.
+    const body = [{ address: ADDR(62), id: "vlm-vellumar", type: "ERC20", active: true }];
+    const rawId = "run_x-contracts-on-eth-ethereum";
+    let dies = true;
+    const dying = {
+      ...s,
+      db: dbFor(
+        hookedD1(env.DB, {
+          before: ({ sql }) => {
+            if (dies && sql.some((q) => q.includes("mapping_moves"))) throw new Error("the worker died");
+          },
+        }),
+      ),
+    };
+    await expect(replayContracts(dying, "coinpaprika", rawId, body)).rejects.toThrow(/the worker died/);
+    dies = false;
+    // The list is stored, the decision is not: the ids wait in the same transaction's record.
+    expect(await rows("SELECT address FROM source_contracts WHERE source = 'coinpaprika'")).toEqual([{ address: ADDR(62) }]);
+    expect(await assetOf("coinpaprika", "vlm-vellumar")).toBe(joined);
+    expect(await rows("SELECT source, ids FROM contract_redecisions")).toEqual([{ source: "coinpaprika", ids: '["vlm-vellumar"]' }]);
+    // The list again (the message retried): nothing differs from what is stored, and the recorded ids are decided.
+    expect(await replayContracts(s, "coinpaprika", rawId, body)).toEqual({ ok: true });
+    expect(await assetOf("coinpaprika", "vlm-vellumar")).not.toBe(joined);
+    expect(await rows("SELECT source FROM contract_redecisions")).toEqual([]);
   });
 
   it("commit nothing when the refreshing run's lease is gone, and leave the unify lease free", async () => {
@@ -225,6 +265,8 @@ describe("contracts stored after names decided", () => {
 
     const ids = await removePlatforms(s.db, "coinpaprika", [["gone-chain", { chain: "gone-chain", digest: "d" }]], []);
     expect(ids).toEqual(["qrv-quarrivane"]);
+    // Recorded, in the transaction that removed them, to be decided again.
+    expect(await rows("SELECT ids FROM contract_redecisions WHERE source = 'coinpaprika'")).toEqual([{ ids: '["qrv-quarrivane"]' }]);
     expect(await rows("SELECT source_id FROM source_contracts WHERE source = 'coinpaprika'")).toEqual([]);
     expect(await rows("SELECT platform FROM contract_platforms WHERE source = 'coinpaprika'")).toEqual([]);
     expect(await redecideContracts(s.db, "coinpaprika", ids)).toBe(1);

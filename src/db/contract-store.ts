@@ -1,12 +1,32 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { sha256 } from "../lib/digest";
 import type { ContractRow, PlatformContracts } from "../sources/contracts";
 import { jsonSlices, runBatch, type Statement } from "./batch";
 import { col, type Db } from "./client";
-import { contractPlatforms, sourceContracts } from "./schema";
+import { contractPlatforms, contractRedecisions, sourceContracts } from "./schema";
 
 const c = sourceContracts;
 const p = contractPlatforms;
+const r = contractRedecisions;
+
+/**
+ * Adds ids (`ids`: SQL that gives a JSON array of source ids) to those of `source` still to be
+ * decided again, each once: a statement of the transaction that changes their contracts.
+ */
+const addRedecisionsStatement = (source: string, ids: SQL) => sql`
+  INSERT INTO ${r} (${col(r.source)}, ${col(r.ids)}) SELECT ${source}, ${ids} WHERE json_array_length(${ids}) > 0
+  ON CONFLICT (${col(r.source)}) DO UPDATE SET ${col(r.ids)} = (SELECT json_group_array(value) FROM
+    (SELECT value FROM json_each(${r}.${col(r.ids)}) UNION SELECT value FROM json_each(excluded.${col(r.ids)})))`;
+
+/** The ids of `source` still to be decided again, and the stored text they were read from (what clearRedecisionsStatement compares). */
+export async function pendingRedecisions(db: Db, source: string) {
+  const row = await db.get<{ ids: string }>(sql`SELECT ${col(r.ids)} AS ids FROM ${r} WHERE ${r.source} = ${source}`);
+  return row ? { ids: (JSON.parse(row.ids) as string[]).sort(), read: row.ids } : null;
+}
+
+/** Clears what was read and decided; ids added since (the stored text changed) stay. */
+export const clearRedecisionsStatement = (source: string, read: string) =>
+  sql`DELETE FROM ${r} WHERE ${r.source} = ${source} AND ${r.ids} = ${read}`;
 
 /** What is stored of one platform of a provider: the chain its rows are under and the digest of its list. */
 export type StoredPlatform = { chain: string; digest: string | null };
@@ -73,8 +93,10 @@ export async function replacePlatformStatements(
       ON CONFLICT (${col(p.source)}, ${col(p.platform)}) DO UPDATE SET ${col(p.chain)} = excluded.${col(p.chain)},
         ${col(p.digest)} = excluded.${col(p.digest)}, ${col(p.contracts)} = excluded.${col(p.contracts)}, ${col(p.updatedAt)} = excluded.${col(p.updatedAt)}`,
   ];
-  // The ids whose contracts this changes: what unification weighs again (resolve.ts redecideContracts).
-  const ids = [...new Set([...upserts, ...removed].map((r) => r.sourceId))].sort();
+  // The ids whose contracts this changes: what unification weighs again (resolve.ts redecideContracts),
+  // recorded in the same transaction.
+  const ids = [...new Set([...upserts, ...removed].map((x) => x.sourceId))].sort();
+  if (ids.length) statements.push(addRedecisionsStatement(source, sql`${JSON.stringify(ids)}`));
   return { statements, added, changed: upserts.length - added, removed: removed.length, ids };
 }
 
@@ -112,6 +134,12 @@ export async function removePlatforms(db: Db, source: string, gone: [platform: s
   const results = await runBatch<{ source_id: string }>(db, [
     ...fence,
     ...gone.flatMap(([platform, stored]) => [
+      // The ids whose contracts go, recorded to be decided again before they go.
+      addRedecisionsStatement(
+        source,
+        sql`(SELECT json_group_array(DISTINCT ${col(c.sourceId)}) FROM ${c} INDEXED BY contracts_address_idx
+          WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform})`,
+      ),
       sql`DELETE FROM ${c} INDEXED BY contracts_address_idx WHERE ${c.chain} = ${stored.chain} AND ${c.source} = ${source} AND ${c.platform} = ${platform}
         RETURNING ${col(c.sourceId)} AS source_id`,
       sql`DELETE FROM ${p} WHERE ${p.source} = ${source} AND ${p.platform} = ${platform}`,

@@ -138,6 +138,16 @@ export const contractPlatforms = sqliteTable(
   (t) => [primaryKey({ columns: [t.source, t.platform] })],
 );
 
+/**
+ * Ids of a provider whose contracts changed and whose mappings are still to be decided again (JSON
+ * array): written in the transaction that changes the contracts, cleared once they were decided, so
+ * a worker that dies in between leaves them to the next contract step or replay of the source.
+ */
+export const contractRedecisions = sqliteTable("contract_redecisions", {
+  source: text().primaryKey(),
+  ids: text({ mode: "json" }).$type<string[]>().notNull(),
+});
+
 /** Each provider's last contract refresh: when it finished, and what failed (a failed refresh is tried again sooner). */
 export const contractRefreshes = sqliteTable("contract_refreshes", {
   source: text().primaryKey(),

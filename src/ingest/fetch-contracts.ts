@@ -3,8 +3,10 @@ import type { HttpSource } from "../config";
 import { runBatch, type Statement } from "../db/batch";
 import { col, type Db } from "../db/client";
 import {
+  clearRedecisionsStatement,
   contractsDigest,
   listPlatformsStatement,
+  pendingRedecisions,
   platformsAfter,
   removeUnlisted,
   replacePlatformStatements,
@@ -147,8 +149,6 @@ class Refresh {
   private readonly rejected: Rejection[] = [];
   private failed: number;
   private stats = { platforms: 0, unchanged: 0, added: 0, changed: 0, removed: 0 };
-  /** Ids whose stored contracts this message changed: decided again before it closes. */
-  private readonly changedIds = new Set<string>();
 
   constructor(
     private readonly s: Services,
@@ -168,7 +168,6 @@ class Refresh {
     const stored = await storedPlatforms(this.s.db, this.msg.source);
     // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
     const gone = await removeUnlisted(this.s.db, this.msg.source, stored, got.normalised.platforms, this.fences);
-    for (const id of gone.ids) this.changedIds.add(id);
     this.stats.removed += gone.removed;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
@@ -247,7 +246,6 @@ class Refresh {
       this.stats.added += diff.added;
       this.stats.changed += diff.changed;
       this.stats.removed += diff.removed;
-      for (const id of diff.ids) this.changedIds.add(id);
     }
   }
 
@@ -270,10 +268,8 @@ class Refresh {
    */
   private async close(next: JobMessage | null) {
     // Contracts that arrived after names decided: the mappings they concern are decided again (SPEC §5).
-    if (this.changedIds.size) {
-      const moved = await redecideContracts(this.s.db, this.msg.source, [...this.changedIds].sort(), this.fences);
-      if (moved) log("info", "contracts_redecided", { run_id: this.msg.run_id, source: this.msg.source, ids: this.changedIds.size, moved });
-    }
+    const { ids, moved } = await redecidePending(this.s.db, this.msg.source, this.fences);
+    if (moved) log("info", "contracts_redecided", { run_id: this.msg.run_id, source: this.msg.source, ids, moved });
     const usage = currentMeter()?.take() ?? noUsage();
     let recorded: boolean;
     try {
@@ -341,27 +337,36 @@ export async function replayContracts(
   const on = rawId.indexOf("-contracts-on-");
   try {
     const stored = await storedPlatforms(s.db, source);
-    const changed = new Set<string>();
-    const store = async (list: PlatformContracts, prev: StoredPlatform | undefined) => {
-      for (const id of (await storePlatform(s.db, source, list, prev, at, fence))?.ids ?? []) changed.add(id);
-    };
+    const store = (list: PlatformContracts, prev: StoredPlatform | undefined) => storePlatform(s.db, source, list, prev, at, fence);
     if (on >= 0) {
       if (!adapter.normalisePlatform) return { ok: false, error: `${source} lists no contracts per platform` };
       const platform = rawId.slice(on + "-contracts-on-".length);
       for (const list of adapter.normalisePlatform(platform, body).platforms) await store(list, stored.get(platform));
     } else {
       const listing = adapter.normaliseListing(body);
-      for (const id of (await removeUnlisted(s.db, source, stored, listing.platforms, fence)).ids) changed.add(id);
+      await removeUnlisted(s.db, source, stored, listing.platforms, fence);
       if (listing.perPlatform) await runBatch(s.db, [...fence, listPlatformsStatement(source, listing.platforms, at)]);
       else for (const list of listing.platforms) await store(list, stored.get(list.platform));
     }
     // As after a refresh: the mappings whose contracts changed are decided again.
-    if (changed.size) await redecideContracts(s.db, source, [...changed].sort(), fence);
+    await redecidePending(s.db, source, fence);
     return { ok: true };
   } catch (e) {
     if (!(e instanceof PayloadError)) throw e;
     return { ok: false, error: e.message };
   }
+}
+
+/**
+ * Decides again the mappings of the ids whose contracts changed (recorded with each change, so what a
+ * worker that died before deciding them left is decided here too), then clears what it decided.
+ */
+async function redecidePending(db: Db, source: string, fence: Statement[]) {
+  const pending = await pendingRedecisions(db, source);
+  if (!pending) return { ids: 0, moved: 0 };
+  const moved = await redecideContracts(db, source, pending.ids, fence);
+  await runBatch(db, [...fence, clearRedecisionsStatement(source, pending.read)]);
+  return { ids: pending.ids.length, moved };
 }
 
 /** The message after a step: the next platforms after `after`. */

@@ -1,0 +1,4 @@
+CREATE TABLE `contract_redecisions` (
+	`source` text PRIMARY KEY NOT NULL,
+	`ids` text NOT NULL
+);
