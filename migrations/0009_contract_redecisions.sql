@@ -1,4 +1,5 @@
 CREATE TABLE `contract_redecisions` (
-	`source` text PRIMARY KEY NOT NULL,
+	`id` integer PRIMARY KEY NOT NULL,
+	`source` text NOT NULL,
 	`ids` text NOT NULL
 );

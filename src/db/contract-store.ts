@@ -10,23 +10,22 @@ const p = contractPlatforms;
 const r = contractRedecisions;
 
 /**
- * Adds ids (`ids`: SQL that gives a JSON array of source ids) to those of `source` still to be
- * decided again, each once: a statement of the transaction that changes their contracts.
+ * Records ids (`ids`: SQL that gives a JSON array of source ids) of `source` to be decided again: a
+ * statement of the transaction that changes their contracts.
  */
 const addRedecisionsStatement = (source: string, ids: SQL) => sql`
-  INSERT INTO ${r} (${col(r.source)}, ${col(r.ids)}) SELECT ${source}, ${ids} WHERE json_array_length(${ids}) > 0
-  ON CONFLICT (${col(r.source)}) DO UPDATE SET ${col(r.ids)} = (SELECT json_group_array(value) FROM
-    (SELECT value FROM json_each(${r}.${col(r.ids)}) UNION SELECT value FROM json_each(excluded.${col(r.ids)})))`;
+  INSERT INTO ${r} (${col(r.source)}, ${col(r.ids)}) SELECT ${source}, ${ids} WHERE json_array_length(${ids}) > 0`;
 
-/** The ids of `source` still to be decided again, and the stored text they were read from (what clearRedecisionsStatement compares). */
+/** The ids of `source` still to be decided again (each once, in order), and the rows they were read from. */
 export async function pendingRedecisions(db: Db, source: string) {
-  const row = await db.get<{ ids: string }>(sql`SELECT ${col(r.ids)} AS ids FROM ${r} WHERE ${r.source} = ${source}`);
-  return row ? { ids: (JSON.parse(row.ids) as string[]).sort(), read: row.ids } : null;
+  const rows = await db.select({ id: r.id, ids: r.ids }).from(r).where(eq(r.source, source));
+  if (!rows.length) return null;
+  return { ids: [...new Set(rows.flatMap((x) => x.ids))].sort(), rows: rows.map((x) => x.id) };
 }
 
-/** Clears what was read and decided; ids added since (the stored text changed) stay. */
-export const clearRedecisionsStatement = (source: string, read: string) =>
-  sql`DELETE FROM ${r} WHERE ${r.source} = ${source} AND ${r.ids} = ${read}`;
+/** Deletes the rows read and decided; rows recorded since stay. */
+export const clearRedecisionsStatement = (rows: number[]) =>
+  sql`DELETE FROM ${r} WHERE ${r.id} IN (SELECT value FROM json_each(${JSON.stringify(rows)}))`;
 
 /** What is stored of one platform of a provider: the chain its rows are under and the digest of its list. */
 export type StoredPlatform = { chain: string; digest: string | null };

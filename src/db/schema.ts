@@ -139,12 +139,14 @@ export const contractPlatforms = sqliteTable(
 );
 
 /**
- * Ids of a provider whose contracts changed and whose mappings are still to be decided again (JSON
- * array): written in the transaction that changes the contracts, cleared once they were decided, so
- * a worker that dies in between leaves them to the next contract step or replay of the source.
+ * Ids of a provider whose contracts changed and whose mappings are still to be decided again (a JSON
+ * array a row, one row a change): written in the transaction that changes the contracts, deleted
+ * once they were decided, so a worker that dies in between leaves them to the next contract step or
+ * replay of the source. It holds only what is pending, so it is read whole by source, with no index.
  */
 export const contractRedecisions = sqliteTable("contract_redecisions", {
-  source: text().primaryKey(),
+  id: integer().primaryKey(),
+  source: text().notNull(),
   ids: text({ mode: "json" }).$type<string[]>().notNull(),
 });
 

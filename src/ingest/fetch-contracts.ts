@@ -365,7 +365,7 @@ async function redecidePending(db: Db, source: string, fence: Statement[]) {
   const pending = await pendingRedecisions(db, source);
   if (!pending) return { ids: 0, moved: 0 };
   const moved = await redecideContracts(db, source, pending.ids, fence);
-  await runBatch(db, [...fence, clearRedecisionsStatement(source, pending.read)]);
+  await runBatch(db, [...fence, clearRedecisionsStatement(pending.rows)]);
   return { ids: pending.ids.length, moved };
 }
 
