@@ -7,6 +7,7 @@ import paprika from "../data/coinpaprika/tickers.json";
 import paprikaBtc from "../data/coinpaprika/tickers-btc-bitcoin.json";
 import sampleCsv from "../data/csv/sample.csv?raw";
 import { acquireLease, fenceStatement, releaseLease } from "../src/db/lease";
+import { completeRun } from "../src/ingest/finish";
 import { REBUILD_LEASE, rebuild } from "../src/ingest/rebuild";
 import { startSourceRun } from "../src/ingest/start-run";
 import type { JobMessage } from "../src/jobs/messages";
@@ -346,6 +347,36 @@ describe("POST /etl/rebuild", () => {
     expect(runs[0].error).toMatch(/abandoned/);
     expect(runs[1].error).toMatch(/coingecko run was closed by a run that took over its expired lease/);
     expect(await rows("SELECT name, holder FROM leases ORDER BY name")).toEqual([{ name: "source:coingecko", holder: cron.run.runId }]);
+  });
+
+  it("goes on past a source whose run its own close finished already (its last message delivered again), and ends", async () => {
+    await emptyArchive();
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const { s, sent } = testServices();
+    await ingest(s, sent, 1);
+    await deleteEveryRow();
+    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
+    expect(res.status).toBe(202);
+    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
+      const job = sent.shift()!;
+      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
+      else expect(await runMeteredJob(s, job)).toBeNull();
+    }
+    const replay = sent[0];
+    if (replay?.type !== "rebuild") throw new Error("expected a replay message");
+    // The rebuild's close had finished its CoinGecko run (and released the source) when its worker died.
+    await completeRun(s, replay.runs.coingecko, { holdsLease: true });
+    await drain(s, sent, 200);
+    const runs = await rows<{ source: string; status: string; error: string | null }>(
+      "SELECT source, status, error FROM ingestion_runs WHERE run_id IN (?, ?, ?) ORDER BY source",
+      replay.runs.coingecko,
+      replay.runs.coinpaprika,
+      replay.runs.csv,
+    );
+    expect(runs.every((r) => ["succeeded", "partial"].includes(r.status))).toBe(true);
+    expect(await rows("SELECT name FROM leases")).toEqual([]);
   });
 
   it("waits for a source's running run before it replays anything", async () => {

@@ -40,6 +40,7 @@ import {
   partRowStatement,
   runIsOpen,
   startingRun,
+  TAKEN_OVER,
 } from "./runs";
 import { sourceHeartbeat } from "./start-run";
 import { storeNormalised } from "./store-chunk";
@@ -154,6 +155,26 @@ export async function rebuild(s: Services, msg: RebuildMessage, opts: Limits = {
   return replayInOrder(s, rs, msg, opts, lease.sources);
 }
 
+/**
+ * Why the rebuild does not hold a source: another run holds it ("elsewhere": the rebuild waits for
+ * it), the rebuild's own close finished its run of it ("closed"), or a run that took over its expired
+ * lease (the rebuild stalled) closed that run, which can then never take the source back ("lost": the
+ * rebuild fails, naming the source, rather than wait for good).
+ */
+async function sourceState(s: Services, msg: RebuildMessage, source: Source) {
+  const run = await getRun(s.db, msg.runs[source]);
+  if (run?.error === TAKEN_OVER) {
+    log("warn", "rebuild_lost_source", { run_id: msg.run_id, source });
+    await abandonRebuild(
+      s,
+      msg,
+      `the rebuild's ${source} run was closed by a run that took over its expired lease; start the rebuild again`,
+    );
+    return "lost";
+  }
+  return run && isFinished(run.status) ? "closed" : "elsewhere";
+}
+
 /** Closes a rebuild that cannot go on (its message was dead-lettered): every run failed with `error`, every lease released. */
 export async function abandonRebuild(s: Services, msg: RebuildMessage, error: string) {
   for (const source of SOURCES) await completeRun(s, msg.runs[source], { error, holdsLease: true });
@@ -162,6 +183,7 @@ export async function abandonRebuild(s: Services, msg: RebuildMessage, error: st
 
 async function start(s: Services, msg: RebuildMessage, lease: Awaited<ReturnType<typeof heartbeat>>) {
   const busy = SOURCES.filter((source) => !lease.sources.has(source));
+  for (const source of busy) if ((await sourceState(s, msg, source)) === "lost") return;
   if (busy.length) {
     // A source's run holds its lease: the rebuild starts when it has finished (or its lease expired).
     log("info", "rebuild_waits", { run_id: msg.run_id, running: busy.map((b) => lease.holders[b]) });
@@ -288,20 +310,17 @@ async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opt
     if (!items.length) return finishRebuild(s, msg);
     for (const item of items) {
       if (item.kind === "raw" && !held.has(item.source)) {
-        // A run that took over the source's expired lease closed the rebuild's run of it: its
-        // heartbeat can never take the source back, so waiting would go on for good.
-        const run = await getRun(s.db, msg.runs[item.source]);
-        if (run && isFinished(run.status)) {
-          const error = `the rebuild's ${item.source} run was closed by a run that took over its expired lease; start the rebuild again`;
-          log("warn", "rebuild_lost_source", { run_id: msg.run_id, source: item.source, closed: run.error });
-          return abandonRebuild(s, msg, error);
+        const state = await sourceState(s, msg, item.source);
+        if (state === "lost") return;
+        if (state === "elsewhere") {
+          log("info", "rebuild_waits", { run_id: msg.run_id, source: item.source });
+          await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting }, { delaySeconds: WAIT_SECONDS });
+          return;
         }
-        log("info", "rebuild_waits", { run_id: msg.run_id, source: item.source });
-        await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting }, { delaySeconds: WAIT_SECONDS });
-        return;
-      }
-      if (item.kind === "raw") await replayPayload(rs, msg.runs[item.source], item);
-      else if ((await replayUpload(rs, msg, item, waiting === item.id)) === "continues") {
+        // "closed": this rebuild's close finished that source's run already (a retried last message): its payloads were replayed.
+      } else if (item.kind === "raw") {
+        await replayPayload(rs, msg.runs[item.source], item);
+      } else if ((await replayUpload(rs, msg, item, waiting === item.id)) === "continues") {
         // The file goes on in its own messages; the rebuild looks again later, to keep the order.
         await rs.env.JOBS.send(
           { ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting: item.id },

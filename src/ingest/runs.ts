@@ -202,6 +202,8 @@ export async function afterClose(db: Db, closing: Costed[]) {
  * heartbeats (its worker died), so it fails with the reason rather than staying "running" for good.
  */
 export async function closeAbandoned(db: Db, previousHolder: string | null | undefined, taker: string) {
-  if (previousHolder && previousHolder !== taker)
-    await finishRun(db, previousHolder, "abandoned: its lease expired without a heartbeat; a later run took over");
+  if (previousHolder && previousHolder !== taker) await finishRun(db, previousHolder, TAKEN_OVER);
 }
+
+/** The error of a run closed by closeAbandoned. */
+export const TAKEN_OVER = "abandoned: its lease expired without a heartbeat; a later run took over";
