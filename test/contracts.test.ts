@@ -396,27 +396,41 @@ describe("contract refresh", () => {
     expect(await stored("coingecko", "redo-%")).toHaveLength(1);
   });
 
-  it("a step taken over from a delivery that stalled past its page lease: the staller's archives are deleted, by the taker and by the staller once fenced out", async () => {
+  /**
+   * A CoinPaprika platforms step whose first delivery archives its first platform's list and stalls on
+   * the second; another delivery takes the step over and does it all; then the staller wakes up, and
+   * its writes are fenced out. `again`: a refresh after one that stored every list, whose first list
+   * comes in other bytes with the same contracts (so its archive is new and stores nothing).
+   */
+  async function stalledPlatformsStep(again: boolean) {
     const platforms = ["zz-stall-01", "zz-stall-02", "zz-stall-03"];
     const stalling = signal();
     const goesOn = signal();
-    let calls = 0;
+    let stall = !again;
+    let second = false;
     const up = stubUpstream((url) => {
       if (url.pathname.endsWith("/v1/tickers")) return json([]);
       if (url.pathname.endsWith("/v1/contracts")) return json(platforms);
       const platform = url.pathname.split("/contracts/")[1];
       if (!platform) return undefined;
-      const body = json([{ address: `Addr.${platform}`, id: `pp-${platform}`, type: "TOKEN", active: true }]);
-      // The first delivery of the platforms' step stalls on its second platform, after archiving the first.
-      if (platform === "zz-stall-02" && ++calls === 1)
+      const row = { address: `Addr.${platform}`, id: `pp-${platform}`, type: "TOKEN", active: true };
+      if (platform === "zz-stall-02" && stall) {
+        stall = false;
         return async () => {
           stalling.resolve();
           await goesOn.promise;
-          return json([{ address: "Addr.late", id: "pp-zz-stall-02", type: "TOKEN", active: true }]);
+          return json([{ ...row, address: "Addr.late" }]);
         };
-      return body;
+      }
+      return json([platform === "zz-stall-01" && second ? { ...row, note: "the same list in other bytes" } : row]);
     });
-    const { s, sent } = services(up.fetch, "0.00001");
+    const svc = services(up.fetch, "0.00001");
+    if (again) {
+      await run(svc, "coinpaprika");
+      stall = true;
+      second = true;
+    }
+    const { s, sent } = svc;
     const start = await startSourceRun(s, "coinpaprika", "manual");
     if (!start.started) throw new Error("not started");
     const runId = start.run.runId;
@@ -425,26 +439,40 @@ describe("contract refresh", () => {
     expect(step1).toMatchObject({ type: "fetch_contracts", step: 1 });
     const archived = async () =>
       (await env.BUCKET.list({ prefix: "raw/coinpaprika/" })).objects.map((o) => o.key).filter((k) => k.includes(runId));
+    const indexed = async () =>
+      (await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ? ORDER BY key", runId)).map((r) => r.key);
     const listing = await archived();
 
     const first = runMeteredJob(s, step1);
     await stalling.promise;
-    const stallers = (await archived()).filter((k) => !listing.includes(k));
-    expect(stallers).toHaveLength(1);
+    const staller = (await archived()).filter((k) => !listing.includes(k));
+    expect(staller).toHaveLength(1);
+    const stallerIndexed = (await indexed()).includes(staller[0]);
     await env.DB.prepare("UPDATE leases SET expires_at = 0 WHERE name = 'pages:coinpaprika'").run();
-    // The queue delivers the step again: it takes it over, deletes what the staller archived, and does it all.
     expect(await runMeteredJob(s, step1)).toBeNull();
-    expect((await archived()).filter((k) => stallers.includes(k))).toEqual([]);
-    // The staller wakes up, archives its late body and finds its writes fenced out: it deletes what it archived.
+    const afterTaker = await archived();
     goesOn.resolve();
     await first;
     await drain(s, sent);
 
     expect((await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", runId))[0].status).toBe("succeeded");
     expect((await stored("coinpaprika", "pp-zz-stall-%")).map((r) => r.address)).toEqual(platforms.map((p) => `Addr.${p}`));
-    // What is left in R2 is exactly what D1 indexes.
-    const indexed = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ? ORDER BY key", runId);
-    expect((await archived()).sort()).toEqual(indexed.map((r) => r.key));
+    // What is left in R2 is exactly what D1 indexes: the staller's late body went with its fenced-out writes.
+    expect((await archived()).sort()).toEqual(await indexed());
+    return { staller: staller[0], stallerIndexed, keptByTaker: afterTaker.includes(staller[0]), left: await archived() };
+  }
+
+  it("a step taken over from a delivery that stalled after storing a list: that list's body was indexed with it and stays", async () => {
+    const { stallerIndexed, keptByTaker, left, staller } = await stalledPlatformsStep(false);
+    expect(stallerIndexed).toBe(true);
+    expect(keptByTaker).toBe(true);
+    expect(left).toContain(staller);
+  });
+
+  it("a step taken over from a delivery that stalled before storing anything: the taker deletes the body it archived", async () => {
+    const { stallerIndexed, keptByTaker } = await stalledPlatformsStep(true);
+    expect(stallerIndexed).toBe(false);
+    expect(keptByTaker).toBe(false);
   });
 
   it("an unreachable list leaves the stored contracts and the quotes go on", async () => {

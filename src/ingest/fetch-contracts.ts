@@ -144,8 +144,14 @@ class Refresh {
   private readonly pacer: ReturnType<typeof requestPacer>;
   private readonly writer: ArchiveWriter;
   private readonly at = nowIso();
-  /** Statements of the message's closing transaction: archive index rows, rejections, the part. */
+  /** Statements of the message's closing transaction: rejections, the refresh's row, the part. */
   private readonly closing: Statement[] = [];
+  /**
+   * Index rows of the bodies archived and not yet indexed: they go in with the first write that
+   * stores what they hold (or the close), so no stored contract comes from a body R2 might lose as
+   * unindexed (deleteUnindexed).
+   */
+  private unindexed: Statement[] = [];
   private readonly rejected: Rejection[] = [];
   private failed: number;
   private stats = { platforms: 0, unchanged: 0, added: 0, changed: 0, removed: 0 };
@@ -167,7 +173,8 @@ class Refresh {
     if (!got.ok) return this.finish(`${this.msg.source} contract listing: ${got.error}`);
     const stored = await storedPlatforms(this.s.db, this.msg.source);
     // A platform no longer listed takes its contracts with it (all such platforms in one transaction).
-    const gone = await removeUnlisted(this.s.db, this.msg.source, stored, got.normalised.platforms, this.fences);
+    const gone = await removeUnlisted(this.s.db, this.msg.source, stored, got.normalised.platforms, this.withIndex());
+    if (gone.removed) this.unindexed = [];
     this.stats.removed += gone.removed;
     if (got.normalised.perPlatform) {
       this.closing.push(listPlatformsStatement(this.msg.source, got.normalised.platforms, this.at));
@@ -224,7 +231,7 @@ class Refresh {
       contentType: body.contentType,
       origin: this.s.config.DATA_ORIGIN,
     });
-    this.closing.push(...raw.inPart);
+    this.unindexed.push(...raw.inPart);
     if (!raw.body.ok)
       return { ok: false, error: `malformed JSON (${body.bytes.byteLength} bytes; ${raw.body.error}); archived as ${raw.id}` };
     try {
@@ -238,11 +245,17 @@ class Refresh {
     }
   }
 
+  /** The fences of a write, and the index rows of the bodies it stores from (cleared by the caller once the write ran). */
+  private withIndex() {
+    return [...this.fences, ...this.unindexed];
+  }
+
   private async store(list: PlatformContracts, prev: StoredPlatform | undefined) {
-    const diff = await storePlatform(this.s.db, this.msg.source, list, prev, this.at, this.fences);
+    const diff = await storePlatform(this.s.db, this.msg.source, list, prev, this.at, this.withIndex());
     this.stats.platforms++;
     if (!diff) this.stats.unchanged++;
     else {
+      this.unindexed = [];
       this.stats.added += diff.added;
       this.stats.changed += diff.changed;
       this.stats.removed += diff.removed;
@@ -275,6 +288,7 @@ class Refresh {
     try {
       const results = await runBatch(this.s.db, [
         ...this.fences,
+        ...this.unindexed,
         ...this.closing,
         ...rejectionStatements(this.msg.source, this.msg.run_id, this.rejected, this.at),
         // A contract step's part: no records (reference data is not counted), what the step cost, once.
