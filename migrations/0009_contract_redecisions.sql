@@ -1,5 +1,5 @@
 CREATE TABLE `contract_redecisions` (
-	`id` integer PRIMARY KEY NOT NULL,
+	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`source` text NOT NULL,
 	`ids` text NOT NULL
 );

@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runBatch } from "../src/db/batch";
 import { dbFor } from "../src/db/client";
-import { removePlatforms, replacePlatformStatements } from "../src/db/contract-store";
+import { clearRedecisionsStatement, pendingRedecisions, removePlatforms, replacePlatformStatements } from "../src/db/contract-store";
 import { fenceStatement, LeaseLost, sourceLeaseName } from "../src/db/lease";
 import { replayContracts } from "../src/ingest/fetch-contracts";
 import { type Contract, compare, type Identity, SCORES } from "../src/unify/evidence";
@@ -225,6 +226,19 @@ describe("contracts stored after names decided", () => {
     expect(await replayContracts(s, "coinpaprika", rawId, body)).toEqual({ ok: true });
     expect(await assetOf("coinpaprika", "vlm-vellumar")).not.toBe(joined);
     expect(await rows("SELECT source FROM contract_redecisions")).toEqual([]);
+  });
+
+  it("are cleared by the rows read only: a clear from a stale read never deletes a row recorded after it", async () => {
+    const { s } = testServices();
+    const record = (sourceId: string) =>
+      s.db.run(sql`INSERT INTO contract_redecisions (source, ids) VALUES ('coinpaprika', ${JSON.stringify([sourceId])})`);
+    await record("a-1");
+    const first = (await pendingRedecisions(s.db, "coinpaprika"))!;
+    // Two deliveries read the same rows; one clears them, then a new change is recorded.
+    await s.db.run(clearRedecisionsStatement(first.rows));
+    await record("b-2");
+    await s.db.run(clearRedecisionsStatement(first.rows));
+    expect((await pendingRedecisions(s.db, "coinpaprika"))?.ids).toEqual(["b-2"]);
   });
 
   it("commit nothing when the refreshing run's lease is gone, and leave the unify lease free", async () => {

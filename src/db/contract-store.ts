@@ -14,7 +14,7 @@ const r = contractRedecisions;
  * statement of the transaction that changes their contracts.
  */
 const addRedecisionsStatement = (source: string, ids: SQL) => sql`
-  INSERT INTO ${r} (${col(r.source)}, ${col(r.ids)}) SELECT ${source}, ${ids} WHERE json_array_length(${ids}) > 0`;
+  INSERT INTO ${r} (${col(r.source)}, ${col(r.ids)}) SELECT ${source}, ids FROM (SELECT ${ids} AS ids) WHERE json_array_length(ids) > 0`;
 
 /** The ids of `source` still to be decided again (each once, in order), and the rows they were read from. */
 export async function pendingRedecisions(db: Db, source: string) {

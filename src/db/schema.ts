@@ -145,7 +145,8 @@ export const contractPlatforms = sqliteTable(
  * replay of the source. It holds only what is pending, so it is read whole by source, with no index.
  */
 export const contractRedecisions = sqliteTable("contract_redecisions", {
-  id: integer().primaryKey(),
+  // Never reused (AUTOINCREMENT): a clear deletes the rows it read by id, never one recorded since.
+  id: integer().primaryKey({ autoIncrement: true }),
   source: text().notNull(),
   ids: text({ mode: "json" }).$type<string[]>().notNull(),
 });
