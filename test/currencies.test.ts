@@ -136,10 +136,17 @@ describe("this isolate's copy of the rates", () => {
     forgetCurrencies();
     const t0 = Date.now();
     const rows = [{ source: "coingecko", rates: { usd: { r: 1, t: T0 }, eur: { r: 0.5, t: T0 } } }];
+    // A snapshot built before this isolate last stored rates carries older ones: D1 is read instead.
+    setClock(() => t0);
+    expect(await eurOf(s, { rows, at: t0 - 10_000 })).toBe(d1);
     // As old as the snapshot that carries them: 10 s, served as they are; 40 s, served once more while D1 is read.
+    setClock(() => t0 - 60_000);
+    forgetCurrencies();
     setClock(() => t0);
     expect(await eurOf(s, { rows, at: t0 - 10_000 })).toBe(0.5);
+    setClock(() => t0 - 60_000);
     forgetCurrencies();
+    setClock(() => t0);
     expect(await eurOf(s, { rows, at: t0 - 40_000 })).toBe(0.5);
     await waitOnExecutionContext(ctx);
     expect(await eurOf(s, { rows, at: t0 - 40_000 })).toBe(d1);

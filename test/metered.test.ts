@@ -107,9 +107,10 @@ describe("every binding call of a request is on its meter", () => {
   });
 
   it("GET /data in a fresh isolate: the snapshot from R2, and nothing else (no pointer, no rates from D1)", async () => {
+    // An isolate with no copy of either, and a snapshot built after any rates it stored.
+    forgetCurrencies();
     await publishReadModel(dbFor(env.DB), env.BUCKET);
     forgetReadModel();
-    forgetCurrencies();
     const r = await metered("/data?page=1&page_size=5&sort=market_cap");
     expect(r.res.status).toBe(200);
     expect(r.counted.metered).toEqual({ ...noUsage(), r2_reads: 1 });

@@ -85,6 +85,26 @@ describe("how an isolate learns of a new snapshot", () => {
     expect((await currentReadModel(db, env.BUCKET, env.KV))?.version).toBe(published!.version);
   });
 
+  it("takes a failed read of the object's body for R2's, not the snapshot's: the next request fetches it again", async () => {
+    const db = dbFor(env.DB);
+    const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);
+    let failing = true;
+    const flaky = new Proxy(env.BUCKET, {
+      get: (target, prop) =>
+        prop === "get"
+          ? async (...a: Parameters<R2Bucket["get"]>) => {
+              const object = await target.get(...a);
+              if (!object || !failing) return object;
+              failing = false;
+              return { ...object, size: object.size, arrayBuffer: () => Promise.reject(new Error("the stream was cut")) };
+            }
+          : Reflect.get(target, prop).bind(target),
+    });
+    forgetReadModel();
+    await expect(currentReadModel(db, flaky, env.KV)).rejects.toThrow(/the stream was cut/);
+    expect((await currentReadModel(db, flaky, env.KV))?.version).toBe(published!.version);
+  });
+
   it("keeps its copy when the stored snapshot is in another format, and fetches that one no more", async () => {
     const db = dbFor(env.DB);
     const published = await publishReadModel(db, env.BUCKET, DEFAULT_CONSENSUS, env.KV);

@@ -550,6 +550,8 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
   const stored = packSnapshot(await buildSnapshot(db, claim.version, rules));
   const model = new ReadModel(SnapshotSections.unpack(stored.buffer as ArrayBuffer));
   if (!(await storeSnapshot(bucket, claim.version, stored))) return null;
+  // Held before it is named, so a request of this isolate that learns of it does not fetch it again.
+  keepNewer(model);
   const published = await db
     .update(readModel)
     .set({ version: claim.version, key: SNAPSHOT_KEY, assets: model.size, builtAt: nowIso() })
@@ -562,15 +564,17 @@ export async function publishReadModel(db: Db, bucket: R2Bucket, rules: Consensu
   await kv
     ?.put(POINTER_KV_KEY, JSON.stringify({ version: claim.version } satisfies Pointer))
     .catch((e) => log("warn", "read_model_pointer_not_announced", { version: claim.version, error: String(e) }));
-  keepNewer(model);
   // This isolate serves its own copy at once; the rest of it is inflated while the run closes.
   model.complete().catch((e) => log("warn", "read_model_inflate_failed", { version: claim.version, error: String(e) }));
   return model;
 }
 
-/** This isolate's copy moves forward only: an older publish or fetch finishing late never replaces a newer one. */
+/**
+ * This isolate's copy moves forward only: an older publish or fetch finishing late never replaces a
+ * newer one, and a copy of the same version (fetched again) keeps what it inflated and derived.
+ */
 function keepNewer(model: ReadModel | null) {
-  if (loaded?.model && (!model || loaded.model.version > model.version)) {
+  if (loaded?.model && (!model || loaded.model.version >= model.version)) {
     loaded = { ...loaded, checkedAt: now() };
     return loaded.model;
   }
@@ -658,9 +662,11 @@ async function announced(db: Db, kv?: KVNamespace) {
 async function fetchSnapshot(bucket: R2Bucket, behind?: Behind) {
   const object = await bucket.get(SNAPSHOT_KEY);
   if (!object) return null;
+  const t0 = performance.now();
+  // A failed read of the body is R2's (the refresh fails and the next one tries again); what fails below is the object's.
+  const buffer = await object.arrayBuffer();
   try {
-    const t0 = performance.now();
-    const model = new ReadModel(SnapshotSections.unpack(await object.arrayBuffer()));
+    const model = new ReadModel(SnapshotSections.unpack(buffer));
     lastSnapshotLoad = { version: model.version, bytes: model.bytes, stored: object.size, ms: performance.now() - t0 };
     // The rest of it is inflated behind this request; without a request (tests, tools) as it is read.
     behind?.(() => model.complete(), "read_model_inflate");

@@ -219,6 +219,7 @@ export class SnapshotSections {
   private readonly layout: ReturnType<typeof memberLayout>;
   private readonly members: (Views | undefined)[];
   private readonly blocks: (RowBlock | undefined)[] = [];
+  private completing?: Promise<void>;
   /** The stored object and each member's start in it; null once every member is inflated. */
   private packed: { bytes: Uint8Array; starts: number[] } | null;
 
@@ -288,7 +289,12 @@ export class SnapshotSections {
    * Inflates every member not read yet, then drops the stored copy. It pauses after every
    * `storedBytesAtATime` of members (about a millisecond's inflating), so requests run in between.
    */
-  async complete(storedBytesAtATime = 128 * 1024) {
+  complete(storedBytesAtATime = 128 * 1024) {
+    this.completing ??= this.inflateRest(storedBytesAtATime);
+    return this.completing;
+  }
+
+  private async inflateRest(storedBytesAtATime: number) {
     const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
     let done = 0;
     for (let m = 0; this.packed && m < this.members.length; m++) {
@@ -309,7 +315,7 @@ export class SnapshotSections {
     const { bytes, starts } = this.packed!;
     let raw: Uint8Array = inflateRawSync(bytes.subarray(starts[m], starts[m + 1]));
     // Typed arrays need their own alignment: a member starts at 8 and keeps it (encodeSections orders a block's sections so).
-    if (raw.byteOffset % ALIGN) raw = raw.slice();
+    if (raw.byteOffset % ALIGN) raw = new Uint8Array(raw);
     const views = new Map<string, View>();
     let at = 0;
     const take = (name: string, count: number) => {

@@ -16,11 +16,14 @@ export type LatestRates = Awaited<ReturnType<typeof latestFxRates>>;
 type Loaded = { at: number; rows: LatestRates; byStale: Map<number, Map<string, Currency>> };
 let loaded: Loaded | null = null;
 let loading: Promise<Loaded> | null = null;
+/** When this isolate last stored rates: a snapshot built before then carries older ones, and does not start the copy. */
+let storedAt = 0;
 
 /** Forgets this isolate's copy of the latest rates (after it stored new ones, so it serves them at once). */
 export function forgetCurrencies() {
   loaded = null;
   loading = null;
+  storedAt = now();
 }
 
 function load(s: Services) {
@@ -51,10 +54,12 @@ export type PublishedRates = { rows: LatestRates; at: number };
  * request waits for R2 alone; with neither it waits for D1.
  */
 export async function currentCurrencies(s: Services, published?: PublishedRates): Promise<Map<string, Currency>> {
-  if (!loaded && published) loaded = { ...published, byStale: new Map() };
+  if (!loaded && published && published.at >= storedAt) loaded = { ...published, byStale: new Map() };
   let copy = loaded ?? (await load(s));
-  if (now() - copy.at >= RECHECK_MS) {
-    if (s.behind) s.behind(() => load(s), "fx_rates_read");
+  const stale = () => !loaded || now() - loaded.at >= RECHECK_MS;
+  if (stale()) {
+    // Behind the request, read only if no other request's read made the copy fresh meanwhile.
+    if (s.behind) s.behind(() => (stale() ? load(s) : Promise.resolve()), "fx_rates_read");
     else copy = await load(s);
   }
   const staleMs = s.config.FX_STALE_AFTER_MINUTES * 60_000;
