@@ -76,7 +76,15 @@ function mergeFxPoints(row: FxPoints, added: { t: number; rates: Record<string, 
       continue;
     }
     const rates = { ...old.rates };
-    for (const [code, r] of Object.entries(p.rates)) rates[code] = code in rates ? (rates[code] * old.w + r * w) / (old.w + w) : r;
+    for (const [code, r] of Object.entries(p.rates))
+      rates[code] = weightedAverage(
+        [
+          [rates[code], old.w],
+          [r, w],
+        ],
+        ([v]) => v,
+        ([, n]) => n,
+      )!;
     byTime.set(p.t, { rates, w: old.w + w });
   }
   const times = [...byTime.keys()].sort((a, b) => a - b);

@@ -39,7 +39,7 @@ export async function archiveRaw(
   // back through readArchived, which returns the bytes as received. The custom metadata carries what
   // the key cannot (the part, the exact fetch time, live or sample) so that a rebuild from R2 alone
   // (rebuild.ts) indexes the payload as it was; it rides on the put and the rebuild's list, no extra call.
-  await bucket.put(key, gzip(p.bytes, { fast: true }), {
+  await bucket.put(key, gzip(p.bytes), {
     httpMetadata: { contentType: p.contentType, contentEncoding: "gzip" },
     customMetadata: { source: p.source, run_id: p.runId, part: p.part, fetched_at: fetchedAt, origin: p.origin },
   });

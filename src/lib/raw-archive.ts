@@ -1,13 +1,12 @@
 import { gzipSync } from "node:zlib";
 
 /**
- * Gzip for R2 objects (R2 bills storage by the GB-month). `fast` (level 1) is for what is written
- * often and read rarely, the archived upstream bodies: a CoinGecko page in about three quarters of
- * the CPU of the default level (2.4 against 3.1 ms, profiled), about a fifth larger (193 KB of JSON:
- * 49 KB against 41 KB). What every
- * isolate reads, the snapshot, keeps the default level.
+ * Gzip for the archived upstream bodies (R2 bills storage by the GB-month), at level 1: they are
+ * written every tick and read rarely, and level 1 gzips a CoinGecko page in about three quarters of
+ * the CPU of the default level (2.4 against 3.1 ms, profiled) for about a fifth more bytes (193 KB of
+ * JSON: 49 KB against 41 KB).
  */
-export const gzip = (bytes: Uint8Array, { fast = false } = {}) => new Uint8Array(gzipSync(bytes, { level: fast ? 1 : 6 }));
+export const gzip = (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes, { level: 1 }));
 
 /** An archived body as it was received: gunzipped when it was stored compressed (archives of earlier builds were not). */
 export async function readArchived(bucket: R2Bucket, key: string): Promise<ReadableStream<Uint8Array> | null> {
