@@ -7,7 +7,7 @@ import type { JobMessage } from "../src/jobs/messages";
 import { runMeteredJob } from "../src/jobs/queue";
 import { readArchived } from "../src/lib/raw-archive";
 import { drain, json, rows, storedRows, stubUpstream, testServices } from "./helpers";
-import { signal } from "./interleave";
+import { hookedD1, signal } from "./interleave";
 
 const coins = (n: number, from: number, at: string, price: number, tag = "redeliver") =>
   Array.from({ length: n }, (_, i) => ({
@@ -160,6 +160,38 @@ describe("a step taken over from a delivery that stalled past its page lease", (
     expect(indexed).toHaveLength(PAGES_PER_STEP + 1);
     expect((await archivedBy()).sort()).toEqual(indexed.map((r) => r.key));
     expect(stallers.some((k) => indexed.some((r) => r.key === k))).toBe(false);
+  });
+});
+
+describe("a step whose store fails (a D1 error, its lease still held)", () => {
+  it("gives the step up: what the failed delivery archived is deleted at once, and the retry fetches and stores the step", async () => {
+    let failed = false;
+    const db = hookedD1(env.DB, {
+      before: ({ sql, kind }) => {
+        if (failed || kind !== "batch" || !sql.some((q) => q.includes('"quote_buckets"'))) return;
+        failed = true;
+        throw new Error("D1 is overloaded");
+      },
+    });
+    const up = stubUpstream((url) =>
+      url.pathname.endsWith("/coins/markets") ? json(stepPage(Number(url.searchParams.get("page")), 5, "fails")) : undefined,
+    );
+    const { s, sent } = testServices({ fetch: up.fetch, vars: { DB: db, COINGECKO_REQUESTS_PER_MINUTE: "60000" } });
+    const start = await startSourceRun(s, "coingecko", "manual");
+    if (!start.started) throw new Error("the run did not start");
+    const message = sent.shift()!;
+    expect(await runMeteredJob(s, message)).toBeInstanceOf(Error);
+    expect(failed).toBe(true);
+    // Deleted by the delivery itself, not left to a retry that a dead-lettered message never gets.
+    expect((await env.BUCKET.list({ prefix: "raw/coingecko/" })).objects.filter((o) => o.key.includes(start.run.runId))).toEqual([]);
+    expect(await runMeteredJob(s, message)).toBeNull();
+    await drain(s, sent);
+    const runId = start.run.runId;
+    expect((await rows<{ status: string }>("SELECT status FROM ingestion_runs WHERE run_id = ?", runId))[0].status).toBe("succeeded");
+    // What is left in R2 is exactly what D1 indexes: none of the failed delivery's archives.
+    const archived = (await env.BUCKET.list({ prefix: "raw/coingecko/" })).objects.map((o) => o.key).filter((k) => k.includes(runId));
+    const indexed = await rows<{ key: string }>("SELECT key FROM raw_payloads WHERE run_id = ? ORDER BY key", runId);
+    expect(archived.sort()).toEqual(indexed.map((r) => r.key));
   });
 });
 

@@ -13,7 +13,7 @@ import {
   type StoredPlatform,
   storedPlatforms,
 } from "../db/contract-store";
-import { expireStatement, fenceStatement, type HolderRow, sourceLeaseName } from "../db/lease";
+import { fenceStatement, type HolderRow, sourceLeaseName } from "../db/lease";
 import { rejectionStatements } from "../db/rejections";
 import { contractRefreshes } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
@@ -28,11 +28,12 @@ import type { ContractSourceAdapter, ContractsNormalised, PlatformContracts } fr
 import { PayloadError } from "../sources/source";
 import type { Rejection } from "../sources/source-quote";
 import { redecideContracts } from "../unify/resolve";
-import { type ArchiveWriter, archiveRaw, deleteUnindexed } from "./archive";
+import { type ArchiveWriter, archiveRaw } from "./archive";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
 import {
   contractStepPosition,
   deletePriorArchives,
+  giveUpStep,
   leaveToHolder,
   type PageLease,
   pageLease,
@@ -117,10 +118,7 @@ export async function fetchContracts(s: Services, msg: FetchContracts) {
     if (!done) await deletePriorArchives(s, step, holders);
     await refreshStep(s, msg, lease, !!done);
   } catch (e) {
-    // The queue retries the message: its retry takes the step at once instead of waiting the lease out.
-    await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
-    // What this delivery archived and did not commit (its writes fenced out by a taker, or failed) is nobody's.
-    await deleteUnindexed(s.env.BUCKET, s.db, { source: msg.source, runId: msg.run_id, writer: lease.writer }).catch(() => {});
+    await giveUpStep(s, step, lease);
     throw e;
   }
 }

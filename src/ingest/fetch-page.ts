@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { runBatch, type Statement } from "../db/batch";
 import type { Db } from "../db/client";
-import { expireStatement, fenceStatement, type HolderRow, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
+import { fenceStatement, type HolderRow, lostLeases, releaseStatement, sourceLeaseName } from "../db/lease";
 import { runParts } from "../db/schema";
 import type { JobMessage } from "../jobs/messages";
 import { now, nowIso } from "../lib/clock";
@@ -15,7 +15,15 @@ import { archiveRaw, isArchived } from "./archive";
 import { completeRun } from "./finish";
 import { fetchFxRates } from "./fx";
 import { fetchUpstream, UpstreamError, upstreamPolicy } from "./http-client";
-import { deletePriorArchives, leaveToHolder, type PageLease, pageLease, stepHoldersQuery, takePageStatement } from "./page-lease";
+import {
+  deletePriorArchives,
+  giveUpStep,
+  leaveToHolder,
+  type PageLease,
+  pageLease,
+  stepHoldersQuery,
+  takePageStatement,
+} from "./page-lease";
 import { requestPacer } from "./request-budget";
 import { isFinished, NO_RECORDS, openPart, partRowStatement } from "./runs";
 import { sourceHeartbeat } from "./start-run";
@@ -47,8 +55,7 @@ export async function fetchPage(s: Services, msg: FetchPage) {
   try {
     await fetchHeldPage(s, msg, lease, pages, stored, holders);
   } catch (e) {
-    // The queue retries the message: its retry takes the page at once instead of waiting the lease out.
-    await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
+    await giveUpStep(s, step, lease);
     throw e;
   }
 }
@@ -147,8 +154,7 @@ async function fetchHeldPage(s: Services, msg: FetchPage, lease: PageLease, page
   } catch (e) {
     if (!(await holdsPage(s.db, msg, lease))) {
       // Taken over while this delivery stalled: the transaction was rolled back, the taker stores the step.
-      const own = got.filter((p) => !p.raw.reused).map((p) => p.raw.key);
-      if (own.length) await s.env.BUCKET.delete(own);
+      await giveUpStep(s, { run_id: msg.run_id, source: msg.source, position: msg.page }, lease);
       log("warn", "page_taken_over", { run_id: msg.run_id, source: msg.source, page: msg.page });
       return;
     }

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { HttpSource } from "../config";
-import { type HeldLease, type HolderRow, holdersQuery, isHeld, SOURCE_LEASE_MS, sourceLeaseName } from "../db/lease";
+import { expireStatement, type HeldLease, type HolderRow, holdersQuery, isHeld, SOURCE_LEASE_MS, sourceLeaseName } from "../db/lease";
 import type { JobMessage } from "../jobs/messages";
 import { now } from "../lib/clock";
 import { log } from "../lib/log";
@@ -75,6 +75,16 @@ export async function deletePriorArchives(s: Services, step: RunStep, holders: H
   const prior = held && holderOf(held.holder);
   if (prior?.runId !== step.run_id || prior.position !== step.position) return;
   await deleteUnindexed(s.env.BUCKET, s.db, { source: step.source, runId: step.run_id, writer: prior.writer });
+}
+
+/**
+ * This delivery gives its step up (it failed, or a taker fenced its writes out): its lease expires,
+ * so the queue's retry takes the step at once, and what it archived and nobody indexed is deleted
+ * (the retry, or the taker, fetches the step again).
+ */
+export async function giveUpStep(s: Services, step: RunStep, lease: PageLease) {
+  await s.db.run(expireStatement(lease.name, lease.holder)).catch(() => {});
+  await deleteUnindexed(s.env.BUCKET, s.db, { source: step.source, runId: step.run_id, writer: lease.writer }).catch(() => {});
 }
 
 /**
