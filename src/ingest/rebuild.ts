@@ -158,21 +158,18 @@ export async function rebuild(s: Services, msg: RebuildMessage, opts: Limits = {
 /**
  * Why the rebuild does not hold a source: another run holds it ("elsewhere": the rebuild waits for
  * it), the rebuild's own close finished its run of it ("closed"), or a run that took over its expired
- * lease (the rebuild stalled) closed that run, which can then never take the source back ("lost": the
- * rebuild fails, naming the source, rather than wait for good).
+ * lease (the rebuild stalled) closed that run, which can then never take the source back ("lost").
  */
-async function sourceState(s: Services, msg: RebuildMessage, source: Source) {
+async function whyNotHeld(s: Services, msg: RebuildMessage, source: Source) {
   const run = await getRun(s.db, msg.runs[source]);
-  if (run?.error === TAKEN_OVER) {
-    log("warn", "rebuild_lost_source", { run_id: msg.run_id, source });
-    await abandonRebuild(
-      s,
-      msg,
-      `the rebuild's ${source} run was closed by a run that took over its expired lease; start the rebuild again`,
-    );
-    return "lost";
-  }
+  if (run?.error === TAKEN_OVER) return "lost";
   return run && isFinished(run.status) ? "closed" : "elsewhere";
+}
+
+/** A rebuild that lost a source to a takeover fails, naming it, rather than wait for good. */
+async function failLostSource(s: Services, msg: RebuildMessage, source: Source) {
+  log("warn", "rebuild_lost_source", { run_id: msg.run_id, source });
+  await abandonRebuild(s, msg, `the rebuild's ${source} run was closed by a run that took over its expired lease; start the rebuild again`);
 }
 
 /** Closes a rebuild that cannot go on (its message was dead-lettered): every run failed with `error`, every lease released. */
@@ -183,7 +180,7 @@ export async function abandonRebuild(s: Services, msg: RebuildMessage, error: st
 
 async function start(s: Services, msg: RebuildMessage, lease: Awaited<ReturnType<typeof heartbeat>>) {
   const busy = SOURCES.filter((source) => !lease.sources.has(source));
-  for (const source of busy) if ((await sourceState(s, msg, source)) === "lost") return;
+  for (const source of busy) if ((await whyNotHeld(s, msg, source)) === "lost") return failLostSource(s, msg, source);
   if (busy.length) {
     // A source's run holds its lease: the rebuild starts when it has finished (or its lease expired).
     log("info", "rebuild_waits", { run_id: msg.run_id, running: busy.map((b) => lease.holders[b]) });
@@ -310,8 +307,8 @@ async function replayInOrder(s: Services, rs: Services, msg: RebuildMessage, opt
     if (!items.length) return finishRebuild(s, msg);
     for (const item of items) {
       if (item.kind === "raw" && !held.has(item.source)) {
-        const state = await sourceState(s, msg, item.source);
-        if (state === "lost") return;
+        const state = await whyNotHeld(s, msg, item.source);
+        if (state === "lost") return failLostSource(s, msg, item.source);
         if (state === "elsewhere") {
           log("info", "rebuild_waits", { run_id: msg.run_id, source: item.source });
           await rs.env.JOBS.send({ ...base(msg), run_id: msg.runs.csv, step: "replay", after, waiting }, { delaySeconds: WAIT_SECONDS });

@@ -10,6 +10,7 @@ import { cachedJson, readCacheHeaders } from "../../lib/http-cache";
 import { type AppContext, type AppEnv, envelope } from "../../lib/router";
 import { type BucketPoint, bucketed, candles, consensusSeries, type SeriesPoint } from "../../lib/series";
 import { type Asset, AssetSchema, type PricedAsset } from "../../schemas/assets";
+import type { Services } from "../../services";
 import type { DetailRoute, ExportRoute, HistoryRoute, ListRoute, OhlcRoute } from "./data.routes";
 
 const DEFAULT_DESC = new Set(["market_cap", "price", "volume", "change_24h"]);
@@ -41,11 +42,19 @@ function exportColumns(code: string): [string, (a: PricedAsset) => unknown][] {
   ];
 }
 
+/**
+ * What a list or an export reads: the snapshot and a contract filter's ids at once, then the
+ * currency, whose rates come with the snapshot when this isolate has none.
+ */
+async function listInputs(s: Services, q: Parameters<typeof idsFilter>[1] & { vs_currency: string }) {
+  const [model, ids] = await Promise.all([s.readModel(), idsFilter(s, q)]);
+  return { model, ids, currency: await vsCurrency(s, q.vs_currency, model?.rates) };
+}
+
 export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  const [model, ids] = await Promise.all([s.readModel(), idsFilter(s, q)]);
-  const currency = await vsCurrency(s, q.vs_currency, model?.rates);
+  const { model, ids, currency } = await listInputs(s, q);
   const filter = { source: q.source, symbol: q.symbol, q: q.q, ids, sort: q.sort, order: orderOf(q) };
   const pages = model ? model.each(filter) : [];
   const headers = readCacheHeaders();
@@ -72,9 +81,7 @@ export const exportAssets: RouteHandler<ExportRoute, AppEnv> = async (c) => {
 export const list: RouteHandler<ListRoute, AppEnv> = async (c) => {
   const q = c.req.valid("query");
   const s = c.get("services");
-  // The snapshot and a contract filter's read go at once; the currency's rates come with the snapshot when this isolate has none.
-  const [model, ids] = await Promise.all([s.readModel(), idsFilter(s, q)]);
-  const currency = await vsCurrency(s, q.vs_currency, model?.rates);
+  const { model, ids, currency } = await listInputs(s, q);
   const { items, total } = listAssets(model, {
     page: q.page,
     pageSize: q.page_size,
