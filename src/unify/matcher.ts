@@ -62,7 +62,7 @@ export function reachOf(records: Identity[], known: KnownMapping[], pinned = new
   reach.add(known);
   reach.add(records);
   reach.from(records);
-  return reach.reached;
+  return new Set([...reach.reached].map(matchKey));
 }
 
 /**
@@ -74,10 +74,8 @@ export function reachOf(records: Identity[], known: KnownMapping[], pinned = new
  * from where it stopped.
  */
 export class Reach {
-  /** The keys of the nodes reached. */
-  readonly reached = new Set<string>();
-  // Inside, a node is its first object of a key: sets and maps of objects, no key string built per test.
-  private readonly reachedNodes = new Set<Identity>();
+  /** The nodes reached. A node is its key's first object: sets and maps of objects, no key string built per test. */
+  readonly reached = new Set<Identity>();
   private readonly nodes = new Map<string, Identity>();
   private readonly index = new KeyIndex();
   private readonly assetOf = new Map<Identity, string>();
@@ -102,7 +100,7 @@ export class Reach {
       if (list) list.push(r);
       else this.members.set(asset, [r]);
     }
-    for (const r of added) if (!this.reachedNodes.has(r) && this.joinsReached(r)) this.walk([r]);
+    for (const r of added) if (!this.reached.has(r) && this.joinsReached(r)) this.walk([r]);
   }
 
   /** Walks from these nodes (already added). */
@@ -125,9 +123,8 @@ export class Reach {
   private walk(nodes: Identity[]) {
     const queue: Identity[] = [];
     const visit = (r: Identity) => {
-      if (this.reachedNodes.has(r)) return;
-      this.reachedNodes.add(r);
-      this.reached.add(matchKey(r));
+      if (this.reached.has(r)) return;
+      this.reached.add(r);
       this.news.push(r);
       queue.push(r);
     };
@@ -137,15 +134,15 @@ export class Reach {
       const asset = this.assetOf.get(x);
       if (asset) for (const m of this.members.get(asset)!) visit(m);
       this.index.eachPair(x, (y) => {
-        if (!this.reachedNodes.has(y) && (compare(x, y) || chainLinked(x, y))) visit(y);
+        if (!this.reached.has(y) && (compare(x, y) || chainLinked(x, y))) visit(y);
       });
     }
   }
 
   private joinsReached(r: Identity) {
     const asset = this.assetOf.get(r);
-    if (asset && this.members.get(asset)!.some((m) => this.reachedNodes.has(m))) return true;
-    return this.index.somePair(r, (x) => this.reachedNodes.has(x) && (compare(x, r) !== null || chainLinked(x, r)));
+    if (asset && this.members.get(asset)!.some((m) => this.reached.has(m))) return true;
+    return this.index.somePair(r, (x) => this.reached.has(x) && (compare(x, r) !== null || chainLinked(x, r)));
   }
 }
 

@@ -411,7 +411,7 @@ async function neighbourhoodOf(db: Db, records: Identity[], firstRing: MappingRo
     const seen = [...rows.values()].map((m) => `${m.source}:${m.source_id}`);
     read(await db.all<MappingRow>(candidatesQuery(frontier, { mates: frontier.map((m) => m.assetUid), read: seen })));
   }
-  const known = [...reach.reached].flatMap((key) => (rows.has(key) ? [reach.node(key) as KnownMapping] : []));
+  const known = [...reach.reached].filter((r) => rows.has(matchKey(r))) as KnownMapping[];
   return { rows, known };
 }
 
