@@ -80,6 +80,27 @@ async function emptyArchive() {
   forgetMapCopies();
 }
 
+/** An archive of one tick, a database that lost every row, and a rebuild started: its messages run up to its first replay message, returned unrun. */
+async function rebuildUpToReplay() {
+  await emptyArchive();
+  await deleteEveryRow();
+  await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+  const { s, sent } = testServices();
+  await ingest(s, sent, 1);
+  await deleteEveryRow();
+  await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
+  const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
+  expect(res.status).toBe(202);
+  while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
+    const job = sent.shift()!;
+    if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
+    else expect(await runMeteredJob(s, job)).toBeNull();
+  }
+  const replay = sent.shift()!;
+  if (replay.type !== "rebuild" || replay.step !== "replay") throw new Error(`expected the first replay message, got ${replay.type}`);
+  return { s, sent, replay };
+}
+
 async function ingest(s: Services, sent: JobMessage[], tick: number) {
   for (const source of ["coingecko", "coinpaprika"] as const) {
     const run = await startSourceRun({ ...s, fetch: upstream(tick).fetch }, source, "manual");
@@ -270,23 +291,8 @@ describe("POST /etl/rebuild", () => {
 
   it("waits for a source another run took over while the rebuild stalled, stores nothing of it meanwhile, and goes on once it has it back", async () => {
     // A clean database and archive, so that every page ingested is archived anew.
-    await emptyArchive();
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const { s, sent } = testServices();
-    await ingest(s, sent, 1);
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
-    expect(res.status).toBe(202);
-    // Start and list, up to the first replay message.
-    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
-      const job = sent.shift()!;
-      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
-      else expect(await runMeteredJob(s, job)).toBeNull();
-    }
-    const replay = sent.shift()!;
-    if (replay.type !== "rebuild" || replay.step !== "replay") throw new Error(`expected the first replay message, got ${replay.type}`);
+    // An archive of one tick, a database that lost every row, a rebuild started and run up to its first replay message.
+    const { s, sent, replay } = await rebuildUpToReplay();
     // The rebuild stalled past CoinGecko's lease and a run took the source over: the rebuild's heartbeat cannot take it back.
     await env.DB.prepare("UPDATE leases SET holder = 'run_other', expires_at = ? WHERE name = 'source:coingecko'")
       .bind(Date.now() + 600_000)
@@ -309,22 +315,8 @@ describe("POST /etl/rebuild", () => {
   });
 
   it("fails, naming the source, once a run that took over a source's expired lease closed the rebuild's run of it, instead of waiting for good", async () => {
-    await emptyArchive();
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const { s, sent } = testServices();
-    await ingest(s, sent, 1);
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
-    expect(res.status).toBe(202);
-    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
-      const job = sent.shift()!;
-      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
-      else expect(await runMeteredJob(s, job)).toBeNull();
-    }
-    const replay = sent.shift()!;
-    if (replay.type !== "rebuild" || replay.step !== "replay") throw new Error(`expected the first replay message, got ${replay.type}`);
+    // An archive of one tick, a database that lost every row, a rebuild started and run up to its first replay message.
+    const { s, sent, replay } = await rebuildUpToReplay();
     // The rebuild stalls past CoinGecko's lease; a cron run takes the source over and closes the rebuild's run of it.
     await env.DB.prepare("UPDATE leases SET expires_at = 0 WHERE name = 'source:coingecko'").run();
     const cron = await startSourceRun(s, "coingecko", "cron");
@@ -350,22 +342,9 @@ describe("POST /etl/rebuild", () => {
   });
 
   it("goes on past a source whose run its own close finished already (its last message delivered again), and ends", async () => {
-    await emptyArchive();
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const { s, sent } = testServices();
-    await ingest(s, sent, 1);
-    await deleteEveryRow();
-    await env.DB.prepare("INSERT INTO read_model (id, claimed, version, key, assets, built_at) VALUES (1, 0, 0, NULL, 0, NULL)").run();
-    const res = await apiWith({ JOBS: s.env.JOBS }, "/etl/rebuild", { method: "POST", headers: ADMIN, body: "{}" });
-    expect(res.status).toBe(202);
-    while (sent.length && !(sent[0].type === "rebuild" && sent[0].step === "replay")) {
-      const job = sent.shift()!;
-      if (job.type === "rebuild") await rebuild(s, job, { listLimit: 1000 });
-      else expect(await runMeteredJob(s, job)).toBeNull();
-    }
-    const replay = sent[0];
-    if (replay?.type !== "rebuild") throw new Error("expected a replay message");
+    // An archive of one tick, a database that lost every row, a rebuild started and run up to its first replay message.
+    const { s, sent, replay } = await rebuildUpToReplay();
+    sent.unshift(replay);
     // The rebuild's close had finished its CoinGecko run (and released the source) when its worker died.
     await completeRun(s, replay.runs.coingecko, { holdsLease: true });
     await drain(s, sent, 200);

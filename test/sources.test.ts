@@ -41,6 +41,16 @@ async function clearLeases() {
 
 beforeEach(clearLeases);
 
+/** Full CoinGecko pages of coins tagged `tag`, but page 3 is malformed JSON. */
+function thirdPageBroken(tag: string) {
+  const coins = geckoUniverse(250 * (PAGES_PER_STEP + 1), tag);
+  return stubUpstream((url) => {
+    if (!url.pathname.endsWith("/coins/markets")) return undefined;
+    const page = Number(url.searchParams.get("page"));
+    return page === 3 ? json(`[{"id": "broken-${tag}", `) : json(coins.slice((page - 1) * 250, page * 250));
+  });
+}
+
 describe("HTTP sources", () => {
   it("pages CoinGecko until the short page, archives each body byte for byte, and keys every call", async () => {
     const coins = geckoUniverse(510, "pg");
@@ -207,12 +217,7 @@ describe("HTTP sources", () => {
   });
 
   it("stores the pages of a step before one that fails, and ends the run partial naming that page; no page after it is called", async () => {
-    const coins = geckoUniverse(250 * (PAGES_PER_STEP + 1), "mid");
-    const up = stubUpstream((url) => {
-      if (!url.pathname.endsWith("/coins/markets")) return undefined;
-      const page = Number(url.searchParams.get("page"));
-      return page === 3 ? json('[{"id": "broken-mid", ') : json(coins.slice((page - 1) * 250, page * 250));
-    });
+    const up = thirdPageBroken("mid");
     const { s, sent } = testServices({ fetch: up.fetch, vars: { COINGECKO_REQUESTS_PER_MINUTE: "6000" } });
     const start = await startSourceRun(s, "coingecko", "manual");
     if (!start.started) throw new Error("not started");
@@ -249,12 +254,7 @@ describe("HTTP sources", () => {
   });
 
   it("a step whose close is lost after it stored its pages goes on, redelivered, from the page that failed, and ends partial naming it", async () => {
-    const coins = geckoUniverse(250 * (PAGES_PER_STEP + 1), "lost");
-    const up = stubUpstream((url) => {
-      if (!url.pathname.endsWith("/coins/markets")) return undefined;
-      const page = Number(url.searchParams.get("page"));
-      return page === 3 ? json('[{"id": "broken-lost", ') : json(coins.slice((page - 1) * 250, page * 250));
-    });
+    const up = thirdPageBroken("lost");
     // The worker dies between the step's transaction and the close that names page 3: that batch never commits.
     let crashed = false;
     const db = hookedD1(env.DB, {
