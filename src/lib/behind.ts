@@ -3,7 +3,7 @@ import { log } from "./log";
 /**
  * How long work left behind a request waits before it starts. Started at once, a binding's first
  * call or a long inflate holds the response up (by 10–30 ms under `wrangler dev`, measured); waiting
- * lets the response go out first, and in production costs nothing a user sees.
+ * lets the response go out first; in production it only delays work no response waits for.
  */
 const AFTER_RESPONSE_MS = 50;
 
