@@ -636,11 +636,12 @@ function refresh(db: Db, bucket: R2Bucket, kv?: KVNamespace, behind?: Behind) {
   return (async () => {
     try {
       const fresh = !loaded;
-      const { version, askedD1 } = fresh ? { version: Number.POSITIVE_INFINITY, askedD1: true } : await announced(db, kv);
+      // A fresh isolate fetches what is stored: nothing announced is newer, D1's row included.
+      const { version, d1Checked } = fresh ? { version: Number.POSITIVE_INFINITY, d1Checked: true } : await announced(db, kv);
       let model = loaded?.model ?? null;
       if (version > (model?.version ?? 0) && version > unreadable) model = (await fetchSnapshot(bucket, behind)) ?? model;
       const kept = keepNewer(model);
-      if (loaded && askedD1) loaded.d1CheckedAt = now();
+      if (loaded && d1Checked) loaded.d1CheckedAt = now();
       return kept;
     } finally {
       loading = null;
@@ -655,8 +656,8 @@ async function announced(db: Db, kv?: KVNamespace) {
     kv ? kv.get<Pointer>(POINTER_KV_KEY, { type: "json", cacheTtl: POINTER_CACHE_TTL_S }).catch(() => null) : null,
     d1Due ? d1Version(db) : 0,
   ]);
-  if (fromKv || d1Due) return { version: Math.max(fromKv?.version ?? 0, fromD1), askedD1: d1Due };
-  return { version: await d1Version(db), askedD1: true };
+  if (fromKv || d1Due) return { version: Math.max(fromKv?.version ?? 0, fromD1), d1Checked: d1Due };
+  return { version: await d1Version(db), d1Checked: true };
 }
 
 async function fetchSnapshot(bucket: R2Bucket, behind?: Behind) {
